@@ -1,0 +1,16 @@
+# Writes OUT, a C++ file defining pgcourier::store::EmbeddedMigrations() from the
+# sql/NNN_name.up.sql files in FILES (already sorted).
+separate_arguments(files NATIVE_COMMAND "${FILES}")
+set(body "#include \"store/migrations.hpp\"\n\nnamespace pgcourier::store {\n\nconst std::vector<Migration>& EmbeddedMigrations() {\n  static const std::vector<Migration> kMigrations = {\n")
+foreach(f IN LISTS files)
+  get_filename_component(fname "${f}" NAME)
+  string(REGEX MATCH "^([0-9]+)_(.*)\\.up\\.sql$" _ "${fname}")
+  set(version "${CMAKE_MATCH_1}")
+  set(mname "${CMAKE_MATCH_2}")
+  math(EXPR version_num "${version}")
+  file(READ "${f}" sql)
+  string(APPEND body "      {${version_num}, \"${mname}\", R\"PGCSQL(${sql})PGCSQL\"},\n")
+endforeach()
+string(APPEND body "  };\n  return kMigrations;\n}\n\n}  // namespace pgcourier::store\n")
+file(WRITE "${OUT}.tmp" "${body}")
+file(COPY_FILE "${OUT}.tmp" "${OUT}" ONLY_IF_DIFFERENT)

@@ -1,0 +1,35 @@
+// Daemon settings: YAML file, then environment overrides, then command line.
+// Plain struct with defaults; Validate-on-load. Not synchronised.
+#pragma once
+
+#include <string>
+
+#include "model/policy.hpp"
+
+namespace pgcourier::config {
+
+struct Settings {
+  std::string database_url;       // libpq URI or key=value; empty = libpq environment (PGHOST...)
+  std::string worker_id;          // default: hostname-pid
+  int concurrency = 256;          // max HTTP requests in flight
+  int max_claim_batch = 256;      // max deliveries claimed per round trip
+  model::Millis lease_margin{30000};   // lease = longest policy timeout + margin
+  model::Millis poll_interval{1000};   // fallback poll when no NOTIFY arrives (jittered)
+  model::Millis rescue_interval{5000}; // how often expired leases are looked for
+  model::Millis shutdown_grace{25000}; // SIGTERM: time to let in-flight requests finish
+  std::string policies_file = "/etc/pgcourier/policies.yaml";
+  std::string master_key_file;    // empty: $CREDENTIALS_DIRECTORY/master-key if set
+  std::string metrics_address = "127.0.0.1:9464";  // empty disables /metrics
+  std::string log_level = "info"; // trace, debug, info, warn, error
+  std::string user_agent = "pgcourier/0.1";
+};
+
+// Parses YAML text (source used in messages). Unknown keys and wrong types are
+// errors. Throws ConfigError (from policies.hpp).
+Settings ParseSettings(const std::string& yaml_text, const std::string& source);
+Settings LoadSettingsFile(const std::string& path);
+// Checks ranges (concurrency 1..100000, batch 1..10000, durations > 0, ...).
+// Throws ConfigError listing every problem; `source` prefixes the messages.
+void ValidateSettings(const Settings& settings, const std::string& source);
+
+}  // namespace pgcourier::config

@@ -1,0 +1,73 @@
+// Plain data describing deliveries, HTTP results and outcomes as they move
+// between store/, http/, retry/ and dispatch/. No third-party includes.
+// Value types; not synchronised.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "model/policy.hpp"
+
+namespace pgcourier::model {
+
+enum class DeliveryStatus { kPending, kDelivering, kDelivered, kRetryScheduled, kFailed, kDeadLettered };
+std::string_view ToString(DeliveryStatus status);
+bool IsTerminal(DeliveryStatus status);
+
+// Why an attempt failed; decides what happens next. kNone for success.
+enum class FailureClass { kNone, kTransient, kRateLimited, kAuth, kValidation, kPoison };
+std::string_view ToString(FailureClass failure_class);  // "" for kNone, else "transient", ...
+
+// A delivery claimed by this worker (status 'delivering', lease held).
+struct ClaimedDelivery {
+  std::string id;
+  std::string tenant_id;
+  std::string event_id;
+  std::string subscription_id;
+  std::string event_type;
+  std::string url;
+  std::string policy_name;
+  std::string trace_id;             // may be empty
+  std::string payload_json;         // the event payload, as JSON text
+  std::string event_created_at;     // RFC 3339, UTC
+  std::int64_t event_created_us = 0;  // unix microseconds
+  int previous_attempts = 0;        // attempts recorded before this claim
+  std::vector<std::string> sealed_secrets;  // encrypted signing secrets, newest first
+  int Attempt() const { return previous_attempts + 1; }
+};
+
+// What the transport layer saw for one request.
+enum class TransportError { kNone, kTimeout, kConnect, kDns, kTls, kProtocol, kBodyTooLarge, kAborted, kOther };
+std::string_view ToString(TransportError error);
+
+struct HttpResult {
+  TransportError transport_error = TransportError::kNone;
+  int status_code = 0;            // 0 when no response status was received
+  std::string error_message;      // transport error text (curl's), may contain a URL
+  std::string body_excerpt;       // first bytes of the response body, raw
+  std::string retry_after;        // Retry-After header value, if any
+  std::string location;           // Location header value, if any (for 3xx)
+  double duration_ms = 0;
+  std::int64_t started_us = 0;    // unix microseconds when the request started
+};
+
+// The recorded result of one attempt plus the next state of its delivery.
+struct DeliveryOutcome {
+  std::string delivery_id;
+  int attempt = 0;                // the attempt number being recorded
+  DeliveryStatus next_status = DeliveryStatus::kFailed;
+  std::optional<std::int64_t> retry_delay_ms;  // set for kRetryScheduled
+  std::optional<int> status_code;
+  std::string outcome;            // "delivered", "http_error", "timeout", "lease_expired", ...
+  FailureClass failure_class = FailureClass::kNone;
+  bool retryable = false;
+  std::string error_summary;      // <= 512 bytes, redacted, valid UTF-8
+  std::string response_excerpt;   // <= policy excerpt bytes, valid UTF-8
+  std::int64_t started_us = 0;
+  double duration_ms = 0;
+};
+
+}  // namespace pgcourier::model

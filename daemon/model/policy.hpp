@@ -1,0 +1,44 @@
+// Policy: how one class of subscriptions is retried and timed out.
+// Plain data, filled by config/ from YAML and read by retry/ and dispatch/.
+// Value type; no ownership concerns; not synchronised (copy it per thread).
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace pgcourier::model {
+
+using Millis = std::chrono::milliseconds;
+
+// Inclusive range of HTTP status codes, e.g. {500, 599} for "5xx".
+struct StatusRange {
+  int first = 0;
+  int last = 0;
+  bool Contains(int status) const { return status >= first && status <= last; }
+  bool operator==(const StatusRange&) const = default;
+};
+
+struct Backoff {
+  Millis base{5000};      // delay before the 2nd attempt (without jitter)
+  double factor = 2.0;    // growth per attempt, >= 1
+  Millis cap{3600000};    // no delay is ever longer than this (jitter included)
+  double jitter = 0.2;    // fraction in [0, 1]: delay * (1 +/- jitter)
+  // When not empty, replaces base/factor: delay before attempt n+1 is
+  // schedule[n-1], the last entry repeating. Jitter and cap still apply.
+  std::vector<Millis> schedule;
+};
+
+struct Policy {
+  std::string name;
+  int max_attempts = 8;  // total attempts, including the first; >= 1
+  Backoff backoff;
+  Millis connect_timeout{5000};
+  Millis request_timeout{30000};  // whole request, connect included
+  // Statuses that are retried; everything else non-2xx fails at once.
+  std::vector<StatusRange> retryable_statuses{{408, 408}, {425, 425}, {429, 429}, {500, 599}};
+  // Maximum bytes of response body kept in the attempt row.
+  std::size_t response_excerpt_bytes = 1024;
+};
+
+}  // namespace pgcourier::model
