@@ -30,6 +30,7 @@ struct ClaimedDelivery {
   std::string event_type;
   std::string url;
   std::string policy_name;
+  bool subscription_active = true;
   std::string trace_id;             // may be empty
   std::string payload_json;         // the event payload, as JSON text
   std::string event_created_at;     // RFC 3339, UTC

@@ -1,0 +1,231 @@
+#include "app/app.hpp"
+
+#include <poll.h>
+#include <signal.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+#include <optional>
+#include <thread>
+
+#include "config/policies.hpp"
+#include "config/settings.hpp"
+#include "dispatch/dispatcher.hpp"
+#include "metrics/metrics.hpp"
+#include "signing/secret_box.hpp"
+
+namespace pgcourier::app {
+namespace {
+
+constexpr const char* kUsage = R"(usage: pgcourierd [--config FILE] [--policies FILE] [--check-config]
+
+  --config FILE     YAML settings (database_url, worker_id, concurrency, lease_margin,
+                    poll_interval, policies_file, master_key_file, shutdown_grace,
+                    metrics_address, log_level, ...)
+  --policies FILE   policies file (overrides policies_file)
+  --check-config    validate settings, policies and the master key, print the result, exit 0 or 1
+
+Environment: DATABASE_URL (libpq URI; overrides database_url; when both are empty the
+libpq variables PGHOST, PGPORT, PGDATABASE, PGUSER... apply), PGCOURIER_MASTER_KEY_FILE,
+CREDENTIALS_DIRECTORY (systemd: master-key is read from it when no key file is set).
+)";
+
+struct CommandLine {
+  std::string config_file;
+  std::string policies_file;
+  bool check_config = false;
+};
+
+std::optional<CommandLine> ParseCommandLine(int argc, char** argv) {
+  CommandLine cl;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto value = [&](const char* name) -> std::optional<std::string> {
+      if (i + 1 >= argc) {
+        std::cerr << "pgcourierd: " << name << " needs a value\n";
+        return std::nullopt;
+      }
+      return std::string(argv[++i]);
+    };
+    if (arg == "--config") {
+      auto v = value("--config");
+      if (!v) return std::nullopt;
+      cl.config_file = *v;
+    } else if (arg == "--policies") {
+      auto v = value("--policies");
+      if (!v) return std::nullopt;
+      cl.policies_file = *v;
+    } else if (arg == "--check-config") {
+      cl.check_config = true;
+    } else if (arg == "--help" || arg == "-h") {
+      std::cout << kUsage;
+      std::exit(0);
+    } else {
+      std::cerr << "pgcourierd: unknown argument '" << arg << "'\n" << kUsage;
+      return std::nullopt;
+    }
+  }
+  return cl;
+}
+
+std::string DefaultWorkerId() {
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  return std::string(host[0] ? host : "pgcourierd") + "-" + std::to_string(getpid());
+}
+
+std::string MasterKeyPath(const config::Settings& settings) {
+  if (!settings.master_key_file.empty()) return settings.master_key_file;
+  if (const char* env = std::getenv("PGCOURIER_MASTER_KEY_FILE"); env && *env) return env;
+  if (const char* dir = std::getenv("CREDENTIALS_DIRECTORY"); dir && *dir) {
+    const auto path = std::filesystem::path(dir) / "master-key";
+    if (std::filesystem::exists(path)) return path.string();
+  }
+  return {};
+}
+
+struct LoadedConfig {
+  config::Settings settings;
+  std::shared_ptr<const config::PolicySet> policies;
+  std::shared_ptr<const signing::SecretBox> secret_box;
+};
+
+// Throws config::ConfigError / std::runtime_error with every problem found.
+LoadedConfig LoadEverything(const CommandLine& cl) {
+  LoadedConfig loaded;
+  const std::string source = cl.config_file.empty() ? "(defaults)" : cl.config_file;
+  if (!cl.config_file.empty()) loaded.settings = config::LoadSettingsFile(cl.config_file);
+  if (const char* url = std::getenv("DATABASE_URL"); url && *url) loaded.settings.database_url = url;
+  if (!cl.policies_file.empty()) loaded.settings.policies_file = cl.policies_file;
+  if (loaded.settings.worker_id.empty()) loaded.settings.worker_id = DefaultWorkerId();
+  config::ValidateSettings(loaded.settings, source);
+  loaded.policies = std::make_shared<const config::PolicySet>(config::LoadPoliciesFile(loaded.settings.policies_file));
+  const std::string key_path = MasterKeyPath(loaded.settings);
+  if (!key_path.empty()) {
+    loaded.secret_box = std::make_shared<const signing::SecretBox>(signing::SecretBox::FromKeyFile(key_path));
+    loaded.settings.master_key_file = key_path;
+  }
+  return loaded;
+}
+
+void SetUpLogging(const std::string& level) {
+  auto logger = spdlog::stderr_logger_mt("pgcourierd");
+  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(level));
+  spdlog::flush_on(spdlog::level::info);
+}
+
+}  // namespace
+
+int Main(int argc, char** argv, const char* version) {
+  const auto cl = ParseCommandLine(argc, argv);
+  if (!cl) return 2;
+
+  LoadedConfig loaded;
+  try {
+    loaded = LoadEverything(*cl);
+  } catch (const std::exception& e) {
+    std::cerr << "pgcourierd: configuration is invalid:\n" << e.what() << "\n";
+    return 1;
+  }
+  if (cl->check_config) {
+    std::cout << "configuration OK: " << loaded.policies->all().size() << " policies from "
+              << loaded.settings.policies_file << "; worker " << loaded.settings.worker_id << "; master key "
+              << (loaded.secret_box ? loaded.settings.master_key_file : std::string("not configured")) << "\n";
+    return 0;
+  }
+  SetUpLogging(loaded.settings.log_level);
+  if (!loaded.secret_box) {
+    spdlog::warn("no master key configured (master_key_file, PGCOURIER_MASTER_KEY_FILE or systemd credential "
+                 "'master-key'): deliveries of subscriptions with signing secrets will be held");
+  }
+
+  // Block the signals before any thread starts, so every thread inherits the
+  // mask and they are only ever received here, through the signalfd.
+  sigset_t signals;
+  sigemptyset(&signals);
+  for (int s : {SIGTERM, SIGINT, SIGHUP, SIGQUIT}) sigaddset(&signals, s);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  const int signal_fd = signalfd(-1, &signals, SFD_CLOEXEC);
+  const int done_fd = eventfd(0, EFD_CLOEXEC);
+  if (signal_fd < 0 || done_fd < 0) {
+    spdlog::critical("cannot set up signal handling: {}", std::strerror(errno));
+    return 1;
+  }
+
+  std::unique_ptr<metrics::Metrics> metrics;
+  try {
+    metrics = std::make_unique<metrics::Metrics>(loaded.settings.metrics_address, version);
+    if (!loaded.settings.metrics_address.empty()) {
+      spdlog::info("serving /metrics on {} (port {})", loaded.settings.metrics_address, metrics->bound_address());
+    }
+  } catch (const std::exception& e) {
+    spdlog::critical("{}", e.what());
+    return 1;
+  }
+
+  dispatch::DispatcherOptions options;
+  options.settings = loaded.settings;
+  options.policies = loaded.policies;
+  options.secret_box = loaded.secret_box;
+  options.metrics = metrics.get();
+  options.on_ready = [] { sd_notify(0, "READY=1\nSTATUS=delivering"); };
+  dispatch::Dispatcher dispatcher(std::move(options));
+
+  spdlog::info("pgcourierd {} starting as worker {} (policies {})", version, loaded.settings.worker_id,
+               loaded.settings.policies_file);
+  int exit_code = 0;
+  std::thread dispatcher_thread([&] {
+    exit_code = dispatcher.Run();
+    const std::uint64_t one = 1;
+    (void)!write(done_fd, &one, sizeof one);
+  });
+
+  int terminations = 0;
+  while (true) {
+    pollfd fds[2] = {{signal_fd, POLLIN, 0}, {done_fd, POLLIN, 0}};
+    if (poll(fds, 2, -1) < 0) continue;
+    if (fds[1].revents & POLLIN) break;
+    if (!(fds[0].revents & POLLIN)) continue;
+    signalfd_siginfo info{};
+    if (read(signal_fd, &info, sizeof info) != sizeof info) continue;
+    if (info.ssi_signo == SIGHUP) {
+      sd_notify(0, "RELOADING=1");
+      try {
+        auto fresh = std::make_shared<const config::PolicySet>(config::LoadPoliciesFile(loaded.settings.policies_file));
+        dispatcher.ReplacePolicies(fresh);
+        spdlog::info("reloaded {} policies from {}", fresh->all().size(), loaded.settings.policies_file);
+      } catch (const std::exception& e) {
+        spdlog::error("reload rejected, the previous policies stay in force:\n{}", e.what());
+      }
+      sd_notify(0, "READY=1");
+      continue;
+    }
+    ++terminations;
+    if (terminations == 1) {
+      spdlog::info("received {}: draining (send it again to stop at once)", strsignal(static_cast<int>(info.ssi_signo)));
+      sd_notify(0, "STOPPING=1");
+      dispatcher.Drain();
+    } else {
+      spdlog::warn("received {} again: stopping now", strsignal(static_cast<int>(info.ssi_signo)));
+      dispatcher.Stop();
+    }
+  }
+  dispatcher_thread.join();
+  close(signal_fd);
+  close(done_fd);
+  spdlog::info("pgcourierd stopped (exit {})", exit_code);
+  return exit_code;
+}
+
+}  // namespace pgcourier::app

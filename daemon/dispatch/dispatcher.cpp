@@ -1,0 +1,524 @@
+#include "dispatch/dispatcher.hpp"
+
+#include <poll.h>
+#include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <unordered_map>
+
+#include "dispatch/request_builder.hpp"
+#include "http/executor.hpp"
+#include "metrics/metrics.hpp"
+#include "retry/classify.hpp"
+#include "retry/text.hpp"
+#include "signing/secret_box.hpp"
+#include "store/store.hpp"
+
+namespace pgcourier::dispatch {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using model::Millis;
+
+// How long a delivery that cannot be attempted (unknown policy, no usable
+// signing secret) waits before it is looked at again.
+constexpr Millis kHoldDelay{30000};
+constexpr Millis kReconnectMin{100};
+constexpr Millis kReconnectMax{5000};
+constexpr int kRescueBatch = 500;
+
+std::int64_t UnixMicrosNow() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+struct InFlight {
+  model::ClaimedDelivery delivery;
+  std::shared_ptr<const config::PolicySet> policies;  // keeps `policy` alive
+  const model::Policy* policy = nullptr;
+};
+
+}  // namespace
+
+struct Dispatcher::Impl {
+  DispatcherOptions options;
+  const config::Settings& settings;
+  http::Executor executor;
+  std::unique_ptr<store::Store> store;
+  int control_fd = -1;
+  std::atomic<bool> drain_requested{false};
+  std::atomic<bool> stop_requested{false};
+  std::mutex policies_mu;
+  std::shared_ptr<const config::PolicySet> replacement_policies;  // guarded by policies_mu
+
+  std::mt19937_64 rng{std::random_device{}()};
+  std::uniform_real_distribution<double> unit{0.0, 1.0};
+
+  std::uint64_t next_token = 1;
+  std::unordered_map<std::uint64_t, InFlight> in_flight;
+  std::vector<model::DeliveryOutcome> pending_outcomes;  // not yet written
+  std::vector<std::pair<std::int64_t, std::string>> pending_finish;  // (event created us, status) for metrics
+  std::vector<store::Release> pending_releases;
+  std::unordered_map<std::string, std::string> opened_secrets;  // sealed text -> key bytes
+
+  Millis lease{0};
+  bool notified = true;   // claim at start-up without waiting for a NOTIFY
+  bool backlog = false;   // the last claim was full: more is probably due
+  bool ready_sent = false;
+  Clock::time_point next_poll = Clock::now();
+  Clock::time_point next_rescue = Clock::now();
+  Clock::time_point next_connect = Clock::now();
+  Millis reconnect_delay = kReconnectMin;
+  std::optional<Clock::time_point> drain_deadline;
+  bool aborted = false;
+
+  explicit Impl(DispatcherOptions opts)
+      : options(std::move(opts)),
+        settings(options.settings),
+        executor(http::ExecutorOptions{options.settings.concurrency, options.settings.user_agent, 1 << 20}) {
+    control_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (control_fd < 0) throw std::runtime_error(std::string("eventfd: ") + std::strerror(errno));
+    lease = options.policies->LongestRequestTimeout() + settings.lease_margin;
+  }
+  ~Impl() {
+    if (control_fd >= 0) close(control_fd);
+  }
+
+  void Wake() {
+    const std::uint64_t one = 1;
+    (void)!write(control_fd, &one, sizeof one);
+  }
+
+  double Random() { return unit(rng); }
+
+  Millis JitteredPoll() {
+    const double factor = 0.8 + 0.4 * Random();
+    return Millis(static_cast<std::int64_t>(static_cast<double>(settings.poll_interval.count()) * factor));
+  }
+
+  // Connection management ---------------------------------------------------
+
+  // Returns false when the daemon must not run (schema too old).
+  bool EnsureConnected() {
+    if (store) return true;
+    if (Clock::now() < next_connect) return true;
+    try {
+      auto observer = [m = options.metrics](const char* name, double seconds) {
+        if (m) m->StatementDuration(name, seconds);
+      };
+      auto fresh = std::make_unique<store::Store>(settings.database_url, observer);
+      const auto schema = fresh->CheckSchema();
+      if (!schema.missing.empty()) {
+        std::string missing;
+        for (const auto& m : schema.missing) missing += (missing.empty() ? "" : ", ") + m;
+        spdlog::critical(
+            "database schema is at version {} but pgcourierd needs version {}: missing migration(s) {}; "
+            "run 'pgcourierctl migrate' against this database",
+            schema.current_version, schema.required_version, missing);
+        return false;
+      }
+      fresh->Listen();
+      store = std::move(fresh);
+      if (reconnect_delay != kReconnectMin || ready_sent) {
+        spdlog::info("database connection established");
+        if (options.metrics && ready_sent) options.metrics->DatabaseReconnect();
+      }
+      reconnect_delay = kReconnectMin;
+      notified = true;
+    } catch (const store::StoreError& e) {
+      spdlog::warn("cannot reach the database ({}); retrying in {} ms", e.what(), reconnect_delay.count());
+      next_connect = Clock::now() + reconnect_delay;
+      reconnect_delay = std::min(kReconnectMax, reconnect_delay * 2);
+    }
+    return true;
+  }
+
+  void LoseConnection(const store::StoreError& e) {
+    spdlog::error("database connection lost: {}; {} result(s) kept in memory until it is back", e.what(),
+                  pending_outcomes.size() + pending_releases.size());
+    store.reset();
+    next_connect = Clock::now() + reconnect_delay;
+    reconnect_delay = std::min(kReconnectMax, reconnect_delay * 2);
+  }
+
+  // Runs fn against the store, turning a lost connection into a reconnect and
+  // a failed statement into a log line. Returns false if fn did not complete.
+  template <typename Fn>
+  bool WithStore(const char* what, Fn&& fn) {
+    if (!store) return false;
+    try {
+      fn(*store);
+      return true;
+    } catch (const store::StoreError& e) {
+      if (e.kind() == store::StoreError::Kind::kConnectionLost) {
+        LoseConnection(e);
+      } else {
+        spdlog::error("{} failed: {}", what, e.what());
+      }
+      return false;
+    }
+  }
+
+  // Outcomes ------------------------------------------------------------------
+
+  model::DeliveryOutcome OutcomeWithoutRequest(const model::ClaimedDelivery& d, model::DeliveryStatus status,
+                                               std::string outcome, model::FailureClass failure_class,
+                                               const std::string& summary) {
+    model::DeliveryOutcome o;
+    o.delivery_id = d.id;
+    o.attempt = d.Attempt();
+    o.next_status = status;
+    o.outcome = std::move(outcome);
+    o.failure_class = failure_class;
+    o.retryable = false;
+    o.error_summary = retry::SafeSummary(summary);
+    o.started_us = UnixMicrosNow();
+    return o;
+  }
+
+  void Hold(const model::ClaimedDelivery& d, const std::string& reason) {
+    spdlog::warn("delivery {} (tenant {}, subscription {}) held for {} s: {}", d.id, d.tenant_id, d.subscription_id,
+                 kHoldDelay.count() / 1000, reason);
+    pending_releases.push_back({d.id, kHoldDelay.count(), retry::SafeSummary("held: " + reason)});
+    if (options.metrics) options.metrics->HeldDeliveries(1);
+  }
+
+  void Finish(const model::ClaimedDelivery& d, model::DeliveryOutcome outcome) {
+    pending_finish.emplace_back(d.event_created_us, std::string(model::ToString(outcome.next_status)));
+    pending_outcomes.push_back(std::move(outcome));
+  }
+
+  // Opens the subscription's sealed secrets (cached). nullopt + reason when
+  // the delivery cannot be signed.
+  std::optional<std::vector<std::string>> SigningKeys(const model::ClaimedDelivery& d, std::string& reason) {
+    if (d.sealed_secrets.empty()) {
+      reason = "subscription " + d.subscription_id + " has no active signing secret";
+      return std::nullopt;
+    }
+    if (!options.secret_box) {
+      reason = "no master key is configured (master_key_file), so signing secrets cannot be opened";
+      return std::nullopt;
+    }
+    std::vector<std::string> keys;
+    for (const auto& sealed : d.sealed_secrets) {
+      auto it = opened_secrets.find(sealed);
+      if (it == opened_secrets.end()) {
+        auto opened = options.secret_box->Open(sealed, d.subscription_id);
+        if (!opened) {
+          reason = "a signing secret of subscription " + d.subscription_id +
+                   " does not open with the configured master key";
+          return std::nullopt;
+        }
+        if (opened_secrets.size() > 100000) opened_secrets.clear();
+        it = opened_secrets.emplace(sealed, std::move(*opened)).first;
+      }
+      keys.push_back(it->second);
+    }
+    return keys;
+  }
+
+  void Dispatch(std::vector<model::ClaimedDelivery> claimed) {
+    std::vector<http::Request> requests;
+    requests.reserve(claimed.size());
+    const auto policies = options.policies;
+    const std::int64_t now_s = UnixMicrosNow() / 1000000;
+    for (auto& d : claimed) {
+      const model::Policy* policy = policies->Find(d.policy_name);
+      if (!policy) {
+        Hold(d, "policy '" + d.policy_name + "' of subscription " + d.subscription_id + " is not defined in " +
+                    settings.policies_file);
+        continue;
+      }
+      if (!d.subscription_active) {
+        Finish(d, OutcomeWithoutRequest(d, model::DeliveryStatus::kFailed, "subscription_inactive",
+                                        model::FailureClass::kValidation,
+                                        "subscription " + d.subscription_id + " is not active"));
+        continue;
+      }
+      if (auto bad_url = http::CheckDeliveryUrl(d.url)) {
+        Finish(d, OutcomeWithoutRequest(d, model::DeliveryStatus::kFailed, "invalid_url",
+                                        model::FailureClass::kValidation, *bad_url));
+        continue;
+      }
+      std::string reason;
+      auto keys = SigningKeys(d, reason);
+      if (!keys) {
+        Hold(d, reason);
+        continue;
+      }
+      http::Request r;
+      r.token = next_token++;
+      r.url = d.url;
+      r.body = BuildEnvelope(d);
+      r.headers = BuildHeaders(d, r.body, *keys, now_s, rng());
+      r.connect_timeout = policy->connect_timeout;
+      r.request_timeout = policy->request_timeout;
+      r.excerpt_bytes = policy->response_excerpt_bytes;
+      spdlog::debug("delivery {} attempt {} (tenant {}, event {}, trace {}) -> sending", d.id, d.Attempt(),
+                    d.tenant_id, d.event_id, d.trace_id);
+      in_flight.emplace(r.token, InFlight{std::move(d), policies, policy});
+      requests.push_back(std::move(r));
+    }
+    executor.Submit(std::move(requests));
+  }
+
+  void CollectCompletions() {
+    for (auto& c : executor.TakeCompletions()) {
+      auto it = in_flight.find(c.token);
+      if (it == in_flight.end()) continue;
+      InFlight f = std::move(it->second);
+      in_flight.erase(it);
+      const auto& d = f.delivery;
+      const auto& r = c.result;
+      if (r.transport_error == model::TransportError::kAborted) {
+        pending_releases.push_back({d.id, 0, "released by " + settings.worker_id + " at shutdown"});
+        continue;
+      }
+      const retry::Verdict verdict = retry::Classify(r, *f.policy);
+      const retry::NextStep step = retry::Decide(verdict, d.Attempt(), *f.policy, Random());
+      model::DeliveryOutcome o;
+      o.delivery_id = d.id;
+      o.attempt = d.Attempt();
+      o.next_status = step.status;
+      if (step.status == model::DeliveryStatus::kRetryScheduled) o.retry_delay_ms = step.delay.count();
+      if (r.status_code > 0) o.status_code = r.status_code;
+      o.outcome = verdict.outcome;
+      o.failure_class = verdict.failure_class;
+      o.retryable = verdict.retryable;
+      if (!verdict.success) o.error_summary = retry::SafeSummary(verdict.summary);
+      o.response_excerpt = retry::SanitizeUtf8(r.body_excerpt, f.policy->response_excerpt_bytes);
+      o.started_us = r.started_us;
+      o.duration_ms = r.duration_ms;
+      if (options.metrics) {
+        options.metrics->AttemptRecorded(verdict.outcome, model::ToString(verdict.failure_class),
+                                         r.duration_ms / 1000.0);
+      }
+      if (!verdict.success) {
+        spdlog::info("delivery {} attempt {} (tenant {}, trace {}): {} -> {}{}", d.id, d.Attempt(), d.tenant_id,
+                     d.trace_id, o.error_summary, model::ToString(step.status),
+                     step.status == model::DeliveryStatus::kRetryScheduled
+                         ? " in " + std::to_string(step.delay.count()) + " ms"
+                         : "");
+      }
+      Finish(d, std::move(o));
+    }
+  }
+
+  void FlushWrites() {
+    if (!pending_outcomes.empty()) {
+      std::vector<std::string> applied;
+      const bool ok = WithStore("recording outcomes", [&](store::Store& s) {
+        applied = s.RecordOutcomes(settings.worker_id, pending_outcomes);
+      });
+      if (ok) {
+        if (applied.size() != pending_outcomes.size()) {
+          const auto stale = pending_outcomes.size() - applied.size();
+          spdlog::warn("{} result(s) were not recorded because their lease had expired and was taken over; "
+                       "those deliveries will be attempted again",
+                       stale);
+          if (options.metrics) options.metrics->StaleOutcomes(static_cast<int>(stale));
+        }
+        if (options.metrics) {
+          const auto now_us = UnixMicrosNow();
+          for (const auto& [created_us, status] : pending_finish) {
+            if (status == "delivered" || status == "failed" || status == "dead_lettered") {
+              options.metrics->DeliveryFinished(status, static_cast<double>(now_us - created_us) / 1e6);
+            }
+          }
+        }
+        pending_outcomes.clear();
+        pending_finish.clear();
+      }
+    }
+    if (!pending_releases.empty()) {
+      if (WithStore("releasing leases", [&](store::Store& s) { s.ReleaseLeases(settings.worker_id, pending_releases); })) {
+        pending_releases.clear();
+      }
+    }
+  }
+
+  int FreeSlots() const { return settings.concurrency - static_cast<int>(in_flight.size()); }
+
+  void MaybeClaim() {
+    if (!store || drain_deadline) return;
+    WithStore("reading notifications", [&](store::Store& s) {
+      if (s.TakeNotifications() > 0) notified = true;
+    });
+    const auto now = Clock::now();
+    const bool timer = now >= next_poll;
+    if (!(notified || timer || backlog)) return;
+    const int free = FreeSlots();
+    // With a backlog, wait for a useful batch of free slots instead of
+    // claiming one row per completion: fewer, larger transactions.
+    const int min_batch = backlog ? std::max(1, std::min(settings.concurrency / 8, settings.max_claim_batch)) : 1;
+    if (free < min_batch) return;
+    const int limit = std::min(free, settings.max_claim_batch);
+    std::vector<model::ClaimedDelivery> claimed;
+    if (!WithStore("claiming", [&](store::Store& s) { claimed = s.ClaimDue(settings.worker_id, limit, lease); })) {
+      return;
+    }
+    notified = false;
+    if (timer) next_poll = now + JitteredPoll();
+    backlog = static_cast<int>(claimed.size()) == limit;
+    if (options.metrics && !claimed.empty()) options.metrics->ClaimBatch(static_cast<int>(claimed.size()));
+    if (!claimed.empty()) Dispatch(std::move(claimed));
+    if (!ready_sent) {
+      ready_sent = true;
+      spdlog::info("pgcourierd {} ready: concurrency {}, lease {} ms", settings.worker_id, settings.concurrency,
+                   lease.count());
+      if (options.on_ready) options.on_ready();
+    }
+  }
+
+  void MaybeRescue() {
+    if (!store || drain_deadline || Clock::now() < next_rescue) return;
+    next_rescue = Clock::now() + settings.rescue_interval;
+    const auto policies = options.policies;
+    int recovered = 0;
+    WithStore("rescuing expired leases", [&](store::Store& s) {
+      recovered = s.RescueExpired(settings.worker_id, kRescueBatch, [&](const store::ExpiredLease& lease_row) {
+        model::DeliveryOutcome o;
+        o.delivery_id = lease_row.delivery_id;
+        o.attempt = lease_row.previous_attempts + 1;
+        o.outcome = "lease_expired";
+        o.failure_class = model::FailureClass::kTransient;
+        o.retryable = true;
+        o.error_summary = retry::SafeSummary("lease held by " + lease_row.lease_owner +
+                                             " expired before a result was recorded");
+        o.started_us = UnixMicrosNow();
+        const model::Policy* policy = policies->Find(lease_row.policy_name);
+        if (!policy) {
+          o.next_status = model::DeliveryStatus::kRetryScheduled;
+          o.retry_delay_ms = kHoldDelay.count();
+          return o;
+        }
+        retry::Verdict v{false, model::FailureClass::kTransient, true, "lease_expired", o.error_summary};
+        const auto step = retry::Decide(v, o.attempt, *policy, Random());
+        o.next_status = step.status;
+        // The request may never have been sent: retry promptly, within the policy.
+        if (step.status == model::DeliveryStatus::kRetryScheduled) o.retry_delay_ms = 0;
+        return o;
+      });
+    });
+    if (recovered > 0) {
+      spdlog::warn("recovered {} delivery(ies) whose lease expired (their daemon died or stalled)", recovered);
+      if (options.metrics) options.metrics->LeasesRecovered(recovered);
+      notified = true;
+    }
+  }
+
+  int PollTimeoutMs() const {
+    auto now = Clock::now();
+    Clock::time_point until = now + Millis(1000);
+    if (!store) until = std::min(until, next_connect);
+    else if (!drain_deadline) until = std::min({until, next_poll, next_rescue});
+    if (drain_deadline) until = std::min(until, *drain_deadline);
+    if (!pending_outcomes.empty() || !pending_releases.empty()) until = std::min(until, now + Millis(50));
+    const auto ms = std::chrono::duration_cast<Millis>(until - now).count();
+    return static_cast<int>(std::clamp<std::int64_t>(ms, 0, 1000));
+  }
+
+  void WaitForWork() {
+    pollfd fds[3];
+    int n = 0;
+    fds[n++] = {control_fd, POLLIN, 0};
+    fds[n++] = {executor.completion_fd(), POLLIN, 0};
+    if (store && store->socket() >= 0) fds[n++] = {store->socket(), POLLIN, 0};
+    ::poll(fds, n, PollTimeoutMs());
+    std::uint64_t drained;
+    (void)!read(control_fd, &drained, sizeof drained);
+  }
+
+  void AdoptNewPolicies() {
+    std::shared_ptr<const config::PolicySet> fresh;
+    {
+      std::lock_guard lock(policies_mu);
+      fresh.swap(replacement_policies);
+    }
+    if (!fresh) return;
+    options.policies = std::move(fresh);
+    lease = options.policies->LongestRequestTimeout() + settings.lease_margin;
+    notified = true;  // held deliveries may be deliverable now
+  }
+
+  int Run() {
+    executor.Start();
+    int exit_code = 0;
+    while (true) {
+      if (!EnsureConnected()) {
+        exit_code = 1;
+        break;
+      }
+      if (stop_requested && !aborted) {
+        executor.AbortAll();
+        aborted = true;
+        drain_deadline = Clock::now() + Millis(2000);  // a short window to release leases
+      }
+      if (drain_requested && !drain_deadline) {
+        drain_deadline = Clock::now() + settings.shutdown_grace;
+        spdlog::info("draining: {} request(s) in flight, grace {} ms", in_flight.size(),
+                     settings.shutdown_grace.count());
+      }
+      if (drain_deadline && !aborted && Clock::now() >= *drain_deadline) {
+        spdlog::warn("grace period over: aborting {} request(s) and releasing their leases", in_flight.size());
+        executor.AbortAll();
+        aborted = true;
+        drain_deadline = Clock::now() + Millis(2000);
+      }
+      AdoptNewPolicies();
+      CollectCompletions();
+      FlushWrites();
+      if (options.metrics) options.metrics->InFlight(static_cast<int>(in_flight.size()));
+      if (drain_deadline) {
+        const bool settled = in_flight.empty() && pending_outcomes.empty() && pending_releases.empty();
+        if (settled) break;
+        if (aborted && Clock::now() >= *drain_deadline) {
+          spdlog::error("stopping with {} result(s) unwritten (database unreachable); their leases will expire "
+                        "and another daemon will retry them",
+                        pending_outcomes.size() + pending_releases.size() + in_flight.size());
+          break;
+        }
+      } else {
+        MaybeRescue();
+        MaybeClaim();
+      }
+      WaitForWork();
+    }
+    executor.Stop();
+    spdlog::info("dispatcher stopped");
+    return exit_code;
+  }
+};
+
+Dispatcher::Dispatcher(DispatcherOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+Dispatcher::~Dispatcher() = default;
+
+int Dispatcher::Run() { return impl_->Run(); }
+
+void Dispatcher::Drain() {
+  impl_->drain_requested = true;
+  impl_->Wake();
+}
+
+void Dispatcher::ReplacePolicies(std::shared_ptr<const config::PolicySet> policies) {
+  {
+    std::lock_guard lock(impl_->policies_mu);
+    impl_->replacement_policies = std::move(policies);
+  }
+  impl_->Wake();
+}
+
+void Dispatcher::Stop() {
+  impl_->stop_requested = true;
+  impl_->Wake();
+}
+
+}  // namespace pgcourier::dispatch

@@ -1,0 +1,88 @@
+// Executor: runs HTTP POSTs through one libcurl multi handle on its own
+// thread (the curl_multi_poll + curl_multi_wakeup idiom). Connections are kept
+// alive and reused across requests; easy handles are pooled.
+//
+// Thread-safety: Submit, AbortAll, TakeCompletions and completion_fd may be
+// called from any thread. Everything curl lives on the executor thread only.
+// Completions are handed back through a queue; completion_fd() (an eventfd)
+// becomes readable whenever the queue is not empty, for the caller's poll loop.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "model/delivery.hpp"
+
+namespace pgcourier::http {
+
+struct Request {
+  std::uint64_t token = 0;             // caller's id, echoed in the Completion
+  std::string url;
+  std::vector<std::string> headers;    // "Name: value"
+  std::string body;
+  model::Millis connect_timeout{5000};
+  model::Millis request_timeout{30000};
+  std::size_t excerpt_bytes = 1024;    // response body bytes kept
+};
+
+struct Completion {
+  std::uint64_t token = 0;
+  model::HttpResult result;
+};
+
+struct ExecutorOptions {
+  int max_connections = 256;           // connection cache size
+  std::string user_agent = "pgcourier";
+  // A response body larger than this is cut off (kBodyTooLarge); the status
+  // line already received still decides the outcome.
+  std::size_t max_response_bytes = 1 << 20;
+};
+
+class Executor {
+ public:
+  explicit Executor(ExecutorOptions options);
+  ~Executor();  // Stop()s
+  Executor(const Executor&) = delete;
+  Executor& operator=(const Executor&) = delete;
+
+  void Start();
+  // Stops the thread; requests still in flight are dropped without completion.
+  void Stop();
+
+  void Submit(std::vector<Request> requests);
+  // Every request in flight or queued completes at once with kAborted.
+  void AbortAll();
+
+  std::vector<Completion> TakeCompletions();
+  int completion_fd() const { return event_fd_; }
+  int in_flight() const { return in_flight_.load(); }
+
+ private:
+  struct Impl;
+  void Run();
+
+  ExecutorOptions options_;
+  std::unique_ptr<Impl> impl_;  // curl state, executor thread only
+  int event_fd_ = -1;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> abort_{false};
+  std::atomic<int> in_flight_{0};
+
+  std::mutex mu_;
+  std::vector<Request> incoming_;        // guarded by mu_
+  std::vector<Completion> completions_;  // guarded by mu_
+};
+
+// nullopt when url is an absolute http:// or https:// URL with a host;
+// otherwise why it is not (for the delivery's error message).
+std::optional<std::string> CheckDeliveryUrl(const std::string& url);
+
+}  // namespace pgcourier::http

@@ -1,0 +1,100 @@
+#include "metrics/metrics.hpp"
+
+#include <prometheus/counter.h>
+#include <prometheus/exposer.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <stdexcept>
+
+namespace pgcourier::metrics {
+
+using prometheus::BuildCounter;
+using prometheus::BuildGauge;
+using prometheus::BuildHistogram;
+
+struct Metrics::Impl {
+  std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
+  std::unique_ptr<prometheus::Exposer> exposer;
+
+  prometheus::Family<prometheus::Counter>& attempts =
+      BuildCounter().Name("pgcourier_attempts_total").Help("HTTP attempts by outcome and error class").Register(*registry);
+  prometheus::Family<prometheus::Counter>& finished =
+      BuildCounter().Name("pgcourier_deliveries_finished_total").Help("Deliveries reaching a terminal state").Register(*registry);
+  prometheus::Family<prometheus::Histogram>& attempt_duration =
+      BuildHistogram().Name("pgcourier_attempt_duration_seconds").Help("Duration of one HTTP attempt").Register(*registry);
+  prometheus::Family<prometheus::Histogram>& lag =
+      BuildHistogram().Name("pgcourier_delivery_lag_seconds").Help("Event created to delivery delivered").Register(*registry);
+  prometheus::Family<prometheus::Histogram>& claim_batch =
+      BuildHistogram().Name("pgcourier_claim_batch_size").Help("Deliveries claimed per claim statement").Register(*registry);
+  prometheus::Family<prometheus::Gauge>& in_flight =
+      BuildGauge().Name("pgcourier_requests_in_flight").Help("HTTP requests in flight").Register(*registry);
+  prometheus::Family<prometheus::Histogram>& statement =
+      BuildHistogram().Name("pgcourier_db_statement_duration_seconds").Help("Database round trip by statement").Register(*registry);
+  prometheus::Family<prometheus::Counter>& recovered =
+      BuildCounter().Name("pgcourier_lease_expiries_recovered_total").Help("Expired leases taken back").Register(*registry);
+  prometheus::Family<prometheus::Counter>& stale =
+      BuildCounter().Name("pgcourier_stale_outcomes_total").Help("Results dropped because the lease had been taken over").Register(*registry);
+  prometheus::Family<prometheus::Counter>& reconnects =
+      BuildCounter().Name("pgcourier_db_reconnects_total").Help("Database reconnections").Register(*registry);
+  prometheus::Family<prometheus::Counter>& held =
+      BuildCounter().Name("pgcourier_deliveries_held_total").Help("Claimed deliveries put back unattempted (unknown policy)").Register(*registry);
+  prometheus::Family<prometheus::Gauge>& build_info =
+      BuildGauge().Name("pgcourier_build_info").Help("Build information").Register(*registry);
+
+  static const prometheus::Histogram::BucketBoundaries& DurationBuckets() {
+    static const prometheus::Histogram::BucketBoundaries kBuckets = {
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+    return kBuckets;
+  }
+};
+
+Metrics::Metrics(const std::string& listen_address, const std::string& version) : impl_(std::make_unique<Impl>()) {
+  impl_->build_info.Add({{"version", version}}).Set(1);
+  impl_->in_flight.Add({}).Set(0);
+  if (!listen_address.empty()) {
+    try {
+      impl_->exposer = std::make_unique<prometheus::Exposer>(listen_address);
+    } catch (const std::exception& e) {
+      throw std::runtime_error("cannot serve metrics on " + listen_address + ": " + e.what());
+    }
+    impl_->exposer->RegisterCollectable(impl_->registry);
+  }
+}
+
+Metrics::~Metrics() = default;
+
+std::string Metrics::bound_address() const {
+  if (!impl_->exposer) return "";
+  const auto ports = impl_->exposer->GetListeningPorts();
+  return ports.empty() ? "" : std::to_string(ports.front());
+}
+
+void Metrics::AttemptRecorded(std::string_view outcome, std::string_view error_class, double duration_seconds) {
+  impl_->attempts.Add({{"outcome", std::string(outcome)}, {"error_class", std::string(error_class)}}).Increment();
+  impl_->attempt_duration.Add({}, Impl::DurationBuckets()).Observe(duration_seconds);
+}
+
+void Metrics::DeliveryFinished(std::string_view status, double lag_seconds) {
+  impl_->finished.Add({{"status", std::string(status)}}).Increment();
+  if (status == "delivered") impl_->lag.Add({}, Impl::DurationBuckets()).Observe(lag_seconds);
+}
+
+void Metrics::ClaimBatch(int size) {
+  static const prometheus::Histogram::BucketBoundaries kSizes = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
+  impl_->claim_batch.Add({}, kSizes).Observe(size);
+}
+
+void Metrics::InFlight(int requests) { impl_->in_flight.Add({}).Set(requests); }
+
+void Metrics::StatementDuration(std::string_view statement, double seconds) {
+  impl_->statement.Add({{"statement", std::string(statement)}}, Impl::DurationBuckets()).Observe(seconds);
+}
+
+void Metrics::LeasesRecovered(int count) { impl_->recovered.Add({}).Increment(count); }
+void Metrics::StaleOutcomes(int count) { impl_->stale.Add({}).Increment(count); }
+void Metrics::DatabaseReconnect() { impl_->reconnects.Add({}).Increment(); }
+void Metrics::HeldDeliveries(int count) { impl_->held.Add({}).Increment(count); }
+
+}  // namespace pgcourier::metrics

@@ -1,0 +1,164 @@
+#include "signing/webhook_signature.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <array>
+#include <climits>
+#include <stdexcept>
+
+namespace pgcourier::signing {
+namespace {
+
+constexpr std::string_view kSecretPrefix = "whsec_";
+constexpr std::string_view kSignatureVersion = "v1,";
+constexpr std::size_t kMinSecretBytes = 24;
+constexpr std::size_t kMaxSecretBytes = 64;
+
+constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+constexpr std::int8_t kInvalid = -1;
+
+constexpr std::array<std::int8_t, 256> MakeDecodeTable() {
+  std::array<std::int8_t, 256> table{};
+  for (auto& entry : table) entry = kInvalid;
+  for (int i = 0; i < 64; ++i)
+    table[static_cast<unsigned char>(kAlphabet[i])] = static_cast<std::int8_t>(i);
+  return table;
+}
+constexpr std::array<std::int8_t, 256> kDecodeTable = MakeDecodeTable();
+
+std::int8_t SextetOf(char c) { return kDecodeTable[static_cast<unsigned char>(c)]; }
+
+std::uint32_t ByteAt(std::string_view bytes, std::size_t i) {
+  return static_cast<unsigned char>(bytes[i]);
+}
+
+// Validates the whole input before producing any output, so a rejected input
+// (possibly a secret with one bad character) never leaves a partially decoded
+// copy behind in freed memory.
+bool IsCanonicalBase64(std::string_view text) {
+  if (text.size() % 4 != 0) return false;
+  std::size_t padding = 0;
+  if (!text.empty() && text.back() == '=') ++padding;
+  if (text.size() >= 2 && text[text.size() - 2] == '=') ++padding;
+  // "Zg=A": the '=' counted above is not trailing padding.
+  if (padding == 1 && text.back() != '=') return false;
+  const std::size_t data_chars = text.size() - padding;
+  for (std::size_t i = 0; i < data_chars; ++i) {
+    if (SextetOf(text[i]) == kInvalid) return false;
+  }
+  // Unused low bits of the last sextet must be zero, otherwise several texts
+  // would decode to the same bytes; canonical-only keeps decode/encode a bijection.
+  if (padding == 2 && (SextetOf(text[data_chars - 1]) & 0x0F) != 0) return false;
+  if (padding == 1 && (SextetOf(text[data_chars - 1]) & 0x03) != 0) return false;
+  return true;
+}
+
+void Wipe(std::string& s) {
+  if (!s.empty()) OPENSSL_cleanse(s.data(), s.size());
+}
+
+}  // namespace
+
+std::string Base64Encode(std::string_view bytes) {
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  for (std::size_t i = 0; i < bytes.size(); i += 3) {
+    const std::size_t chunk = std::min<std::size_t>(3, bytes.size() - i);
+    std::uint32_t group = ByteAt(bytes, i) << 16;
+    if (chunk > 1) group |= ByteAt(bytes, i + 1) << 8;
+    if (chunk > 2) group |= ByteAt(bytes, i + 2);
+    out.push_back(kAlphabet[(group >> 18) & 0x3F]);
+    out.push_back(kAlphabet[(group >> 12) & 0x3F]);
+    out.push_back(chunk > 1 ? kAlphabet[(group >> 6) & 0x3F] : '=');
+    out.push_back(chunk > 2 ? kAlphabet[group & 0x3F] : '=');
+  }
+  return out;
+}
+
+std::optional<std::string> Base64Decode(std::string_view text) {
+  if (!IsCanonicalBase64(text)) return std::nullopt;
+  std::string out;
+  out.reserve(text.size() / 4 * 3);
+  for (std::size_t i = 0; i < text.size(); i += 4) {
+    std::uint32_t group = 0;
+    int data_chars = 0;
+    for (std::size_t j = 0; j < 4; ++j) {
+      group <<= 6;
+      if (text[i + j] != '=') {
+        group |= static_cast<std::uint32_t>(SextetOf(text[i + j]));
+        ++data_chars;
+      }
+    }
+    out.push_back(static_cast<char>((group >> 16) & 0xFF));
+    if (data_chars >= 3) out.push_back(static_cast<char>((group >> 8) & 0xFF));
+    if (data_chars == 4) out.push_back(static_cast<char>(group & 0xFF));
+  }
+  return out;
+}
+
+std::optional<std::string> DecodeWebhookSecret(std::string_view whsec) {
+  if (!whsec.starts_with(kSecretPrefix)) return std::nullopt;
+  std::optional<std::string> key = Base64Decode(whsec.substr(kSecretPrefix.size()));
+  if (!key) return std::nullopt;
+  if (key->size() < kMinSecretBytes || key->size() > kMaxSecretBytes) {
+    Wipe(*key);
+    return std::nullopt;
+  }
+  return key;
+}
+
+std::string GenerateWebhookSecret(std::size_t bytes) {
+  if (bytes < kMinSecretBytes || bytes > kMaxSecretBytes) {
+    throw std::runtime_error("webhook secret length must be 24..64 bytes, got " +
+                             std::to_string(bytes));
+  }
+  std::string raw(bytes, '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(raw.size())) != 1) {
+    throw std::runtime_error("RAND_bytes failed while generating a webhook secret");
+  }
+  std::string secret = std::string(kSecretPrefix) + Base64Encode(raw);
+  Wipe(raw);
+  return secret;
+}
+
+std::string Sign(std::string_view key, std::string_view msg_id, std::int64_t timestamp,
+                 std::string_view body) {
+  if (key.size() > static_cast<std::size_t>(INT_MAX)) {
+    throw std::invalid_argument("signing key is too long");
+  }
+  std::string message;
+  const std::string timestamp_text = std::to_string(timestamp);
+  message.reserve(msg_id.size() + timestamp_text.size() + body.size() + 2);
+  message.append(msg_id).append(".").append(timestamp_text).append(".").append(body);
+
+  // A null key pointer means "keep the previous key" in parts of OpenSSL's HMAC
+  // API; a real pointer keeps an empty key (legal for HMAC) unambiguous.
+  static constexpr unsigned char kEmptyKey = 0;
+  const void* key_ptr = key.empty() ? static_cast<const void*>(&kEmptyKey) : key.data();
+
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int mac_len = 0;
+  if (HMAC(EVP_sha256(), key_ptr, static_cast<int>(key.size()),
+           reinterpret_cast<const unsigned char*>(message.data()), message.size(), mac,
+           &mac_len) == nullptr) {
+    throw std::runtime_error("HMAC-SHA256 failed");
+  }
+  return std::string(kSignatureVersion) +
+         Base64Encode(std::string_view(reinterpret_cast<const char*>(mac), mac_len));
+}
+
+std::string SignatureHeader(const std::vector<std::string>& keys, std::string_view msg_id,
+                            std::int64_t timestamp, std::string_view body) {
+  std::string header;
+  for (const std::string& key : keys) {
+    if (!header.empty()) header.push_back(' ');
+    header += Sign(key, msg_id, timestamp, body);
+  }
+  return header;
+}
+
+}  // namespace pgcourier::signing

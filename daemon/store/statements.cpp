@@ -1,0 +1,122 @@
+#include "store/statements.hpp"
+
+namespace pgcourier::store {
+namespace {
+
+// $1 worker, $2 limit, $3 lease in milliseconds.
+// The inner SELECT matches the partial index deliveries_due exactly; SKIP
+// LOCKED lets several daemons claim side by side without waiting.
+constexpr const char* kClaimDueSql = R"SQL(
+WITH due AS (
+  SELECT id FROM courier.deliveries
+  WHERE status IN ('pending', 'retry_scheduled') AND next_attempt_at <= now()
+  ORDER BY next_attempt_at
+  LIMIT $2
+  FOR UPDATE SKIP LOCKED
+), claimed AS (
+  UPDATE courier.deliveries d
+  SET status = 'delivering', lease_owner = $1,
+      lease_expires_at = now() + $3::bigint * interval '1 millisecond', updated_at = now()
+  FROM due WHERE d.id = due.id
+  RETURNING d.id, d.tenant_id, d.event_id, d.subscription_id, d.attempts
+)
+SELECT c.id, c.tenant_id, c.event_id, c.subscription_id, c.attempts,
+       e.event_type, e.payload::text, coalesce(e.trace_id, ''),
+       to_char(e.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+       (extract(epoch FROM e.created_at) * 1000000)::bigint,
+       s.url, s.policy, s.active,
+       coalesce((SELECT string_agg(ss.sealed_secret, ' ' ORDER BY ss.created_at DESC)
+                 FROM courier.subscription_secrets ss
+                 WHERE ss.subscription_id = s.id AND ss.revoked_at IS NULL
+                   AND (ss.expires_at IS NULL OR ss.expires_at > now())), '')
+FROM claimed c
+JOIN courier.events e ON e.id = c.event_id
+JOIN courier.subscriptions s ON s.id = c.subscription_id
+)SQL";
+
+// $1 worker writing the attempts, then one array per column. A row applies
+// only while its expected owner still holds the lease at that attempt number,
+// so a late result from a daemon whose lease was taken over changes nothing.
+constexpr const char* kRecordOutcomesSql = R"SQL(
+WITH input AS (
+  SELECT * FROM unnest($2::text[], $3::int[], $4::text[], $5::text[], $6::bigint[], $7::int[], $8::text[],
+                       $9::text[], $10::bool[], $11::text[], $12::text[], $13::bigint[], $14::float8[])
+    AS t(id, attempt, owner, status, delay_ms, status_code, outcome, error_class, retryable,
+         error_summary, excerpt, started_us, duration_ms)
+), updated AS (
+  UPDATE courier.deliveries d
+  SET status = i.status,
+      attempts = i.attempt,
+      next_attempt_at = CASE WHEN i.delay_ms IS NULL THEN d.next_attempt_at
+                             ELSE now() + i.delay_ms * interval '1 millisecond' END,
+      lease_owner = NULL, lease_expires_at = NULL,
+      last_status_code = i.status_code,
+      last_error = i.error_summary,
+      updated_at = now(),
+      completed_at = CASE WHEN i.status IN ('delivered', 'failed', 'dead_lettered') THEN now() END
+  FROM input i
+  WHERE d.id = i.id AND d.status = 'delivering' AND d.lease_owner = i.owner AND d.attempts = i.attempt - 1
+  RETURNING d.id
+)
+INSERT INTO courier.delivery_attempts
+  (delivery_id, attempt, started_at, duration_ms, status_code, outcome, error_class, retryable,
+   error_summary, response_excerpt, worker)
+SELECT i.id, i.attempt, to_timestamp(i.started_us / 1000000.0), i.duration_ms, i.status_code, i.outcome,
+       i.error_class, i.retryable, i.error_summary, i.excerpt, $1
+FROM input i JOIN updated u ON u.id = i.id
+RETURNING delivery_id
+)SQL";
+
+// $1 worker, $2 delivery id, $3 attempt, $4 reason: the last resort when a
+// row's outcome breaks a constraint. The delivery ends failed with the reason.
+constexpr const char* kQuarantineSql = R"SQL(
+WITH updated AS (
+  UPDATE courier.deliveries d
+  SET status = 'failed', attempts = $3, lease_owner = NULL, lease_expires_at = NULL,
+      last_error = $4, updated_at = now(), completed_at = now()
+  WHERE d.id = $2 AND d.status = 'delivering' AND d.lease_owner = $1 AND d.attempts = $3 - 1
+  RETURNING d.id
+)
+INSERT INTO courier.delivery_attempts
+  (delivery_id, attempt, started_at, outcome, error_class, retryable, error_summary, worker)
+SELECT id, $3, now(), 'record_error', 'poison', false, $4, $1 FROM updated
+ON CONFLICT DO NOTHING
+RETURNING delivery_id
+)SQL";
+
+// $1 limit.
+constexpr const char* kFindExpiredLeasesSql = R"SQL(
+SELECT d.id, d.lease_owner, s.policy, d.attempts
+FROM courier.deliveries d
+JOIN courier.subscriptions s ON s.id = d.subscription_id
+WHERE d.status = 'delivering' AND d.lease_expires_at < now()
+ORDER BY d.lease_expires_at
+LIMIT $1
+FOR UPDATE OF d SKIP LOCKED
+)SQL";
+
+// $1 worker, $2 ids, $3 delays (ms), $4 reasons. No attempt is recorded.
+constexpr const char* kReleaseLeasesSql = R"SQL(
+UPDATE courier.deliveries d
+SET status = CASE WHEN d.attempts = 0 THEN 'pending' ELSE 'retry_scheduled' END,
+    lease_owner = NULL, lease_expires_at = NULL,
+    next_attempt_at = now() + i.delay_ms * interval '1 millisecond',
+    last_error = i.reason, updated_at = now()
+FROM unnest($2::text[], $3::bigint[], $4::text[]) AS i(id, delay_ms, reason)
+WHERE d.id = i.id AND d.status = 'delivering' AND d.lease_owner = $1
+)SQL";
+
+}  // namespace
+
+const std::vector<std::pair<const char*, const char*>>& DaemonStatements() {
+  static const std::vector<std::pair<const char*, const char*>> kStatements = {
+      {kStmtClaimDue, kClaimDueSql},
+      {kStmtRecordOutcomes, kRecordOutcomesSql},
+      {kStmtQuarantine, kQuarantineSql},
+      {kStmtFindExpiredLeases, kFindExpiredLeasesSql},
+      {kStmtReleaseLeases, kReleaseLeasesSql},
+  };
+  return kStatements;
+}
+
+}  // namespace pgcourier::store

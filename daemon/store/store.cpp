@@ -1,0 +1,371 @@
+#include "store/store.hpp"
+
+#include <chrono>
+#include <optional>
+#include <pqxx/pqxx>
+#include <set>
+#include <sstream>
+
+#include "store/migrations.hpp"
+#include "store/statements.hpp"
+
+namespace pgcourier::store {
+namespace {
+
+// Runs fn, translating libpqxx exceptions into StoreError at this boundary.
+template <typename Fn>
+auto Translate(const char* what, Fn&& fn) -> decltype(fn()) {
+  try {
+    return fn();
+  } catch (const StoreError&) {
+    throw;
+  } catch (const pqxx::broken_connection& e) {
+    throw StoreError(StoreError::Kind::kConnectionLost, std::string(what) + ": connection lost: " + e.what());
+  } catch (const pqxx::in_doubt_error& e) {
+    throw StoreError(StoreError::Kind::kConnectionLost, std::string(what) + ": commit in doubt: " + e.what());
+  } catch (const pqxx::sql_error& e) {
+    // 57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now:
+    // the server is going away; treat as a lost connection.
+    const std::string state = e.sqlstate();
+    const auto kind = state.rfind("57P", 0) == 0 || state.rfind("08", 0) == 0
+                          ? StoreError::Kind::kConnectionLost
+                          : StoreError::Kind::kStatement;
+    throw StoreError(kind, std::string(what) + ": " + e.what());
+  } catch (const std::exception& e) {
+    throw StoreError(StoreError::Kind::kStatement, std::string(what) + ": " + e.what());
+  }
+}
+
+std::string Quote(std::string_view item) {
+  std::string out;
+  out.reserve(item.size() + 2);
+  out.push_back('"');
+  for (char c : item) {
+    if (c == '"' || c == '\\') out.push_back('\\');
+    out.push_back(c);
+  }
+  out.push_back('"');
+  return out;
+}
+
+// Builds array literals column by column for unnest()-based batch statements.
+class ArrayBuilder {
+ public:
+  void AddText(std::string_view value) { Sep(); out_ += Quote(value); }
+  void AddNull() { Sep(); out_ += "NULL"; }
+  template <typename T>
+  void AddNumber(T value) { Sep(); out_ += std::to_string(value); }
+  void AddBool(bool value) { Sep(); out_ += value ? "t" : "f"; }
+  std::string Finish() const { return "{" + out_ + "}"; }
+
+ private:
+  void Sep() {
+    if (!first_) out_.push_back(',');
+    first_ = false;
+  }
+  std::string out_;
+  bool first_ = true;
+};
+
+class DeliveryNotifications final : public pqxx::notification_receiver {
+ public:
+  DeliveryNotifications(pqxx::connection_base& conn, int* counter)
+      : pqxx::notification_receiver(conn, kDeliveriesChannel), counter_(counter) {}
+  void operator()(const std::string&, int) override { ++*counter_; }
+
+ private:
+  int* counter_;
+};
+
+// The outcome columns of kStmtRecordOutcomes, as array literals.
+struct OutcomeArrays {
+  std::vector<std::string> params;
+};
+
+OutcomeArrays BuildOutcomeArrays(const std::vector<model::DeliveryOutcome>& outcomes,
+                                 const std::vector<std::string>& expected_owners) {
+  ArrayBuilder ids, attempts, owners, statuses, delays, codes, outcome_names, classes, retryable,
+      summaries, excerpts, started, durations;
+  for (std::size_t i = 0; i < outcomes.size(); ++i) {
+    const auto& o = outcomes[i];
+    ids.AddText(o.delivery_id);
+    attempts.AddNumber(o.attempt);
+    owners.AddText(expected_owners[i]);
+    statuses.AddText(model::ToString(o.next_status));
+    if (o.retry_delay_ms) delays.AddNumber(*o.retry_delay_ms); else delays.AddNull();
+    if (o.status_code) codes.AddNumber(*o.status_code); else codes.AddNull();
+    outcome_names.AddText(o.outcome);
+    if (o.failure_class == model::FailureClass::kNone) classes.AddNull(); else classes.AddText(model::ToString(o.failure_class));
+    retryable.AddBool(o.retryable);
+    if (o.error_summary.empty()) summaries.AddNull(); else summaries.AddText(o.error_summary);
+    if (o.response_excerpt.empty()) excerpts.AddNull(); else excerpts.AddText(o.response_excerpt);
+    started.AddNumber(o.started_us);
+    std::ostringstream duration;
+    duration.precision(6);
+    duration << std::fixed << o.duration_ms;
+    durations.AddText(duration.str());
+  }
+  return {{ids.Finish(), attempts.Finish(), owners.Finish(), statuses.Finish(), delays.Finish(), codes.Finish(),
+           outcome_names.Finish(), classes.Finish(), retryable.Finish(), summaries.Finish(), excerpts.Finish(),
+           started.Finish(), durations.Finish()}};
+}
+
+}  // namespace
+
+struct Store::Impl {
+  pqxx::connection conn;
+  StatementObserver observer;
+  int notifications = 0;
+  std::unique_ptr<DeliveryNotifications> receiver;
+
+  explicit Impl(const std::string& url, StatementObserver obs) : conn(url), observer(std::move(obs)) {
+    for (const auto& [name, sql] : DaemonStatements()) conn.prepare(name, sql);
+  }
+
+  // Times one statement for the observer.
+  template <typename Fn>
+  auto Timed(const char* name, Fn&& fn) -> decltype(fn()) {
+    const auto start = std::chrono::steady_clock::now();
+    auto result = fn();
+    if (observer) {
+      observer(name, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    }
+    return result;
+  }
+
+  std::vector<std::string> ExecRecord(pqxx::work& txn, const std::string& worker,
+                                      const std::vector<model::DeliveryOutcome>& outcomes,
+                                      const std::vector<std::string>& owners) {
+    const auto arrays = BuildOutcomeArrays(outcomes, owners);
+    const auto& p = arrays.params;
+    pqxx::result rows = Timed(kStmtRecordOutcomes, [&] {
+      return txn.exec_prepared(kStmtRecordOutcomes, worker, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8],
+                               p[9], p[10], p[11], p[12]);
+    });
+    std::vector<std::string> applied;
+    applied.reserve(rows.size());
+    for (const auto& row : rows) applied.push_back(row[0].as<std::string>());
+    return applied;
+  }
+};
+
+Store::Store(const std::string& database_url, StatementObserver observer) {
+  Translate("connect", [&] {
+    impl_ = std::make_unique<Impl>(database_url, std::move(observer));
+    return 0;
+  });
+}
+
+Store::~Store() = default;
+
+SchemaStatus Store::CheckSchema() {
+  return Translate(kStmtSchemaVersions, [&] {
+    SchemaStatus status;
+    const auto& migrations = EmbeddedMigrations();
+    status.required_version = migrations.empty() ? 0 : migrations.back().version;
+    pqxx::read_transaction txn(impl_->conn);
+    std::set<int> applied;
+    const pqxx::result exists = txn.exec("SELECT to_regclass('courier.schema_migrations') IS NOT NULL");
+    if (exists[0][0].as<bool>()) {
+      for (const auto& row : txn.exec("SELECT version FROM courier.schema_migrations")) {
+        applied.insert(row[0].as<int>());
+      }
+    }
+    for (const auto& m : migrations) {
+      if (applied.count(m.version)) {
+        status.current_version = std::max(status.current_version, m.version);
+      } else {
+        char label[16];
+        std::snprintf(label, sizeof label, "%03d_", m.version);
+        status.missing.push_back(label + m.name);
+      }
+    }
+    return status;
+  });
+}
+
+void Store::Listen() {
+  Translate("listen", [&] {
+    impl_->receiver = std::make_unique<DeliveryNotifications>(impl_->conn, &impl_->notifications);
+    return 0;
+  });
+}
+
+int Store::socket() const { return impl_->conn.sock(); }
+
+int Store::TakeNotifications() {
+  return Translate("notifications", [&] {
+    impl_->notifications = 0;
+    impl_->conn.get_notifs();
+    return impl_->notifications;
+  });
+}
+
+std::vector<model::ClaimedDelivery> Store::ClaimDue(const std::string& worker, int limit,
+                                                    std::chrono::milliseconds lease) {
+  return Translate(kStmtClaimDue, [&] {
+    pqxx::work txn(impl_->conn);
+    const pqxx::result rows = impl_->Timed(kStmtClaimDue, [&] {
+      return txn.exec_prepared(kStmtClaimDue, worker, limit, static_cast<long long>(lease.count()));
+    });
+    txn.commit();
+    std::vector<model::ClaimedDelivery> claimed;
+    claimed.reserve(rows.size());
+    for (const auto& row : rows) {
+      model::ClaimedDelivery d;
+      d.id = row[0].as<std::string>();
+      d.tenant_id = row[1].as<std::string>();
+      d.event_id = row[2].as<std::string>();
+      d.subscription_id = row[3].as<std::string>();
+      d.previous_attempts = row[4].as<int>();
+      d.event_type = row[5].as<std::string>();
+      d.payload_json = row[6].as<std::string>();
+      d.trace_id = row[7].as<std::string>();
+      d.event_created_at = row[8].as<std::string>();
+      d.event_created_us = row[9].as<long long>();
+      d.url = row[10].as<std::string>();
+      d.policy_name = row[11].as<std::string>();
+      d.subscription_active = row[12].as<bool>();
+      const std::string secrets = row[13].as<std::string>();
+      std::size_t start = 0;
+      while (start < secrets.size()) {
+        std::size_t end = secrets.find(' ', start);
+        if (end == std::string::npos) end = secrets.size();
+        if (end > start) d.sealed_secrets.push_back(secrets.substr(start, end - start));
+        start = end + 1;
+      }
+      claimed.push_back(std::move(d));
+    }
+    return claimed;
+  });
+}
+
+std::vector<std::string> Store::RecordOutcomes(const std::string& worker,
+                                               const std::vector<model::DeliveryOutcome>& outcomes) {
+  if (outcomes.empty()) return {};
+  const std::vector<std::string> owners(outcomes.size(), worker);
+  try {
+    return Translate(kStmtRecordOutcomes, [&] {
+      pqxx::work txn(impl_->conn);
+      auto applied = impl_->ExecRecord(txn, worker, outcomes, owners);
+      txn.commit();
+      return applied;
+    });
+  } catch (const StoreError& e) {
+    if (e.kind() != StoreError::Kind::kStatement) throw;
+  }
+  // A row of the batch broke a constraint: find it by writing rows one by one,
+  // so one bad row never blocks its neighbours.
+  std::vector<std::string> applied;
+  for (std::size_t i = 0; i < outcomes.size(); ++i) {
+    try {
+      auto one = Translate(kStmtRecordOutcomes, [&] {
+        pqxx::work txn(impl_->conn);
+        auto ids = impl_->ExecRecord(txn, worker, {outcomes[i]}, {worker});
+        txn.commit();
+        return ids;
+      });
+      applied.insert(applied.end(), one.begin(), one.end());
+    } catch (const StoreError& e) {
+      if (e.kind() != StoreError::Kind::kStatement) throw;
+      Translate(kStmtQuarantine, [&] {
+        pqxx::work txn(impl_->conn);
+        std::string reason = std::string("outcome could not be recorded: ") + e.what();
+        if (reason.size() > 500) reason.resize(500);
+        const pqxx::result r = txn.exec_prepared(kStmtQuarantine, worker, outcomes[i].delivery_id,
+                                                 outcomes[i].attempt, pqxx::to_string(reason));
+        txn.commit();
+        if (!r.empty()) applied.push_back(outcomes[i].delivery_id);
+        return 0;
+      });
+    }
+  }
+  return applied;
+}
+
+int Store::RescueExpired(const std::string& worker, int limit,
+                         const std::function<model::DeliveryOutcome(const ExpiredLease&)>& decide) {
+  return Translate(kStmtFindExpiredLeases, [&] {
+    pqxx::work txn(impl_->conn);
+    const pqxx::result rows = impl_->Timed(kStmtFindExpiredLeases, [&] {
+      return txn.exec_prepared(kStmtFindExpiredLeases, limit);
+    });
+    if (rows.empty()) return 0;
+    std::vector<model::DeliveryOutcome> outcomes;
+    std::vector<std::string> owners;
+    for (const auto& row : rows) {
+      ExpiredLease lease{row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<std::string>(),
+                         row[3].as<int>()};
+      outcomes.push_back(decide(lease));
+      owners.push_back(lease.lease_owner);
+    }
+    const auto applied = impl_->ExecRecord(txn, worker, outcomes, owners);
+    txn.commit();
+    return static_cast<int>(applied.size());
+  });
+}
+
+int Store::ReleaseLeases(const std::string& worker, const std::vector<Release>& releases) {
+  if (releases.empty()) return 0;
+  return Translate(kStmtReleaseLeases, [&] {
+    ArrayBuilder ids, delays, reasons;
+    for (const auto& r : releases) {
+      ids.AddText(r.delivery_id);
+      delays.AddNumber(r.delay_ms);
+      reasons.AddText(r.reason);
+    }
+    pqxx::work txn(impl_->conn);
+    const pqxx::result rows = impl_->Timed(kStmtReleaseLeases, [&] {
+      return txn.exec_prepared(kStmtReleaseLeases, worker, ids.Finish(), delays.Finish(), reasons.Finish());
+    });
+    txn.commit();
+    return static_cast<int>(rows.affected_rows());
+  });
+}
+
+std::vector<std::string> Migrate(const std::string& database_url) {
+  return Translate("migrate", [&] {
+    pqxx::connection conn(database_url);
+    // Session-level lock: concurrent migrators wait for each other, and the
+    // second one finds everything applied.
+    pqxx::nontransaction(conn).exec("SELECT pg_advisory_lock(hashtext('pgcourier.migrate'))");
+    {
+      pqxx::work txn(conn);
+      txn.exec("CREATE SCHEMA IF NOT EXISTS courier");
+      txn.exec(
+          "CREATE TABLE IF NOT EXISTS courier.schema_migrations ("
+          " version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())");
+      txn.commit();
+    }
+    std::vector<std::string> applied;
+    for (const auto& m : EmbeddedMigrations()) {
+      pqxx::work txn(conn);
+      const pqxx::result done =
+          txn.exec_params("SELECT 1 FROM courier.schema_migrations WHERE version = $1", m.version);
+      if (!done.empty()) continue;
+      char label[16];
+      std::snprintf(label, sizeof label, "%03d_", m.version);
+      try {
+        txn.exec(m.sql);
+      } catch (const pqxx::sql_error& e) {
+        throw StoreError(StoreError::Kind::kSchema,
+                         std::string("migration ") + label + m.name + " failed: " + e.what());
+      }
+      txn.exec_params("INSERT INTO courier.schema_migrations (version, name) VALUES ($1, $2)", m.version, m.name);
+      txn.commit();
+      applied.push_back(label + m.name);
+    }
+    pqxx::nontransaction(conn).exec("SELECT pg_advisory_unlock(hashtext('pgcourier.migrate'))");
+    return applied;
+  });
+}
+
+std::string ToTextArrayLiteral(const std::vector<const std::string*>& items) {
+  ArrayBuilder builder;
+  for (const auto* item : items) {
+    if (item) builder.AddText(*item); else builder.AddNull();
+  }
+  return builder.Finish();
+}
+
+}  // namespace pgcourier::store

@@ -1,0 +1,108 @@
+// Store: the daemon's only way to the database. One libpq connection, used by
+// one thread (the dispatcher); not thread-safe. Every statement is prepared
+// under a stable name (kStmt* below) used in logs and metrics.
+//
+// Errors: every method throws StoreError. kind() says whether the connection
+// was lost (reconnect and retry later) or the statement failed for another
+// reason. No pqxx type leaks out of this header.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "model/delivery.hpp"
+
+namespace pgcourier::store {
+
+class StoreError : public std::runtime_error {
+ public:
+  enum class Kind { kConnectionLost, kSchema, kStatement };
+  StoreError(Kind kind, const std::string& message) : std::runtime_error(message), kind_(kind) {}
+  Kind kind() const { return kind_; }
+
+ private:
+  Kind kind_;
+};
+
+struct SchemaStatus {
+  int current_version = 0;                  // highest applied migration, 0 if none
+  int required_version = 0;                 // highest migration this build knows
+  std::vector<std::string> missing;         // "NNN_name" of each migration not applied
+};
+
+// A lease that expired while its owner held it (its daemon died or stalled).
+struct ExpiredLease {
+  std::string delivery_id;
+  std::string lease_owner;
+  std::string policy_name;
+  int previous_attempts = 0;
+};
+
+// A claimed delivery given back without recording an attempt (shutdown, or
+// held because its policy is unknown).
+struct Release {
+  std::string delivery_id;
+  std::int64_t delay_ms = 0;
+  std::string reason;
+};
+
+// Timing of one database statement, reported to an observer (metrics).
+using StatementObserver = std::function<void(const char* statement, double seconds)>;
+
+class Store {
+ public:
+  // Connects (empty url = libpq environment). Throws StoreError.
+  explicit Store(const std::string& database_url, StatementObserver observer = {});
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  SchemaStatus CheckSchema();
+
+  // LISTEN for new deliveries. After this, socket() becomes readable when a
+  // notification arrives; call TakeNotifications() to consume them.
+  void Listen();
+  int socket() const;
+  // Non-blocking: reads what arrived; returns how many notifications.
+  int TakeNotifications();
+
+  // Claims up to `limit` due deliveries for `worker`, leasing them for `lease`.
+  std::vector<model::ClaimedDelivery> ClaimDue(const std::string& worker, int limit,
+                                              std::chrono::milliseconds lease);
+
+  // Records attempts and next states in one transaction. An outcome applies
+  // only while `worker` still holds the delivery's lease at that attempt
+  // number; the ids that did apply are returned (the rest had lost their
+  // lease and were taken over). If the batch violates a constraint, rows are
+  // retried one by one and a row that still fails is quarantined: marked
+  // failed with the database's error, so the rest of the batch commits.
+  std::vector<std::string> RecordOutcomes(const std::string& worker,
+                                          const std::vector<model::DeliveryOutcome>& outcomes);
+
+  // Finds up to `limit` expired leases, asks `decide` what each becomes
+  // (outcome "lease_expired"), and records that as an attempt by `worker`,
+  // in one transaction. Returns how many were recovered.
+  int RescueExpired(const std::string& worker, int limit,
+                    const std::function<model::DeliveryOutcome(const ExpiredLease&)>& decide);
+
+  // Gives claimed deliveries back (status pending/retry_scheduled, lease cleared).
+  int ReleaseLeases(const std::string& worker, const std::vector<Release>& releases);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Applies every embedded migration not yet recorded, each in its own
+// transaction, under an advisory lock (safe to run concurrently and twice).
+// Returns "NNN_name" of each migration applied. Throws StoreError.
+std::vector<std::string> Migrate(const std::string& database_url);
+
+// Postgres array literal for a text[] parameter ({"a","b",NULL}).
+std::string ToTextArrayLiteral(const std::vector<const std::string*>& items);
+
+}  // namespace pgcourier::store
