@@ -19,6 +19,7 @@
 #include "retry/classify.hpp"
 #include "retry/text.hpp"
 #include "signing/secret_box.hpp"
+#include "signing/webhook_signature.hpp"
 #include "store/store.hpp"
 
 namespace pgcourier::dispatch {
@@ -217,8 +218,14 @@ struct Dispatcher::Impl {
                    " does not open with the configured master key";
           return std::nullopt;
         }
+        // The sealed text is the whsec_ form the receiver was given; sign with its key bytes.
+        auto key = signing::DecodeWebhookSecret(*opened);
+        if (!key) {
+          reason = "a signing secret of subscription " + d.subscription_id + " is not a valid whsec_ secret";
+          return std::nullopt;
+        }
         if (opened_secrets.size() > 100000) opened_secrets.clear();
-        it = opened_secrets.emplace(sealed, std::move(*opened)).first;
+        it = opened_secrets.emplace(sealed, std::move(*key)).first;
       }
       keys.push_back(it->second);
     }

@@ -1,0 +1,267 @@
+"""Fixtures for end-to-end tests: real pgcourierd processes, a real PostgreSQL
+(a fresh database per test, cloned from a migrated template) and real HTTP
+receivers on 127.0.0.1.
+
+tests/run starts the cluster and exports PGCOURIER_TEST_ADMIN_URL and
+PGCOURIER_TEST_TEMPLATE; run alone (python3 -m pytest tests/e2e), this file
+starts its own cluster with tools/pg-local.
+"""
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+import psycopg2
+import pytest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+from receiver import Receiver  # noqa: E402
+
+BUILD_DIR = os.environ.get("PGCOURIER_BUILD_DIR", os.path.join(ROOT, "build"))
+PGCOURIERD = os.path.join(BUILD_DIR, "pgcourierd")
+PGCOURIERCTL = os.path.join(BUILD_DIR, "pgcourierctl")
+LOCAL_POLICIES = os.path.join(ROOT, "policies", "local.yaml")
+
+
+def wait_for(predicate, timeout=15.0, interval=0.05, what="condition"):
+    """Polls predicate until it returns a truthy value; fails the test after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url():
+    url = os.environ.get("PGCOURIER_TEST_ADMIN_URL")
+    if url:
+        yield url
+        return
+    tmp = tempfile.mkdtemp(prefix="pgcourier-e2e-")
+    os.chmod(tmp, 0o755)
+    pgdir = os.path.join(tmp, "pg")
+    url = subprocess.check_output([os.path.join(ROOT, "tools", "pg-local"), "start", pgdir, "--fast"],
+                                  env={**os.environ, "PGLOCAL_DB": "postgres"}, text=True).strip()
+    conn = psycopg2.connect(url)
+    conn.autocommit = True
+    conn.cursor().execute("CREATE DATABASE courier_template")
+    conn.close()
+    subprocess.check_call([PGCOURIERCTL, "migrate"], env={**os.environ, "DATABASE_URL": url.rsplit("/", 1)[0] + "/courier_template"},
+                          stdout=subprocess.DEVNULL)
+    os.environ["PGCOURIER_TEST_TEMPLATE"] = "courier_template"
+    yield url
+    subprocess.call([os.path.join(ROOT, "tools", "pg-local"), "destroy", pgdir])
+
+
+@pytest.fixture
+def db_url(pg_admin_url):
+    """A fresh, migrated database for one test, dropped afterwards."""
+    name = "e2e_" + uuid.uuid4().hex[:12]
+    template = os.environ.get("PGCOURIER_TEST_TEMPLATE", "courier_template")
+    admin = psycopg2.connect(pg_admin_url)
+    admin.autocommit = True
+    admin.cursor().execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    yield pg_admin_url.rsplit("/", 1)[0] + "/" + name
+    admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.close()
+
+
+class Database:
+    """Small SQL helper over psycopg2 (autocommit)."""
+
+    def __init__(self, url):
+        self.url = url
+        self.conn = psycopg2.connect(url)
+        self.conn.autocommit = True
+
+    def query(self, sql, *args):
+        with self.conn.cursor() as cur:
+            cur.execute(sql, args)
+            return cur.fetchall() if cur.description else []
+
+    def value(self, sql, *args):
+        rows = self.query(sql, *args)
+        return rows[0][0] if rows else None
+
+    def publish(self, tenant, event_type, payload="{}", idempotency_key=None, trace_id=None):
+        return self.value("SELECT courier.publish(%s, %s, %s::jsonb, %s, %s)",
+                          tenant, event_type, payload, idempotency_key, trace_id)
+
+    def rows(self, sql, *args):
+        """All rows as dicts (column name -> value)."""
+        with self.conn.cursor() as cur:
+            cur.execute(sql, args)
+            names = [c.name for c in cur.description]
+            return [dict(zip(names, row)) for row in cur.fetchall()]
+
+    def delivery(self, event_id, subscription_id=None):
+        """The delivery row of an event (for one subscription when given), as a dict."""
+        sql = "SELECT * FROM courier.deliveries WHERE event_id = %s"
+        args = [event_id]
+        if subscription_id is not None:
+            sql += " AND subscription_id = %s"
+            args.append(subscription_id)
+        rows = self.rows(sql, *args)
+        assert len(rows) == 1, f"expected one delivery for {event_id}/{subscription_id}, found {len(rows)}"
+        return rows[0]
+
+    def attempts(self, delivery_id):
+        """The attempt rows of a delivery, as dicts, in attempt order."""
+        return self.rows("SELECT * FROM courier.delivery_attempts WHERE delivery_id = %s ORDER BY attempt",
+                         delivery_id)
+
+    def statuses(self):
+        return dict(self.query("SELECT status, count(*) FROM courier.deliveries GROUP BY status"))
+
+    def close(self):
+        self.conn.close()
+
+
+@pytest.fixture
+def db(db_url):
+    database = Database(db_url)
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def master_key(tmp_path):
+    path = tmp_path / "master.key"
+    subprocess.check_call([PGCOURIERCTL, "keygen", "--out", str(path)], stdout=subprocess.DEVNULL)
+    return str(path)
+
+
+@pytest.fixture
+def ctl(db_url, master_key):
+    """Runs pgcourierctl against the test database; returns CompletedProcess."""
+    def run(*args, check=True):
+        env = {**os.environ, "DATABASE_URL": db_url, "PGCOURIER_MASTER_KEY_FILE": master_key}
+        result = subprocess.run([PGCOURIERCTL, *args], env=env, capture_output=True, text=True, timeout=60)
+        if check and result.returncode != 0:
+            pytest.fail(f"pgcourierctl {' '.join(args)} failed ({result.returncode}): {result.stderr}")
+        return result
+    return run
+
+
+@pytest.fixture
+def create_subscription(ctl):
+    """create_subscription(url, events='*', tenant='acme', policy='default') -> (id, secret)"""
+    def create(url, events="*", tenant="acme", policy="default"):
+        out = ctl("subscription", "create", "--tenant", tenant, "--url", url, "--events", events,
+                  "--policy", policy).stdout
+        sub_id = next(line.split()[-1] for line in out.splitlines() if line.startswith("created subscription"))
+        secret = next(line.split()[-1] for line in out.splitlines() if "signing secret" in line)
+        return sub_id, secret
+    return create
+
+
+def _yaml(value, indent=0):
+    """A tiny YAML emitter for nested dicts of scalars and flow lists (policies files)."""
+    pad = "  " * indent
+    lines = []
+    for key, v in value.items():
+        if isinstance(v, dict):
+            lines.append(f"{pad}{key}:")
+            lines.append(_yaml(v, indent + 1))
+        elif isinstance(v, list):
+            items = ", ".join(f'"{x}"' if isinstance(x, str) else str(x) for x in v)
+            lines.append(f"{pad}{key}: [{items}]")
+        else:
+            lines.append(f"{pad}{key}: {v}")
+    return "\n".join(lines)
+
+
+def policy(max_attempts=3, base="100ms", factor=2.0, cap="2s", jitter=0.1, connect="1s", request="2s",
+           retryable_statuses=(408, 425, 429, "5xx")):
+    """One policy as a dict for write_policies (durations written with units, as in policies/default.yaml)."""
+    return {"max_attempts": max_attempts,
+            "backoff": {"base": base, "factor": factor, "cap": cap, "jitter": jitter},
+            "timeouts": {"connect": connect, "request": request},
+            "retryable_statuses": list(retryable_statuses)}
+
+
+@pytest.fixture
+def write_policies(tmp_path):
+    """write_policies({'default': policy(...), ...}, name='policies.yaml') -> path of a policies file."""
+    def write(policies, name="policies.yaml"):
+        path = tmp_path / name
+        path.write_text(_yaml({"policies": policies}) + "\n")
+        return str(path)
+    return write
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver().start()
+    yield r
+    r.stop()
+
+
+class Daemon:
+    """A pgcourierd process; logs go to a file readable with .log()."""
+
+    def __init__(self, db_url, master_key, workdir, name, settings):
+        self.name = name
+        self.config_path = os.path.join(workdir, f"{name}.yaml")
+        self.log_path = os.path.join(workdir, f"{name}.log")
+        lines = [f"worker_id: {name}", f"policies_file: {settings.pop('policies_file', LOCAL_POLICIES)}",
+                 "metrics_address: ''"]
+        lines += [f"{k}: {v}" for k, v in settings.items()]
+        with open(self.config_path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        self.env = {**os.environ, "DATABASE_URL": db_url, "PGCOURIER_MASTER_KEY_FILE": master_key}
+        self.proc = None
+
+    def start(self, wait_ready=True):
+        self.log_file = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([PGCOURIERD, "--config", self.config_path], env=self.env,
+                                     stdout=self.log_file, stderr=subprocess.STDOUT)
+        if wait_ready:
+            wait_for(lambda: "ready" in self.log() or self.proc.poll() is not None, timeout=15,
+                     what=f"{self.name} to become ready")
+            if self.proc.poll() is not None:
+                pytest.fail(f"{self.name} exited with {self.proc.returncode}:\n{self.log()}")
+        return self
+
+    def log(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout=30):
+        return self.proc.wait(timeout=timeout)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc:
+            self.log_file.close()
+
+
+@pytest.fixture
+def daemon_factory(db_url, master_key, tmp_path):
+    """daemon_factory(name='d1', **settings) -> started Daemon; all are stopped after the test."""
+    daemons = []
+
+    def make(name="d1", start=True, **settings):
+        d = Daemon(db_url, master_key, str(tmp_path), name, settings)
+        daemons.append(d)
+        return d.start() if start else d
+    yield make
+    for d in daemons:
+        d.stop()
