@@ -29,29 +29,33 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <charconv>
-#include <cmath>
-#include <filesystem>
-#include <fstream>
-#include <iterator>
-#include <limits>
 #include <optional>
-#include <set>
 #include <string_view>
-#include <system_error>
 #include <utility>
 
 #include "config/duration.hpp"
+#include "config/yaml_support.hpp"
 
 namespace pgcourier::config {
 namespace {
 
+using detail::Describe;
+using detail::Entries;
+using detail::Entry;
+using detail::ParseInteger;
+using detail::ParseSingleDocument;
+using detail::Printable;
+using detail::ReadConfigFile;
+using detail::ReadDuration;
+using detail::ReadDurationNode;
+using detail::ReadInteger;
+using detail::ReadNumber;
+using detail::ReportUnknownKey;
+using detail::Reporter;
 using model::Millis;
 
 constexpr Millis kMaxBackoffDuration{30LL * 24 * 3600 * 1000};  // 30d
 constexpr Millis kMaxRequestTimeout{10 * 60 * 1000};             // 10m
-constexpr Millis kMaxDuration{std::numeric_limits<Millis::rep>::max()};
 constexpr std::size_t kMaxExcerptBytes = 65536;
 
 std::string JoinLines(const std::vector<std::string>& lines) {
@@ -64,201 +68,11 @@ std::string JoinLines(const std::vector<std::string>& lines) {
   return out;
 }
 
-// Text from the file, made safe for a one-line message: control characters
-// escaped, long values shortened.
-std::string Printable(std::string_view text, std::size_t max_chars = 60) {
-  std::string out;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    if (i == max_chars) {
-      out += "...";
-      break;
-    }
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (c < 0x20 || c == 0x7f) {
-      static constexpr char kHex[] = "0123456789abcdef";
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 0xf];
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out;
-}
-
-std::string Describe(const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Scalar: return "'" + Printable(node.Scalar()) + "'";
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Map: return "a mapping";
-    case YAML::NodeType::Null:
-    case YAML::NodeType::Undefined: break;
-  }
-  return "nothing";
-}
-
-// A scalar written in quotes (or with the non-specific tag "!") is a string.
-bool IsQuoted(const YAML::Node& node) { return node.IsScalar() && node.Tag() == "!"; }
-
-// Collects problems; they are reported in file order (those without a
-// position first), whatever order the checks ran in.
-class Reporter {
- public:
-  explicit Reporter(std::string source) : source_(std::move(source)) {}
-
-  void Add(const YAML::Mark& mark, std::string_view path, std::string_view message) {
-    const int line_number = mark.is_null() || mark.line < 0 ? 0 : mark.line + 1;
-    std::string line = source_;
-    if (line_number > 0) line += ":" + std::to_string(line_number);
-    line += ": ";
-    if (!path.empty()) {
-      line += path;
-      line += ": ";
-    }
-    line += message;
-    problems_.emplace_back(line_number, std::move(line));
-  }
-  void Add(std::string_view path, std::string_view message) { Add(YAML::Mark::null_mark(), path, message); }
-
-  void ThrowIfAny() {
-    if (problems_.empty()) return;
-    std::stable_sort(problems_.begin(), problems_.end(),
-                     [](const auto& a, const auto& b) { return a.first < b.first; });
-    std::vector<std::string> lines;
-    lines.reserve(problems_.size());
-    for (auto& problem : problems_) lines.push_back(std::move(problem.second));
-    throw ConfigError(std::move(lines));
-  }
-
- private:
-  std::string source_;
-  std::vector<std::pair<int, std::string>> problems_;
-};
-
-std::string ChildPath(const std::string& parent, std::string_view key) {
-  std::string printable = Printable(key);
-  return parent.empty() ? printable : parent + "." + printable;
-}
-
-// One key/value pair of a mapping, with its YAML path.
-struct Entry {
-  std::string key;
-  YAML::Node key_node;
-  YAML::Node value;
-  std::string path;
-
-  // Where to point at for a problem with the value. A missing value has no
-  // useful position of its own (yaml-cpp points at the next line).
-  YAML::Mark Where() const {
-    const YAML::Mark mark = value.Mark();
-    if (!value.IsDefined() || value.IsNull() || mark.is_null()) return key_node.Mark();
-    return mark;
-  }
-};
-
-// The entries of a mapping in document order; reports non-scalar and duplicate keys.
-std::vector<Entry> Entries(const YAML::Node& map, const std::string& path, Reporter& reporter) {
-  std::vector<Entry> out;
-  std::set<std::string> seen;
-  for (auto it = map.begin(); it != map.end(); ++it) {
-    const YAML::Node key = it->first;
-    if (!key.IsScalar()) {
-      reporter.Add(key.Mark(), path.empty() ? "(top level)" : path,
-                   "keys must be plain strings, got " + Describe(key) + " as a key");
-      continue;
-    }
-    std::string name = key.Scalar();
-    std::string child = ChildPath(path, name);
-    if (!seen.insert(name).second) {
-      reporter.Add(key.Mark(), child, "duplicate key");
-      continue;
-    }
-    out.push_back(Entry{std::move(name), key, it->second, std::move(child)});
-  }
-  return out;
-}
-
-void ReportUnknownKey(const Entry& entry, std::string_view expected, Reporter& reporter) {
-  reporter.Add(entry.key_node.Mark(), entry.path, "unknown key (expected one of: " + std::string(expected) + ")");
-}
-
 // A mapping-valued key: a mapping, or nothing (= all defaults). Otherwise reports.
 bool IsMappingOrEmpty(const Entry& entry, std::string_view what, Reporter& reporter) {
   if (entry.value.IsMap() || entry.value.IsNull()) return true;
   reporter.Add(entry.Where(), entry.path, "expected a mapping of " + std::string(what) + ", got " + Describe(entry.value));
   return false;
-}
-
-std::optional<long long> ParseInteger(std::string_view text) {
-  if (!text.empty() && text.front() == '+') text.remove_prefix(1);
-  if (text.empty()) return std::nullopt;
-  long long value = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
-  return value;
-}
-
-std::optional<long long> ReadInteger(const Entry& entry, long long low, long long high, Reporter& reporter) {
-  const std::string expectation =
-      "expected an integer from " + std::to_string(low) + " to " + std::to_string(high) + ", got ";
-  if (entry.value.IsScalar()) {
-    const std::optional<long long> value = ParseInteger(entry.value.Scalar());
-    if (value && IsQuoted(entry.value)) {
-      reporter.Add(entry.Where(), entry.path, expectation + "the quoted string " + Describe(entry.value) + " (remove the quotes)");
-      return std::nullopt;
-    }
-    if (value && *value >= low && *value <= high) return value;
-  }
-  reporter.Add(entry.Where(), entry.path, expectation + Describe(entry.value));
-  return std::nullopt;
-}
-
-std::optional<double> ReadNumber(const Entry& entry, double low, double high, std::string_view low_text,
-                                 std::string_view high_text, Reporter& reporter) {
-  const std::string expectation =
-      "expected a number from " + std::string(low_text) + " to " + std::string(high_text) + ", got ";
-  if (entry.value.IsScalar()) {
-    std::string_view text = entry.value.Scalar();
-    if (!text.empty() && text.front() == '+') text.remove_prefix(1);
-    double value = 0;
-    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    const bool parsed = !text.empty() && ec == std::errc() && end == text.data() + text.size() && std::isfinite(value);
-    if (parsed && IsQuoted(entry.value)) {
-      reporter.Add(entry.Where(), entry.path, expectation + "the quoted string " + Describe(entry.value) + " (remove the quotes)");
-      return std::nullopt;
-    }
-    if (parsed && value >= low && value <= high) return value;
-  }
-  reporter.Add(entry.Where(), entry.path, expectation + Describe(entry.value));
-  return std::nullopt;
-}
-
-std::string DurationExpectation(Millis low, Millis high) {
-  std::string out = "expected a duration";
-  if (low == Millis{1} && high == kMaxDuration) {
-    out += " greater than 0";
-  } else if (low == Millis{1}) {
-    out += " greater than 0 and at most " + FormatDuration(high);
-  } else if (low == Millis{0} && high != kMaxDuration) {
-    out += " of at most " + FormatDuration(high);
-  } else if (low != Millis{0}) {
-    out += " from " + FormatDuration(low) + " to " + FormatDuration(high);
-  }
-  return out + " (like 250ms, 5s, 2m or 1h), got ";
-}
-
-std::optional<Millis> ReadDurationNode(const YAML::Node& node, const YAML::Mark& where, const std::string& path,
-                                       Millis low, Millis high, Reporter& reporter) {
-  if (node.IsScalar()) {
-    const std::optional<Millis> value = ParseDuration(node.Scalar());
-    if (value && *value >= low && *value <= high) return value;
-  }
-  reporter.Add(where, path, DurationExpectation(low, high) + Describe(node));
-  return std::nullopt;
-}
-
-std::optional<Millis> ReadDuration(const Entry& entry, Millis low, Millis high, Reporter& reporter) {
-  return ReadDurationNode(entry.value, entry.Where(), entry.path, low, high, reporter);
 }
 
 // "503", "5xx", "500-504".
@@ -512,34 +326,13 @@ model::Millis PolicySet::LongestRequestTimeout() const {
 PolicySet ParsePolicies(const std::string& yaml_text, const std::string& source) {
   Reporter reporter(source);
   std::map<std::string, model::Policy> policies;
-  try {
-    const std::vector<YAML::Node> documents = YAML::LoadAll(yaml_text);
-    if (documents.size() > 1) {
-      reporter.Add(documents[1].Mark(), "", "expected a single YAML document, found " + std::to_string(documents.size()));
-    } else {
-      policies = ParseRoot(documents.empty() ? YAML::Node() : documents.front(), reporter);
-    }
-  } catch (const YAML::Exception& e) {
-    reporter.Add(e.mark, "", "invalid YAML: " + e.msg);
-  }
+  ParseSingleDocument(yaml_text, reporter, [&](const YAML::Node& root) { policies = ParseRoot(root, reporter); });
   reporter.ThrowIfAny();
   return PolicySet(std::move(policies));
 }
 
 PolicySet LoadPoliciesFile(const std::string& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) {
-    throw ConfigError({path + ": cannot read policies file: is a directory"});
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    const int error = errno;
-    throw ConfigError({path + ": cannot read policies file: " +
-                       (error != 0 ? std::generic_category().message(error) : std::string("open failed"))});
-  }
-  std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  if (in.bad()) throw ConfigError({path + ": cannot read policies file: read error"});
-  return ParsePolicies(text, path);
+  return ParsePolicies(ReadConfigFile(path, "policies file"), path);
 }
 
 }  // namespace pgcourier::config

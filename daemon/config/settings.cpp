@@ -11,7 +11,8 @@
 //   shutdown_grace: 25s          # duration > 0, <= 1h
 //   policies_file: /etc/pgcourier/policies.yaml   # non-empty
 //   master_key_file: ""          # string
-//   metrics_address: "127.0.0.1:9464"   # host:port, [v6addr]:port, or "" to disable
+//   metrics_address: "127.0.0.1:9464"   # host:port, [v6addr]:port (port 0..65535;
+//                                       # 0 = ephemeral), or "" to disable
 //   log_level: info              # trace, debug, info, warn, error, critical, off
 //   user_agent: "pgcourier/0.1"  # string without control characters
 //
@@ -26,15 +27,8 @@
 
 #include <algorithm>
 #include <array>
-#include <cerrno>
 #include <charconv>
-#include <climits>
-#include <filesystem>
-#include <fstream>
-#include <iterator>
-#include <limits>
 #include <optional>
-#include <set>
 #include <string_view>
 #include <system_error>
 #include <utility>
@@ -42,13 +36,26 @@
 
 #include "config/duration.hpp"
 #include "config/policies.hpp"
+#include "config/yaml_support.hpp"
 
 namespace pgcourier::config {
 namespace {
 
+using detail::Describe;
+using detail::DurationExpectation;
+using detail::Entries;
+using detail::Entry;
+using detail::HasControlCharacters;
+using detail::IntegerExpectation;
+using detail::kMaxDuration;
+using detail::ParseSingleDocument;
+using detail::Quote;
+using detail::ReadConfigFile;
+using detail::ReadDuration;
+using detail::ReadInteger;
+using detail::ReportUnknownKey;
+using detail::Reporter;
 using model::Millis;
-
-constexpr Millis kMaxDuration{std::numeric_limits<Millis::rep>::max()};
 
 // ---------------------------------------------------------------------------
 // Field table: the one place that knows names, types and valid values.
@@ -74,36 +81,6 @@ struct StringField {
   std::string (*check)(const std::string& value);
 };
 
-// Text from the file made safe for a one-line message.
-std::string Printable(std::string_view text) {
-  std::string out;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    if (i == 60) {
-      out += "...";
-      break;
-    }
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (c < 0x20 || c == 0x7f) {
-      static constexpr char kHex[] = "0123456789abcdef";
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 0xf];
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out;
-}
-
-std::string Quote(std::string_view text) { return "'" + Printable(text) + "'"; }
-
-bool HasControlCharacters(std::string_view text) {
-  return std::any_of(text.begin(), text.end(), [](char c) {
-    const auto byte = static_cast<unsigned char>(c);
-    return byte < 0x20 || byte == 0x7f;
-  });
-}
-
 std::string CheckAnything(const std::string&) { return {}; }
 
 std::string CheckNoControlCharacters(const std::string& value) {
@@ -121,11 +98,14 @@ std::string CheckLogLevel(const std::string& value) {
   return "expected one of trace, debug, info, warn, error, critical, off, got " + Quote(value);
 }
 
+// Decimal digits only (no sign), 0 to 65535. Port 0 asks the kernel for an
+// ephemeral port (tests run several daemons side by side that way).
 bool IsValidPort(std::string_view text) {
   if (text.empty() || text.size() > 5) return false;
+  if (!std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) return false;
   int port = 0;
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), port);
-  return ec == std::errc() && end == text.data() + text.size() && port >= 1 && port <= 65535;
+  return ec == std::errc() && end == text.data() + text.size() && port <= 65535;
 }
 
 bool IsValidHostAndPort(std::string_view address) {
@@ -189,124 +169,51 @@ constexpr std::string_view kKnownKeys =
     "database_url, worker_id, concurrency, max_claim_batch, lease_margin, poll_interval, rescue_interval, "
     "shutdown_grace, policies_file, master_key_file, metrics_address, log_level, user_agent";
 
-std::string IntExpectation(const IntField& field) {
-  return "expected an integer from " + std::to_string(field.low) + " to " + std::to_string(field.high) + ", got ";
-}
-
-std::string DurationExpectation(const DurationField& field) {
-  std::string out = "expected a duration greater than 0";
-  if (field.high != kMaxDuration) out += " and at most " + FormatDuration(field.high);
-  return out + " (like 250ms, 5s, 2m or 1h), got ";
-}
-
 // Messages (empty when valid) for one field of `settings`.
 std::string CheckInt(const IntField& field, const Settings& settings) {
   const int value = settings.*field.member;
   if (value >= field.low && value <= field.high) return {};
-  return IntExpectation(field) + std::to_string(value);
+  return IntegerExpectation(field.low, field.high) + std::to_string(value);
 }
 
 std::string CheckDuration(const DurationField& field, const Settings& settings) {
   const Millis value = settings.*field.member;
   if (value >= field.low && value <= field.high) return {};
-  return DurationExpectation(field) + FormatDuration(value);
+  return DurationExpectation(field.low, field.high) + FormatDuration(value);
 }
 
 // ---------------------------------------------------------------------------
 // YAML reading.
 
-std::string Describe(const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Scalar: return Quote(node.Scalar());
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Map: return "a mapping";
-    case YAML::NodeType::Null:
-    case YAML::NodeType::Undefined: break;
-  }
-  return "nothing";
-}
-
-class Reporter {
- public:
-  explicit Reporter(std::string source) : source_(std::move(source)) {}
-  void Add(const YAML::Mark& mark, std::string_view path, std::string_view message) {
-    std::string line = source_;
-    if (!mark.is_null() && mark.line >= 0) line += ":" + std::to_string(mark.line + 1);
-    line += ": ";
-    if (!path.empty()) {
-      line += path;
-      line += ": ";
-    }
-    line += message;
-    problems_.push_back(std::move(line));
-  }
-  void ThrowIfAny() {
-    if (!problems_.empty()) throw ConfigError(std::move(problems_));
-  }
-
- private:
-  std::string source_;
-  std::vector<std::string> problems_;
-};
-
-// Position of a value; a missing value is reported at its key.
-YAML::Mark Where(const YAML::Node& key, const YAML::Node& value) {
-  if (!value.IsDefined() || value.IsNull() || value.Mark().is_null()) return key.Mark();
-  return value.Mark();
-}
-
-void ParseEntry(const YAML::Node& key, const YAML::Node& value, const std::string& name, Settings& settings,
-                Reporter& reporter) {
-  const YAML::Mark where = Where(key, value);
+void ParseEntry(const Entry& entry, Settings& settings, Reporter& reporter) {
   for (const IntField& field : kIntFields) {
-    if (field.name != name) continue;
-    if (value.IsScalar()) {
-      std::string_view text = value.Scalar();
-      if (!text.empty() && text.front() == '+') text.remove_prefix(1);
-      long long number = 0;
-      const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), number);
-      const bool parsed = !text.empty() && ec == std::errc() && end == text.data() + text.size();
-      if (parsed && value.Tag() == "!") {
-        reporter.Add(where, field.name,
-                     IntExpectation(field) + "the quoted string " + Describe(value) + " (remove the quotes)");
-        return;
-      }
-      if (parsed && number >= field.low && number <= field.high) {
-        settings.*field.member = static_cast<int>(number);
-        return;
-      }
+    if (field.name != entry.key) continue;
+    if (const auto value = ReadInteger(entry, field.low, field.high, reporter)) {
+      settings.*field.member = static_cast<int>(*value);
     }
-    reporter.Add(where, field.name, IntExpectation(field) + Describe(value));
     return;
   }
   for (const DurationField& field : kDurationFields) {
-    if (field.name != name) continue;
-    if (value.IsScalar()) {
-      const std::optional<Millis> duration = ParseDuration(value.Scalar());
-      if (duration && *duration >= field.low && *duration <= field.high) {
-        settings.*field.member = *duration;
-        return;
-      }
-    }
-    reporter.Add(where, field.name, DurationExpectation(field) + Describe(value));
+    if (field.name != entry.key) continue;
+    if (const auto value = ReadDuration(entry, field.low, field.high, reporter)) settings.*field.member = *value;
     return;
   }
   for (const StringField& field : kStringFields) {
-    if (field.name != name) continue;
+    if (field.name != entry.key) continue;
+    const YAML::Node& value = entry.value;
     if (!value.IsScalar() && !value.IsNull()) {
-      reporter.Add(where, field.name, "expected a string, got " + Describe(value));
+      reporter.Add(entry.Where(), entry.path, "expected a string, got " + Describe(value));
       return;
     }
     std::string text = value.IsScalar() ? value.Scalar() : std::string();
     if (const std::string problem = field.check(text); !problem.empty()) {
-      reporter.Add(where, field.name, problem);
+      reporter.Add(entry.Where(), entry.path, problem);
       return;
     }
     settings.*field.member = std::move(text);
     return;
   }
-  reporter.Add(key.Mark(), Printable(name),
-               "unknown key (expected one of: " + std::string(kKnownKeys) + ")");
+  ReportUnknownKey(entry, kKnownKeys, reporter);
 }
 
 }  // namespace
@@ -314,49 +221,19 @@ void ParseEntry(const YAML::Node& key, const YAML::Node& value, const std::strin
 Settings ParseSettings(const std::string& yaml_text, const std::string& source) {
   Reporter reporter(source);
   Settings settings;
-  try {
-    const std::vector<YAML::Node> documents = YAML::LoadAll(yaml_text);
-    const YAML::Node root = documents.empty() ? YAML::Node() : documents.front();
-    if (documents.size() > 1) {
-      reporter.Add(documents[1].Mark(), "", "expected a single YAML document, found " + std::to_string(documents.size()));
-    } else if (root.IsMap()) {
-      std::set<std::string> seen;
-      for (auto it = root.begin(); it != root.end(); ++it) {
-        const YAML::Node key = it->first;
-        if (!key.IsScalar()) {
-          reporter.Add(key.Mark(), "(top level)", "keys must be plain strings, got " + Describe(key) + " as a key");
-          continue;
-        }
-        if (!seen.insert(key.Scalar()).second) {
-          reporter.Add(key.Mark(), Printable(key.Scalar()), "duplicate key");
-          continue;
-        }
-        ParseEntry(key, it->second, key.Scalar(), settings, reporter);
-      }
+  ParseSingleDocument(yaml_text, reporter, [&](const YAML::Node& root) {
+    if (root.IsMap()) {
+      for (const Entry& entry : Entries(root, "", reporter)) ParseEntry(entry, settings, reporter);
     } else if (root.IsDefined() && !root.IsNull()) {
       reporter.Add(root.Mark(), "(top level)", "expected a mapping of settings, got " + Describe(root));
     }
-  } catch (const YAML::Exception& e) {
-    reporter.Add(e.mark, "", "invalid YAML: " + e.msg);
-  }
+  });
   reporter.ThrowIfAny();
   return settings;
 }
 
 Settings LoadSettingsFile(const std::string& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) {
-    throw ConfigError({path + ": cannot read settings file: is a directory"});
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    const int error = errno;
-    throw ConfigError({path + ": cannot read settings file: " +
-                       (error != 0 ? std::generic_category().message(error) : std::string("open failed"))});
-  }
-  std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  if (in.bad()) throw ConfigError({path + ": cannot read settings file: read error"});
-  return ParseSettings(text, path);
+  return ParseSettings(ReadConfigFile(path, "settings file"), path);
 }
 
 void ValidateSettings(const Settings& settings, const std::string& source) {

@@ -19,7 +19,7 @@ struct Settings {
   model::Millis shutdown_grace{25000}; // SIGTERM: time to let in-flight requests finish
   std::string policies_file = "/etc/pgcourier/policies.yaml";
   std::string master_key_file;    // empty: $CREDENTIALS_DIRECTORY/master-key if set
-  std::string metrics_address = "127.0.0.1:9464";  // empty disables /metrics
+  std::string metrics_address = "127.0.0.1:9464";  // empty disables /metrics; port 0 = ephemeral
   std::string log_level = "info"; // trace, debug, info, warn, error
   std::string user_agent = "pgcourier/0.1";
 };

@@ -26,32 +26,43 @@ using pgcourier::config::ValidateSettings;
 using pgcourier::model::Millis;
 using pgcourier::model::StatusRange;
 
-// The problems ParsePolicies reports for `yaml` (empty when it parses).
-std::vector<std::string> PolicyProblems(const std::string& yaml) {
+// The problems of the ConfigError `call` throws (empty when it throws none).
+template <typename Call>
+std::vector<std::string> ProblemsOf(Call call) {
   try {
-    ParsePolicies(yaml, "p.yaml");
+    call();
   } catch (const ConfigError& error) {
     return error.problems();
   }
   return {};
+}
+
+// The problems ParsePolicies reports for `yaml` (empty when it parses).
+std::vector<std::string> PolicyProblems(const std::string& yaml) {
+  return ProblemsOf([&] { ParsePolicies(yaml, "p.yaml"); });
 }
 
 std::vector<std::string> SettingsProblems(const std::string& yaml) {
-  try {
-    ParseSettings(yaml, "s.yaml");
-  } catch (const ConfigError& error) {
-    return error.problems();
-  }
-  return {};
+  return ProblemsOf([&] { ParseSettings(yaml, "s.yaml"); });
 }
 
 std::vector<std::string> ValidationProblems(const Settings& settings) {
-  try {
-    ValidateSettings(settings, "settings");
-  } catch (const ConfigError& error) {
-    return error.problems();
-  }
-  return {};
+  return ProblemsOf([&] { ValidateSettings(settings, "settings"); });
+}
+
+// Every setting of `policy` (all but the name) is that of a default model::Policy.
+void CheckHasDefaults(const pgcourier::model::Policy& policy) {
+  const pgcourier::model::Policy defaults;
+  CHECK(policy.max_attempts == defaults.max_attempts);
+  CHECK(policy.backoff.base == defaults.backoff.base);
+  CHECK(policy.backoff.factor == defaults.backoff.factor);
+  CHECK(policy.backoff.cap == defaults.backoff.cap);
+  CHECK(policy.backoff.jitter == defaults.backoff.jitter);
+  CHECK(policy.backoff.schedule == defaults.backoff.schedule);
+  CHECK(policy.connect_timeout == defaults.connect_timeout);
+  CHECK(policy.request_timeout == defaults.request_timeout);
+  CHECK(policy.retryable_statuses == defaults.retryable_statuses);
+  CHECK(policy.response_excerpt_bytes == defaults.response_excerpt_bytes);
 }
 
 std::string Joined(const std::vector<std::string>& lines) {
@@ -170,22 +181,13 @@ TEST_CASE("A complete policy is parsed into model::Policy") {
 }
 
 TEST_CASE("An empty policy body takes every default of model::Policy") {
-  const pgcourier::model::Policy defaults;
   for (const char* text : {"policies:\n  default:\n", "policies:\n  default: {}\n",
                            "policies:\n  default:\n    backoff:\n    timeouts: {}\n"}) {
     CAPTURE(text);
     const PolicySet set = ParsePolicies(text, "p.yaml");
     const auto* policy = set.Find("default");
     REQUIRE(policy != nullptr);
-    CHECK(policy->max_attempts == defaults.max_attempts);
-    CHECK(policy->backoff.base == defaults.backoff.base);
-    CHECK(policy->backoff.factor == defaults.backoff.factor);
-    CHECK(policy->backoff.cap == defaults.backoff.cap);
-    CHECK(policy->backoff.jitter == defaults.backoff.jitter);
-    CHECK(policy->connect_timeout == defaults.connect_timeout);
-    CHECK(policy->request_timeout == defaults.request_timeout);
-    CHECK(policy->retryable_statuses == defaults.retryable_statuses);
-    CHECK(policy->response_excerpt_bytes == defaults.response_excerpt_bytes);
+    CheckHasDefaults(*policy);
   }
 }
 
@@ -218,15 +220,7 @@ TEST_CASE("The shipped policy files load") {
     const pgcourier::model::Policy defaults;
     const auto* policy = set.Find("default");
     REQUIRE(policy != nullptr);
-    CHECK(policy->max_attempts == defaults.max_attempts);
-    CHECK(policy->backoff.base == defaults.backoff.base);
-    CHECK(policy->backoff.factor == defaults.backoff.factor);
-    CHECK(policy->backoff.cap == defaults.backoff.cap);
-    CHECK(policy->backoff.jitter == defaults.backoff.jitter);
-    CHECK(policy->connect_timeout == defaults.connect_timeout);
-    CHECK(policy->request_timeout == defaults.request_timeout);
-    CHECK(policy->retryable_statuses == defaults.retryable_statuses);
-    CHECK(policy->response_excerpt_bytes == defaults.response_excerpt_bytes);
+    CheckHasDefaults(*policy);
     REQUIRE(set.Find("critical") != nullptr);
     CHECK(set.Find("critical")->max_attempts > defaults.max_attempts);
   }
@@ -607,14 +601,14 @@ TEST_CASE("Settings range boundaries are inclusive") {
 }
 
 TEST_CASE("metrics_address accepts empty or host:port only") {
-  for (const char* good : {"", "127.0.0.1:9464", "localhost:1", "0.0.0.0:65535", "[::1]:9464", "[::]:80",
-                           "metrics.internal-net_1:9100"}) {
+  for (const char* good : {"", "127.0.0.1:9464", "localhost:1", "localhost:0", "0.0.0.0:65535", "[::1]:9464",
+                           "[::]:80", "metrics.internal-net_1:9100"}) {
     CAPTURE(good);
     Settings settings;
     settings.metrics_address = good;
     CHECK(ValidationProblems(settings).empty());
   }
-  for (const char* bad : {"9464", ":9464", "localhost", "localhost:", "localhost:0", "localhost:65536",
+  for (const char* bad : {"9464", ":9464", "localhost", "localhost:", "localhost:65536",
                           "localhost:http", "::1:9464", "[::1]9464", "[]:80", "[zz::1]:80", "host name:80",
                           "http://host:80", "host:80/metrics"}) {
     CAPTURE(bad);
@@ -622,6 +616,34 @@ TEST_CASE("metrics_address accepts empty or host:port only") {
     settings.metrics_address = bad;
     CHECK(ValidationProblems(settings).size() == 1);
   }
+}
+
+TEST_CASE("metrics_address port 0 means an ephemeral port; other ports stay 0..65535 digits") {
+  // Tests that run several daemons side by side bind 127.0.0.1:0.
+  const Settings parsed = ParseSettings("metrics_address: \"127.0.0.1:0\"\n", "s.yaml");
+  CHECK(parsed.metrics_address == "127.0.0.1:0");
+  CHECK_NOTHROW(ValidateSettings(parsed, "s.yaml"));
+  for (const char* good : {"127.0.0.1:0", "[::1]:0", "localhost:00000", "127.0.0.1:65535"}) {
+    CAPTURE(good);
+    Settings settings;
+    settings.metrics_address = good;
+    CHECK(ValidationProblems(settings).empty());
+  }
+  for (const char* bad : {"127.0.0.1:65536", "127.0.0.1:99999", "127.0.0.1:100000", "127.0.0.1:-1", "127.0.0.1:-0",
+                          "[::1]:-1", "127.0.0.1:+0", "127.0.0.1:0x10", "127.0.0.1:abc", "127.0.0.1: 0",
+                          "127.0.0.1:0 "}) {
+    CAPTURE(bad);
+    Settings settings;
+    settings.metrics_address = bad;
+    const auto problems = ValidationProblems(settings);
+    REQUIRE(problems.size() == 1);
+    CHECK(problems[0] == "settings: metrics_address: expected host:port (like 127.0.0.1:9464, localhost:9464 or "
+                         "[::1]:9464) or an empty string to disable metrics, got '" +
+                             std::string(bad) + "'");
+  }
+  CHECK(SettingsProblems("metrics_address: \"127.0.0.1:65536\"\n") ==
+        std::vector<std::string>{"s.yaml:1: metrics_address: expected host:port (like 127.0.0.1:9464, localhost:9464 "
+                                 "or [::1]:9464) or an empty string to disable metrics, got '127.0.0.1:65536'"});
 }
 
 TEST_CASE("log_level accepts exactly the documented levels") {

@@ -1,0 +1,251 @@
+#include "config/yaml_support.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <set>
+#include <system_error>
+
+#include "config/duration.hpp"
+#include "config/policies.hpp"
+
+namespace pgcourier::config::detail {
+
+using model::Millis;
+
+namespace {
+
+bool IsControlCharacter(unsigned char c) { return c < 0x20 || c == 0x7f; }
+
+}  // namespace
+
+bool HasControlCharacters(std::string_view text) {
+  return std::any_of(text.begin(), text.end(), [](char c) { return IsControlCharacter(static_cast<unsigned char>(c)); });
+}
+
+std::string Printable(std::string_view text) {
+  constexpr std::size_t kMaxChars = 60;
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (i == kMaxChars) {
+      out += "...";
+      break;
+    }
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (IsControlCharacter(c)) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 0xf];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
+std::string Quote(std::string_view text) { return "'" + Printable(text) + "'"; }
+
+std::string Describe(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Scalar: return Quote(node.Scalar());
+    case YAML::NodeType::Sequence: return "a list";
+    case YAML::NodeType::Map: return "a mapping";
+    case YAML::NodeType::Null:
+    case YAML::NodeType::Undefined: break;
+  }
+  return "nothing";
+}
+
+bool IsQuoted(const YAML::Node& node) { return node.IsScalar() && node.Tag() == "!"; }
+
+// ---------------------------------------------------------------------------
+// Reporter
+
+void Reporter::Add(const YAML::Mark& mark, std::string_view path, std::string_view message) {
+  const int line_number = mark.is_null() || mark.line < 0 ? 0 : mark.line + 1;
+  std::string line = source_;
+  if (line_number > 0) line += ":" + std::to_string(line_number);
+  line += ": ";
+  if (!path.empty()) {
+    line += path;
+    line += ": ";
+  }
+  line += message;
+  problems_.emplace_back(line_number, std::move(line));
+}
+
+void Reporter::ThrowIfAny() {
+  if (problems_.empty()) return;
+  std::stable_sort(problems_.begin(), problems_.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<std::string> lines;
+  lines.reserve(problems_.size());
+  for (auto& problem : problems_) lines.push_back(std::move(problem.second));
+  problems_.clear();
+  throw ConfigError(std::move(lines));
+}
+
+// ---------------------------------------------------------------------------
+// Mappings
+
+std::string ChildPath(const std::string& parent, std::string_view key) {
+  std::string printable = Printable(key);
+  return parent.empty() ? printable : parent + "." + printable;
+}
+
+YAML::Mark Entry::Where() const {
+  const YAML::Mark mark = value.Mark();
+  if (!value.IsDefined() || value.IsNull() || mark.is_null()) return key_node.Mark();
+  return mark;
+}
+
+std::vector<Entry> Entries(const YAML::Node& map, const std::string& path, Reporter& reporter) {
+  std::vector<Entry> out;
+  std::set<std::string> seen;
+  for (auto it = map.begin(); it != map.end(); ++it) {
+    const YAML::Node key = it->first;
+    if (!key.IsScalar()) {
+      reporter.Add(key.Mark(), path.empty() ? "(top level)" : path,
+                   "keys must be plain strings, got " + Describe(key) + " as a key");
+      continue;
+    }
+    std::string name = key.Scalar();
+    std::string child = ChildPath(path, name);
+    if (!seen.insert(name).second) {
+      reporter.Add(key.Mark(), child, "duplicate key");
+      continue;
+    }
+    out.push_back(Entry{std::move(name), key, it->second, std::move(child)});
+  }
+  return out;
+}
+
+void ReportUnknownKey(const Entry& entry, std::string_view expected, Reporter& reporter) {
+  reporter.Add(entry.key_node.Mark(), entry.path, "unknown key (expected one of: " + std::string(expected) + ")");
+}
+
+// ---------------------------------------------------------------------------
+// Values
+
+std::optional<long long> ParseInteger(std::string_view text) {
+  if (!text.empty() && text.front() == '+') text.remove_prefix(1);
+  if (text.empty()) return std::nullopt;
+  long long value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+std::string IntegerExpectation(long long low, long long high) {
+  return "expected an integer from " + std::to_string(low) + " to " + std::to_string(high) + ", got ";
+}
+
+namespace {
+
+// The verdict on a number-valued entry whose scalar text did (`parsed`) or did
+// not parse as a number, and whose value is or is not `in_range`: true when it
+// is accepted, else reports why (a quoted number is a string, not a number).
+bool AcceptNumber(const Entry& entry, const std::string& expectation, bool parsed, bool in_range,
+                  Reporter& reporter) {
+  if (parsed && IsQuoted(entry.value)) {
+    reporter.Add(entry.Where(), entry.path,
+                 expectation + "the quoted string " + Describe(entry.value) + " (remove the quotes)");
+    return false;
+  }
+  if (parsed && in_range) return true;
+  reporter.Add(entry.Where(), entry.path, expectation + Describe(entry.value));
+  return false;
+}
+
+}  // namespace
+
+std::optional<long long> ReadInteger(const Entry& entry, long long low, long long high, Reporter& reporter) {
+  std::optional<long long> value;
+  if (entry.value.IsScalar()) value = ParseInteger(entry.value.Scalar());
+  const bool in_range = value && *value >= low && *value <= high;
+  if (!AcceptNumber(entry, IntegerExpectation(low, high), value.has_value(), in_range, reporter)) return std::nullopt;
+  return value;
+}
+
+std::optional<double> ReadNumber(const Entry& entry, double low, double high, std::string_view low_text,
+                                 std::string_view high_text, Reporter& reporter) {
+  const std::string expectation =
+      "expected a number from " + std::string(low_text) + " to " + std::string(high_text) + ", got ";
+  bool parsed = false;
+  double value = 0;
+  if (entry.value.IsScalar()) {
+    std::string_view text = entry.value.Scalar();
+    if (!text.empty() && text.front() == '+') text.remove_prefix(1);
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    parsed = !text.empty() && ec == std::errc() && end == text.data() + text.size() && std::isfinite(value);
+  }
+  if (!AcceptNumber(entry, expectation, parsed, parsed && value >= low && value <= high, reporter)) {
+    return std::nullopt;
+  }
+  return value;
+}
+
+std::string DurationExpectation(Millis low, Millis high) {
+  std::string out = "expected a duration";
+  if (low == Millis{1} && high == kMaxDuration) {
+    out += " greater than 0";
+  } else if (low == Millis{1}) {
+    out += " greater than 0 and at most " + FormatDuration(high);
+  } else if (low == Millis{0} && high != kMaxDuration) {
+    out += " of at most " + FormatDuration(high);
+  } else if (low != Millis{0}) {
+    out += " from " + FormatDuration(low) + " to " + FormatDuration(high);
+  }
+  return out + " (like 250ms, 5s, 2m or 1h), got ";
+}
+
+std::optional<Millis> ReadDurationNode(const YAML::Node& node, const YAML::Mark& where, const std::string& path,
+                                       Millis low, Millis high, Reporter& reporter) {
+  if (node.IsScalar()) {
+    const std::optional<Millis> value = ParseDuration(node.Scalar());
+    if (value && *value >= low && *value <= high) return value;
+  }
+  reporter.Add(where, path, DurationExpectation(low, high) + Describe(node));
+  return std::nullopt;
+}
+
+std::optional<Millis> ReadDuration(const Entry& entry, Millis low, Millis high, Reporter& reporter) {
+  return ReadDurationNode(entry.value, entry.Where(), entry.path, low, high, reporter);
+}
+
+// ---------------------------------------------------------------------------
+// Documents and files
+
+void ParseSingleDocument(const std::string& yaml_text, Reporter& reporter,
+                         const std::function<void(const YAML::Node& root)>& parse_root) {
+  try {
+    const std::vector<YAML::Node> documents = YAML::LoadAll(yaml_text);
+    if (documents.size() > 1) {
+      reporter.Add(documents[1].Mark(), "", "expected a single YAML document, found " + std::to_string(documents.size()));
+    } else {
+      parse_root(documents.empty() ? YAML::Node() : documents.front());
+    }
+  } catch (const YAML::Exception& e) {
+    reporter.Add(e.mark, "", "invalid YAML: " + e.msg);
+  }
+}
+
+std::string ReadConfigFile(const std::string& path, std::string_view what) {
+  const std::string prefix = path + ": cannot read " + std::string(what) + ": ";
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw ConfigError({prefix + "is a directory"});
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    const int error = errno;
+    throw ConfigError({prefix + (error != 0 ? std::generic_category().message(error) : std::string("open failed"))});
+  }
+  std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  if (in.bad()) throw ConfigError({prefix + "read error"});
+  return text;
+}
+
+}  // namespace pgcourier::config::detail
