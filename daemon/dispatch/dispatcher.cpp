@@ -20,6 +20,7 @@
 #include "retry/text.hpp"
 #include "signing/secret_box.hpp"
 #include "signing/webhook_signature.hpp"
+#include "store/statements.hpp"
 #include "store/store.hpp"
 
 namespace pgcourier::dispatch {
@@ -74,6 +75,7 @@ struct Dispatcher::Impl {
   bool notified = true;   // claim at start-up without waiting for a NOTIFY
   bool backlog = false;   // the last claim was full: more is probably due
   bool ready_sent = false;
+  bool wake_held = true;  // at start-up too: a restart may have fixed what held them
   Clock::time_point next_poll = Clock::now();
   Clock::time_point next_rescue = Clock::now();
   Clock::time_point next_connect = Clock::now();
@@ -188,7 +190,7 @@ struct Dispatcher::Impl {
   void Hold(const model::ClaimedDelivery& d, const std::string& reason) {
     spdlog::warn("delivery {} (tenant {}, subscription {}) held for {} s: {}", d.id, d.tenant_id, d.subscription_id,
                  kHoldDelay.count() / 1000, reason);
-    pending_releases.push_back({d.id, kHoldDelay.count(), retry::SafeSummary("held: " + reason)});
+    pending_releases.push_back({d.id, kHoldDelay.count(), retry::SafeSummary(store::kHeldPrefix + reason)});
     if (options.metrics) options.metrics->HeldDeliveries(1);
   }
 
@@ -453,7 +455,19 @@ struct Dispatcher::Impl {
     if (!fresh) return;
     options.policies = std::move(fresh);
     lease = options.policies->LongestRequestTimeout() + settings.lease_margin;
-    notified = true;  // held deliveries may be deliverable now
+    wake_held = true;  // deliveries held for an unknown policy may be deliverable now
+  }
+
+  void MaybeWakeHeld() {
+    if (!wake_held || !store) return;
+    int woken = 0;
+    if (WithStore("waking held deliveries", [&](store::Store& s) { woken = s.WakeHeld(); })) {
+      wake_held = false;
+      if (woken > 0) {
+        spdlog::info("{} held delivery(ies) made due again", woken);
+        notified = true;
+      }
+    }
   }
 
   int Run() {
@@ -495,6 +509,7 @@ struct Dispatcher::Impl {
         }
       } else {
         MaybeRescue();
+        MaybeWakeHeld();
         MaybeClaim();
       }
       WaitForWork();

@@ -259,7 +259,8 @@ void Executor::Run() {
       curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(t->request.request_timeout.count()));
       curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
       curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
-      curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 1L);
+      // No CURLOPT_PIPEWAIT: on plain http it makes new requests queue behind a
+      // busy connection (and time out unsent) instead of opening another one.
       curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, OnBody);
       curl_easy_setopt(easy, CURLOPT_WRITEDATA, t.get());
       curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, OnHeader);

@@ -106,6 +106,14 @@ FROM unnest($2::text[], $3::bigint[], $4::text[]) AS i(id, delay_ms, reason)
 WHERE d.id = i.id AND d.status = 'delivering' AND d.lease_owner = $1
 )SQL";
 
+// Makes held deliveries due now (after a policy reload or a restart fixed
+// what held them). Only rows still waiting and marked held are touched.
+constexpr const char* kWakeHeldSql = R"SQL(
+UPDATE courier.deliveries
+SET next_attempt_at = now(), updated_at = now()
+WHERE status IN ('pending', 'retry_scheduled') AND next_attempt_at > now() AND starts_with(last_error, 'held: ')
+)SQL";
+
 }  // namespace
 
 const std::vector<std::pair<const char*, const char*>>& DaemonStatements() {
@@ -115,6 +123,7 @@ const std::vector<std::pair<const char*, const char*>>& DaemonStatements() {
       {kStmtQuarantine, kQuarantineSql},
       {kStmtFindExpiredLeases, kFindExpiredLeasesSql},
       {kStmtReleaseLeases, kReleaseLeasesSql},
+      {kStmtWakeHeld, kWakeHeldSql},
   };
   return kStatements;
 }

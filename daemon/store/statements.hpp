@@ -15,6 +15,11 @@ inline constexpr const char* kStmtQuarantine = "quarantine_outcome";
 inline constexpr const char* kStmtFindExpiredLeases = "find_expired_leases";
 inline constexpr const char* kStmtReleaseLeases = "release_leases";
 inline constexpr const char* kStmtSchemaVersions = "schema_versions";
+inline constexpr const char* kStmtWakeHeld = "wake_held";
+
+// Prefix of last_error on deliveries put back unattempted (unknown policy,
+// cannot be signed); wake_held looks for it.
+inline constexpr const char* kHeldPrefix = "held: ";
 
 // (name, SQL) of every statement prepared on a daemon connection.
 const std::vector<std::pair<const char*, const char*>>& DaemonStatements();

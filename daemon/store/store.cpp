@@ -271,7 +271,12 @@ std::vector<std::string> Store::RecordOutcomes(const std::string& worker,
       Translate(kStmtQuarantine, [&] {
         pqxx::work txn(impl_->conn);
         std::string reason = std::string("outcome could not be recorded: ") + e.what();
-        if (reason.size() > 500) reason.resize(500);
+        if (reason.size() > 500) {
+          // Cut on a character boundary: the server's message quotes the row's UTF-8 text.
+          std::size_t cut = 500;
+          while (cut > 0 && (static_cast<unsigned char>(reason[cut]) & 0xC0) == 0x80) --cut;
+          reason.resize(cut);
+        }
         const pqxx::result r = txn.exec_prepared(kStmtQuarantine, worker, outcomes[i].delivery_id,
                                                  outcomes[i].attempt, pqxx::to_string(reason));
         txn.commit();
@@ -320,6 +325,15 @@ int Store::ReleaseLeases(const std::string& worker, const std::vector<Release>& 
     });
     txn.commit();
     return static_cast<int>(rows.affected_rows());
+  });
+}
+
+int Store::WakeHeld() {
+  return Translate(kStmtWakeHeld, [&] {
+    pqxx::work txn(impl_->conn);
+    const pqxx::result r = impl_->Timed(kStmtWakeHeld, [&] { return txn.exec_prepared(kStmtWakeHeld); });
+    txn.commit();
+    return static_cast<int>(r.affected_rows());
   });
 }
 

@@ -89,6 +89,10 @@ class Store {
   int RescueExpired(const std::string& worker, int limit,
                     const std::function<model::DeliveryOutcome(const ExpiredLease&)>& decide);
 
+  // Makes deliveries held unattempted (last_error "held: ...") due now.
+  // Returns how many.
+  int WakeHeld();
+
   // Gives claimed deliveries back (status pending/retry_scheduled, lease cleared).
   int ReleaseLeases(const std::string& worker, const std::vector<Release>& releases);
 

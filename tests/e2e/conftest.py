@@ -205,6 +205,21 @@ def receiver():
     r.stop()
 
 
+@pytest.fixture
+def make_receiver():
+    """make_receiver() -> another started Receiver on its own port; all are stopped after the test.
+    Requests to different receivers go to different host:port pairs, so they share no connection."""
+    made = []
+
+    def make():
+        r = Receiver().start()
+        made.append(r)
+        return r
+    yield make
+    for r in made:
+        r.stop()
+
+
 class Daemon:
     """A pgcourierd process; logs go to a file readable with .log()."""
 

@@ -1,0 +1,201 @@
+// Store::RescueExpired and Store::ReleaseLeases.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "store/store.hpp"
+#include "test_db.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using pgcourier::model::DeliveryOutcome;
+using pgcourier::model::DeliveryStatus;
+using pgcourier::model::FailureClass;
+using pgcourier::store::ExpiredLease;
+using pgcourier::store::Release;
+using pgcourier::store::Store;
+using pgtest::AddSubscription;
+using pgtest::Count;
+using pgtest::Exec;
+using pgtest::NewDelivery;
+using pgtest::Row;
+using pgtest::TestDb;
+
+// What the dispatcher's decide() does, roughly: retry in 5 s, or dead-letter.
+DeliveryOutcome LeaseExpired(const ExpiredLease& lease, DeliveryStatus next) {
+  DeliveryOutcome o;
+  o.delivery_id = lease.delivery_id;
+  o.attempt = lease.previous_attempts + 1;
+  o.next_status = next;
+  if (next == DeliveryStatus::kRetryScheduled) o.retry_delay_ms = 5000;
+  o.outcome = "lease_expired";
+  o.failure_class = FailureClass::kTransient;
+  o.retryable = next == DeliveryStatus::kRetryScheduled;
+  o.error_summary = "lease held by " + lease.lease_owner + " expired";
+  o.started_us = 1700000000000000;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("RescueExpired recovers an expired lease for another worker and fences the old owner") {
+  TestDb db;
+  pqxx::connection conn(db.url());
+  const auto sub = AddSubscription(conn, "acme", {"*"}, true, "slow");
+  const auto expired = NewDelivery(conn, "acme", sub);
+  const auto live = NewDelivery(conn, "acme", sub);
+  // `expired` already had two attempts.
+  Exec(conn, "UPDATE courier.deliveries SET status = 'retry_scheduled', attempts = 2, "
+             "next_attempt_at = now() - interval '1 s' WHERE id = $1", expired);
+
+  Store old_owner(db.url());
+  REQUIRE(old_owner.ClaimDue("worker-old", 10, 60s).size() == 2);
+  Exec(conn, "UPDATE courier.deliveries SET lease_expires_at = now() - interval '1 s' WHERE id = $1", expired);
+
+  Store rescuer(db.url());
+  std::vector<ExpiredLease> seen;
+  const int recovered = rescuer.RescueExpired("worker-rescuer", 10, [&](const ExpiredLease& lease) {
+    seen.push_back(lease);
+    return LeaseExpired(lease, DeliveryStatus::kRetryScheduled);
+  });
+  CHECK(recovered == 1);
+  REQUIRE(seen.size() == 1);
+  CHECK(seen[0].delivery_id == expired);
+  CHECK(seen[0].lease_owner == "worker-old");
+  CHECK(seen[0].policy_name == "slow");
+  CHECK(seen[0].previous_attempts == 2);
+
+  const auto d = Row(conn,
+                     "SELECT status, attempts, lease_owner IS NULL AND lease_expires_at IS NULL, "
+                     "next_attempt_at > now() + interval '4 s', coalesce(last_error, '') "
+                     "FROM courier.deliveries WHERE id = $1",
+                     expired);
+  CHECK(d[0].as<std::string>() == "retry_scheduled");
+  CHECK(d[1].as<int>() == 3);
+  CHECK(d[2].as<bool>());
+  CHECK(d[3].as<bool>());
+  CHECK(d[4].as<std::string>() == "lease held by worker-old expired");
+  const auto a = Row(conn,
+                     "SELECT attempt, outcome, worker, coalesce(error_class, '') FROM courier.delivery_attempts "
+                     "WHERE delivery_id = $1",
+                     expired);
+  CHECK(a[0].as<int>() == 3);
+  CHECK(a[1].as<std::string>() == "lease_expired");
+  CHECK(a[2].as<std::string>() == "worker-rescuer");
+  CHECK(a[3].as<std::string>() == "transient");
+
+  // The lease that has not expired is untouched.
+  const auto l = Row(conn, "SELECT status, lease_owner, attempts FROM courier.deliveries WHERE id = $1", live);
+  CHECK(l[0].as<std::string>() == "delivering");
+  CHECK(l[1].as<std::string>() == "worker-old");
+  CHECK(l[2].as<int>() == 0);
+  CHECK(Count(conn, "SELECT count(*) FROM courier.delivery_attempts WHERE delivery_id = $1", live) == 0);
+
+  // The old owner's late result for the rescued attempt is rejected.
+  DeliveryOutcome late;
+  late.delivery_id = expired;
+  late.attempt = 3;
+  late.next_status = DeliveryStatus::kDelivered;
+  late.status_code = 200;
+  late.outcome = "delivered";
+  late.started_us = 1700000000000000;
+  CHECK(old_owner.RecordOutcomes("worker-old", {late}).empty());
+  CHECK(pgtest::Scalar<std::string>(conn, "SELECT status FROM courier.deliveries WHERE id = $1", expired) ==
+        "retry_scheduled");
+  CHECK(Count(conn, "SELECT count(*) FROM courier.delivery_attempts WHERE delivery_id = $1", expired) == 1);
+
+  // Nothing else is expired.
+  int calls = 0;
+  CHECK(rescuer.RescueExpired("worker-rescuer", 10, [&](const ExpiredLease& lease) {
+    ++calls;
+    return LeaseExpired(lease, DeliveryStatus::kFailed);
+  }) == 0);
+  CHECK(calls == 0);
+}
+
+TEST_CASE("a lease claimed for 1 ms expires and is rescued with the status decide returns") {
+  TestDb db;
+  pqxx::connection conn(db.url());
+  const auto sub = AddSubscription(conn, "acme", {"*"});
+  const auto id = NewDelivery(conn, "acme", sub);
+  Store old_owner(db.url());
+  REQUIRE(old_owner.ClaimDue("worker-old", 10, 1ms).size() == 1);
+  std::this_thread::sleep_for(20ms);
+
+  Store rescuer(db.url());
+  std::vector<ExpiredLease> seen;
+  CHECK(rescuer.RescueExpired("worker-rescuer", 10, [&](const ExpiredLease& lease) {
+    seen.push_back(lease);
+    return LeaseExpired(lease, DeliveryStatus::kDeadLettered);
+  }) == 1);
+  REQUIRE(seen.size() == 1);
+  CHECK(seen[0].lease_owner == "worker-old");
+  CHECK(seen[0].previous_attempts == 0);
+  const auto d = Row(conn,
+                     "SELECT status, attempts, completed_at IS NOT NULL FROM courier.deliveries WHERE id = $1", id);
+  CHECK(d[0].as<std::string>() == "dead_lettered");
+  CHECK(d[1].as<int>() == 1);
+  CHECK(d[2].as<bool>());
+  CHECK(pgtest::Scalar<std::string>(conn, "SELECT worker FROM courier.delivery_attempts WHERE delivery_id = $1",
+                                    id) == "worker-rescuer");
+
+  DeliveryOutcome late;
+  late.delivery_id = id;
+  late.attempt = 1;
+  late.next_status = DeliveryStatus::kDelivered;
+  late.outcome = "delivered";
+  CHECK(old_owner.RecordOutcomes("worker-old", {late}).empty());
+  CHECK(pgtest::Scalar<std::string>(conn, "SELECT status FROM courier.deliveries WHERE id = $1", id) ==
+        "dead_lettered");
+}
+
+TEST_CASE("ReleaseLeases gives claimed deliveries back without recording an attempt") {
+  TestDb db;
+  pqxx::connection conn(db.url());
+  const auto sub = AddSubscription(conn, "acme", {"*"});
+  const auto fresh = NewDelivery(conn, "acme", sub);
+  const auto retried = NewDelivery(conn, "acme", sub);
+  Exec(conn, "UPDATE courier.deliveries SET status = 'retry_scheduled', attempts = 2, "
+             "next_attempt_at = now() - interval '1 s' WHERE id = $1", retried);
+  Store store(db.url());
+  REQUIRE(store.ClaimDue("worker-1", 10, 60s).size() == 2);
+
+  // Another worker cannot release them.
+  Store other(db.url());
+  CHECK(other.ReleaseLeases("worker-2", {{fresh, 0, "not mine"}, {retried, 0, "not mine"}}) == 0);
+  CHECK(Count(conn, "SELECT count(*) FROM courier.deliveries WHERE status = 'delivering' "
+                    "AND lease_owner = 'worker-1'") == 2);
+
+  const auto before = pgtest::ServerClock(conn);
+  CHECK(store.ReleaseLeases("worker-1", {{fresh, 0, "shutting down"}, {retried, 10000, "held: unknown policy"}}) ==
+        2);
+  const auto after = pgtest::ServerClock(conn);
+
+  const std::string kQuery =
+      "SELECT status, attempts, lease_owner IS NULL AND lease_expires_at IS NULL, coalesce(last_error, ''), "
+      "next_attempt_at BETWEEN $2::timestamptz + $4::interval AND $3::timestamptz + $4::interval "
+      "FROM courier.deliveries WHERE id = $1";
+  const auto f = Row(conn, kQuery, fresh, before, after, "0 s");
+  CHECK(f[0].as<std::string>() == "pending");
+  CHECK(f[1].as<int>() == 0);
+  CHECK(f[2].as<bool>());
+  CHECK(f[3].as<std::string>() == "shutting down");
+  CHECK(f[4].as<bool>());
+  const auto r = Row(conn, kQuery, retried, before, after, "10 s");
+  CHECK(r[0].as<std::string>() == "retry_scheduled");
+  CHECK(r[1].as<int>() == 2);
+  CHECK(r[2].as<bool>());
+  CHECK(r[3].as<std::string>() == "held: unknown policy");
+  CHECK(r[4].as<bool>());
+  CHECK(Count(conn, "SELECT count(*) FROM courier.delivery_attempts") == 0);
+
+  // Released rows are claimable again (the one without a delay at once).
+  const auto again = store.ClaimDue("worker-3", 10, 60s);
+  REQUIRE(again.size() == 1);
+  CHECK(again[0].id == fresh);
+  CHECK(again[0].previous_attempts == 0);
+}

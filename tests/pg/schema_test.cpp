@@ -1,0 +1,150 @@
+// Schema checks, migrations, and the constraints that guard the tables.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <exception>
+#include <thread>
+#include <string>
+#include <vector>
+
+#include "store/migrations.hpp"
+#include "store/store.hpp"
+#include "test_db.hpp"
+
+namespace {
+
+using pgcourier::store::Store;
+using pgtest::AddSubscription;
+using pgtest::Count;
+using pgtest::Exec;
+using pgtest::NewDelivery;
+using pgtest::TestDb;
+
+std::vector<std::string> AllMigrationLabels() {
+  std::vector<std::string> labels;
+  for (const auto& m : pgcourier::store::EmbeddedMigrations()) {
+    char prefix[16];
+    std::snprintf(prefix, sizeof prefix, "%03d_", m.version);
+    labels.push_back(prefix + m.name);
+  }
+  return labels;
+}
+
+int HighestMigration() {
+  const auto& all = pgcourier::store::EmbeddedMigrations();
+  REQUIRE_FALSE(all.empty());
+  return all.back().version;
+}
+
+// Runs `sql` and returns the SQLSTATE it failed with ("" if it succeeded).
+template <typename... Args>
+std::string SqlState(pqxx::connection& conn, const std::string& sql, Args&&... args) {
+  try {
+    Exec(conn, sql, std::forward<Args>(args)...);
+  } catch (const pqxx::sql_error& e) {
+    return e.sqlstate();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("CheckSchema reports a clone of the migrated template up to date") {
+  TestDb db;
+  Store store(db.url());
+  const auto status = store.CheckSchema();
+  CHECK(status.missing.empty());
+  CHECK(status.required_version == HighestMigration());
+  CHECK(status.current_version == status.required_version);
+  CHECK(pgcourier::store::Migrate(db.url()).empty());
+}
+
+TEST_CASE("CheckSchema on an empty database reports every migration missing") {
+  TestDb db(TestDb::Kind::kEmpty);
+  Store store(db.url());
+  const auto status = store.CheckSchema();
+  CHECK(status.current_version == 0);
+  CHECK(status.required_version == HighestMigration());
+  CHECK(status.missing == AllMigrationLabels());
+}
+
+TEST_CASE("Migrate applies every migration to an empty database, and nothing the second time") {
+  TestDb db(TestDb::Kind::kEmpty);
+  CHECK(pgcourier::store::Migrate(db.url()) == AllMigrationLabels());
+  CHECK(pgcourier::store::Migrate(db.url()).empty());
+
+  Store store(db.url());
+  const auto status = store.CheckSchema();
+  CHECK(status.missing.empty());
+  CHECK(status.current_version == HighestMigration());
+
+  // The schema works: publish fans out.
+  pqxx::connection conn(db.url());
+  const auto sub = AddSubscription(conn, "acme", {"*"});
+  CHECK(NewDelivery(conn, "acme", sub).rfind("dlv_", 0) == 0);
+  CHECK(Count(conn, "SELECT count(*) FROM courier.schema_migrations") ==
+        static_cast<long long>(AllMigrationLabels().size()));
+}
+
+TEST_CASE("delivery_attempts rows cannot be updated") {
+  TestDb db;
+  pqxx::connection conn(db.url());
+  Exec(conn, "INSERT INTO courier.delivery_attempts (delivery_id, attempt, started_at, outcome, worker) "
+             "VALUES ('dlv_x', 1, now(), 'delivered', 'worker-1')");
+  CHECK(SqlState(conn, "UPDATE courier.delivery_attempts SET outcome = 'timeout' WHERE delivery_id = 'dlv_x'") ==
+        "23000");
+  CHECK(SqlState(conn, "UPDATE courier.delivery_attempts SET worker = worker") == "23000");
+  CHECK(pgtest::Scalar<std::string>(conn, "SELECT outcome FROM courier.delivery_attempts WHERE delivery_id = 'dlv_x'") ==
+        "delivered");
+}
+
+TEST_CASE("deliveries CHECK constraints refuse an unknown status and delivering without a lease") {
+  TestDb db;
+  pqxx::connection conn(db.url());
+  const auto sub = AddSubscription(conn, "acme", {"*"});
+  const auto id = NewDelivery(conn, "acme", sub);
+
+  CHECK(SqlState(conn, "UPDATE courier.deliveries SET status = 'lost' WHERE id = $1", id) == "23514");
+  CHECK(SqlState(conn, "UPDATE courier.deliveries SET status = 'delivering' WHERE id = $1", id) == "23514");
+  CHECK(SqlState(conn, "UPDATE courier.deliveries SET status = 'delivering', lease_owner = 'w' WHERE id = $1", id) ==
+        "23514");
+  CHECK(SqlState(conn,
+                 "UPDATE courier.deliveries SET status = 'delivering', lease_expires_at = now() WHERE id = $1",
+                 id) == "23514");
+  // A lease outside 'delivering' is refused too.
+  CHECK(SqlState(conn,
+                 "UPDATE courier.deliveries SET lease_owner = 'w', lease_expires_at = now() WHERE id = $1", id) ==
+        "23514");
+  // The valid combination is accepted, and the row was never changed before.
+  CHECK(SqlState(conn,
+                 "UPDATE courier.deliveries SET status = 'delivering', lease_owner = 'w', "
+                 "lease_expires_at = now() WHERE id = $1",
+                 id) == "");
+}
+
+TEST_CASE("two Migrate calls racing on an empty database apply each migration once") {
+  TestDb db(TestDb::Kind::kEmpty);
+  std::vector<std::string> applied[2];
+  std::string errors[2];
+  {
+    std::vector<std::jthread> threads;
+    for (int i = 0; i < 2; ++i) {
+      threads.emplace_back([&, i] {
+        try {
+          applied[i] = pgcourier::store::Migrate(db.url());
+        } catch (const std::exception& e) {
+          errors[i] = e.what();
+        }
+      });
+    }
+  }
+  CHECK(errors[0] == "");
+  CHECK(errors[1] == "");
+  std::vector<std::string> all = applied[0];
+  all.insert(all.end(), applied[1].begin(), applied[1].end());
+  std::sort(all.begin(), all.end());
+  CHECK(all == AllMigrationLabels());
+  Store store(db.url());
+  CHECK(store.CheckSchema().missing.empty());
+}
