@@ -57,6 +57,7 @@ def pg_admin_url():
     subprocess.check_call([PGCOURIERCTL, "migrate"], env={**os.environ, "DATABASE_URL": url.rsplit("/", 1)[0] + "/courier_template"},
                           stdout=subprocess.DEVNULL)
     os.environ["PGCOURIER_TEST_TEMPLATE"] = "courier_template"
+    os.environ["PGCOURIER_TEST_PGDIR"] = pgdir
     yield url
     subprocess.call([os.path.join(ROOT, "tools", "pg-local"), "destroy", pgdir])
 
@@ -69,7 +70,11 @@ def db_url(pg_admin_url):
     admin = psycopg2.connect(pg_admin_url)
     admin.autocommit = True
     admin.cursor().execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    admin.close()
     yield pg_admin_url.rsplit("/", 1)[0] + "/" + name
+    # A new connection: a test may have restarted the server meanwhile.
+    admin = psycopg2.connect(pg_admin_url)
+    admin.autocommit = True
     admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     admin.close()
 
