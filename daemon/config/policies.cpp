@@ -34,11 +34,14 @@
 #include <utility>
 
 #include "config/duration.hpp"
+#include "netguard/address_policy.hpp"
 #include "config/yaml_support.hpp"
 
 namespace pgcourier::config {
 namespace {
 
+using detail::IsQuoted;
+using detail::Quote;
 using detail::Describe;
 using detail::Entries;
 using detail::Entry;
@@ -227,6 +230,124 @@ void ParseTimeouts(const Entry& section, model::Policy& policy, Reporter& report
   }
 }
 
+std::optional<bool> ReadBool(const Entry& entry, Reporter& reporter) {
+  if (entry.value.IsScalar() && !IsQuoted(entry.value)) {
+    const std::string& text = entry.value.Scalar();
+    if (text == "true") return true;
+    if (text == "false") return false;
+  }
+  reporter.Add(entry.Where(), entry.path, "expected true or false, got " + Describe(entry.value));
+  return std::nullopt;
+}
+
+// A list of strings, each checked by `check` (returns an error message or "").
+std::optional<std::vector<std::string>> ReadStringList(const Entry& entry, std::string_view example,
+                                                      std::string (*check)(const std::string&), Reporter& reporter) {
+  if (!entry.value.IsSequence()) {
+    reporter.Add(entry.Where(), entry.path,
+                 "expected a list (like " + std::string(example) + "), got " + Describe(entry.value));
+    return std::nullopt;
+  }
+  std::vector<std::string> out;
+  bool ok = true;
+  std::size_t index = 0;
+  for (const YAML::Node& item : entry.value) {
+    const std::string path = entry.path + "[" + std::to_string(index++) + "]";
+    const YAML::Mark where = item.Mark().is_null() ? entry.Where() : item.Mark();
+    if (!item.IsScalar()) {
+      reporter.Add(where, path, "expected a string, got " + Describe(item));
+      ok = false;
+      continue;
+    }
+    if (const std::string problem = check(item.Scalar()); !problem.empty()) {
+      reporter.Add(where, path, problem);
+      ok = false;
+      continue;
+    }
+    out.push_back(item.Scalar());
+  }
+  if (!ok) return std::nullopt;
+  return out;
+}
+
+std::string CheckCidr(const std::string& text) {
+  if (netguard::ParseCidr(text)) return {};
+  return "expected an address block like 127.0.0.0/8, 10.0.0.0/8 or ::1/128 (host bits zero), got " + Quote(text);
+}
+
+std::string CheckHostPattern(const std::string& text) {
+  const std::string_view name = text.rfind("*.", 0) == 0 ? std::string_view(text).substr(2) : std::string_view(text);
+  const bool ok = !name.empty() && name.size() <= 253 && std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+           c == '_';
+  });
+  return ok ? std::string() : "expected a host name or a pattern like *.svc.internal, got " + Quote(text);
+}
+
+void ParseEndpoint(const Entry& section, model::Policy& policy, Reporter& reporter) {
+  if (!IsMappingOrEmpty(section, "endpoint rules", reporter) || section.value.IsNull()) return;
+  for (const Entry& entry : Entries(section.value, section.path, reporter)) {
+    if (entry.key == "require_https") {
+      if (const auto value = ReadBool(entry, reporter)) policy.endpoint.require_https = *value;
+    } else if (entry.key == "allow_cidrs") {
+      if (auto value = ReadStringList(entry, "[127.0.0.0/8, \"::1/128\"]", CheckCidr, reporter)) {
+        policy.endpoint.allow_cidrs = std::move(*value);
+      }
+    } else if (entry.key == "allow_hosts") {
+      if (auto value = ReadStringList(entry, "[localhost, \"*.svc.internal\"]", CheckHostPattern, reporter)) {
+        policy.endpoint.allow_hosts = std::move(*value);
+      }
+    } else {
+      ReportUnknownKey(entry, "require_https, allow_cidrs, allow_hosts", reporter);
+    }
+  }
+}
+
+void ParseLimits(const Entry& section, model::Policy& policy, Reporter& reporter) {
+  if (!IsMappingOrEmpty(section, "limits", reporter) || section.value.IsNull()) return;
+  for (const Entry& entry : Entries(section.value, section.path, reporter)) {
+    if (entry.key == "max_in_flight") {
+      if (const auto v = ReadInteger(entry, 0, 100000, reporter)) policy.limits.max_in_flight = static_cast<int>(*v);
+    } else if (entry.key == "per_second") {
+      if (const auto v = ReadNumber(entry, 0.0, 1000000.0, "0", "1000000", reporter)) policy.limits.per_second = *v;
+    } else if (entry.key == "burst") {
+      if (const auto v = ReadInteger(entry, 0, 1000000, reporter)) policy.limits.burst = static_cast<int>(*v);
+    } else {
+      ReportUnknownKey(entry, "max_in_flight, per_second, burst", reporter);
+    }
+  }
+}
+
+void ParseCircuitBreaker(const Entry& section, model::Policy& policy, Reporter& reporter) {
+  if (!IsMappingOrEmpty(section, "circuit breaker settings", reporter) || section.value.IsNull()) return;
+  for (const Entry& entry : Entries(section.value, section.path, reporter)) {
+    if (entry.key == "failures") {
+      if (const auto v = ReadInteger(entry, 0, 100000, reporter)) policy.circuit_breaker.failures = static_cast<int>(*v);
+    } else if (entry.key == "cooldown") {
+      if (const auto v = ReadDuration(entry, Millis{1}, Millis{24LL * 3600 * 1000}, reporter)) {
+        policy.circuit_breaker.cooldown = *v;
+      }
+    } else {
+      ReportUnknownKey(entry, "failures, cooldown", reporter);
+    }
+  }
+}
+
+void ParseAutoPause(const Entry& section, model::Policy& policy, Reporter& reporter) {
+  if (!IsMappingOrEmpty(section, "auto_pause settings", reporter) || section.value.IsNull()) return;
+  for (const Entry& entry : Entries(section.value, section.path, reporter)) {
+    if (entry.key == "consecutive_failures") {
+      if (const auto v = ReadInteger(entry, 0, 1000000, reporter)) {
+        policy.auto_pause.consecutive_failures = static_cast<int>(*v);
+      }
+    } else if (entry.key == "failing_for") {
+      if (const auto v = ReadDuration(entry, Millis{0}, kMaxBackoffDuration, reporter)) policy.auto_pause.failing_for = *v;
+    } else {
+      ReportUnknownKey(entry, "consecutive_failures, failing_for", reporter);
+    }
+  }
+}
+
 model::Policy ParsePolicy(const Entry& section, Reporter& reporter) {
   model::Policy policy;
   policy.name = section.key;
@@ -245,8 +366,19 @@ model::Policy ParsePolicy(const Entry& section, Reporter& reporter) {
       if (const auto value = ReadInteger(entry, 0, static_cast<long long>(kMaxExcerptBytes), reporter)) {
         policy.response_excerpt_bytes = static_cast<std::size_t>(*value);
       }
+    } else if (entry.key == "endpoint") {
+      ParseEndpoint(entry, policy, reporter);
+    } else if (entry.key == "limits") {
+      ParseLimits(entry, policy, reporter);
+    } else if (entry.key == "circuit_breaker") {
+      ParseCircuitBreaker(entry, policy, reporter);
+    } else if (entry.key == "auto_pause") {
+      ParseAutoPause(entry, policy, reporter);
     } else {
-      ReportUnknownKey(entry, "max_attempts, backoff, timeouts, retryable_statuses, response_excerpt_bytes", reporter);
+      ReportUnknownKey(entry,
+                       "max_attempts, backoff, timeouts, retryable_statuses, response_excerpt_bytes, endpoint, "
+                       "limits, circuit_breaker, auto_pause",
+                       reporter);
     }
   }
   return policy;

@@ -15,8 +15,10 @@
 
 #include "dispatch/request_builder.hpp"
 #include "http/executor.hpp"
+#include "limits/limits.hpp"
 #include "metrics/metrics.hpp"
 #include "retry/classify.hpp"
+#include "retry/retry_after.hpp"
 #include "retry/text.hpp"
 #include "signing/secret_box.hpp"
 #include "signing/webhook_signature.hpp"
@@ -35,6 +37,8 @@ constexpr Millis kHoldDelay{30000};
 constexpr Millis kReconnectMin{100};
 constexpr Millis kReconnectMax{5000};
 constexpr int kRescueBatch = 500;
+// Release delay meaning "until the subscription is resumed" (next_attempt_at = infinity).
+constexpr std::int64_t kUntilResumed = -1;
 
 std::int64_t UnixMicrosNow() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
@@ -70,6 +74,16 @@ struct Dispatcher::Impl {
   std::vector<std::pair<std::int64_t, std::string>> pending_finish;  // (event created us, status) for metrics
   std::vector<store::Release> pending_releases;
   std::unordered_map<std::string, std::string> opened_secrets;  // sealed text -> key bytes
+
+  // Limits and health, per subscription and per endpoint (this daemon's view).
+  std::unordered_map<std::string, int> in_flight_by_subscription;
+  std::unordered_map<std::string, limits::TokenBucket> buckets;        // by subscription
+  std::unordered_map<std::string, limits::CircuitBreaker> breakers;    // by endpoint (scheme://host:port)
+  std::unordered_map<std::string, std::string> policy_of_subscription; // for auto-pause after a write
+  std::vector<std::pair<std::string, std::string>> pending_disables;   // (subscription, reason)
+  bool fifo_finished = false;
+  // Compiled endpoint rules per policy name; rebuilt when policies change.
+  std::unordered_map<std::string, std::shared_ptr<const netguard::EndpointRules>> endpoint_rules;  // a FIFO delivery finished: the next one of its key may be due
 
   Millis lease{0};
   bool notified = true;   // claim at start-up without waiting for a NOTIFY
@@ -234,6 +248,69 @@ struct Dispatcher::Impl {
     return keys;
   }
 
+  static std::string EndpointOf(const std::string& url) {
+    // scheme://authority: requests to one endpoint share its circuit.
+    const auto scheme_end = url.find("://");
+    if (scheme_end == std::string::npos) return url;
+    const auto path_start = url.find_first_of("/?#", scheme_end + 3);
+    return url.substr(0, path_start);
+  }
+
+  static std::int64_t SteadyMs() {
+    return std::chrono::duration_cast<Millis>(Clock::now().time_since_epoch()).count();
+  }
+
+  // The subscription's in-flight and rate limits, and its endpoint's circuit.
+  // Over a limit, the delivery goes back to the database to wait: not failed,
+  // no attempt spent, its lease released at once.
+  bool WithinLimits(const model::ClaimedDelivery& d, const model::Policy& policy) {
+    const std::int64_t now = SteadyMs();
+    std::int64_t wait = 0;
+    const std::string endpoint = EndpointOf(d.url);
+    if (policy.circuit_breaker.failures > 0) {
+      auto& breaker = breakers[endpoint];
+      if (!breaker.Allow(now, wait)) {
+        pending_releases.push_back({d.id, wait, "waiting: circuit open for " + endpoint});
+        return false;
+      }
+    }
+    const int max_in_flight = d.max_in_flight > 0 ? d.max_in_flight : policy.limits.max_in_flight;
+    if (max_in_flight > 0 && in_flight_by_subscription[d.subscription_id] >= max_in_flight) {
+      pending_releases.push_back({d.id, 50, "waiting: subscription at its limit of " +
+                                                std::to_string(max_in_flight) + " request(s) in flight"});
+      return false;
+    }
+    const double rate = d.rate_per_second > 0 ? d.rate_per_second : policy.limits.per_second;
+    if (rate > 0) {
+      const double burst = d.rate_burst > 0 ? d.rate_burst : (policy.limits.burst > 0 ? policy.limits.burst : rate);
+      auto it = buckets.find(d.subscription_id);
+      if (it == buckets.end()) {
+        it = buckets.emplace(d.subscription_id, limits::TokenBucket(rate, burst, now)).first;
+      } else {
+        it->second.Reconfigure(rate, burst);
+      }
+      if (!it->second.TryTake(now, wait)) {
+        pending_releases.push_back({d.id, wait, "waiting: subscription rate limit"});
+        return false;
+      }
+    }
+    return true;
+  }
+
+  std::shared_ptr<const netguard::EndpointRules> RulesFor(const model::Policy& policy) {
+    auto& rules = endpoint_rules[policy.name];
+    if (!rules) {
+      auto compiled = std::make_shared<netguard::EndpointRules>();
+      compiled->require_https = policy.endpoint.require_https;
+      for (const auto& text : policy.endpoint.allow_cidrs) {
+        if (auto cidr = netguard::ParseCidr(text)) compiled->allow_cidrs.push_back(*cidr);  // validated at load
+      }
+      compiled->allow_hosts = policy.endpoint.allow_hosts;
+      rules = std::move(compiled);
+    }
+    return rules;
+  }
+
   void Dispatch(std::vector<model::ClaimedDelivery> claimed) {
     std::vector<http::Request> requests;
     requests.reserve(claimed.size());
@@ -257,12 +334,17 @@ struct Dispatcher::Impl {
                                         model::FailureClass::kValidation, *bad_url));
         continue;
       }
+      if (d.subscription_paused) {
+        pending_releases.push_back({d.id, kUntilResumed, "held: subscription " + d.subscription_id + " is paused"});
+        continue;
+      }
       std::string reason;
       auto keys = SigningKeys(d, reason);
       if (!keys) {
         Hold(d, reason);
         continue;
       }
+      if (!WithinLimits(d, *policy)) continue;
       http::Request r;
       r.token = next_token++;
       r.url = d.url;
@@ -271,8 +353,10 @@ struct Dispatcher::Impl {
       r.connect_timeout = policy->connect_timeout;
       r.request_timeout = policy->request_timeout;
       r.excerpt_bytes = policy->response_excerpt_bytes;
+      r.rules = RulesFor(*policy);
       spdlog::debug("delivery {} attempt {} (tenant {}, event {}, trace {}) -> sending", d.id, d.Attempt(),
                     d.tenant_id, d.event_id, d.trace_id);
+      ++in_flight_by_subscription[d.subscription_id];
       in_flight.emplace(r.token, InFlight{std::move(d), policies, policy});
       requests.push_back(std::move(r));
     }
@@ -287,14 +371,29 @@ struct Dispatcher::Impl {
       in_flight.erase(it);
       const auto& d = f.delivery;
       const auto& r = c.result;
+      if (--in_flight_by_subscription[d.subscription_id] <= 0) in_flight_by_subscription.erase(d.subscription_id);
       if (r.transport_error == model::TransportError::kAborted) {
         pending_releases.push_back({d.id, 0, "released by " + settings.worker_id + " at shutdown"});
         continue;
       }
       const retry::Verdict verdict = retry::Classify(r, *f.policy);
-      const retry::NextStep step = retry::Decide(verdict, d.Attempt(), *f.policy, Random());
+      retry::NextStep step = retry::Decide(verdict, d.BudgetAttempt(), *f.policy, Random());
+      if (step.status == model::DeliveryStatus::kRetryScheduled &&
+          verdict.failure_class == model::FailureClass::kRateLimited && !r.retry_after.empty()) {
+        // The receiver said when to come back: not earlier, but never later than the policy's cap.
+        if (auto asked = retry::ParseRetryAfter(r.retry_after, UnixMicrosNow() / 1000)) {
+          step.delay = std::min(std::max(step.delay, *asked), f.policy->backoff.cap);
+        }
+      }
+      UpdateEndpointHealth(d, *f.policy, verdict);
+      policy_of_subscription[d.subscription_id] = d.policy_name;
+      if (!d.ordering_key.empty() && model::IsTerminal(step.status)) fifo_finished = true;
+      if (r.status_code == 410) {
+        pending_disables.emplace_back(d.subscription_id, "the endpoint answered 410 Gone (delivery " + d.id + ")");
+      }
       model::DeliveryOutcome o;
       o.delivery_id = d.id;
+      o.subscription_id = d.subscription_id;
       o.attempt = d.Attempt();
       o.next_status = step.status;
       if (step.status == model::DeliveryStatus::kRetryScheduled) o.retry_delay_ms = step.delay.count();
@@ -321,13 +420,60 @@ struct Dispatcher::Impl {
     }
   }
 
+  void UpdateEndpointHealth(const model::ClaimedDelivery& d, const model::Policy& policy,
+                            const retry::Verdict& verdict) {
+    if (policy.circuit_breaker.failures <= 0) return;
+    auto& breaker = breakers[EndpointOf(d.url)];
+    // Only failures that say the endpoint is unwell open the circuit, not a rejected request.
+    const bool unwell = verdict.failure_class == model::FailureClass::kTransient ||
+                        verdict.failure_class == model::FailureClass::kRateLimited;
+    if (verdict.success || !unwell) {
+      breaker.OnSuccess();
+    } else if (breaker.OnFailure(SteadyMs(), policy.circuit_breaker.failures, policy.circuit_breaker.cooldown.count())) {
+      spdlog::warn("circuit opened for {} after {} consecutive failure(s): deliveries to it wait {} ms, then one "
+                   "probe goes through",
+                   EndpointOf(d.url), policy.circuit_breaker.failures, policy.circuit_breaker.cooldown.count());
+    }
+  }
+
+  // Pauses subscriptions whose counters crossed their policy's auto_pause limits.
+  void CheckAutoPause(const std::vector<store::SubscriptionHealth>& health) {
+    for (const auto& h : health) {
+      const auto name = policy_of_subscription.find(h.subscription_id);
+      if (name == policy_of_subscription.end()) continue;
+      const model::Policy* policy = options.policies->Find(name->second);
+      if (!policy) continue;
+      const auto& rule = policy->auto_pause;
+      std::string reason;
+      if (rule.consecutive_failures > 0 && h.consecutive_failures >= rule.consecutive_failures) {
+        reason = std::to_string(h.consecutive_failures) + " consecutive failed attempts (policy '" + policy->name +
+                 "' pauses at " + std::to_string(rule.consecutive_failures) + ")";
+      } else if (rule.failing_for.count() > 0 && h.failing_for_ms >= rule.failing_for.count()) {
+        reason = "no successful attempt for " + std::to_string(h.failing_for_ms / 1000) + " s (policy '" +
+                 policy->name + "' pauses after " + std::to_string(rule.failing_for.count() / 1000) + " s)";
+      }
+      if (reason.empty()) continue;
+      if (WithStore("pausing a subscription", [&](store::Store& s) { s.PauseSubscription(h.subscription_id, reason); })) {
+        spdlog::warn("subscription {} paused automatically: {}; its deliveries are held until "
+                     "'pgcourierctl subscription resume {}'",
+                     h.subscription_id, reason, h.subscription_id);
+      }
+    }
+  }
+
   void FlushWrites() {
     if (!pending_outcomes.empty()) {
       std::vector<std::string> applied;
+      std::vector<store::SubscriptionHealth> health;
       const bool ok = WithStore("recording outcomes", [&](store::Store& s) {
-        applied = s.RecordOutcomes(settings.worker_id, pending_outcomes);
+        applied = s.RecordOutcomes(settings.worker_id, pending_outcomes, &health);
       });
       if (ok) {
+        CheckAutoPause(health);
+        if (fifo_finished) {
+          notified = true;  // the next delivery of a FIFO key may be claimable now
+          fifo_finished = false;
+        }
         if (applied.size() != pending_outcomes.size()) {
           const auto stale = pending_outcomes.size() - applied.size();
           spdlog::warn("{} result(s) were not recorded because their lease had expired and was taken over; "
@@ -346,6 +492,14 @@ struct Dispatcher::Impl {
         pending_outcomes.clear();
         pending_finish.clear();
       }
+    }
+    while (!pending_disables.empty()) {
+      const auto& [subscription, reason] = pending_disables.back();
+      if (!WithStore("disabling a subscription", [&](store::Store& s) { s.DisableSubscription(subscription, reason); })) {
+        break;
+      }
+      spdlog::warn("subscription {} disabled: {}", subscription, reason);
+      pending_disables.pop_back();
     }
     if (!pending_releases.empty()) {
       if (WithStore("releasing leases", [&](store::Store& s) { s.ReleaseLeases(settings.worker_id, pending_releases); })) {
@@ -410,7 +564,7 @@ struct Dispatcher::Impl {
           return o;
         }
         retry::Verdict v{false, model::FailureClass::kTransient, true, "lease_expired", o.error_summary};
-        const auto step = retry::Decide(v, o.attempt, *policy, Random());
+        const auto step = retry::Decide(v, o.attempt - lease_row.attempt_budget_base, *policy, Random());
         o.next_status = step.status;
         // The request may never have been sent: retry promptly, within the policy.
         if (step.status == model::DeliveryStatus::kRetryScheduled) o.retry_delay_ms = 0;
@@ -454,6 +608,7 @@ struct Dispatcher::Impl {
     }
     if (!fresh) return;
     options.policies = std::move(fresh);
+    endpoint_rules.clear();
     lease = options.policies->LongestRequestTimeout() + settings.lease_margin;
     wake_held = true;  // deliveries held for an unknown policy may be deliverable now
   }

@@ -2,6 +2,7 @@
 
 #include <curl/curl.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -106,7 +107,42 @@ struct Transfer {
   std::string location;
   char error_buffer[CURL_ERROR_SIZE] = {};
   std::int64_t started_us = 0;
+  std::string host;            // the URL's host, for the connect-time check
+  std::string blocked_reason;  // set when the open-socket check refused an address
 };
+
+// Called by curl with the exact address it is about to connect to.
+curl_socket_t OnOpenSocket(void* user, curlsocktype purpose, curl_sockaddr* address) noexcept {
+  auto* t = static_cast<Transfer*>(user);
+  if (purpose != CURLSOCKTYPE_IPCXN) return CURL_SOCKET_BAD;
+  if (t->request.rules) {
+    const auto ip = netguard::FromSockaddr(&address->addr, address->addrlen);
+    if (!ip) {
+      t->blocked_reason = "refused to connect to a non-IP address family";
+      return CURL_SOCKET_BAD;
+    }
+    if (auto why = netguard::CheckConnectAddress(*ip, t->host, *t->request.rules)) {
+      t->blocked_reason = std::move(*why);
+      return CURL_SOCKET_BAD;
+    }
+  }
+  return socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+}
+
+// The URL's scheme and host (lower-case scheme; IPv6 host with brackets).
+bool SplitUrl(const std::string& url, std::string& scheme, std::string& host) {
+  std::unique_ptr<CURLU, UrlDeleter> parsed(curl_url());
+  if (!parsed || curl_url_set(parsed.get(), CURLUPART_URL, url.c_str(), 0) != CURLUE_OK) return false;
+  char* raw = nullptr;
+  if (curl_url_get(parsed.get(), CURLUPART_SCHEME, &raw, 0) != CURLUE_OK) return false;
+  std::unique_ptr<char, CurlStringDeleter> s(raw);
+  raw = nullptr;
+  if (curl_url_get(parsed.get(), CURLUPART_HOST, &raw, 0) != CURLUE_OK) return false;
+  std::unique_ptr<char, CurlStringDeleter> h(raw);
+  scheme = s.get();
+  host = h.get();
+  return true;
+}
 
 size_t OnBody(char* data, size_t size, size_t count, void* user) noexcept {
   auto* t = static_cast<Transfer*>(user);
@@ -223,6 +259,23 @@ void Executor::Run() {
       auto t = std::make_unique<Transfer>();
       t->request = std::move(request);
       t->max_body_bytes = options_.max_response_bytes;
+      if (t->request.rules) {
+        std::string scheme;
+        std::optional<std::string> refused;
+        if (!SplitUrl(t->request.url, scheme, t->host)) {
+          refused = "the URL could not be parsed";
+        } else {
+          refused = netguard::CheckUrlTarget(scheme, t->host, *t->request.rules);
+        }
+        if (refused) {  // never touches the network
+          model::HttpResult r;
+          r.transport_error = model::TransportError::kBlocked;
+          r.error_message = "destination refused: " + *refused;
+          r.started_us = NowUnixMicros();
+          finished.push_back({t->request.token, std::move(r)});
+          continue;
+        }
+      }
       if (!impl_->idle_handles.empty()) {
         t->easy = std::move(impl_->idle_handles.back());
         impl_->idle_handles.pop_back();
@@ -267,6 +320,8 @@ void Executor::Run() {
       curl_easy_setopt(easy, CURLOPT_HEADERDATA, t.get());
       curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, t->error_buffer);
       curl_easy_setopt(easy, CURLOPT_PRIVATE, t.get());
+      curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, OnOpenSocket);
+      curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, t.get());
       t->started_us = NowUnixMicros();
       impl_->active.emplace(easy, std::move(t));
       curl_multi_add_handle(multi, easy);
@@ -299,7 +354,10 @@ void Executor::Run() {
       curl_easy_getinfo(easy, CURLINFO_TOTAL_TIME_T, &total_us);
       r.status_code = static_cast<int>(status);
       r.transport_error = MapCurlCode(code, t->body_too_large);
-      if (code != CURLE_OK) {
+      if (!t->blocked_reason.empty()) {
+        r.transport_error = model::TransportError::kBlocked;
+        r.error_message = "destination refused: " + t->blocked_reason;
+      } else if (code != CURLE_OK) {
         r.error_message = t->error_buffer[0] ? t->error_buffer : curl_easy_strerror(code);
         if (t->body_too_large) {
           r.error_message = "response body exceeded " + std::to_string(t->max_body_bytes) + " bytes; stopped reading";

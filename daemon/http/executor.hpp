@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "model/delivery.hpp"
+#include "netguard/address_policy.hpp"
 
 namespace pgcourier::http {
 
@@ -30,6 +31,10 @@ struct Request {
   model::Millis connect_timeout{5000};
   model::Millis request_timeout{30000};
   std::size_t excerpt_bytes = 1024;    // response body bytes kept
+  // Endpoint safety: the URL's scheme and host are checked before anything is
+  // sent, and every address is checked again as curl is about to connect to
+  // it (so a DNS answer cannot swap in an internal address). Null: no checks.
+  std::shared_ptr<const netguard::EndpointRules> rules;
 };
 
 struct Completion {

@@ -27,6 +27,7 @@ std::string_view ToString(FailureClass failure_class) {
     case FailureClass::kAuth: return "auth";
     case FailureClass::kValidation: return "validation";
     case FailureClass::kPoison: return "poison";
+    case FailureClass::kBlockedDestination: return "blocked_destination";
   }
   return "";
 }
@@ -41,6 +42,7 @@ std::string_view ToString(TransportError error) {
     case TransportError::kProtocol: return "protocol_error";
     case TransportError::kBodyTooLarge: return "body_too_large";
     case TransportError::kAborted: return "aborted";
+    case TransportError::kBlocked: return "blocked_destination";
     case TransportError::kOther: return "transport_error";
   }
   return "transport_error";

@@ -18,7 +18,7 @@ std::string_view ToString(DeliveryStatus status);
 bool IsTerminal(DeliveryStatus status);
 
 // Why an attempt failed; decides what happens next. kNone for success.
-enum class FailureClass { kNone, kTransient, kRateLimited, kAuth, kValidation, kPoison };
+enum class FailureClass { kNone, kTransient, kRateLimited, kAuth, kValidation, kPoison, kBlockedDestination };
 std::string_view ToString(FailureClass failure_class);  // "" for kNone, else "transient", ...
 
 // A delivery claimed by this worker (status 'delivering', lease held).
@@ -31,6 +31,12 @@ struct ClaimedDelivery {
   std::string url;
   std::string policy_name;
   bool subscription_active = true;
+  bool subscription_paused = false;
+  int attempt_budget_base = 0;      // attempts made before the last replay
+  std::string ordering_key;         // FIFO key, empty when unordered
+  int max_in_flight = 0;            // the subscription's own limits, 0 = policy's
+  double rate_per_second = 0;
+  int rate_burst = 0;
   std::string trace_id;             // may be empty
   std::string payload_json;         // the event payload, as JSON text
   std::string event_created_at;     // RFC 3339, UTC
@@ -38,10 +44,13 @@ struct ClaimedDelivery {
   int previous_attempts = 0;        // attempts recorded before this claim
   std::vector<std::string> sealed_secrets;  // encrypted signing secrets, newest first
   int Attempt() const { return previous_attempts + 1; }
+  // The attempt number within the current budget (what max_attempts counts).
+  int BudgetAttempt() const { return Attempt() - attempt_budget_base; }
 };
 
 // What the transport layer saw for one request.
-enum class TransportError { kNone, kTimeout, kConnect, kDns, kTls, kProtocol, kBodyTooLarge, kAborted, kOther };
+// kBlocked: the endpoint-safety rules refused the destination; nothing was sent.
+enum class TransportError { kNone, kTimeout, kConnect, kDns, kTls, kProtocol, kBodyTooLarge, kAborted, kBlocked, kOther };
 std::string_view ToString(TransportError error);
 
 struct HttpResult {
@@ -58,6 +67,7 @@ struct HttpResult {
 // The recorded result of one attempt plus the next state of its delivery.
 struct DeliveryOutcome {
   std::string delivery_id;
+  std::string subscription_id;
   int attempt = 0;                // the attempt number being recorded
   DeliveryStatus next_status = DeliveryStatus::kFailed;
   std::optional<std::int64_t> retry_delay_ms;  // set for kRetryScheduled

@@ -39,6 +39,32 @@ struct Policy {
   std::vector<StatusRange> retryable_statuses{{408, 408}, {425, 425}, {429, 429}, {500, 599}};
   // Maximum bytes of response body kept in the attempt row.
   std::size_t response_excerpt_bytes = 1024;
+
+  // Endpoint safety: which destinations may be contacted.
+  struct Endpoint {
+    bool require_https = true;
+    std::vector<std::string> allow_cidrs;  // e.g. "127.0.0.0/8": allowed although not global
+    std::vector<std::string> allow_hosts;  // e.g. "localhost", "*.svc.internal"
+  } endpoint;
+
+  // Per-subscription limits (a subscription row's own values win). 0 = none.
+  struct Limits {
+    int max_in_flight = 0;
+    double per_second = 0;
+    int burst = 0;  // 0: max(1, per_second)
+  } limits;
+
+  // Per-endpoint circuit breaker. failures 0 = off.
+  struct CircuitBreaker {
+    int failures = 0;   // consecutive failures that open the circuit
+    Millis cooldown{30000};
+  } circuit_breaker;
+
+  // Automatic pause of a subscription whose endpoint keeps failing. 0 = off.
+  struct AutoPause {
+    int consecutive_failures = 0;
+    Millis failing_for{0};  // failing without a single success for this long
+  } auto_pause;
 };
 
 }  // namespace pgcourier::model

@@ -3,11 +3,12 @@
 //      error (e.g. a 200 whose body exceeded the excerpt limit is delivered):
 //        2xx          -> success, "delivered"
 //        3xx          -> "redirect", validation, never retried (not followed)
-//        429          -> "http_error", rate_limited, retryable iff listed
+//        429, and 503 with Retry-After -> "http_error", rate_limited, retryable iff listed
 //        401, 403     -> "http_error", auth, retryable iff listed
 //        listed       -> "http_error", transient, retryable
 //        anything else (other 1xx/4xx, unlisted 5xx) -> "http_error", validation
-//   2. Otherwise the transport error decides: every kind (including kAborted,
+//   2. Otherwise the transport error decides: kBlocked is blocked_destination,
+//      not retried; every other kind (including kAborted,
 //      kBodyTooLarge and a result with neither status nor error) is transient
 //      and retryable; the outcome is model::ToString(error) and the summary the
 //      transport's message (or the outcome when there is none).
@@ -53,7 +54,10 @@ Verdict ClassifyStatus(const model::HttpResult& result, const model::Policy& pol
   }
   if (!result.retry_after.empty()) summary += " (Retry-After: " + result.retry_after + ")";
   const bool listed = Listed(policy, status);
-  if (status == 429) return Failure(FailureClass::kRateLimited, listed, "http_error", std::move(summary));
+  // A 503 that says when to come back is the receiver rate limiting us too.
+  if (status == 429 || (status == 503 && !result.retry_after.empty())) {
+    return Failure(FailureClass::kRateLimited, listed, "http_error", std::move(summary));
+  }
   if (status == 401 || status == 403) return Failure(FailureClass::kAuth, listed, "http_error", std::move(summary));
   if (listed) return Failure(FailureClass::kTransient, true, "http_error", std::move(summary));
   return Failure(FailureClass::kValidation, false, "http_error", std::move(summary));
@@ -69,6 +73,10 @@ Verdict Classify(const model::HttpResult& result, const model::Policy& policy) {
       result.transport_error == TransportError::kNone ? TransportError::kOther : result.transport_error;
   std::string outcome(model::ToString(error));
   std::string summary = result.error_message.empty() ? outcome : result.error_message;
+  // Refused by the endpoint-safety rules: nothing was sent, and retrying would not change the answer.
+  if (error == TransportError::kBlocked) {
+    return Failure(FailureClass::kBlockedDestination, false, std::move(outcome), std::move(summary));
+  }
   return Failure(FailureClass::kTransient, true, std::move(outcome), std::move(summary));
 }
 

@@ -8,9 +8,15 @@ namespace {
 // LOCKED lets several daemons claim side by side without waiting.
 constexpr const char* kClaimDueSql = R"SQL(
 WITH due AS (
-  SELECT id FROM courier.deliveries
-  WHERE status IN ('pending', 'retry_scheduled') AND next_attempt_at <= now()
-  ORDER BY next_attempt_at
+  SELECT d.id FROM courier.deliveries d
+  WHERE d.status IN ('pending', 'retry_scheduled') AND d.next_attempt_at <= now()
+    -- FIFO subscriptions: nothing overtakes an unfinished earlier delivery with the same key.
+    AND (d.ordering_key IS NULL OR NOT EXISTS (
+          SELECT 1 FROM courier.deliveries p
+          WHERE p.subscription_id = d.subscription_id AND p.ordering_key = d.ordering_key
+            AND p.status IN ('pending', 'delivering', 'retry_scheduled')
+            AND (p.created_at, p.id) < (d.created_at, d.id)))
+  ORDER BY d.next_attempt_at
   LIMIT $2
   FOR UPDATE SKIP LOCKED
 ), claimed AS (
@@ -18,7 +24,7 @@ WITH due AS (
   SET status = 'delivering', lease_owner = $1,
       lease_expires_at = now() + $3::bigint * interval '1 millisecond', updated_at = now()
   FROM due WHERE d.id = due.id
-  RETURNING d.id, d.tenant_id, d.event_id, d.subscription_id, d.attempts
+  RETURNING d.id, d.tenant_id, d.event_id, d.subscription_id, d.attempts, d.attempt_budget_base, d.ordering_key
 )
 SELECT c.id, c.tenant_id, c.event_id, c.subscription_id, c.attempts,
        e.event_type, e.payload::text, coalesce(e.trace_id, ''),
@@ -28,7 +34,9 @@ SELECT c.id, c.tenant_id, c.event_id, c.subscription_id, c.attempts,
        coalesce((SELECT string_agg(ss.sealed_secret, ' ' ORDER BY ss.created_at DESC)
                  FROM courier.subscription_secrets ss
                  WHERE ss.subscription_id = s.id AND ss.revoked_at IS NULL
-                   AND (ss.expires_at IS NULL OR ss.expires_at > now())), '')
+                   AND (ss.expires_at IS NULL OR ss.expires_at > now())), ''),
+       s.paused_at IS NOT NULL, c.attempt_budget_base, coalesce(c.ordering_key, ''),
+       coalesce(s.max_in_flight, 0), coalesce(s.rate_limit_per_second, 0), coalesce(s.rate_limit_burst, 0)
 FROM claimed c
 JOIN courier.events e ON e.id = c.event_id
 JOIN courier.subscriptions s ON s.id = c.subscription_id
@@ -47,8 +55,12 @@ WITH input AS (
   UPDATE courier.deliveries d
   SET status = i.status,
       attempts = i.attempt,
-      next_attempt_at = CASE WHEN i.delay_ms IS NULL THEN d.next_attempt_at
-                             ELSE now() + i.delay_ms * interval '1 millisecond' END,
+      next_attempt_at = CASE
+        WHEN i.delay_ms IS NULL THEN d.next_attempt_at
+        -- a retry of a paused subscription is held until it is resumed
+        WHEN EXISTS (SELECT 1 FROM courier.subscriptions s
+                     WHERE s.id = d.subscription_id AND s.paused_at IS NOT NULL) THEN 'infinity'
+        ELSE now() + i.delay_ms * interval '1 millisecond' END,
       lease_owner = NULL, lease_expires_at = NULL,
       last_status_code = i.status_code,
       last_error = i.error_summary,
@@ -56,15 +68,49 @@ WITH input AS (
       completed_at = CASE WHEN i.status IN ('delivered', 'failed', 'dead_lettered') THEN now() END
   FROM input i
   WHERE d.id = i.id AND d.status = 'delivering' AND d.lease_owner = i.owner AND d.attempts = i.attempt - 1
-  RETURNING d.id
+  RETURNING d.id, d.subscription_id
+), inserted AS (
+  INSERT INTO courier.delivery_attempts
+    (delivery_id, attempt, started_at, duration_ms, status_code, outcome, error_class, retryable,
+     error_summary, response_excerpt, worker)
+  SELECT i.id, i.attempt, to_timestamp(i.started_us / 1000000.0), i.duration_ms, i.status_code, i.outcome,
+         i.error_class, i.retryable, i.error_summary, i.excerpt, $1
+  FROM input i JOIN updated u ON u.id = i.id
+  RETURNING delivery_id
+), counted AS (
+  -- Attempts that say something about the endpoint (not our own lease or config trouble).
+  SELECT u.subscription_id AS sub, i.outcome = 'delivered' AS ok, i.started_us, i.error_summary
+  FROM input i JOIN updated u ON u.id = i.id
+  WHERE i.outcome NOT IN ('lease_expired', 'record_error', 'subscription_inactive', 'invalid_url',
+                          'blocked_destination', 'aborted')
+), last_ok AS (
+  SELECT sub, max(started_us) FILTER (WHERE ok) AS ok_us FROM counted GROUP BY sub
+), stats AS (
+  SELECT c.sub, l.ok_us,
+         count(*) FILTER (WHERE NOT c.ok AND (l.ok_us IS NULL OR c.started_us > l.ok_us)) AS fails,
+         (array_agg(c.error_summary ORDER BY c.started_us DESC) FILTER (WHERE NOT c.ok))[1] AS last_error
+  FROM counted c JOIN last_ok l USING (sub)
+  GROUP BY c.sub, l.ok_us
+), health AS (
+  UPDATE courier.subscriptions s
+  SET consecutive_failures = CASE WHEN st.ok_us IS NULL THEN s.consecutive_failures + st.fails ELSE st.fails END,
+      last_success_at = CASE WHEN st.ok_us IS NULL THEN s.last_success_at ELSE now() END,
+      failing_since = CASE WHEN st.fails = 0 THEN NULL
+                           WHEN st.ok_us IS NULL THEN coalesce(s.failing_since, now())
+                           ELSE now() END,
+      last_failure_at = CASE WHEN st.fails > 0 THEN now() ELSE s.last_failure_at END,
+      last_error = CASE WHEN st.fails > 0 THEN st.last_error ELSE s.last_error END
+  FROM stats st
+  WHERE s.id = st.sub
+    -- a healthy, busy subscription is not rewritten on every batch
+    AND NOT (st.fails = 0 AND s.consecutive_failures = 0 AND s.failing_since IS NULL
+             AND s.last_success_at > now() - interval '1 second')
+  RETURNING s.id, s.consecutive_failures,
+            coalesce(extract(epoch FROM now() - s.failing_since) * 1000, 0)::bigint AS failing_ms
 )
-INSERT INTO courier.delivery_attempts
-  (delivery_id, attempt, started_at, duration_ms, status_code, outcome, error_class, retryable,
-   error_summary, response_excerpt, worker)
-SELECT i.id, i.attempt, to_timestamp(i.started_us / 1000000.0), i.duration_ms, i.status_code, i.outcome,
-       i.error_class, i.retryable, i.error_summary, i.excerpt, $1
-FROM input i JOIN updated u ON u.id = i.id
-RETURNING delivery_id
+SELECT 'd' AS kind, delivery_id AS id, 0 AS consecutive_failures, 0::bigint AS failing_ms FROM inserted
+UNION ALL
+SELECT 's', id, consecutive_failures, failing_ms FROM health
 )SQL";
 
 // $1 worker, $2 delivery id, $3 attempt, $4 reason: the last resort when a
@@ -86,7 +132,7 @@ RETURNING delivery_id
 
 // $1 limit.
 constexpr const char* kFindExpiredLeasesSql = R"SQL(
-SELECT d.id, d.lease_owner, s.policy, d.attempts
+SELECT d.id, d.lease_owner, s.policy, d.attempts, d.attempt_budget_base, d.subscription_id
 FROM courier.deliveries d
 JOIN courier.subscriptions s ON s.id = d.subscription_id
 WHERE d.status = 'delivering' AND d.lease_expires_at < now()
@@ -95,12 +141,13 @@ LIMIT $1
 FOR UPDATE OF d SKIP LOCKED
 )SQL";
 
-// $1 worker, $2 ids, $3 delays (ms), $4 reasons. No attempt is recorded.
+// $1 worker, $2 ids, $3 delays (ms; negative: until resumed), $4 reasons. No attempt is recorded.
 constexpr const char* kReleaseLeasesSql = R"SQL(
 UPDATE courier.deliveries d
 SET status = CASE WHEN d.attempts = 0 THEN 'pending' ELSE 'retry_scheduled' END,
     lease_owner = NULL, lease_expires_at = NULL,
-    next_attempt_at = now() + i.delay_ms * interval '1 millisecond',
+    next_attempt_at = CASE WHEN i.delay_ms < 0 THEN 'infinity'  -- held until the subscription is resumed
+                           ELSE now() + i.delay_ms * interval '1 millisecond' END,
     last_error = i.reason, updated_at = now()
 FROM unnest($2::text[], $3::bigint[], $4::text[]) AS i(id, delay_ms, reason)
 WHERE d.id = i.id AND d.status = 'delivering' AND d.lease_owner = $1
@@ -114,6 +161,10 @@ SET next_attempt_at = now(), updated_at = now()
 WHERE status IN ('pending', 'retry_scheduled') AND next_attempt_at > now() AND starts_with(last_error, 'held: ')
 )SQL";
 
+// $1 subscription id, $2 reason.
+constexpr const char* kPauseSubscriptionSql = "SELECT courier.pause_subscription($1, $2)";
+constexpr const char* kDisableSubscriptionSql = "SELECT courier.disable_subscription($1, $2)";
+
 }  // namespace
 
 const std::vector<std::pair<const char*, const char*>>& DaemonStatements() {
@@ -124,6 +175,8 @@ const std::vector<std::pair<const char*, const char*>>& DaemonStatements() {
       {kStmtFindExpiredLeases, kFindExpiredLeasesSql},
       {kStmtReleaseLeases, kReleaseLeasesSql},
       {kStmtWakeHeld, kWakeHeldSql},
+      {kStmtPauseSubscription, kPauseSubscriptionSql},
+      {kStmtDisableSubscription, kDisableSubscriptionSql},
   };
   return kStatements;
 }

@@ -16,6 +16,8 @@ inline constexpr const char* kStmtFindExpiredLeases = "find_expired_leases";
 inline constexpr const char* kStmtReleaseLeases = "release_leases";
 inline constexpr const char* kStmtSchemaVersions = "schema_versions";
 inline constexpr const char* kStmtWakeHeld = "wake_held";
+inline constexpr const char* kStmtPauseSubscription = "pause_subscription";
+inline constexpr const char* kStmtDisableSubscription = "disable_subscription";
 
 // Prefix of last_error on deliveries put back unattempted (unknown policy,
 // cannot be signed); wake_held looks for it.

@@ -27,9 +27,9 @@ auto Translate(const char* what, Fn&& fn) -> decltype(fn()) {
     // 57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now:
     // the server is going away; treat as a lost connection.
     const std::string state = e.sqlstate();
-    const auto kind = state.rfind("57P", 0) == 0 || state.rfind("08", 0) == 0
-                          ? StoreError::Kind::kConnectionLost
-                          : StoreError::Kind::kStatement;
+    auto kind = StoreError::Kind::kStatement;
+    if (state.rfind("57P", 0) == 0 || state.rfind("08", 0) == 0) kind = StoreError::Kind::kConnectionLost;
+    if (state == "40P01" || state == "40001") kind = StoreError::Kind::kConflict;
     throw StoreError(kind, std::string(what) + ": " + e.what());
   } catch (const std::exception& e) {
     throw StoreError(StoreError::Kind::kStatement, std::string(what) + ": " + e.what());
@@ -135,7 +135,8 @@ struct Store::Impl {
 
   std::vector<std::string> ExecRecord(pqxx::work& txn, const std::string& worker,
                                       const std::vector<model::DeliveryOutcome>& outcomes,
-                                      const std::vector<std::string>& owners) {
+                                      const std::vector<std::string>& owners,
+                                      std::vector<SubscriptionHealth>* health) {
     const auto arrays = BuildOutcomeArrays(outcomes, owners);
     const auto& p = arrays.params;
     pqxx::result rows = Timed(kStmtRecordOutcomes, [&] {
@@ -144,7 +145,13 @@ struct Store::Impl {
     });
     std::vector<std::string> applied;
     applied.reserve(rows.size());
-    for (const auto& row : rows) applied.push_back(row[0].as<std::string>());
+    for (const auto& row : rows) {
+      if (row[0].as<std::string>() == "d") {
+        applied.push_back(row[1].as<std::string>());
+      } else if (health) {
+        health->push_back({row[1].as<std::string>(), row[2].as<int>(), row[3].as<long long>()});
+      }
+    }
     return applied;
   }
 };
@@ -226,6 +233,12 @@ std::vector<model::ClaimedDelivery> Store::ClaimDue(const std::string& worker, i
       d.url = row[10].as<std::string>();
       d.policy_name = row[11].as<std::string>();
       d.subscription_active = row[12].as<bool>();
+      d.subscription_paused = row[14].as<bool>();
+      d.attempt_budget_base = row[15].as<int>();
+      d.ordering_key = row[16].as<std::string>();
+      d.max_in_flight = row[17].as<int>();
+      d.rate_per_second = row[18].as<double>();
+      d.rate_burst = row[19].as<int>();
       const std::string secrets = row[13].as<std::string>();
       std::size_t start = 0;
       while (start < secrets.size()) {
@@ -241,18 +254,27 @@ std::vector<model::ClaimedDelivery> Store::ClaimDue(const std::string& worker, i
 }
 
 std::vector<std::string> Store::RecordOutcomes(const std::string& worker,
-                                               const std::vector<model::DeliveryOutcome>& outcomes) {
+                                               const std::vector<model::DeliveryOutcome>& outcomes,
+                                               std::vector<SubscriptionHealth>* health) {
   if (outcomes.empty()) return {};
   const std::vector<std::string> owners(outcomes.size(), worker);
-  try {
-    return Translate(kStmtRecordOutcomes, [&] {
-      pqxx::work txn(impl_->conn);
-      auto applied = impl_->ExecRecord(txn, worker, outcomes, owners);
-      txn.commit();
-      return applied;
-    });
-  } catch (const StoreError& e) {
-    if (e.kind() != StoreError::Kind::kStatement) throw;
+  // Two daemons updating the counters of the same subscriptions can deadlock;
+  // the loser retries its whole batch.
+  for (int tries = 1;; ++tries) {
+    try {
+      return Translate(kStmtRecordOutcomes, [&] {
+        pqxx::work txn(impl_->conn);
+        std::vector<SubscriptionHealth> batch_health;
+        auto applied = impl_->ExecRecord(txn, worker, outcomes, owners, &batch_health);
+        txn.commit();
+        if (health) health->insert(health->end(), batch_health.begin(), batch_health.end());
+        return applied;
+      });
+    } catch (const StoreError& e) {
+      if (e.kind() == StoreError::Kind::kConflict && tries < 5) continue;
+      if (e.kind() != StoreError::Kind::kStatement && e.kind() != StoreError::Kind::kConflict) throw;
+      break;
+    }
   }
   // A row of the batch broke a constraint: find it by writing rows one by one,
   // so one bad row never blocks its neighbours.
@@ -261,13 +283,13 @@ std::vector<std::string> Store::RecordOutcomes(const std::string& worker,
     try {
       auto one = Translate(kStmtRecordOutcomes, [&] {
         pqxx::work txn(impl_->conn);
-        auto ids = impl_->ExecRecord(txn, worker, {outcomes[i]}, {worker});
+        auto ids = impl_->ExecRecord(txn, worker, {outcomes[i]}, {worker}, health);
         txn.commit();
         return ids;
       });
       applied.insert(applied.end(), one.begin(), one.end());
     } catch (const StoreError& e) {
-      if (e.kind() != StoreError::Kind::kStatement) throw;
+      if (e.kind() == StoreError::Kind::kConnectionLost) throw;
       Translate(kStmtQuarantine, [&] {
         pqxx::work txn(impl_->conn);
         std::string reason = std::string("outcome could not be recorded: ") + e.what();
@@ -300,11 +322,11 @@ int Store::RescueExpired(const std::string& worker, int limit,
     std::vector<std::string> owners;
     for (const auto& row : rows) {
       ExpiredLease lease{row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<std::string>(),
-                         row[3].as<int>()};
+                         row[3].as<int>(), row[4].as<int>(), row[5].as<std::string>()};
       outcomes.push_back(decide(lease));
       owners.push_back(lease.lease_owner);
     }
-    const auto applied = impl_->ExecRecord(txn, worker, outcomes, owners);
+    const auto applied = impl_->ExecRecord(txn, worker, outcomes, owners, nullptr);
     txn.commit();
     return static_cast<int>(applied.size());
   });
@@ -325,6 +347,26 @@ int Store::ReleaseLeases(const std::string& worker, const std::vector<Release>& 
     });
     txn.commit();
     return static_cast<int>(rows.affected_rows());
+  });
+}
+
+void Store::PauseSubscription(const std::string& subscription_id, const std::string& reason) {
+  Translate(kStmtPauseSubscription, [&] {
+    pqxx::work txn(impl_->conn);
+    impl_->Timed(kStmtPauseSubscription,
+                 [&] { return txn.exec_prepared(kStmtPauseSubscription, subscription_id, reason); });
+    txn.commit();
+    return 0;
+  });
+}
+
+void Store::DisableSubscription(const std::string& subscription_id, const std::string& reason) {
+  Translate(kStmtDisableSubscription, [&] {
+    pqxx::work txn(impl_->conn);
+    impl_->Timed(kStmtDisableSubscription,
+                 [&] { return txn.exec_prepared(kStmtDisableSubscription, subscription_id, reason); });
+    txn.commit();
+    return 0;
   });
 }
 

@@ -20,7 +20,8 @@ namespace pgcourier::store {
 
 class StoreError : public std::runtime_error {
  public:
-  enum class Kind { kConnectionLost, kSchema, kStatement };
+  // kConflict: deadlock or serialization failure; the transaction can be retried.
+  enum class Kind { kConnectionLost, kSchema, kStatement, kConflict };
   StoreError(Kind kind, const std::string& message) : std::runtime_error(message), kind_(kind) {}
   Kind kind() const { return kind_; }
 
@@ -40,13 +41,22 @@ struct ExpiredLease {
   std::string lease_owner;
   std::string policy_name;
   int previous_attempts = 0;
+  int attempt_budget_base = 0;
+  std::string subscription_id;
+};
+
+// A subscription's failure counters after a batch of outcomes changed them.
+struct SubscriptionHealth {
+  std::string subscription_id;
+  int consecutive_failures = 0;
+  std::int64_t failing_for_ms = 0;  // since the first failure after the last success; 0 when healthy
 };
 
 // A claimed delivery given back without recording an attempt (shutdown, or
 // held because its policy is unknown).
 struct Release {
   std::string delivery_id;
-  std::int64_t delay_ms = 0;
+  std::int64_t delay_ms = 0;  // negative: held until the subscription is resumed
   std::string reason;
 };
 
@@ -80,8 +90,10 @@ class Store {
   // lease and were taken over). If the batch violates a constraint, rows are
   // retried one by one and a row that still fails is quarantined: marked
   // failed with the database's error, so the rest of the batch commits.
+  // The subscriptions whose failure counters changed are appended to `health`.
   std::vector<std::string> RecordOutcomes(const std::string& worker,
-                                          const std::vector<model::DeliveryOutcome>& outcomes);
+                                          const std::vector<model::DeliveryOutcome>& outcomes,
+                                          std::vector<SubscriptionHealth>* health = nullptr);
 
   // Finds up to `limit` expired leases, asks `decide` what each becomes
   // (outcome "lease_expired"), and records that as an attempt by `worker`,
@@ -92,6 +104,10 @@ class Store {
   // Makes deliveries held unattempted (last_error "held: ...") due now.
   // Returns how many.
   int WakeHeld();
+
+  // Pause (hold its waiting deliveries) or disable a subscription, with the reason stored.
+  void PauseSubscription(const std::string& subscription_id, const std::string& reason);
+  void DisableSubscription(const std::string& subscription_id, const std::string& reason);
 
   // Gives claimed deliveries back (status pending/retry_scheduled, lease cleared).
   int ReleaseLeases(const std::string& worker, const std::vector<Release>& releases);

@@ -179,18 +179,26 @@ def _yaml(value, indent=0):
         elif isinstance(v, list):
             items = ", ".join(f'"{x}"' if isinstance(x, str) else str(x) for x in v)
             lines.append(f"{pad}{key}: [{items}]")
+        elif isinstance(v, bool):
+            lines.append(f"{pad}{key}: {'true' if v else 'false'}")
         else:
             lines.append(f"{pad}{key}: {v}")
     return "\n".join(lines)
 
 
 def policy(max_attempts=3, base="100ms", factor=2.0, cap="2s", jitter=0.1, connect="1s", request="2s",
-           retryable_statuses=(408, 425, 429, "5xx")):
-    """One policy as a dict for write_policies (durations written with units, as in policies/default.yaml)."""
-    return {"max_attempts": max_attempts,
-            "backoff": {"base": base, "factor": factor, "cap": cap, "jitter": jitter},
-            "timeouts": {"connect": connect, "request": request},
-            "retryable_statuses": list(retryable_statuses)}
+           retryable_statuses=(408, 425, 429, "5xx"), local_endpoints=True, **sections):
+    """One policy as a dict for write_policies (durations written with units, as in policies/default.yaml).
+    local_endpoints allows plain http to 127.0.0.0/8 (the test receivers); extra sections (limits,
+    circuit_breaker, auto_pause, endpoint) are passed through."""
+    out = {"max_attempts": max_attempts,
+           "backoff": {"base": base, "factor": factor, "cap": cap, "jitter": jitter},
+           "timeouts": {"connect": connect, "request": request},
+           "retryable_statuses": list(retryable_statuses)}
+    if local_endpoints:
+        out["endpoint"] = {"require_https": False, "allow_cidrs": ["127.0.0.0/8"]}
+    out.update(sections)
+    return out
 
 
 @pytest.fixture

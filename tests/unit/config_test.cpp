@@ -374,7 +374,7 @@ extra: true
 )");
   REQUIRE(problems.size() == 4);
   CHECK(problems[0] == "p.yaml:3: policies.default.max_attempt: unknown key (expected one of: max_attempts, backoff, "
-                       "timeouts, retryable_statuses, response_excerpt_bytes)");
+                       "timeouts, retryable_statuses, response_excerpt_bytes, endpoint, limits, circuit_breaker, auto_pause)");
   CHECK(problems[1] ==
         "p.yaml:5: policies.default.backoff.bass: unknown key (expected one of: base, factor, cap, jitter, schedule)");
   CHECK(problems[2] == "p.yaml:7: policies.default.timeouts.read: unknown key (expected one of: connect, request)");
@@ -656,5 +656,47 @@ TEST_CASE("log_level accepts exactly the documented levels") {
     Settings settings;
     settings.log_level = level;
     CHECK(ValidationProblems(settings).size() == 1);
+  }
+}
+
+TEST_CASE("endpoint, limits, circuit breaker and auto-pause sections are parsed and validated") {
+  const auto set = pgcourier::config::ParsePolicies(R"(policies:
+  default:
+    endpoint:
+      require_https: false
+      allow_cidrs: [127.0.0.0/8, "::1/128"]
+      allow_hosts: [localhost, "*.svc.internal"]
+    limits: {max_in_flight: 4, per_second: 2.5, burst: 5}
+    circuit_breaker: {failures: 3, cooldown: 10s}
+    auto_pause: {consecutive_failures: 20, failing_for: 1h}
+)", "p.yaml");
+  const auto* p = set.Find("default");
+  REQUIRE(p != nullptr);
+  CHECK_FALSE(p->endpoint.require_https);
+  CHECK(p->endpoint.allow_cidrs == std::vector<std::string>{"127.0.0.0/8", "::1/128"});
+  CHECK(p->endpoint.allow_hosts == std::vector<std::string>{"localhost", "*.svc.internal"});
+  CHECK(p->limits.max_in_flight == 4);
+  CHECK(p->limits.per_second == doctest::Approx(2.5));
+  CHECK(p->limits.burst == 5);
+  CHECK(p->circuit_breaker.failures == 3);
+  CHECK(p->circuit_breaker.cooldown == std::chrono::seconds(10));
+  CHECK(p->auto_pause.consecutive_failures == 20);
+  CHECK(p->auto_pause.failing_for == std::chrono::hours(1));
+
+  try {
+    pgcourier::config::ParsePolicies(R"(policies:
+  default:
+    endpoint:
+      require_https: "no"
+      allow_cidrs: [10.0.0.1/8, banana]
+      allow_hosts: ["bad host"]
+)", "q.yaml");
+    FAIL("expected a ConfigError");
+  } catch (const pgcourier::config::ConfigError& e) {
+    const std::string all = e.what();
+    CHECK(all.find("q.yaml:4: policies.default.endpoint.require_https: expected true or false") != std::string::npos);
+    CHECK(all.find("policies.default.endpoint.allow_cidrs[0]: expected an address block") != std::string::npos);
+    CHECK(all.find("policies.default.endpoint.allow_cidrs[1]") != std::string::npos);
+    CHECK(all.find("policies.default.endpoint.allow_hosts[0]: expected a host name") != std::string::npos);
   }
 }

@@ -1,0 +1,75 @@
+#include "limits/limits.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace pgcourier::limits {
+
+TokenBucket::TokenBucket(double rate_per_second, double burst, std::int64_t now_ms)
+    : rate_(rate_per_second), burst_(std::max(1.0, burst)), tokens_(std::max(1.0, burst)), last_ms_(now_ms) {}
+
+void TokenBucket::Reconfigure(double rate_per_second, double burst) {
+  rate_ = rate_per_second;
+  burst_ = std::max(1.0, burst);
+  tokens_ = std::min(tokens_, burst_);
+}
+
+void TokenBucket::Refill(std::int64_t now_ms) {
+  if (now_ms > last_ms_) {
+    tokens_ = std::min(burst_, tokens_ + rate_ * static_cast<double>(now_ms - last_ms_) / 1000.0);
+    last_ms_ = now_ms;
+  }
+}
+
+bool TokenBucket::TryTake(std::int64_t now_ms, std::int64_t& wait_ms) {
+  Refill(now_ms);
+  if (tokens_ >= 1.0) {
+    tokens_ -= 1.0;
+    wait_ms = 0;
+    return true;
+  }
+  wait_ms = rate_ > 0 ? static_cast<std::int64_t>(std::ceil((1.0 - tokens_) * 1000.0 / rate_)) : 1000;
+  wait_ms = std::max<std::int64_t>(wait_ms, 1);
+  return false;
+}
+
+bool CircuitBreaker::Allow(std::int64_t now_ms, std::int64_t& wait_ms) {
+  wait_ms = 0;
+  if (!open_) return true;
+  if (now_ms < open_until_ms_) {
+    wait_ms = open_until_ms_ - now_ms;
+    return false;
+  }
+  if (probe_in_flight_) {
+    wait_ms = 1000;  // the probe's answer decides; look again soon
+    return false;
+  }
+  probe_in_flight_ = true;
+  return true;
+}
+
+void CircuitBreaker::OnSuccess() {
+  consecutive_failures_ = 0;
+  open_ = false;
+  probe_in_flight_ = false;
+}
+
+bool CircuitBreaker::OnFailure(std::int64_t now_ms, int failures_to_open, std::int64_t cooldown_ms) {
+  ++consecutive_failures_;
+  const bool was_probe = open_ && probe_in_flight_;
+  probe_in_flight_ = false;
+  if (was_probe || (!open_ && failures_to_open > 0 && consecutive_failures_ >= failures_to_open)) {
+    const bool opened_now = !open_;
+    open_ = true;
+    open_until_ms_ = now_ms + cooldown_ms;
+    return opened_now || was_probe;
+  }
+  return false;
+}
+
+CircuitBreaker::State CircuitBreaker::state(std::int64_t now_ms) const {
+  if (!open_) return State::kClosed;
+  return now_ms < open_until_ms_ ? State::kOpen : State::kHalfOpen;
+}
+
+}  // namespace pgcourier::limits

@@ -1,0 +1,48 @@
+// Per-subscription rate limiting and per-endpoint circuit breaking: pure state
+// machines. Time is passed in (steady milliseconds), so tests need no sleeps.
+// Not synchronised: owned by the dispatcher thread.
+#pragma once
+
+#include <cstdint>
+
+namespace pgcourier::limits {
+
+// Token bucket: `rate` tokens per second, at most `burst` stored.
+class TokenBucket {
+ public:
+  TokenBucket(double rate_per_second, double burst, std::int64_t now_ms);
+  // Takes one token if there is one. Otherwise returns false and sets
+  // wait_ms to the time until the next token.
+  bool TryTake(std::int64_t now_ms, std::int64_t& wait_ms);
+  void Reconfigure(double rate_per_second, double burst);
+
+ private:
+  void Refill(std::int64_t now_ms);
+  double rate_;
+  double burst_;
+  double tokens_;
+  std::int64_t last_ms_;
+};
+
+// Closed -> (failures_to_open consecutive failures) -> open for cooldown ->
+// half-open: one probe passes; its success closes, its failure re-opens.
+class CircuitBreaker {
+ public:
+  enum class State { kClosed, kOpen, kHalfOpen };
+
+  // May a request be sent now? When not, wait_ms is how long until it may.
+  // In half-open, only one probe is let through until its result is known.
+  bool Allow(std::int64_t now_ms, std::int64_t& wait_ms);
+  void OnSuccess();
+  // Returns true when this failure opened the circuit.
+  bool OnFailure(std::int64_t now_ms, int failures_to_open, std::int64_t cooldown_ms);
+  State state(std::int64_t now_ms) const;
+
+ private:
+  int consecutive_failures_ = 0;
+  std::int64_t open_until_ms_ = 0;
+  bool open_ = false;
+  bool probe_in_flight_ = false;
+};
+
+}  // namespace pgcourier::limits

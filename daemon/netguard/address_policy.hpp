@@ -1,0 +1,137 @@
+// Endpoint safety (SSRF protection): decides whether a webhook URL's scheme and
+// host, and later each address its host name resolves to, may be contacted.
+// Without it a tenant could point a webhook at 127.0.0.1, at 169.254.169.254
+// (cloud metadata), at the private network, or at the same addresses disguised
+// as "2130706433", "0x7f.1" or "::ffff:7f00:1".
+//
+// Use in two steps:
+//   1. CheckUrlTarget(scheme, host, rules) before anything else. IP literals are
+//      decided here; host names are only checked for syntax.
+//   2. CheckConnectAddress(address, host, rules) for every address actually about
+//      to be connected to (after DNS, e.g. from curl's open-socket callback, so
+//      that DNS rebinding cannot slip an internal address in).
+//
+// Pure: no DNS, no sockets, no global state. Every function is thread-safe;
+// EndpointRules and Cidr are plain values, immutable after construction (share
+// them between threads freely as long as nobody modifies them).
+#pragma once
+
+#include <sys/socket.h>  // AF_INET, AF_INET6, AF_UNSPEC, sockaddr, socklen_t
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace pgcourier::netguard {
+
+// An IPv4 or IPv6 address. AF_INET uses bytes[0..3] (network order) and keeps
+// the other 12 bytes zero. IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) stay
+// AF_INET6; the rules below look at the embedded IPv4 address.
+struct IpAddress {
+  int family = AF_UNSPEC;  // AF_INET or AF_INET6
+  std::array<std::uint8_t, 16> bytes{};
+
+  friend bool operator==(const IpAddress&, const IpAddress&) = default;
+};
+
+// An address block: family, network address (host bits are zero) and prefix length.
+struct Cidr {
+  int family = AF_UNSPEC;  // AF_INET or AF_INET6
+  std::array<std::uint8_t, 16> bytes{};
+  int prefix_length = 0;  // 0..32 for AF_INET, 0..128 for AF_INET6
+
+  friend bool operator==(const Cidr&, const Cidr&) = default;
+};
+
+// Configuration syntax, strict on purpose: "10.0.0.0/8", "127.0.0.1" (= /32),
+// "::1/128", "fd00::/8", "::1" (= /128). IPv4 must be a plain dotted quad without
+// leading zeros (no "0177.0.0.1"); IPv6 without brackets or zone id; the prefix
+// is decimal. nullopt if invalid, including when host bits are set
+// ("10.0.0.1/8"), since that is almost always a typo.
+std::optional<Cidr> ParseCidr(std::string_view text);
+
+// True if `address` is inside `cidr` (same family only; see CheckConnectAddress
+// for how IPv4-mapped addresses meet IPv4 blocks in the allow list).
+bool Contains(const Cidr& cidr, const IpAddress& address);
+
+// Parses an IP literal as a URL host may carry it, the way browsers (WHATWG URL
+// standard) and curl interpret it:
+//   IPv4: dotted quad, and the legacy forms: one to four parts, each decimal,
+//         hex ("0x7f") or octal ("0177"), the last part filling the remaining
+//         bytes: "2130706433", "0x7f000001", "0x7f.0.0.1", "0177.0.0.1",
+//         "127.1", "127.0.1", "0x7f.1"; one trailing dot is ignored ("127.0.0.1.").
+//         Parts out of range ("256.1.1.1"), more than four parts ("1.2.3.4.5"),
+//         bad digits ("08.1") make it not a literal.
+//   IPv6: with or without brackets ("[::1]", "::1"), with an optional trailing
+//         dotted quad ("::ffff:127.0.0.1"). Zone ids ("fe80::1%eth0",
+//         "[fe80::1%25eth0]") are rejected.
+// nullopt if `host` is not an IP literal, i.e. it is a host name to be resolved
+// (or garbage; CheckUrlTarget tells the two apart). No whitespace is accepted.
+std::optional<IpAddress> ParseIpLiteral(std::string_view host);
+
+// Why `address` may not be contacted, or nullopt if it is globally reachable.
+// Covers IANA's IPv4 and IPv6 special-purpose address registries (following their
+// "globally reachable" column, e.g. 192.0.0.9/32 and 2001:1::1/128 are global)
+// plus multicast, 240.0.0.0/4 and everything outside IPv6 global unicast
+// (2000::/3). Examples: "loopback (127.0.0.0/8)", "private (10.0.0.0/8)",
+// "link-local (169.254.0.0/16, includes cloud metadata)", "IPv6 loopback (::1)",
+// "IPv4-mapped (::ffff:0:0/96) embedding 127.0.0.1, which is loopback (127.0.0.0/8)".
+// Addresses embedding IPv4 are judged by the embedded address: IPv4-mapped and
+// NAT64 (64:ff9b::/96) are global when it is; deprecated IPv4-compatible
+// (::a.b.c.d), 6to4 (2002::/16) and Teredo (2001::/32) are always blocked.
+// An AF_UNSPEC or unknown family gives a reason too.
+std::optional<std::string> NonGlobalReason(const IpAddress& address);
+
+struct EndpointRules {
+  bool require_https = true;
+  // Explicitly allowed even if not global (e.g. 127.0.0.0/8 for tests). An IPv4
+  // block also admits the IPv4-mapped form (::ffff:a.b.c.d) of its addresses.
+  std::vector<Cidr> allow_cidrs;
+  // Host names whose resolved addresses are allowed even if not global: exact
+  // ("localhost") or "*.example.internal", which matches any name with at least
+  // one more label ("a.example.internal", "a.b.example.internal") but not
+  // "example.internal" itself. Compared case-insensitively, a trailing dot
+  // ignored. Applies to names only; allow IP literals with allow_cidrs.
+  std::vector<std::string> allow_hosts;
+};
+
+// Decision for the URL's scheme and host before connecting. `host` is as in the
+// URL, without port: a name, an IP literal in any form ParseIpLiteral accepts,
+// or a bracketed IPv6 literal. Host names are only checked for syntax (ASCII
+// letters, digits, '-', '_', labels of 1..63, total <= 253; IDNs must be in
+// punycode); their addresses are for CheckConnectAddress. nullopt when allowed,
+// otherwise the reason:
+//   "https is required by the policy"
+//   "scheme \"ftp\" is not allowed; only http and https are"
+//   "the URL has no host"
+//   "<host> is not a valid host name" (includes zone ids, '%', spaces, ports)
+//   "<host> is <reason>; not in the policy's allow list"
+//     where <host> is followed by the canonical address when they differ:
+//     "0x7f.1 (127.0.0.1) is loopback (127.0.0.0/8); not in the policy's allow list"
+// Untrusted text is quoted with non-printable bytes escaped and long text cut.
+std::optional<std::string> CheckUrlTarget(std::string_view scheme, std::string_view host,
+                                          const EndpointRules& rules);
+
+// Decision for the exact address about to be connected to (after DNS) for URL
+// host `host` (may be empty or an IP literal): allowed if global, or inside
+// allow_cidrs, or `host` is a name matching allow_hosts. nullopt when allowed,
+// otherwise the reason naming the address and the rule:
+//   "address 10.0.0.5 of example.com is private (10.0.0.0/8); not in the policy's allow list"
+std::optional<std::string> CheckConnectAddress(const IpAddress& address, std::string_view host,
+                                               const EndpointRules& rules);
+
+// The address from a socket address (AF_INET or AF_INET6; the IPv6 scope id is
+// dropped). nullopt for other families or a too short `length`.
+std::optional<IpAddress> FromSockaddr(const sockaddr* address, socklen_t length);
+
+// "127.0.0.1"; IPv6 in RFC 5952 form ("2001:db8::1", "::ffff:127.0.0.1"), no
+// brackets. ParseIpLiteral(ToString(a)) == a for every AF_INET/AF_INET6 address.
+std::string ToString(const IpAddress& address);
+
+// "10.0.0.0/8", "fd00::/8". ParseCidr(ToString(c)) == c.
+std::string ToString(const Cidr& cidr);
+
+}  // namespace pgcourier::netguard
