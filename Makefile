@@ -4,14 +4,21 @@ BUILD_DIR ?= build
 BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 PREFIX ?= /usr/local
+SYSCONFDIR ?= /etc
+DESTDIR ?=
+BINDIR := $(PREFIX)/bin
+DATADIR := $(PREFIX)/share/pgcourier
+DOCDIR := $(PREFIX)/share/doc/pgcourier
+UNITDIR ?= $(PREFIX)/lib/systemd/system
 
 DEB_PACKAGES := build-essential cmake pkg-config libpqxx-dev libcurl4-openssl-dev libssl-dev \
   libyaml-cpp-dev libsimdjson-dev libspdlog-dev libfmt-dev prometheus-cpp-dev doctest-dev \
-  libsystemd-dev postgresql postgresql-client python3 python3-psycopg2 python3-pytest
+  libsystemd-dev postgresql postgresql-client python3 python3-psycopg2 python3-pytest \
+  prometheus systemd
 
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: all deps build test test-unit test-pg test-e2e run clean
+.PHONY: all deps build test test-unit test-pg test-e2e run clean install uninstall
 
 all: build
 
@@ -51,3 +58,33 @@ run: build
 
 clean:
 	rm -rf $(BUILD_DIR)
+
+# Binaries, the systemd unit (its paths follow PREFIX), the SQL, the policies,
+# docs, and example configuration. Files under SYSCONFDIR are installed only
+# when absent (never overwriting an operator's edits) and removed by uninstall
+# only while they are unchanged.
+install: build
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/sql $(DESTDIR)$(DATADIR)/policies \
+	  $(DESTDIR)$(DATADIR)/examples $(DESTDIR)$(DOCDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/pgcourier
+	install -m 0755 $(BUILD_DIR)/pgcourierd $(BUILD_DIR)/pgcourierctl $(DESTDIR)$(BINDIR)/
+	install -m 0644 sql/*.up.sql $(DESTDIR)$(DATADIR)/sql/
+	install -m 0644 policies/default.yaml policies/local.yaml $(DESTDIR)$(DATADIR)/policies/
+	install -m 0644 systemd/pgcourierd.yaml $(DESTDIR)$(DATADIR)/examples/pgcourierd.yaml
+	install -m 0644 README.md docs/prometheus-alerts.yaml docs/grafana-dashboard.json $(DESTDIR)$(DOCDIR)/
+	sed -e 's|/usr/local/bin/|$(BINDIR)/|g' -e 's|/etc/pgcourier/|$(SYSCONFDIR)/pgcourier/|g' \
+	  -e 's|/usr/local/share/doc/pgcourier/|$(DOCDIR)/|g' systemd/pgcourierd.service > $(DESTDIR)$(UNITDIR)/pgcourierd.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/pgcourierd.service
+	[ -e $(DESTDIR)$(SYSCONFDIR)/pgcourier/pgcourierd.yaml ] || \
+	  install -m 0644 systemd/pgcourierd.yaml $(DESTDIR)$(SYSCONFDIR)/pgcourier/pgcourierd.yaml
+	[ -e $(DESTDIR)$(SYSCONFDIR)/pgcourier/policies.yaml ] || \
+	  install -m 0644 policies/default.yaml $(DESTDIR)$(SYSCONFDIR)/pgcourier/policies.yaml
+	@echo "installed under $(DESTDIR)$(PREFIX); create the master key with: pgcourierctl keygen --out $(SYSCONFDIR)/pgcourier/master.key"
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/pgcourierd $(DESTDIR)$(BINDIR)/pgcourierctl $(DESTDIR)$(UNITDIR)/pgcourierd.service
+	rm -rf $(DESTDIR)$(DATADIR) $(DESTDIR)$(DOCDIR)
+	cmp -s systemd/pgcourierd.yaml $(DESTDIR)$(SYSCONFDIR)/pgcourier/pgcourierd.yaml && \
+	  rm -f $(DESTDIR)$(SYSCONFDIR)/pgcourier/pgcourierd.yaml || true
+	cmp -s policies/default.yaml $(DESTDIR)$(SYSCONFDIR)/pgcourier/policies.yaml && \
+	  rm -f $(DESTDIR)$(SYSCONFDIR)/pgcourier/policies.yaml || true
+	rmdir $(DESTDIR)$(SYSCONFDIR)/pgcourier 2>/dev/null || true

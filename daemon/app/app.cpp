@@ -1,4 +1,5 @@
 #include "app/app.hpp"
+#include "app/logging.hpp"
 
 #include <poll.h>
 #include <signal.h>
@@ -25,12 +26,13 @@
 namespace pgcourier::app {
 namespace {
 
-constexpr const char* kUsage = R"(usage: pgcourierd [--config FILE] [--policies FILE] [--check-config]
+constexpr const char* kUsage = R"(usage: pgcourierd [--config FILE] [--policies FILE] [--log-format text|json] [--check-config]
 
   --config FILE     YAML settings (database_url, worker_id, concurrency, lease_margin,
                     poll_interval, policies_file, master_key_file, shutdown_grace,
                     metrics_address, log_level, ...)
   --policies FILE   policies file (overrides policies_file)
+  --log-format F    text (default) or json: one JSON object per line
   --check-config    validate settings, policies and the master key, print the result, exit 0 or 1
 
 Environment: DATABASE_URL (libpq URI; overrides database_url; when both are empty the
@@ -41,6 +43,7 @@ CREDENTIALS_DIRECTORY (systemd: master-key is read from it when no key file is s
 struct CommandLine {
   std::string config_file;
   std::string policies_file;
+  std::string log_format;
   bool check_config = false;
 };
 
@@ -63,6 +66,10 @@ std::optional<CommandLine> ParseCommandLine(int argc, char** argv) {
       auto v = value("--policies");
       if (!v) return std::nullopt;
       cl.policies_file = *v;
+    } else if (arg == "--log-format") {
+      auto v = value("--log-format");
+      if (!v) return std::nullopt;
+      cl.log_format = *v;
     } else if (arg == "--check-config") {
       cl.check_config = true;
     } else if (arg == "--help" || arg == "-h") {
@@ -105,6 +112,7 @@ LoadedConfig LoadEverything(const CommandLine& cl) {
   if (!cl.config_file.empty()) loaded.settings = config::LoadSettingsFile(cl.config_file);
   if (const char* url = std::getenv("DATABASE_URL"); url && *url) loaded.settings.database_url = url;
   if (!cl.policies_file.empty()) loaded.settings.policies_file = cl.policies_file;
+  if (!cl.log_format.empty()) loaded.settings.log_format = cl.log_format;
   if (loaded.settings.worker_id.empty()) loaded.settings.worker_id = DefaultWorkerId();
   config::ValidateSettings(loaded.settings, source);
   loaded.policies = std::make_shared<const config::PolicySet>(config::LoadPoliciesFile(loaded.settings.policies_file));
@@ -116,12 +124,43 @@ LoadedConfig LoadEverything(const CommandLine& cl) {
   return loaded;
 }
 
-void SetUpLogging(const std::string& level) {
-  auto logger = spdlog::stderr_logger_mt("pgcourierd");
-  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
-  spdlog::set_default_logger(logger);
-  spdlog::set_level(spdlog::level::from_str(level));
-  spdlog::flush_on(spdlog::level::info);
+
+// SIGHUP: re-reads the settings file and the policies. Policies and the log
+// level/format take effect for the next claims; settings that need a restart
+// are named. Anything invalid is rejected as a whole and the old configuration
+// stays in force.
+void Reload(const CommandLine& cl, LoadedConfig& current, dispatch::Dispatcher& dispatcher, metrics::Metrics* metrics) {
+  LoadedConfig fresh;
+  try {
+    fresh = LoadEverything(cl);
+  } catch (const std::exception& e) {
+    spdlog::error("reload rejected, the previous configuration stays in force:\n{}", e.what());
+    if (metrics) metrics->ConfigReload(false);
+    return;
+  }
+  const auto& a = current.settings;
+  const auto& b = fresh.settings;
+  std::vector<std::string> needs_restart;
+  if (a.database_url != b.database_url) needs_restart.push_back("database_url");
+  if (a.concurrency != b.concurrency) needs_restart.push_back("concurrency");
+  if (a.max_claim_batch != b.max_claim_batch) needs_restart.push_back("max_claim_batch");
+  if (a.metrics_address != b.metrics_address) needs_restart.push_back("metrics_address");
+  if (a.policies_file != b.policies_file) needs_restart.push_back("policies_file");
+  if (a.tenants != b.tenants) needs_restart.push_back("tenants");
+  if (a.master_key_file != b.master_key_file) needs_restart.push_back("master_key_file");
+  if (!needs_restart.empty()) {
+    std::string names;
+    for (const auto& n : needs_restart) names += (names.empty() ? "" : ", ") + n;
+    spdlog::warn("reload: {} changed; that takes effect after a restart", names);
+  }
+  ConfigureLogging(b.log_format, b.log_level);
+  dispatcher.ReplacePolicies(fresh.policies);
+  current.settings.log_level = b.log_level;
+  current.settings.log_format = b.log_format;
+  current.policies = fresh.policies;
+  if (metrics) metrics->ConfigReload(true);
+  spdlog::info("reloaded {} policies from {}; log level {}", fresh.policies->all().size(),
+               current.settings.policies_file, b.log_level);
 }
 
 }  // namespace
@@ -143,7 +182,7 @@ int Main(int argc, char** argv, const char* version) {
               << (loaded.secret_box ? loaded.settings.master_key_file : std::string("not configured")) << "\n";
     return 0;
   }
-  SetUpLogging(loaded.settings.log_level);
+  ConfigureLogging(loaded.settings.log_format, loaded.settings.log_level);
   if (!loaded.secret_box) {
     spdlog::warn("no master key configured (master_key_file, PGCOURIER_MASTER_KEY_FILE or systemd credential "
                  "'master-key'): deliveries of subscriptions with signing secrets will be held");
@@ -180,6 +219,18 @@ int Main(int argc, char** argv, const char* version) {
   options.secret_box = loaded.secret_box;
   options.metrics = metrics.get();
   options.on_ready = [] { sd_notify(0, "READY=1\nSTATUS=delivering"); };
+  // systemd watchdog: the dispatcher loop proves it is alive (at most twice per WatchdogSec).
+  std::uint64_t watchdog_usec = 0;
+  if (sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0) {
+    options.heartbeat = [interval = std::chrono::microseconds(watchdog_usec / 2),
+                         last = std::chrono::steady_clock::time_point{}]() mutable {
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last >= interval) {
+        sd_notify(0, "WATCHDOG=1");
+        last = now;
+      }
+    };
+  }
   dispatch::Dispatcher dispatcher(std::move(options));
 
   spdlog::info("pgcourierd {} starting as worker {} (policies {})", version, loaded.settings.worker_id,
@@ -201,13 +252,7 @@ int Main(int argc, char** argv, const char* version) {
     if (read(signal_fd, &info, sizeof info) != sizeof info) continue;
     if (info.ssi_signo == SIGHUP) {
       sd_notify(0, "RELOADING=1");
-      try {
-        auto fresh = std::make_shared<const config::PolicySet>(config::LoadPoliciesFile(loaded.settings.policies_file));
-        dispatcher.ReplacePolicies(fresh);
-        spdlog::info("reloaded {} policies from {}", fresh->all().size(), loaded.settings.policies_file);
-      } catch (const std::exception& e) {
-        spdlog::error("reload rejected, the previous policies stay in force:\n{}", e.what());
-      }
+      Reload(*cl, loaded, dispatcher, metrics.get());
       sd_notify(0, "READY=1");
       continue;
     }

@@ -92,6 +92,11 @@ std::string CheckNotEmpty(const std::string& value) {
   return CheckNoControlCharacters(value);
 }
 
+std::string CheckLogFormat(const std::string& value) {
+  if (value == "text" || value == "json") return {};
+  return "expected text or json, got " + Quote(value);
+}
+
 std::string CheckLogLevel(const std::string& value) {
   static constexpr std::array<std::string_view, 7> kLevels{"trace", "debug", "info", "warn", "error", "critical", "off"};
   if (std::find(kLevels.begin(), kLevels.end(), value) != kLevels.end()) return {};
@@ -148,14 +153,18 @@ constexpr std::array<IntField, 2> kIntFields{{
     {"max_claim_batch", &Settings::max_claim_batch, 1, 10000},
 }};
 
-constexpr std::array<DurationField, 4> kDurationFields{{
+constexpr std::array<DurationField, 7> kDurationFields{{
     {"lease_margin", &Settings::lease_margin, Millis{1}, kMaxDuration},
     {"poll_interval", &Settings::poll_interval, Millis{1}, kMaxDuration},
     {"rescue_interval", &Settings::rescue_interval, Millis{1}, kMaxDuration},
     {"shutdown_grace", &Settings::shutdown_grace, Millis{1}, Millis{3600000}},
+    {"maintenance_interval", &Settings::maintenance_interval, Millis{100}, Millis{3600000}},
+    {"retention_completed", &Settings::retention_completed, Millis{60000}, kMaxDuration},
+    {"retention_dead_lettered", &Settings::retention_dead_lettered, Millis{60000}, kMaxDuration},
 }};
 
-constexpr std::array<StringField, 7> kStringFields{{
+constexpr std::array<StringField, 8> kStringFields{{
+    {"log_format", &Settings::log_format, &CheckLogFormat},
     {"database_url", &Settings::database_url, &CheckAnything},
     {"worker_id", &Settings::worker_id, &CheckNoControlCharacters},
     {"policies_file", &Settings::policies_file, &CheckNotEmpty},
@@ -167,7 +176,8 @@ constexpr std::array<StringField, 7> kStringFields{{
 
 constexpr std::string_view kKnownKeys =
     "database_url, worker_id, concurrency, max_claim_batch, lease_margin, poll_interval, rescue_interval, "
-    "shutdown_grace, policies_file, master_key_file, metrics_address, log_level, user_agent";
+    "shutdown_grace, maintenance_interval, retention_completed, retention_dead_lettered, policies_file, "
+    "master_key_file, metrics_address, log_level, log_format, user_agent, tenants";
 
 // Messages (empty when valid) for one field of `settings`.
 std::string CheckInt(const IntField& field, const Settings& settings) {
@@ -211,6 +221,27 @@ void ParseEntry(const Entry& entry, Settings& settings, Reporter& reporter) {
       return;
     }
     settings.*field.member = std::move(text);
+    return;
+  }
+  if (entry.key == "tenants") {
+    // Serve only these tenants (dedicated daemons for large tenants); empty = all.
+    if (!entry.value.IsSequence() && !entry.value.IsNull()) {
+      reporter.Add(entry.Where(), entry.path, "expected a list of tenant ids (like [acme, globex]), got " +
+                                                  Describe(entry.value));
+      return;
+    }
+    std::vector<std::string> tenants;
+    std::size_t index = 0;
+    for (const YAML::Node& item : entry.value) {
+      const std::string path = entry.path + "[" + std::to_string(index++) + "]";
+      if (!item.IsScalar() || item.Scalar().empty() || HasControlCharacters(item.Scalar())) {
+        reporter.Add(item.Mark().is_null() ? entry.Where() : item.Mark(), path,
+                     "expected a non-empty tenant id, got " + Describe(item));
+        continue;
+      }
+      tenants.push_back(item.Scalar());
+    }
+    settings.tenants = std::move(tenants);
     return;
   }
   ReportUnknownKey(entry, kKnownKeys, reporter);

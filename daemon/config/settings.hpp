@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "model/policy.hpp"
 
@@ -21,6 +22,12 @@ struct Settings {
   std::string master_key_file;    // empty: $CREDENTIALS_DIRECTORY/master-key if set
   std::string metrics_address = "127.0.0.1:9464";  // empty disables /metrics; port 0 = ephemeral
   std::string log_level = "info"; // trace, debug, info, warn, error
+  std::string log_format = "text"; // text, or json (one JSON object per line)
+  // Maintenance (one daemon at a time, elected with an advisory lock):
+  model::Millis maintenance_interval{5000};          // queue depth refresh, lease rescue cadence
+  model::Millis retention_completed{7LL * 24 * 3600 * 1000};       // delivered/failed kept this long
+  model::Millis retention_dead_lettered{30LL * 24 * 3600 * 1000};  // dead letters kept longer
+  std::vector<std::string> tenants;  // serve only these tenants; empty = all
   std::string user_agent = "pgcourier/0.1";
 };
 

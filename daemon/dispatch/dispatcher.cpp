@@ -92,6 +92,8 @@ struct Dispatcher::Impl {
   bool wake_held = true;  // at start-up too: a restart may have fixed what held them
   Clock::time_point next_poll = Clock::now();
   Clock::time_point next_rescue = Clock::now();
+  Clock::time_point next_maintenance = Clock::now();
+  bool leader = false;
   Clock::time_point next_connect = Clock::now();
   Millis reconnect_delay = kReconnectMin;
   std::optional<Clock::time_point> drain_deadline;
@@ -159,6 +161,10 @@ struct Dispatcher::Impl {
   }
 
   void LoseConnection(const store::StoreError& e) {
+    if (leader) {
+      leader = false;  // the advisory lock went with the connection
+      if (options.metrics) options.metrics->Leader(false);
+    }
     spdlog::error("database connection lost: {}; {} result(s) kept in memory until it is back", e.what(),
                   pending_outcomes.size() + pending_releases.size());
     store.reset();
@@ -525,7 +531,7 @@ struct Dispatcher::Impl {
     if (free < min_batch) return;
     const int limit = std::min(free, settings.max_claim_batch);
     std::vector<model::ClaimedDelivery> claimed;
-    if (!WithStore("claiming", [&](store::Store& s) { claimed = s.ClaimDue(settings.worker_id, limit, lease); })) {
+    if (!WithStore("claiming", [&](store::Store& s) { claimed = s.ClaimDue(settings.worker_id, limit, lease, settings.tenants); })) {
       return;
     }
     notified = false;
@@ -541,9 +547,78 @@ struct Dispatcher::Impl {
     }
   }
 
-  void MaybeRescue() {
-    if (!store || drain_deadline || Clock::now() < next_rescue) return;
-    next_rescue = Clock::now() + settings.rescue_interval;
+  // Maintenance runs in one daemon at a time (the holder of an advisory lock on
+  // its connection; it moves to another daemon when the holder's connection
+  // closes): lease rescue, queue-depth metrics, retention.
+  void MaybeMaintain() {
+    if (!store || drain_deadline) return;
+    const auto now = Clock::now();
+    if (now >= next_rescue) {
+      next_rescue = now + settings.rescue_interval;
+      if (options.metrics) options.metrics->OpenCircuits(CountOpenCircuits());
+      if (!leader) {
+        WithStore("taking maintenance leadership", [&](store::Store& s) { leader = s.TryBecomeLeader(); });
+        if (leader) {
+          spdlog::info("this daemon ({}) now runs maintenance: lease rescue, queue metrics, retention",
+                       settings.worker_id);
+          if (options.metrics) options.metrics->Leader(true);
+          next_maintenance = now;
+        }
+      }
+      if (leader) Rescue();
+    }
+    if (leader && now >= next_maintenance) {
+      next_maintenance = now + settings.maintenance_interval;
+      RefreshQueueMetrics();
+      PruneFinished();
+    }
+  }
+
+  int CountOpenCircuits() const {
+    const std::int64_t now = SteadyMs();
+    int open = 0;
+    for (const auto& [endpoint, breaker] : breakers) {
+      if (breaker.state(now) != limits::CircuitBreaker::State::kClosed) ++open;
+    }
+    return open;
+  }
+
+  void RefreshQueueMetrics() {
+    if (!options.metrics) return;
+    WithStore("reading queue metrics", [&](store::Store& s) {
+      const auto q = s.ReadQueueMetrics();
+      auto* m = options.metrics;
+      m->QueueDepth("due", static_cast<double>(q.due));
+      m->QueueDepth("scheduled", static_cast<double>(q.scheduled));
+      m->QueueDepth("held", static_cast<double>(q.held));
+      m->QueueDepth("delivering", static_cast<double>(q.delivering));
+      m->QueueDepth("dead_lettered", static_cast<double>(q.dead_lettered));
+      m->PausedSubscriptions(static_cast<double>(q.paused_subscriptions));
+      m->OldestDueSeconds(q.oldest_due_seconds);
+    });
+  }
+
+  void PruneFinished() {
+    constexpr int kBatch = 5000;
+    constexpr int kBatchesPerTick = 10;  // bounded work per tick; the rest waits for the next one
+    int total = 0;
+    for (int i = 0; i < kBatchesPerTick; ++i) {
+      int removed = 0;
+      if (!WithStore("pruning", [&](store::Store& s) {
+            removed = s.Prune(settings.retention_completed, settings.retention_dead_lettered, kBatch);
+          })) {
+        break;
+      }
+      total += removed;
+      if (removed < kBatch) break;
+    }
+    if (total > 0) {
+      spdlog::info("retention: removed {} finished delivery(ies) and their attempts", total);
+      if (options.metrics) options.metrics->Pruned(total);
+    }
+  }
+
+  void Rescue() {
     const auto policies = options.policies;
     int recovered = 0;
     WithStore("rescuing expired leases", [&](store::Store& s) {
@@ -649,6 +724,7 @@ struct Dispatcher::Impl {
         aborted = true;
         drain_deadline = Clock::now() + Millis(2000);
       }
+      if (options.heartbeat) options.heartbeat();
       AdoptNewPolicies();
       CollectCompletions();
       FlushWrites();
@@ -663,7 +739,7 @@ struct Dispatcher::Impl {
           break;
         }
       } else {
-        MaybeRescue();
+        MaybeMaintain();
         MaybeWakeHeld();
         MaybeClaim();
       }

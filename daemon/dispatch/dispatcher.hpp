@@ -37,6 +37,7 @@ struct DispatcherOptions {
   std::shared_ptr<const signing::SecretBox> secret_box;  // may be null: signed deliveries are held
   metrics::Metrics* metrics = nullptr;                    // may be null
   std::function<void()> on_ready;                         // called once, after the first claim round
+  std::function<void()> heartbeat;                        // called every loop turn (systemd watchdog)
 };
 
 class Dispatcher {

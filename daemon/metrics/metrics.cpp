@@ -40,6 +40,20 @@ struct Metrics::Impl {
       BuildCounter().Name("pgcourier_db_reconnects_total").Help("Database reconnections").Register(*registry);
   prometheus::Family<prometheus::Counter>& held =
       BuildCounter().Name("pgcourier_deliveries_held_total").Help("Claimed deliveries put back unattempted (unknown policy)").Register(*registry);
+  prometheus::Family<prometheus::Gauge>& queue_depth =
+      BuildGauge().Name("pgcourier_queue_depth").Help("Unfinished deliveries by state (maintenance leader)").Register(*registry);
+  prometheus::Family<prometheus::Gauge>& oldest_due =
+      BuildGauge().Name("pgcourier_queue_oldest_due_seconds").Help("How long the oldest due delivery has waited").Register(*registry);
+  prometheus::Family<prometheus::Gauge>& paused =
+      BuildGauge().Name("pgcourier_subscriptions_paused").Help("Paused subscriptions").Register(*registry);
+  prometheus::Family<prometheus::Gauge>& open_circuits =
+      BuildGauge().Name("pgcourier_circuits_open").Help("Endpoints whose circuit is open in this daemon").Register(*registry);
+  prometheus::Family<prometheus::Counter>& reloads =
+      BuildCounter().Name("pgcourier_config_reloads_total").Help("Configuration reloads by result").Register(*registry);
+  prometheus::Family<prometheus::Gauge>& leader =
+      BuildGauge().Name("pgcourier_maintenance_leader").Help("1 while this daemon runs maintenance").Register(*registry);
+  prometheus::Family<prometheus::Counter>& pruned =
+      BuildCounter().Name("pgcourier_pruned_deliveries_total").Help("Finished deliveries removed by retention").Register(*registry);
   prometheus::Family<prometheus::Gauge>& build_info =
       BuildGauge().Name("pgcourier_build_info").Help("Build information").Register(*registry);
 
@@ -53,6 +67,10 @@ struct Metrics::Impl {
 Metrics::Metrics(const std::string& listen_address, const std::string& version) : impl_(std::make_unique<Impl>()) {
   impl_->build_info.Add({{"version", version}}).Set(1);
   impl_->in_flight.Add({}).Set(0);
+  impl_->leader.Add({}).Set(0);
+  impl_->open_circuits.Add({}).Set(0);
+  impl_->reloads.Add({{"result", "success"}});
+  impl_->reloads.Add({{"result", "failure"}});
   if (!listen_address.empty()) {
     try {
       impl_->exposer = std::make_unique<prometheus::Exposer>(listen_address);
@@ -96,5 +114,17 @@ void Metrics::LeasesRecovered(int count) { impl_->recovered.Add({}).Increment(co
 void Metrics::StaleOutcomes(int count) { impl_->stale.Add({}).Increment(count); }
 void Metrics::DatabaseReconnect() { impl_->reconnects.Add({}).Increment(); }
 void Metrics::HeldDeliveries(int count) { impl_->held.Add({}).Increment(count); }
+
+void Metrics::QueueDepth(std::string_view state, double deliveries) {
+  impl_->queue_depth.Add({{"state", std::string(state)}}).Set(deliveries);
+}
+void Metrics::OldestDueSeconds(double seconds) { impl_->oldest_due.Add({}).Set(seconds); }
+void Metrics::PausedSubscriptions(double count) { impl_->paused.Add({}).Set(count); }
+void Metrics::OpenCircuits(int count) { impl_->open_circuits.Add({}).Set(count); }
+void Metrics::ConfigReload(bool success) {
+  impl_->reloads.Add({{"result", success ? "success" : "failure"}}).Increment();
+}
+void Metrics::Leader(bool is_leader) { impl_->leader.Add({}).Set(is_leader ? 1 : 0); }
+void Metrics::Pruned(int deliveries) { impl_->pruned.Add({}).Increment(deliveries); }
 
 }  // namespace pgcourier::metrics

@@ -30,6 +30,15 @@ class Metrics {
   void StaleOutcomes(int count);
   void DatabaseReconnect();
   void HeldDeliveries(int count);
+  // Queue depth by state (due, scheduled, held, delivering, dead_lettered), from the
+  // maintenance leader's periodic query; other daemons leave these at their last value.
+  void QueueDepth(std::string_view state, double deliveries);
+  void OldestDueSeconds(double seconds);
+  void PausedSubscriptions(double count);
+  void OpenCircuits(int count);
+  void ConfigReload(bool success);
+  void Leader(bool is_leader);
+  void Pruned(int deliveries);
 
  private:
   struct Impl;

@@ -3,13 +3,15 @@
 namespace pgcourier::store {
 namespace {
 
-// $1 worker, $2 limit, $3 lease in milliseconds.
+// $1 worker, $2 limit, $3 lease in milliseconds, $4 tenants served (empty: all).
 // The inner SELECT matches the partial index deliveries_due exactly; SKIP
 // LOCKED lets several daemons claim side by side without waiting.
 constexpr const char* kClaimDueSql = R"SQL(
 WITH due AS (
   SELECT d.id FROM courier.deliveries d
   WHERE d.status IN ('pending', 'retry_scheduled') AND d.next_attempt_at <= now()
+    -- a daemon dedicated to some tenants ($4 = their ids; empty = every tenant)
+    AND (cardinality($4::text[]) = 0 OR d.tenant_id = ANY ($4::text[]))
     -- FIFO subscriptions: nothing overtakes an unfinished earlier delivery with the same key.
     AND (d.ordering_key IS NULL OR NOT EXISTS (
           SELECT 1 FROM courier.deliveries p
@@ -165,6 +167,15 @@ WHERE status IN ('pending', 'retry_scheduled') AND next_attempt_at > now() AND s
 constexpr const char* kPauseSubscriptionSql = "SELECT courier.pause_subscription($1, $2)";
 constexpr const char* kDisableSubscriptionSql = "SELECT courier.disable_subscription($1, $2)";
 
+// Maintenance runs in one daemon at a time: the holder of this session lock.
+// It is released when the holder's connection closes (the daemon died).
+constexpr const char* kTryLeadershipSql = "SELECT pg_try_advisory_lock(hashtext('pgcourier.maintenance'))";
+constexpr const char* kQueueMetricsSql = "SELECT * FROM courier.queue_metrics()";
+// $1 completed retention (ms), $2 dead-letter retention (ms), $3 batch size.
+constexpr const char* kPruneSql =
+    "SELECT courier.prune(now() - $1::bigint * interval '1 millisecond', "
+    "now() - $2::bigint * interval '1 millisecond', $3)";
+
 }  // namespace
 
 const std::vector<std::pair<const char*, const char*>>& DaemonStatements() {
@@ -177,6 +188,9 @@ const std::vector<std::pair<const char*, const char*>>& DaemonStatements() {
       {kStmtWakeHeld, kWakeHeldSql},
       {kStmtPauseSubscription, kPauseSubscriptionSql},
       {kStmtDisableSubscription, kDisableSubscriptionSql},
+      {kStmtTryLeadership, kTryLeadershipSql},
+      {kStmtQueueMetrics, kQueueMetricsSql},
+      {kStmtPrune, kPruneSql},
   };
   return kStatements;
 }

@@ -18,6 +18,9 @@ inline constexpr const char* kStmtSchemaVersions = "schema_versions";
 inline constexpr const char* kStmtWakeHeld = "wake_held";
 inline constexpr const char* kStmtPauseSubscription = "pause_subscription";
 inline constexpr const char* kStmtDisableSubscription = "disable_subscription";
+inline constexpr const char* kStmtTryLeadership = "try_leadership";
+inline constexpr const char* kStmtQueueMetrics = "queue_metrics";
+inline constexpr const char* kStmtPrune = "prune";
 
 // Prefix of last_error on deliveries put back unattempted (unknown policy,
 // cannot be signed); wake_held looks for it.

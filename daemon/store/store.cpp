@@ -209,11 +209,15 @@ int Store::TakeNotifications() {
 }
 
 std::vector<model::ClaimedDelivery> Store::ClaimDue(const std::string& worker, int limit,
-                                                    std::chrono::milliseconds lease) {
+                                                    std::chrono::milliseconds lease,
+                                                    const std::vector<std::string>& tenants) {
   return Translate(kStmtClaimDue, [&] {
+    std::vector<const std::string*> tenant_ptrs;
+    for (const auto& t : tenants) tenant_ptrs.push_back(&t);
+    const std::string tenants_literal = ToTextArrayLiteral(tenant_ptrs);
     pqxx::work txn(impl_->conn);
     const pqxx::result rows = impl_->Timed(kStmtClaimDue, [&] {
-      return txn.exec_prepared(kStmtClaimDue, worker, limit, static_cast<long long>(lease.count()));
+      return txn.exec_prepared(kStmtClaimDue, worker, limit, static_cast<long long>(lease.count()), tenants_literal);
     });
     txn.commit();
     std::vector<model::ClaimedDelivery> claimed;
@@ -367,6 +371,42 @@ void Store::DisableSubscription(const std::string& subscription_id, const std::s
                  [&] { return txn.exec_prepared(kStmtDisableSubscription, subscription_id, reason); });
     txn.commit();
     return 0;
+  });
+}
+
+bool Store::TryBecomeLeader() {
+  return Translate(kStmtTryLeadership, [&] {
+    pqxx::nontransaction txn(impl_->conn);
+    return txn.exec_prepared(kStmtTryLeadership)[0][0].as<bool>();
+  });
+}
+
+QueueMetrics Store::ReadQueueMetrics() {
+  return Translate(kStmtQueueMetrics, [&] {
+    pqxx::read_transaction txn(impl_->conn);
+    const pqxx::result r = impl_->Timed(kStmtQueueMetrics, [&] { return txn.exec_prepared(kStmtQueueMetrics); });
+    QueueMetrics m;
+    m.due = r[0][0].as<long long>();
+    m.scheduled = r[0][1].as<long long>();
+    m.held = r[0][2].as<long long>();
+    m.delivering = r[0][3].as<long long>();
+    m.dead_lettered = r[0][4].as<long long>();
+    m.paused_subscriptions = r[0][5].as<long long>();
+    m.oldest_due_seconds = r[0][6].as<double>();
+    return m;
+  });
+}
+
+int Store::Prune(std::chrono::milliseconds completed_retention, std::chrono::milliseconds dead_letter_retention,
+                 int batch) {
+  return Translate(kStmtPrune, [&] {
+    pqxx::work txn(impl_->conn);
+    const pqxx::result r = impl_->Timed(kStmtPrune, [&] {
+      return txn.exec_prepared(kStmtPrune, static_cast<long long>(completed_retention.count()),
+                               static_cast<long long>(dead_letter_retention.count()), batch);
+    });
+    txn.commit();
+    return r[0][0].as<int>();
   });
 }
 

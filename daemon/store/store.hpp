@@ -45,6 +45,11 @@ struct ExpiredLease {
   std::string subscription_id;
 };
 
+struct QueueMetrics {
+  long long due = 0, scheduled = 0, held = 0, delivering = 0, dead_lettered = 0, paused_subscriptions = 0;
+  double oldest_due_seconds = 0;
+};
+
 // A subscription's failure counters after a batch of outcomes changed them.
 struct SubscriptionHealth {
   std::string subscription_id;
@@ -80,9 +85,18 @@ class Store {
   // Non-blocking: reads what arrived; returns how many notifications.
   int TakeNotifications();
 
-  // Claims up to `limit` due deliveries for `worker`, leasing them for `lease`.
+  // Claims up to `limit` due deliveries for `worker`, leasing them for `lease`,
+  // only of `tenants` when not empty.
   std::vector<model::ClaimedDelivery> ClaimDue(const std::string& worker, int limit,
-                                              std::chrono::milliseconds lease);
+                                              std::chrono::milliseconds lease,
+                                              const std::vector<std::string>& tenants = {});
+
+  // Maintenance leadership: true while this connection holds the lock.
+  bool TryBecomeLeader();
+  QueueMetrics ReadQueueMetrics();
+  // Removes up to batch finished deliveries past retention; returns how many.
+  int Prune(std::chrono::milliseconds completed_retention, std::chrono::milliseconds dead_letter_retention,
+            int batch);
 
   // Records attempts and next states in one transaction. An outcome applies
   // only while `worker` still holds the delivery's lease at that attempt
