@@ -293,3 +293,19 @@ def daemon_factory(db_url, master_key, tmp_path):
     yield make
     for d in daemons:
         d.stop()
+
+
+@pytest.fixture
+def make_scripted_receiver():
+    """make_scripted_receiver(respond=None) -> a started ScriptedReceiver (tests/e2e/scripted_receiver.py):
+    answers chosen per request, arrival order, payloads and concurrency recorded. Stopped after the test."""
+    from scripted_receiver import ScriptedReceiver
+    made = []
+
+    def make(respond=None):
+        r = ScriptedReceiver(respond).start()
+        made.append(r)
+        return r
+    yield make
+    for r in made:
+        r.stop()
