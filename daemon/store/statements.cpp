@@ -106,7 +106,7 @@ WITH input AS (
   WHERE s.id = st.sub
     -- a healthy, busy subscription is not rewritten on every batch
     AND NOT (st.fails = 0 AND s.consecutive_failures = 0 AND s.failing_since IS NULL
-             AND s.last_success_at > now() - interval '1 second')
+             AND coalesce(s.last_success_at > now() - interval '1 second', false))
   RETURNING s.id, s.consecutive_failures,
             coalesce(extract(epoch FROM now() - s.failing_since) * 1000, 0)::bigint AS failing_ms
 )
