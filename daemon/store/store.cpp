@@ -23,6 +23,9 @@ auto Translate(const char* what, Fn&& fn) -> decltype(fn()) {
     throw StoreError(StoreError::Kind::kConnectionLost, std::string(what) + ": connection lost: " + e.what());
   } catch (const pqxx::in_doubt_error& e) {
     throw StoreError(StoreError::Kind::kConnectionLost, std::string(what) + ": commit in doubt: " + e.what());
+  } catch (const pqxx::transaction_rollback& e) {
+    // Deadlock or serialization failure (not an sql_error in libpqxx 6.4).
+    throw StoreError(StoreError::Kind::kConflict, std::string(what) + ": " + e.what());
   } catch (const pqxx::sql_error& e) {
     // 57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now:
     // the server is going away; treat as a lost connection.

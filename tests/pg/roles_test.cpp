@@ -1,0 +1,131 @@
+// Least privilege: the roles created by sql/004_roles.up.sql, exercised by
+// logging in as members of each (trust authentication on the test cluster).
+#include <doctest/doctest.h>
+
+#include <random>
+
+#include "store/store.hpp"
+#include "test_db.hpp"
+
+namespace {
+
+// A login role that is a member of `group`, dropped at the end of the test.
+class LoginRole {
+ public:
+  LoginRole(const pgtest::TestDb& db, const std::string& group) : admin_url_(db.url()) {
+    std::mt19937_64 rng{std::random_device{}()};
+    name_ = "t_" + group + "_" + std::to_string(rng() % 1000000000);
+    pqxx::connection admin(admin_url_);
+    pgtest::Exec(admin, "CREATE ROLE " + name_ + " LOGIN IN ROLE " + group);
+    // The URL with the role as user (the test cluster trusts 127.0.0.1).
+    url_ = admin_url_;
+    const auto at = url_.find('@');
+    url_ = "postgresql://" + name_ + url_.substr(at);
+  }
+  ~LoginRole() {
+    try {
+      pqxx::connection admin(admin_url_);
+      pgtest::Exec(admin, "DROP OWNED BY " + name_);
+      pgtest::Exec(admin, "DROP ROLE " + name_);
+    } catch (...) {
+    }
+  }
+  const std::string& name() const { return name_; }
+  const std::string& url() const { return url_; }
+
+ private:
+  std::string admin_url_, name_, url_;
+};
+
+// True when `sql` fails with insufficient privilege (SQLSTATE 42501; libpqxx
+// 6.4 throws pqxx::insufficient_privilege without filling sqlstate()).
+bool Refused(pqxx::connection& conn, const std::string& sql) {
+  try {
+    pgtest::Exec(conn, sql);
+    return false;
+  } catch (const pqxx::insufficient_privilege&) {
+    return true;
+  } catch (const pqxx::sql_error& e) {
+    const std::string what = e.what();
+    MESSAGE("unexpected error for " << sql << ": " << what);
+    return false;
+  }
+}
+
+}  // namespace
+
+TEST_CASE("a producer publishes only for its own tenants and cannot read events, secrets or change deliveries") {
+  pgtest::TestDb db;
+  pqxx::connection admin(db.url());
+  const std::string sub = pgtest::AddSubscription(admin, "acme", {"*"});
+  pgtest::AddSubscription(admin, "globex", {"*"});
+  pgtest::Exec(admin, "INSERT INTO courier.subscription_secrets (subscription_id, sealed_secret, last4) "
+                      "VALUES ($1, 'v1:sealed', 'abcd')", sub);
+  LoginRole producer(db, "courier_producer");
+  pgtest::Exec(admin, "INSERT INTO courier.producer_tenants VALUES ($1, 'acme')", producer.name());
+
+  pqxx::connection conn(producer.url());
+  const std::string event = pgtest::Scalar<std::string>(conn, "SELECT courier.publish('acme', 'order.created', '{}')");
+  CHECK(event.rfind("evt_", 0) == 0);
+  CHECK(pgtest::Count(admin, "SELECT count(*) FROM courier.deliveries WHERE event_id = $1", event) == 1);
+  CHECK(Refused(conn, "SELECT courier.publish('globex', 'order.created', '{}')"));
+  CHECK(Refused(conn, "INSERT INTO courier.events (tenant_id, event_type) VALUES ('globex', 'x')"));
+  CHECK(Refused(conn, "SELECT * FROM courier.events"));
+  CHECK(Refused(conn, "SELECT * FROM courier.subscription_secrets"));
+  CHECK(Refused(conn, "SELECT * FROM courier.subscriptions"));
+  CHECK(Refused(conn, "UPDATE courier.deliveries SET status = 'delivered'"));
+  CHECK(Refused(conn, "SELECT courier.replay_deliveries()"));
+  CHECK(pgtest::Count(admin, "SELECT count(*) FROM courier.events WHERE tenant_id = 'globex'") == 0);
+}
+
+TEST_CASE("an operator reads the status views and pauses, but cannot read secrets or edit tables") {
+  pgtest::TestDb db;
+  pqxx::connection admin(db.url());
+  const std::string sub = pgtest::AddSubscription(admin, "acme", {"*"});
+  pgtest::Publish(admin, "acme", "order.created");
+  LoginRole operator_role(db, "courier_operator");
+  pqxx::connection conn(operator_role.url());
+  CHECK(pgtest::Count(conn, "SELECT count(*) FROM courier.delivery_status") == 1);
+  CHECK(pgtest::Count(conn, "SELECT count(*) FROM courier.subscription_health") == 1);
+  CHECK(pgtest::Scalar<bool>(conn, "SELECT courier.pause_subscription($1, 'maintenance')", sub));
+  CHECK(pgtest::Count(admin, "SELECT count(*) FROM courier.subscriptions WHERE paused_at IS NOT NULL") == 1);
+  CHECK(pgtest::Scalar<int>(conn, "SELECT courier.resume_subscription($1)", sub) == 1);
+  CHECK(Refused(conn, "SELECT * FROM courier.subscription_secrets"));
+  CHECK(Refused(conn, "UPDATE courier.deliveries SET status = 'failed'"));
+  CHECK(Refused(conn, "SELECT courier.publish('acme', 'x', '{}')"));
+}
+
+TEST_CASE("the daemon role has every right the delivery loop and maintenance need") {
+  pgtest::TestDb db;
+  pqxx::connection admin(db.url());
+  const std::string sub = pgtest::AddSubscription(admin, "acme", {"*"});
+  for (int i = 0; i < 3; ++i) pgtest::Publish(admin, "acme", "order.created");
+  LoginRole daemon(db, "courier_daemon");
+  pgcourier::store::Store store(daemon.url());
+  CHECK(store.CheckSchema().missing.empty());
+  store.Listen();
+  const auto claimed = store.ClaimDue("d1", 10, std::chrono::seconds(30));
+  REQUIRE(claimed.size() == 3);
+  std::vector<pgcourier::model::DeliveryOutcome> outcomes;
+  for (const auto& d : claimed) {
+    pgcourier::model::DeliveryOutcome o;
+    o.delivery_id = d.id;
+    o.attempt = 1;
+    o.next_status = pgcourier::model::DeliveryStatus::kDelivered;
+    o.status_code = 200;
+    o.outcome = "delivered";
+    outcomes.push_back(o);
+  }
+  std::vector<pgcourier::store::SubscriptionHealth> health;
+  CHECK(store.RecordOutcomes("d1", {outcomes[0], outcomes[1]}, &health).size() == 2);
+  CHECK(store.ReleaseLeases("d1", {{claimed[2].id, 0, "released"}}) == 1);
+  CHECK(store.TryBecomeLeader());
+  CHECK(store.ReadQueueMetrics().due == 1);
+  CHECK(store.RescueExpired("d1", 10, [](const pgcourier::store::ExpiredLease&) {
+          return pgcourier::model::DeliveryOutcome{};
+        }) == 0);
+  CHECK(store.WakeHeld() == 0);
+  store.PauseSubscription(sub, "test");
+  store.DisableSubscription(sub, "test");
+  CHECK(store.Prune(std::chrono::hours(1), std::chrono::hours(1), 100) == 0);
+}
