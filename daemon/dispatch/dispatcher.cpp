@@ -255,11 +255,15 @@ struct Dispatcher::Impl {
   }
 
   static std::string EndpointOf(const std::string& url) {
-    // scheme://authority: requests to one endpoint share its circuit.
+    // scheme://host:port: requests to one endpoint share its circuit. Any
+    // user:password@ is left out (it must not reach logs or last_error).
     const auto scheme_end = url.find("://");
     if (scheme_end == std::string::npos) return url;
-    const auto path_start = url.find_first_of("/?#", scheme_end + 3);
-    return url.substr(0, path_start);
+    const auto authority_start = scheme_end + 3;
+    const auto path_start = std::min(url.find_first_of("/?#", authority_start), url.size());
+    auto host_start = url.rfind('@', path_start);
+    host_start = (host_start == std::string::npos || host_start < authority_start) ? authority_start : host_start + 1;
+    return url.substr(0, authority_start) + url.substr(host_start, path_start - host_start);
   }
 
   static std::int64_t SteadyMs() {
@@ -272,14 +276,6 @@ struct Dispatcher::Impl {
   bool WithinLimits(const model::ClaimedDelivery& d, const model::Policy& policy) {
     const std::int64_t now = SteadyMs();
     std::int64_t wait = 0;
-    const std::string endpoint = EndpointOf(d.url);
-    if (policy.circuit_breaker.failures > 0) {
-      auto& breaker = breakers[endpoint];
-      if (!breaker.Allow(now, wait)) {
-        pending_releases.push_back({d.id, wait, "waiting: circuit open for " + endpoint});
-        return false;
-      }
-    }
     const int max_in_flight = d.max_in_flight > 0 ? d.max_in_flight : policy.limits.max_in_flight;
     if (max_in_flight > 0 && in_flight_by_subscription[d.subscription_id] >= max_in_flight) {
       pending_releases.push_back({d.id, 50, "waiting: subscription at its limit of " +
@@ -297,6 +293,16 @@ struct Dispatcher::Impl {
       }
       if (!it->second.TryTake(now, wait)) {
         pending_releases.push_back({d.id, wait, "waiting: subscription rate limit"});
+        return false;
+      }
+    }
+    // Last: a half-open circuit lets its one probe through here, and the probe
+    // must then really be sent (no later gate may hold it back).
+    if (policy.circuit_breaker.failures > 0) {
+      const std::string endpoint = EndpointOf(d.url);
+      auto& breaker = breakers[endpoint];
+      if (!breaker.Allow(now, wait)) {
+        pending_releases.push_back({d.id, wait, "waiting: circuit open for " + endpoint});
         return false;
       }
     }

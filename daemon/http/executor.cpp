@@ -108,25 +108,48 @@ struct Transfer {
   char error_buffer[CURL_ERROR_SIZE] = {};
   std::int64_t started_us = 0;
   std::string host;            // the URL's host, for the connect-time check
-  std::string blocked_reason;  // set when the open-socket check refused an address
+  std::string refused_reason;  // the last address the open-socket check refused
+  int addresses_allowed = 0;   // sockets opened to allowed addresses
+  std::string blocked_reason;  // set when the pre-request check refused the connection
 };
 
-// Called by curl with the exact address it is about to connect to.
+// Called by curl with the exact address it is about to connect to. Refusing
+// one address lets curl try the host's next one; the result is "blocked" only
+// when no allowed address was tried at all.
 curl_socket_t OnOpenSocket(void* user, curlsocktype purpose, curl_sockaddr* address) noexcept {
   auto* t = static_cast<Transfer*>(user);
   if (purpose != CURLSOCKTYPE_IPCXN) return CURL_SOCKET_BAD;
   if (t->request.rules) {
     const auto ip = netguard::FromSockaddr(&address->addr, address->addrlen);
     if (!ip) {
-      t->blocked_reason = "refused to connect to a non-IP address family";
+      t->refused_reason = "refused to connect to a non-IP address family";
       return CURL_SOCKET_BAD;
     }
     if (auto why = netguard::CheckConnectAddress(*ip, t->host, *t->request.rules)) {
-      t->blocked_reason = std::move(*why);
+      t->refused_reason = std::move(*why);
       return CURL_SOCKET_BAD;
     }
   }
+  ++t->addresses_allowed;
   return socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+}
+
+// Called once the connection is ready, new or reused, before the request is
+// sent: a kept-alive connection opened under another policy's allow list is
+// checked against this request's rules too.
+int OnBeforeRequest(void* user, char* primary_ip, char*, int, int) noexcept {
+  auto* t = static_cast<Transfer*>(user);
+  if (!t->request.rules) return CURL_PREREQFUNC_OK;
+  const auto ip = netguard::ParseIpLiteral(primary_ip ? primary_ip : "");
+  if (!ip) {
+    t->blocked_reason = "the connection's address could not be checked";
+    return CURL_PREREQFUNC_ABORT;
+  }
+  if (auto why = netguard::CheckConnectAddress(*ip, t->host, *t->request.rules)) {
+    t->blocked_reason = std::move(*why);
+    return CURL_PREREQFUNC_ABORT;
+  }
+  return CURL_PREREQFUNC_OK;
 }
 
 // The URL's scheme and host (lower-case scheme; IPv6 host with brackets).
@@ -322,6 +345,11 @@ void Executor::Run() {
       curl_easy_setopt(easy, CURLOPT_PRIVATE, t.get());
       curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, OnOpenSocket);
       curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, t.get());
+      curl_easy_setopt(easy, CURLOPT_PREREQFUNCTION, OnBeforeRequest);
+      curl_easy_setopt(easy, CURLOPT_PREREQDATA, t.get());
+      // Never through a proxy from the environment (http_proxy...): the
+      // endpoint checks would then see the proxy, not the destination.
+      curl_easy_setopt(easy, CURLOPT_PROXY, "");
       t->started_us = NowUnixMicros();
       impl_->active.emplace(easy, std::move(t));
       curl_multi_add_handle(multi, easy);
@@ -357,6 +385,9 @@ void Executor::Run() {
       if (!t->blocked_reason.empty()) {
         r.transport_error = model::TransportError::kBlocked;
         r.error_message = "destination refused: " + t->blocked_reason;
+      } else if (code != CURLE_OK && !t->refused_reason.empty() && t->addresses_allowed == 0) {
+        r.transport_error = model::TransportError::kBlocked;
+        r.error_message = "destination refused: " + t->refused_reason;
       } else if (code != CURLE_OK) {
         r.error_message = t->error_buffer[0] ? t->error_buffer : curl_easy_strerror(code);
         if (t->body_too_large) {

@@ -40,11 +40,14 @@ bool CircuitBreaker::Allow(std::int64_t now_ms, std::int64_t& wait_ms) {
     wait_ms = open_until_ms_ - now_ms;
     return false;
   }
-  if (probe_in_flight_) {
-    wait_ms = 1000;  // the probe's answer decides; look again soon
+  // The probe's answer decides; but a probe that never reports back (its
+  // request was dropped) must not keep the circuit shut forever.
+  if (probe_in_flight_ && now_ms - probe_started_ms_ < kProbeTimeoutMs) {
+    wait_ms = 1000;
     return false;
   }
   probe_in_flight_ = true;
+  probe_started_ms_ = now_ms;
   return true;
 }
 

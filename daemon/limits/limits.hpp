@@ -43,6 +43,8 @@ class CircuitBreaker {
   std::int64_t open_until_ms_ = 0;
   bool open_ = false;
   bool probe_in_flight_ = false;
+  std::int64_t probe_started_ms_ = 0;
+  static constexpr std::int64_t kProbeTimeoutMs = 15 * 60 * 1000;  // longer than any request timeout
 };
 
 }  // namespace pgcourier::limits

@@ -120,6 +120,6 @@ def test_a_refused_connection_to_an_allowed_address_stays_a_retryable_network_er
 
     d = finished(db, event_id, sub_id)
     attempts = db.attempts(d["id"])
-    assert [(a["outcome"], a["error_class"], a["retryable"]) for a in attempts] == [("connect", "transient", True)] * 2, \
+    assert [(a["outcome"], a["error_class"], a["retryable"]) for a in attempts] == [("connection_error", "transient", True)] * 2, \
         [(a["outcome"], a["error_class"], a["error_summary"]) for a in attempts]
     assert d["status"] == "dead_lettered", d

@@ -68,3 +68,12 @@ TEST_CASE("a success resets the failure run, and failures_to_open 0 never opens"
   std::int64_t wait = 0;
   CHECK(off.Allow(100, wait));
 }
+
+TEST_CASE("a probe that never reports back stops blocking the circuit after the probe timeout") {
+  CircuitBreaker breaker;
+  std::int64_t wait = 0;
+  CHECK(breaker.OnFailure(0, 1, 1000));
+  CHECK(breaker.Allow(1000, wait));         // the probe is let through...
+  CHECK_FALSE(breaker.Allow(2000, wait));   // ...and its answer never comes
+  CHECK(breaker.Allow(1000 + 15 * 60 * 1000, wait));  // eventually another probe may go
+}
