@@ -75,7 +75,8 @@ install: build
 	  -e 's|/usr/local/share/doc/pgcourier/|$(DOCDIR)/|g' systemd/pgcourierd.service > $(DESTDIR)$(UNITDIR)/pgcourierd.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/pgcourierd.service
 	[ -e $(DESTDIR)$(SYSCONFDIR)/pgcourier/pgcourierd.yaml ] || \
-	  install -m 0644 systemd/pgcourierd.yaml $(DESTDIR)$(SYSCONFDIR)/pgcourier/pgcourierd.yaml
+	  sed -e 's|/etc/pgcourier/|$(SYSCONFDIR)/pgcourier/|g' systemd/pgcourierd.yaml \
+	    > $(DESTDIR)$(SYSCONFDIR)/pgcourier/pgcourierd.yaml
 	[ -e $(DESTDIR)$(SYSCONFDIR)/pgcourier/policies.yaml ] || \
 	  install -m 0644 policies/default.yaml $(DESTDIR)$(SYSCONFDIR)/pgcourier/policies.yaml
 	@echo "installed under $(DESTDIR)$(PREFIX); create the master key with: pgcourierctl keygen --out $(SYSCONFDIR)/pgcourier/master.key"
@@ -83,7 +84,8 @@ install: build
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/pgcourierd $(DESTDIR)$(BINDIR)/pgcourierctl $(DESTDIR)$(UNITDIR)/pgcourierd.service
 	rm -rf $(DESTDIR)$(DATADIR) $(DESTDIR)$(DOCDIR)
-	cmp -s systemd/pgcourierd.yaml $(DESTDIR)$(SYSCONFDIR)/pgcourier/pgcourierd.yaml && \
+	sed -e 's|/etc/pgcourier/|$(SYSCONFDIR)/pgcourier/|g' systemd/pgcourierd.yaml | \
+	  cmp -s - $(DESTDIR)$(SYSCONFDIR)/pgcourier/pgcourierd.yaml && \
 	  rm -f $(DESTDIR)$(SYSCONFDIR)/pgcourier/pgcourierd.yaml || true
 	cmp -s policies/default.yaml $(DESTDIR)$(SYSCONFDIR)/pgcourier/policies.yaml && \
 	  rm -f $(DESTDIR)$(SYSCONFDIR)/pgcourier/policies.yaml || true

@@ -222,6 +222,8 @@ int Main(int argc, char** argv, const char* version) {
   // systemd watchdog: the dispatcher loop proves it is alive (at most twice per WatchdogSec).
   std::uint64_t watchdog_usec = 0;
   if (sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0) {
+    options.heartbeat_interval = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::microseconds(watchdog_usec / 4));
     options.heartbeat = [interval = std::chrono::microseconds(watchdog_usec / 2),
                          last = std::chrono::steady_clock::time_point{}]() mutable {
       const auto now = std::chrono::steady_clock::now();

@@ -666,6 +666,7 @@ struct Dispatcher::Impl {
     else if (!drain_deadline) until = std::min({until, next_poll, next_rescue});
     if (drain_deadline) until = std::min(until, *drain_deadline);
     if (!pending_outcomes.empty() || !pending_releases.empty()) until = std::min(until, now + Millis(50));
+    if (options.heartbeat_interval.count() > 0) until = std::min(until, now + options.heartbeat_interval);
     const auto ms = std::chrono::duration_cast<Millis>(until - now).count();
     return static_cast<int>(std::clamp<std::int64_t>(ms, 0, 1000));
   }

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -38,6 +39,7 @@ struct DispatcherOptions {
   metrics::Metrics* metrics = nullptr;                    // may be null
   std::function<void()> on_ready;                         // called once, after the first claim round
   std::function<void()> heartbeat;                        // called every loop turn (systemd watchdog)
+  std::chrono::milliseconds heartbeat_interval{0};        // the loop turns at least this often (0: no bound)
 };
 
 class Dispatcher {

@@ -68,6 +68,12 @@ Metrics::Metrics(const std::string& listen_address, const std::string& version) 
   impl_->build_info.Add({{"version", version}}).Set(1);
   impl_->in_flight.Add({}).Set(0);
   impl_->leader.Add({}).Set(0);
+  // Counters exist from the start, so dashboards show 0 and increase() sees the first event.
+  impl_->reconnects.Add({});
+  impl_->recovered.Add({});
+  impl_->stale.Add({});
+  impl_->held.Add({});
+  impl_->pruned.Add({});
   impl_->open_circuits.Add({}).Set(0);
   impl_->reloads.Add({{"result", "success"}});
   impl_->reloads.Add({{"result", "failure"}});

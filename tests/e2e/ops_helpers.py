@@ -80,10 +80,6 @@ def exact_sample(samples, name, **labels):
     return found[0] if found else None
 
 
-def scraped_value(port, name, **labels):
-    return sample_value(parse_samples(scrape(port)), name, **labels)
-
-
 def publish_together(db, events):
     """events: [(tenant, event_type, payload json text)] in one transaction (one NOTIFY); returns their ids."""
     db.conn.autocommit = False

@@ -1,0 +1,50 @@
+"""End to end, operations: retention. The maintenance leader removes finished deliveries older than
+their window (delivered/failed: retention_completed; dead letters: retention_dead_lettered), with their
+attempts and events, and counts them in pgcourier_pruned_deliveries_total."""
+import time
+
+from conftest import wait_for
+from ops_helpers import exact_sample, metrics_daemon, metrics_port, parse_samples, publish_together, scrape
+
+
+def test_retention_removes_old_deliveries_attempts_and_events_and_keeps_recent_ones_and_younger_dead_letters(
+        db, receiver, create_subscription, daemon_factory):
+    create_subscription(receiver.url("/ok"), events="order.*")
+    create_subscription(receiver.url("/status/500"), events="invoice.*", policy="impatient")
+    d = metrics_daemon(daemon_factory, "d1", retention_completed="1m", retention_dead_lettered="2m",
+                       maintenance_interval="200ms", rescue_interval="200ms", poll_interval="100ms")
+    port = metrics_port(d)
+    orders = publish_together(db, [("acme", "order.created", f'{{"n": {i}}}') for i in range(4)])
+    invoices = publish_together(db, [("acme", "invoice.created", f'{{"n": {i}}}') for i in range(2)])
+    wait_for(lambda: db.statuses() == {"delivered": 4, "dead_lettered": 2}, timeout=10,
+             what="4 delivered and 2 dead-lettered")
+    time.sleep(0.5)  # a few maintenance ticks: nothing is old enough yet
+    assert db.value("SELECT count(*) FROM courier.deliveries") == 6
+    assert "retention: removed" not in d.log()
+
+    delivery = {e: db.delivery(e)["id"] for e in orders + invoices}
+    old_orders, recent_orders = orders[:2], orders[2:]
+    dead_90s, dead_3min = invoices
+    db.query("UPDATE courier.deliveries SET completed_at = now() - interval '90 seconds' WHERE event_id = ANY(%s)",
+             old_orders + [dead_90s])
+    db.query("UPDATE courier.deliveries SET completed_at = now() - interval '3 minutes' WHERE event_id = %s",
+             dead_3min)
+    removed = {delivery[e] for e in old_orders + [dead_3min]}
+
+    wait_for(lambda: db.value("SELECT count(*) FROM courier.deliveries WHERE id = ANY(%s)", list(removed)) == 0,
+             timeout=5, what="the old deliveries to be pruned")
+    time.sleep(0.5)  # more ticks: what is kept stays kept
+
+    kept = {delivery[e] for e in recent_orders + [dead_90s]}
+    assert {r for r, in db.query("SELECT id FROM courier.deliveries")} == kept
+    # Attempts and events of the removed deliveries are gone, those of the kept ones remain.
+    assert db.value("SELECT count(*) FROM courier.delivery_attempts WHERE delivery_id = ANY(%s)", list(removed)) == 0
+    assert {r for r, in db.query("SELECT delivery_id FROM courier.delivery_attempts")} == kept
+    assert {r for r, in db.query("SELECT id FROM courier.events")} == set(recent_orders + [dead_90s])
+    assert db.value("SELECT count(*) FROM courier.dead_letters") == 1
+    assert db.value("SELECT delivery_id FROM courier.dead_letters") == delivery[dead_90s]
+
+    wait_for(lambda: exact_sample(parse_samples(scrape(port)), "pgcourier_pruned_deliveries_total") == 3,
+             timeout=5, what="pgcourier_pruned_deliveries_total to reach 3")
+    assert "retention: removed" in d.log()
+    assert exact_sample(parse_samples(scrape(port)), "pgcourier_pruned_deliveries_total") == 3
