@@ -14,11 +14,11 @@ UNITDIR ?= $(PREFIX)/lib/systemd/system
 DEB_PACKAGES := build-essential cmake pkg-config libpqxx-dev libcurl4-openssl-dev libssl-dev \
   libyaml-cpp-dev libsimdjson-dev libspdlog-dev libfmt-dev prometheus-cpp-dev doctest-dev \
   libsystemd-dev postgresql postgresql-client python3 python3-psycopg2 python3-pytest \
-  prometheus systemd
+  prometheus systemd clang libclang-rt-14-dev
 
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: all deps build test test-unit test-pg test-e2e run clean install uninstall
+.PHONY: all deps build test test-unit test-pg test-e2e test-sanitize test-asan test-tsan fuzz run clean install uninstall
 
 all: build
 
@@ -51,6 +51,29 @@ test-pg: build
 
 test-e2e: build
 	BUILD_DIR=$(BUILD_DIR) tests/run e2e
+
+# The same suites under AddressSanitizer + UndefinedBehaviorSanitizer, and
+# under ThreadSanitizer (separate build folders; any report fails the run:
+# the unit binaries exit non-zero, and the end-to-end fixtures scan every
+# daemon's log).
+test-sanitize: test-asan test-tsan
+
+test-asan: deps
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DPGCOURIER_SANITIZE=address,undefined >/dev/null
+	cmake --build build-asan -j$(JOBS)
+	ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  BUILD_DIR=build-asan tests/run all
+
+test-tsan: deps
+	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DPGCOURIER_SANITIZE=thread >/dev/null
+	cmake --build build-tsan -j$(JOBS)
+	TSAN_OPTIONS="halt_on_error=0 second_deadlock_stack=1" BUILD_DIR=build-tsan tests/run all
+
+# libFuzzer (clang) over the policy loader, the SSRF checks, the Retry-After
+# parser and the secret decoders, FUZZ_SECONDS each (default 60).
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	tests/fuzz/run.sh $(FUZZ_SECONDS)
 
 # The demo: private PostgreSQL under .run/ unless DATABASE_URL (or PGHOST) is set.
 run: build

@@ -222,6 +222,13 @@ std::optional<Millis> ReadDuration(const Entry& entry, Millis low, Millis high, 
 
 void ParseSingleDocument(const std::string& yaml_text, Reporter& reporter,
                          const std::function<void(const YAML::Node& root)>& parse_root) {
+  // yaml-cpp 0.7 loops forever on a NUL byte (found by fuzzing): refuse it first.
+  if (const auto nul = yaml_text.find('\0'); nul != std::string::npos) {
+    YAML::Mark mark = YAML::Mark::null_mark();
+    mark.line = static_cast<int>(std::count(yaml_text.begin(), yaml_text.begin() + static_cast<std::ptrdiff_t>(nul), '\n'));
+    reporter.Add(mark, "", "contains a NUL byte; a YAML file must be text");
+    return;
+  }
   try {
     const std::vector<YAML::Node> documents = YAML::LoadAll(yaml_text);
     if (documents.size() > 1) {

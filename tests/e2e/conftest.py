@@ -280,6 +280,15 @@ class Daemon:
         if self.proc:
             self.log_file.close()
 
+    SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "WARNING: ThreadSanitizer",
+                         "runtime error:")
+
+    def sanitizer_reports(self):
+        """Lines of a sanitizer build's reports in this daemon's log (empty for normal builds)."""
+        if not os.path.exists(self.log_path):
+            return []
+        return [line for line in self.log().splitlines() if any(m in line for m in self.SANITIZER_MARKERS)]
+
 
 @pytest.fixture
 def daemon_factory(db_url, master_key, tmp_path):
@@ -293,6 +302,10 @@ def daemon_factory(db_url, master_key, tmp_path):
     yield make
     for d in daemons:
         d.stop()
+    # Sanitizer builds (make test-sanitize) report into the daemon's stderr.
+    reports = [(d.name, line) for d in daemons for line in d.sanitizer_reports()]
+    if reports:
+        pytest.fail("sanitizer reports in daemon logs:\n" + "\n".join(f"{n}: {l}" for n, l in reports[:20]))
 
 
 @pytest.fixture

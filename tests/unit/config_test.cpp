@@ -700,3 +700,13 @@ TEST_CASE("endpoint, limits, circuit breaker and auto-pause sections are parsed 
     CHECK(all.find("policies.default.endpoint.allow_hosts[0]: expected a host name") != std::string::npos);
   }
 }
+
+TEST_CASE("a NUL byte in a policies file is an error with its line, not a hang (found by fuzzing)") {
+  const std::string text("policies:\n  default:\n \0   max_attempts: \"x\"\n", 42);
+  try {
+    pgcourier::config::ParsePolicies(text, "nul.yaml");
+    FAIL("expected a ConfigError");
+  } catch (const pgcourier::config::ConfigError& e) {
+    CHECK(std::string(e.what()) == "nul.yaml:3: contains a NUL byte; a YAML file must be text");
+  }
+}
