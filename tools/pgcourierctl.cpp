@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <vector>
 
+#include "retry/text.hpp"
 #include "signing/secret_box.hpp"
 #include "signing/webhook_signature.hpp"
 #include "store/admin.hpp"
@@ -214,7 +215,7 @@ void PrintState(const store::SubscriptionState& s) {
 
 void PrintSubscription(const store::SubscriptionInfo& s) {
   std::cout << s.id << "  tenant=" << s.tenant_id << "  " << s.state.state << "  policy=" << s.policy << "\n"
-            << "  url:     " << s.url << "\n"
+            << "  url:     " << retry::RedactUrls(s.url) << "\n"
             << "  events:  " << s.event_types << "\n"
             << "  created: " << s.created_at << "\n";
   PrintState(s.state);
@@ -485,7 +486,7 @@ int CmdInspect(const Args& args) {
   }
   std::cout << "delivery " << d->id << "  tenant=" << d->tenant_id << "\n"
             << "  status:       " << d->status << " after " << Count(d->attempts, "attempt", "attempts") << "\n"
-            << "  subscription: " << d->subscription_id << "  " << d->url << "\n"
+            << "  subscription: " << d->subscription_id << "  " << retry::RedactUrls(d->url) << "\n"
             << "  event:        " << d->event_id << "  " << d->event_type << "\n"
             << "  created:      " << d->created_at << "  (updated " << d->updated_at << ")\n"
             << "  next attempt: " << next << "\n"
@@ -522,7 +523,7 @@ int CmdStatus(const Args& args) {
   if (!attention.empty()) {
     std::cout << "\nsubscriptions paused, disabled or failing:\n";
     for (const auto& s : attention) {
-      std::cout << s.subscription_id << "  tenant=" << s.tenant_id << "  " << s.url << "\n";
+      std::cout << s.subscription_id << "  tenant=" << s.tenant_id << "  " << retry::RedactUrls(s.url) << "\n";
       PrintState(s);
     }
   }

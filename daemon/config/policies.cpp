@@ -366,6 +366,10 @@ model::Policy ParsePolicy(const Entry& section, Reporter& reporter) {
       if (const auto value = ReadInteger(entry, 0, static_cast<long long>(kMaxExcerptBytes), reporter)) {
         policy.response_excerpt_bytes = static_cast<std::size_t>(*value);
       }
+    } else if (entry.key == "max_body_bytes") {
+      if (const auto value = ReadInteger(entry, 1024, 64LL << 20, reporter)) {
+        policy.max_body_bytes = static_cast<std::size_t>(*value);
+      }
     } else if (entry.key == "endpoint") {
       ParseEndpoint(entry, policy, reporter);
     } else if (entry.key == "limits") {
@@ -376,8 +380,8 @@ model::Policy ParsePolicy(const Entry& section, Reporter& reporter) {
       ParseAutoPause(entry, policy, reporter);
     } else {
       ReportUnknownKey(entry,
-                       "max_attempts, backoff, timeouts, retryable_statuses, response_excerpt_bytes, endpoint, "
-                       "limits, circuit_breaker, auto_pause",
+                       "max_attempts, backoff, timeouts, retryable_statuses, response_excerpt_bytes, max_body_bytes, "
+                       "endpoint, limits, circuit_breaker, auto_pause",
                        reporter);
     }
   }

@@ -1,6 +1,7 @@
 #include "config/yaml_support.hpp"
 
 #include <algorithm>
+#include <optional>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
@@ -220,6 +221,44 @@ std::optional<Millis> ReadDuration(const Entry& entry, Millis low, Millis high, 
 // ---------------------------------------------------------------------------
 // Documents and files
 
+// The 0-based line of a document whose first token is ',', if any.
+std::optional<int> DocumentStartingWithComma(std::string_view text) {
+  bool at_document_start = true;
+  int line_number = 0;
+  std::size_t pos = 0;
+  while (pos <= text.size() && at_document_start) {
+    const std::size_t end = std::min(text.find('\n', pos), text.size());
+    std::string_view line = text.substr(pos, end - pos);
+    const auto first = line.find_first_not_of(" \t\r");
+    if (first != std::string_view::npos) {
+      line.remove_prefix(first);
+      if (line.rfind("---", 0) == 0) {
+        line.remove_prefix(3);
+        const auto next = line.find_first_not_of(" \t\r");
+        if (next != std::string_view::npos && line[next] == ',') return line_number;
+        if (next != std::string_view::npos && line[next] != '#') at_document_start = false;
+      } else if (line[0] == ',') {
+        return line_number;
+      } else if (line[0] != '#' && line[0] != '%') {
+        at_document_start = false;
+      }
+    }
+    if (!at_document_start) {
+      // Later documents start after a "---" line.
+      const auto marker = text.find("\n---", end);
+      if (marker == std::string_view::npos) break;
+      line_number += static_cast<int>(std::count(text.begin() + static_cast<std::ptrdiff_t>(pos),
+                                                 text.begin() + static_cast<std::ptrdiff_t>(marker + 1), '\n'));
+      pos = marker + 1;
+      at_document_start = true;
+      continue;
+    }
+    pos = end + 1;
+    ++line_number;
+  }
+  return std::nullopt;
+}
+
 void ParseSingleDocument(const std::string& yaml_text, Reporter& reporter,
                          const std::function<void(const YAML::Node& root)>& parse_root) {
   // yaml-cpp 0.7 loops forever on a NUL byte (found by fuzzing): refuse it first.
@@ -227,6 +266,14 @@ void ParseSingleDocument(const std::string& yaml_text, Reporter& reporter,
     YAML::Mark mark = YAML::Mark::null_mark();
     mark.line = static_cast<int>(std::count(yaml_text.begin(), yaml_text.begin() + static_cast<std::ptrdiff_t>(nul), '\n'));
     reporter.Add(mark, "", "contains a NUL byte; a YAML file must be text");
+    return;
+  }
+  // yaml-cpp 0.7 also loops forever, allocating without bound, on a document
+  // whose first token is ',' (found by fuzzing): refuse that too.
+  if (const auto line = DocumentStartingWithComma(yaml_text)) {
+    YAML::Mark mark = YAML::Mark::null_mark();
+    mark.line = *line;
+    reporter.Add(mark, "", "invalid YAML: a document cannot start with ','");
     return;
   }
   try {

@@ -341,6 +341,14 @@ struct Dispatcher::Impl {
                                         "subscription " + d.subscription_id + " is not active"));
         continue;
       }
+      if (!d.tenant_consistent) {
+        Finish(d, OutcomeWithoutRequest(d, model::DeliveryStatus::kFailed, "tenant_mismatch",
+                                        model::FailureClass::kPoison,
+                                        "delivery " + d.id + " of tenant " + d.tenant_id +
+                                            " does not match the tenant of its event or subscription " +
+                                            d.subscription_id + "; not sent"));
+        continue;
+      }
       if (auto bad_url = http::CheckDeliveryUrl(d.url)) {
         Finish(d, OutcomeWithoutRequest(d, model::DeliveryStatus::kFailed, "invalid_url",
                                         model::FailureClass::kValidation, *bad_url));
@@ -358,9 +366,17 @@ struct Dispatcher::Impl {
       }
       if (!WithinLimits(d, *policy)) continue;
       http::Request r;
+      r.body = BuildEnvelope(d);
+      if (r.body.size() > policy->max_body_bytes) {
+        Finish(d, OutcomeWithoutRequest(d, model::DeliveryStatus::kFailed, "payload_too_large",
+                                        model::FailureClass::kPoison,
+                                        "the webhook body would be " + std::to_string(r.body.size()) +
+                                            " bytes, over the policy's max_body_bytes (" +
+                                            std::to_string(policy->max_body_bytes) + "); not sent"));
+        continue;
+      }
       r.token = next_token++;
       r.url = d.url;
-      r.body = BuildEnvelope(d);
       r.headers = BuildHeaders(d, r.body, *keys, now_s, rng());
       r.connect_timeout = policy->connect_timeout;
       r.request_timeout = policy->request_timeout;

@@ -105,6 +105,7 @@ struct Transfer {
   bool body_too_large = false;
   std::string retry_after;
   std::string location;
+  bool headers_complete = false;  // the blank line after the last header was seen
   char error_buffer[CURL_ERROR_SIZE] = {};
   std::int64_t started_us = 0;
   std::string host;            // the URL's host, for the connect-time check
@@ -189,6 +190,9 @@ size_t OnHeader(char* data, size_t size, size_t count, void* user) noexcept {
     // A new response (e.g. after 100 Continue): forget the previous one's headers.
     t->retry_after.clear();
     t->location.clear();
+    t->headers_complete = false;
+  } else if (line == "\r\n" || line == "\n") {
+    t->headers_complete = true;
   } else if (StartsWithNoCase(line, "retry-after:")) {
     t->retry_after = Trim(line.substr(12)).substr(0, 128);
   } else if (StartsWithNoCase(line, "location:")) {
@@ -388,6 +392,10 @@ void Executor::Run() {
       } else if (code != CURLE_OK && !t->refused_reason.empty() && t->addresses_allowed == 0) {
         r.transport_error = model::TransportError::kBlocked;
         r.error_message = "destination refused: " + t->refused_reason;
+      } else if (code == CURLE_OK && r.status_code != 0 && !t->headers_complete) {
+        // curl accepts a connection closed in the middle of the headers; we do not.
+        r.transport_error = model::TransportError::kProtocol;
+        r.error_message = "the connection closed before the response headers were complete";
       } else if (code != CURLE_OK) {
         r.error_message = t->error_buffer[0] ? t->error_buffer : curl_easy_strerror(code);
         if (t->body_too_large) {

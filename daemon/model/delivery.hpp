@@ -37,6 +37,7 @@ struct ClaimedDelivery {
   int max_in_flight = 0;            // the subscription's own limits, 0 = policy's
   double rate_per_second = 0;
   int rate_burst = 0;
+  bool tenant_consistent = true;    // delivery, event and subscription name the same tenant
   std::string trace_id;             // may be empty
   std::string payload_json;         // the event payload, as JSON text
   std::string event_created_at;     // RFC 3339, UTC

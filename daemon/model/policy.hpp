@@ -39,6 +39,9 @@ struct Policy {
   std::vector<StatusRange> retryable_statuses{{408, 408}, {425, 425}, {429, 429}, {500, 599}};
   // Maximum bytes of response body kept in the attempt row.
   std::size_t response_excerpt_bytes = 1024;
+  // Largest request body (the envelope) sent; a bigger event fails its
+  // delivery with a clear error instead of being sent.
+  std::size_t max_body_bytes = 1 << 20;
 
   // Endpoint safety: which destinations may be contacted.
   struct Endpoint {

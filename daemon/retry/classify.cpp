@@ -1,6 +1,9 @@
 // Classification rules, in order:
-//   1. A received status (status_code != 0) decides, whatever the transport
-//      error (e.g. a 200 whose body exceeded the excerpt limit is delivered):
+//   1. A received status (status_code != 0) decides when the response was
+//      complete, or when we stopped reading it ourselves (kBodyTooLarge: a 200
+//      with a huge body is delivered). A response that timed out or broke off
+//      after its status line is not an answer: rule 2 applies, so it is
+//      retried instead of counted as delivered.
 //        2xx          -> success, "delivered"
 //        3xx          -> "redirect", validation, never retried (not followed)
 //        429, and 503 with Retry-After -> "http_error", rate_limited, retryable iff listed
@@ -66,7 +69,9 @@ Verdict ClassifyStatus(const model::HttpResult& result, const model::Policy& pol
 }  // namespace
 
 Verdict Classify(const model::HttpResult& result, const model::Policy& policy) {
-  if (result.status_code != 0) return ClassifyStatus(result, policy);
+  const bool complete = result.transport_error == TransportError::kNone ||
+                        result.transport_error == TransportError::kBodyTooLarge;
+  if (result.status_code != 0 && complete) return ClassifyStatus(result, policy);
   // No status: the transport decides. kNone without a status should not
   // happen; it is treated like any other transport failure.
   const TransportError error =

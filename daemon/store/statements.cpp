@@ -38,7 +38,8 @@ SELECT c.id, c.tenant_id, c.event_id, c.subscription_id, c.attempts,
                  WHERE ss.subscription_id = s.id AND ss.revoked_at IS NULL
                    AND (ss.expires_at IS NULL OR ss.expires_at > now())), ''),
        s.paused_at IS NOT NULL, c.attempt_budget_base, coalesce(c.ordering_key, ''),
-       coalesce(s.max_in_flight, 0), coalesce(s.rate_limit_per_second, 0), coalesce(s.rate_limit_burst, 0)
+       coalesce(s.max_in_flight, 0), coalesce(s.rate_limit_per_second, 0), coalesce(s.rate_limit_burst, 0),
+       s.tenant_id = c.tenant_id AND e.tenant_id = c.tenant_id
 FROM claimed c
 JOIN courier.events e ON e.id = c.event_id
 JOIN courier.subscriptions s ON s.id = c.subscription_id
@@ -84,7 +85,7 @@ WITH input AS (
   SELECT u.subscription_id AS sub, i.outcome = 'delivered' AS ok, i.started_us, i.error_summary
   FROM input i JOIN updated u ON u.id = i.id
   WHERE i.outcome NOT IN ('lease_expired', 'record_error', 'subscription_inactive', 'invalid_url',
-                          'blocked_destination', 'aborted')
+                          'blocked_destination', 'aborted', 'tenant_mismatch', 'payload_too_large')
 ), last_ok AS (
   SELECT sub, max(started_us) FILTER (WHERE ok) AS ok_us FROM counted GROUP BY sub
 ), stats AS (

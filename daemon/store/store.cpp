@@ -246,6 +246,7 @@ std::vector<model::ClaimedDelivery> Store::ClaimDue(const std::string& worker, i
       d.max_in_flight = row[17].as<int>();
       d.rate_per_second = row[18].as<double>();
       d.rate_burst = row[19].as<int>();
+      d.tenant_consistent = row[20].as<bool>();
       const std::string secrets = row[13].as<std::string>();
       std::size_t start = 0;
       while (start < secrets.size()) {

@@ -374,7 +374,8 @@ extra: true
 )");
   REQUIRE(problems.size() == 4);
   CHECK(problems[0] == "p.yaml:3: policies.default.max_attempt: unknown key (expected one of: max_attempts, backoff, "
-                       "timeouts, retryable_statuses, response_excerpt_bytes, endpoint, limits, circuit_breaker, auto_pause)");
+                       "timeouts, retryable_statuses, response_excerpt_bytes, max_body_bytes, endpoint, limits, circuit_breaker, "
+        "auto_pause)");
   CHECK(problems[1] ==
         "p.yaml:5: policies.default.backoff.bass: unknown key (expected one of: base, factor, cap, jitter, schedule)");
   CHECK(problems[2] == "p.yaml:7: policies.default.timeouts.read: unknown key (expected one of: connect, request)");
@@ -709,4 +710,21 @@ TEST_CASE("a NUL byte in a policies file is an error with its line, not a hang (
   } catch (const pgcourier::config::ConfigError& e) {
     CHECK(std::string(e.what()) == "nul.yaml:3: contains a NUL byte; a YAML file must be text");
   }
+}
+
+TEST_CASE("a document starting with a comma is an error, not a hang (found by fuzzing)") {
+  for (const std::string& text : {std::string(","), std::string(",\n \"\"\n"), std::string("# c\n\n  , x\n"),
+                                 std::string("policies:\n  default: {}\n---\n,\n")}) {
+    CAPTURE(text);
+    try {
+      pgcourier::config::ParsePolicies(text, "c.yaml");
+      FAIL("expected a ConfigError");
+    } catch (const pgcourier::config::ConfigError& e) {
+      CHECK(std::string(e.what()).find("a document cannot start with ','") != std::string::npos);
+    }
+  }
+  // A comma later in a document is ordinary YAML.
+  CHECK(pgcourier::config::ParsePolicies("policies:\n  default: {max_attempts: 3, response_excerpt_bytes: 10}\n", "ok.yaml")
+            .Find("default")
+            ->max_attempts == 3);
 }

@@ -176,18 +176,24 @@ TEST_CASE("Classify maps each transport error to its outcome, transient and retr
   CHECK(nothing.retryable);
 }
 
-TEST_CASE("A received status decides over a transport error") {
+TEST_CASE("A received status decides only for a complete response (or one we cut short)") {
   const Policy policy;
   HttpResult big = Transport(TransportError::kBodyTooLarge, "body exceeded limit");
   big.status_code = 200;
   CHECK(Classify(big, policy).success);
   CHECK(Classify(big, policy).outcome == "delivered");
-  HttpResult slow = Transport(TransportError::kTimeout, "timed out reading body");
-  slow.status_code = 503;
-  CHECK(Classify(slow, policy).outcome == "http_error");
-  CHECK(Classify(slow, policy).summary == "HTTP 503");
-  slow.status_code = 404;
-  CHECK_FALSE(Classify(slow, policy).retryable);
+  // A 200 whose body then stalled or broke off was not a complete answer: retried, never "delivered".
+  HttpResult stalled = Transport(TransportError::kTimeout, "timed out reading body");
+  stalled.status_code = 200;
+  CHECK_FALSE(Classify(stalled, policy).success);
+  CHECK(Classify(stalled, policy).outcome == "timeout");
+  CHECK(Classify(stalled, policy).retryable);
+  HttpResult cut = Transport(TransportError::kProtocol, "transfer closed with 900 bytes remaining");
+  cut.status_code = 200;
+  CHECK(Classify(cut, policy).outcome == "protocol_error");
+  CHECK(Classify(cut, policy).retryable);
+  cut.status_code = 404;
+  CHECK(Classify(cut, policy).retryable);
 }
 
 TEST_CASE("Classify follows a custom retryable_statuses list") {
