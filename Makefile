@@ -14,11 +14,11 @@ UNITDIR ?= $(PREFIX)/lib/systemd/system
 DEB_PACKAGES := build-essential cmake pkg-config libpqxx-dev libcurl4-openssl-dev libssl-dev \
   libyaml-cpp-dev libsimdjson-dev libspdlog-dev libfmt-dev prometheus-cpp-dev doctest-dev \
   libsystemd-dev postgresql postgresql-client python3 python3-psycopg2 python3-pytest \
-  prometheus systemd clang libclang-rt-14-dev
+  prometheus systemd clang libclang-rt-14-dev clang-tidy cppcheck nginx-light wrk
 
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: all deps build test test-unit test-pg test-e2e test-sanitize test-asan test-tsan fuzz run clean install uninstall
+.PHONY: all deps build test test-unit test-pg test-e2e test-sanitize test-asan test-tsan test-chaos fuzz lint run clean install uninstall
 
 all: build
 
@@ -51,6 +51,11 @@ test-pg: build
 
 test-e2e: build
 	BUILD_DIR=$(BUILD_DIR) tests/run e2e
+
+# Faults and hostile input: kill -9 under load, PostgreSQL restarts, misbehaving
+# receivers, hostile producer rows, quarantine, secret leaks (tests/chaos).
+test-chaos: build
+	BUILD_DIR=$(BUILD_DIR) tests/chaos/run
 
 # The same suites under AddressSanitizer + UndefinedBehaviorSanitizer, and
 # under ThreadSanitizer (separate build folders; any report fails the run:
