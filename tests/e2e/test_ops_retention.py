@@ -1,6 +1,7 @@
 """End to end, operations: retention. The maintenance leader removes finished deliveries older than
-their window (delivered/failed: retention_completed; dead letters: retention_dead_lettered), with their
-attempts and events, and counts them in pgcourier_pruned_deliveries_total."""
+their window (delivered/failed: retention_completed; dead letters: retention_dead_lettered) with their
+events, counts them in pgcourier_pruned_deliveries_total, and drops whole daily partitions of
+courier.delivery_attempts once the longest retention has passed them."""
 import time
 
 from conftest import wait_for
@@ -37,9 +38,9 @@ def test_retention_removes_old_deliveries_attempts_and_events_and_keeps_recent_o
 
     kept = {delivery[e] for e in recent_orders + [dead_90s]}
     assert {r for r, in db.query("SELECT id FROM courier.deliveries")} == kept
-    # Attempts and events of the removed deliveries are gone, those of the kept ones remain.
-    assert db.value("SELECT count(*) FROM courier.delivery_attempts WHERE delivery_id = ANY(%s)", list(removed)) == 0
-    assert {r for r, in db.query("SELECT delivery_id FROM courier.delivery_attempts")} == kept
+    # Attempts leave with their day's partition, not row by row: today's stay, but the timeline of a
+    # removed delivery is gone (the view joins the deliveries), and the kept ones keep theirs.
+    assert {r for r, in db.query("SELECT delivery_id FROM courier.delivery_timeline")} == kept
     assert {r for r, in db.query("SELECT id FROM courier.events")} == set(recent_orders + [dead_90s])
     assert db.value("SELECT count(*) FROM courier.dead_letters") == 1
     assert db.value("SELECT delivery_id FROM courier.dead_letters") == delivery[dead_90s]
@@ -48,3 +49,24 @@ def test_retention_removes_old_deliveries_attempts_and_events_and_keeps_recent_o
              timeout=5, what="pgcourier_pruned_deliveries_total to reach 3")
     assert "retention: removed" in d.log()
     assert exact_sample(parse_samples(scrape(port)), "pgcourier_pruned_deliveries_total") == 3
+
+
+def test_retention_drops_whole_daily_attempt_partitions_past_the_longest_window(db, daemon_factory):
+    # Partitions for the last three days, and attempts two days old in one of them and 40 days old
+    # (in the default partition, where rows outside every daily partition land).
+    db.query("SELECT courier.maintain_attempt_partitions(0, 3)")
+    two_days_ago = db.value("SELECT 'delivery_attempts_p' || to_char((now() AT TIME ZONE 'UTC')::date - 2, 'YYYYMMDD')")
+    assert db.value("SELECT to_regclass('courier.' || %s) IS NOT NULL", two_days_ago)
+    db.query("INSERT INTO courier.delivery_attempts (delivery_id, attempt, started_at, outcome, worker) VALUES "
+             "('dlv_old', 1, now() - interval '2 days', 'delivered', 'w'), "
+             "('dlv_ancient', 1, now() - interval '40 days', 'delivered', 'w'), "
+             "('dlv_today', 1, now(), 'delivered', 'w')")
+    assert db.value("SELECT count(*) FROM courier.delivery_attempts_default") == 1
+    daemon_factory("d1", retention_completed="1m", retention_dead_lettered="2m", maintenance_interval="200ms",
+                   rescue_interval="200ms")
+    wait_for(lambda: not db.value("SELECT to_regclass('courier.' || %s) IS NOT NULL", two_days_ago), timeout=10,
+             what="the partition of two days ago to be dropped")
+    assert {r for r, in db.query("SELECT delivery_id FROM courier.delivery_attempts")} == {"dlv_today"}
+    # Partitions keep being created a week ahead.
+    ahead = db.value("SELECT 'delivery_attempts_p' || to_char((now() AT TIME ZONE 'UTC')::date + 7, 'YYYYMMDD')")
+    assert db.value("SELECT to_regclass('courier.' || %s) IS NOT NULL", ahead)
