@@ -2,7 +2,6 @@
 #include "app/logging.hpp"
 
 #include <poll.h>
-#include <signal.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
@@ -10,11 +9,14 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include <csignal>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <optional>
+#include <system_error>
 #include <thread>
 
 #include "config/policies.hpp"
@@ -74,13 +76,19 @@ std::optional<CommandLine> ParseCommandLine(int argc, char** argv) {
       cl.check_config = true;
     } else if (arg == "--help" || arg == "-h") {
       std::cout << kUsage;
-      std::exit(0);
+      std::exit(0);  // NOLINT(concurrency-mt-unsafe): argument parsing, before any thread starts
     } else {
       std::cerr << "pgcourierd: unknown argument '" << arg << "'\n" << kUsage;
       return std::nullopt;
     }
   }
   return cl;
+}
+
+// strsignal() may use a static buffer (not thread-safe); sigdescr_np() gives the same text from a constant table.
+const char* SignalName(std::uint32_t signo) {
+  const char* name = sigdescr_np(static_cast<int>(signo));
+  return name != nullptr ? name : "a signal";
 }
 
 std::string DefaultWorkerId() {
@@ -141,13 +149,13 @@ void Reload(const CommandLine& cl, LoadedConfig& current, dispatch::Dispatcher& 
   const auto& a = current.settings;
   const auto& b = fresh.settings;
   std::vector<std::string> needs_restart;
-  if (a.database_url != b.database_url) needs_restart.push_back("database_url");
-  if (a.concurrency != b.concurrency) needs_restart.push_back("concurrency");
-  if (a.max_claim_batch != b.max_claim_batch) needs_restart.push_back("max_claim_batch");
-  if (a.metrics_address != b.metrics_address) needs_restart.push_back("metrics_address");
-  if (a.policies_file != b.policies_file) needs_restart.push_back("policies_file");
-  if (a.tenants != b.tenants) needs_restart.push_back("tenants");
-  if (a.master_key_file != b.master_key_file) needs_restart.push_back("master_key_file");
+  if (a.database_url != b.database_url) needs_restart.emplace_back("database_url");
+  if (a.concurrency != b.concurrency) needs_restart.emplace_back("concurrency");
+  if (a.max_claim_batch != b.max_claim_batch) needs_restart.emplace_back("max_claim_batch");
+  if (a.metrics_address != b.metrics_address) needs_restart.emplace_back("metrics_address");
+  if (a.policies_file != b.policies_file) needs_restart.emplace_back("policies_file");
+  if (a.tenants != b.tenants) needs_restart.emplace_back("tenants");
+  if (a.master_key_file != b.master_key_file) needs_restart.emplace_back("master_key_file");
   if (!needs_restart.empty()) {
     std::string names;
     for (const auto& n : needs_restart) names += (names.empty() ? "" : ", ") + n;
@@ -198,7 +206,7 @@ int Main(int argc, char** argv, const char* version) {
   const int signal_fd = signalfd(-1, &signals, SFD_CLOEXEC);
   const int done_fd = eventfd(0, EFD_CLOEXEC);
   if (signal_fd < 0 || done_fd < 0) {
-    spdlog::critical("cannot set up signal handling: {}", std::strerror(errno));
+    spdlog::critical("cannot set up signal handling: {}", std::generic_category().message(errno));
     return 1;
   }
 
@@ -260,11 +268,11 @@ int Main(int argc, char** argv, const char* version) {
     }
     ++terminations;
     if (terminations == 1) {
-      spdlog::info("received {}: draining (send it again to stop at once)", strsignal(static_cast<int>(info.ssi_signo)));
+      spdlog::info("received {}: draining (send it again to stop at once)", SignalName(info.ssi_signo));
       sd_notify(0, "STOPPING=1");
       dispatcher.Drain();
     } else {
-      spdlog::warn("received {} again: stopping now", strsignal(static_cast<int>(info.ssi_signo)));
+      spdlog::warn("received {} again: stopping now", SignalName(info.ssi_signo));
       dispatcher.Stop();
     }
   }

@@ -44,12 +44,12 @@ class JsonFormatter final : public spdlog::formatter {
     const std::time_t t = seconds.count();
     std::tm utc{};
     gmtime_r(&t, &utc);
-    char ts[40];
+    char ts[96];  // room for the widest int of every field, so the output is never truncated
     std::snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", utc.tm_year + 1900, utc.tm_mon + 1,
                   utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, static_cast<int>(millis));
-    dest.append(std::string_view("{\"ts\":\""));
+    dest.append(std::string_view(R"({"ts":")"));
     dest.append(std::string_view(ts));
-    dest.append(std::string_view("\",\"level\":"));
+    dest.append(std::string_view(R"(","level":)"));
     const auto level = spdlog::level::to_string_view(msg.level);
     AppendJsonString(std::string_view(level.data(), level.size()), dest);
     dest.append(std::string_view(",\"logger\":"));

@@ -76,7 +76,7 @@ std::string FormatDuration(std::chrono::milliseconds duration) {
   if (value == 0) return "0s";
   std::string out;
   // Work in unsigned so that the most negative value can be negated.
-  std::uint64_t rest = static_cast<std::uint64_t>(value);
+  auto rest = static_cast<std::uint64_t>(value);
   if (value < 0) {
     out += '-';
     rest = ~rest + 1;

@@ -101,7 +101,7 @@ std::optional<model::StatusRange> ParseStatusSpec(std::string_view text) {
 std::optional<std::vector<model::StatusRange>> ReadStatuses(const Entry& entry, Reporter& reporter) {
   if (!entry.value.IsSequence()) {
     reporter.Add(entry.Where(), entry.path,
-                 "expected a list of status codes (like [429, \"5xx\", \"500-504\"]), got " + Describe(entry.value));
+                 R"(expected a list of status codes (like [429, "5xx", "500-504"]), got )" + Describe(entry.value));
     return std::nullopt;
   }
   std::vector<model::StatusRange> out;
@@ -113,7 +113,7 @@ std::optional<std::vector<model::StatusRange>> ReadStatuses(const Entry& entry, 
     if (item.IsScalar()) range = ParseStatusSpec(item.Scalar());
     if (!range) {
       reporter.Add(item.Mark().is_null() ? entry.Where() : item.Mark(), path,
-                   "expected a status code from 100 to 599, \"4xx\", \"5xx\" or a range like \"500-504\", got " +
+                   R"(expected a status code from 100 to 599, "4xx", "5xx" or a range like "500-504", got )" +
                        Describe(item));
       ok = false;
       continue;

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <system_error>
 #include <unordered_map>
 
 #include "dispatch/request_builder.hpp"
@@ -104,7 +105,7 @@ struct Dispatcher::Impl {
         settings(options.settings),
         executor(http::ExecutorOptions{options.settings.concurrency, options.settings.user_agent, 1 << 20}) {
     control_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (control_fd < 0) throw std::runtime_error(std::string("eventfd: ") + std::strerror(errno));
+    if (control_fd < 0) throw std::runtime_error(std::string("eventfd: ") + std::generic_category().message(errno));
     lease = options.policies->LongestRequestTimeout() + settings.lease_margin;
   }
   ~Impl() {
@@ -522,7 +523,9 @@ struct Dispatcher::Impl {
       }
     }
     while (!pending_disables.empty()) {
-      const auto& [subscription, reason] = pending_disables.back();
+      // Plain references, not a structured binding: clang before 16 cannot capture bindings in the lambda below.
+      const std::string& subscription = pending_disables.back().first;
+      const std::string& reason = pending_disables.back().second;
       if (!WithStore("disabling a subscription", [&](store::Store& s) { s.DisableSubscription(subscription, reason); })) {
         break;
       }

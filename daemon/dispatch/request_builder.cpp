@@ -73,7 +73,7 @@ std::vector<std::string> BuildHeaders(const model::ClaimedDelivery& delivery, st
                                       std::uint64_t span_id) {
   std::vector<std::string> headers;
   headers.reserve(5);
-  headers.push_back("content-type: application/json");
+  headers.emplace_back("content-type: application/json");
   headers.push_back("webhook-id: " + delivery.event_id);
   headers.push_back("webhook-timestamp: " + std::to_string(unix_seconds));
   if (!keys.empty()) {

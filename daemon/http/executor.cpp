@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstring>
 #include <stdexcept>
+#include <system_error>
 #include <unordered_map>
 
 namespace pgcourier::http {
@@ -216,7 +217,7 @@ Executor::Executor(ExecutorOptions options) : options_(std::move(options)), impl
   curl_multi_setopt(impl_->multi.get(), CURLMOPT_MAXCONNECTS, static_cast<long>(options_.max_connections));
   curl_multi_setopt(impl_->multi.get(), CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
   event_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (event_fd_ < 0) throw std::runtime_error(std::string("eventfd: ") + std::strerror(errno));
+  if (event_fd_ < 0) throw std::runtime_error(std::string("eventfd: ") + std::generic_category().message(errno));
 }
 
 Executor::~Executor() {

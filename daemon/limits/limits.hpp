@@ -44,7 +44,7 @@ class CircuitBreaker {
   bool open_ = false;
   bool probe_in_flight_ = false;
   std::int64_t probe_started_ms_ = 0;
-  static constexpr std::int64_t kProbeTimeoutMs = 15 * 60 * 1000;  // longer than any request timeout
+  static constexpr std::int64_t kProbeTimeoutMs = std::int64_t{15} * 60 * 1000;  // longer than any request timeout
 };
 
 }  // namespace pgcourier::limits

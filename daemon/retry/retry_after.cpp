@@ -221,7 +221,8 @@ std::optional<std::chrono::milliseconds> ParseHttpDate(std::string_view text, st
   if (!Valid(dt)) return std::nullopt;
 
   const std::int64_t seconds =
-      DaysFromCivil(dt.year, dt.month, dt.day) * kSecondsPerDay + dt.hour * 3600 + dt.minute * 60 + dt.second;
+      DaysFromCivil(dt.year, dt.month, dt.day) * kSecondsPerDay + std::int64_t{dt.hour} * 3600 +
+      std::int64_t{dt.minute} * 60 + dt.second;
   const std::int64_t target_ms = seconds * kMsPerSecond;  // |target_ms| < 4e14
   if (now_unix_ms >= target_ms) return std::chrono::milliseconds{0};
   if (now_unix_ms < target_ms - kMaxDelayMs) return std::chrono::milliseconds{kMaxDelayMs};

@@ -193,7 +193,7 @@ std::string AdminStore::CreateSubscription(
         "VALUES (coalesce(nullif($1, ''), courier.new_id('sub_')), $2, $3, $4::text[], $5, nullif($6, '')) "
         "RETURNING id",
         sub.id, sub.tenant_id, sub.url, types_literal, sub.policy, sub.description);
-    const std::string id = row[0].as<std::string>();
+    auto id = row[0].as<std::string>();
     const auto [sealed, last4] = seal(id);
     txn.exec_params("INSERT INTO courier.subscription_secrets (subscription_id, sealed_secret, last4) VALUES ($1, $2, $3)",
                     id, sealed, last4);

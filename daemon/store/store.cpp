@@ -29,7 +29,7 @@ auto Translate(const char* what, Fn&& fn) -> decltype(fn()) {
   } catch (const pqxx::sql_error& e) {
     // 57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now:
     // the server is going away; treat as a lost connection.
-    const std::string state = e.sqlstate();
+    const std::string& state = e.sqlstate();
     auto kind = StoreError::Kind::kStatement;
     if (state.rfind("57P", 0) == 0 || state.rfind("08", 0) == 0) kind = StoreError::Kind::kConnectionLost;
     if (state == "40P01" || state == "40001") kind = StoreError::Kind::kConflict;
@@ -216,6 +216,7 @@ std::vector<model::ClaimedDelivery> Store::ClaimDue(const std::string& worker, i
                                                     const std::vector<std::string>& tenants) {
   return Translate(kStmtClaimDue, [&] {
     std::vector<const std::string*> tenant_ptrs;
+    tenant_ptrs.reserve(tenants.size());
     for (const auto& t : tenants) tenant_ptrs.push_back(&t);
     const std::string tenants_literal = ToTextArrayLiteral(tenant_ptrs);
     pqxx::work txn(impl_->conn);
@@ -247,7 +248,7 @@ std::vector<model::ClaimedDelivery> Store::ClaimDue(const std::string& worker, i
       d.rate_per_second = row[18].as<double>();
       d.rate_burst = row[19].as<int>();
       d.tenant_consistent = row[20].as<bool>();
-      const std::string secrets = row[13].as<std::string>();
+      const auto secrets = row[13].as<std::string>();
       std::size_t start = 0;
       while (start < secrets.size()) {
         std::size_t end = secrets.find(' ', start);
@@ -287,11 +288,11 @@ std::vector<std::string> Store::RecordOutcomes(const std::string& worker,
   // A row of the batch broke a constraint: find it by writing rows one by one,
   // so one bad row never blocks its neighbours.
   std::vector<std::string> applied;
-  for (std::size_t i = 0; i < outcomes.size(); ++i) {
+  for (const auto& outcome : outcomes) {
     try {
       auto one = Translate(kStmtRecordOutcomes, [&] {
         pqxx::work txn(impl_->conn);
-        auto ids = impl_->ExecRecord(txn, worker, {outcomes[i]}, {worker}, health);
+        auto ids = impl_->ExecRecord(txn, worker, {outcome}, {worker}, health);
         txn.commit();
         return ids;
       });
@@ -307,10 +308,10 @@ std::vector<std::string> Store::RecordOutcomes(const std::string& worker,
           while (cut > 0 && (static_cast<unsigned char>(reason[cut]) & 0xC0) == 0x80) --cut;
           reason.resize(cut);
         }
-        const pqxx::result r = txn.exec_prepared(kStmtQuarantine, worker, outcomes[i].delivery_id,
-                                                 outcomes[i].attempt, pqxx::to_string(reason));
+        const pqxx::result r = txn.exec_prepared(kStmtQuarantine, worker, outcome.delivery_id,
+                                                 outcome.attempt, pqxx::to_string(reason));
         txn.commit();
-        if (!r.empty()) applied.push_back(outcomes[i].delivery_id);
+        if (!r.empty()) applied.push_back(outcome.delivery_id);
         return 0;
       });
     }
