@@ -1,5 +1,12 @@
 #include "config/yaml_support.hpp"
 
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
 #include <algorithm>
 #include <optional>
 #include <cerrno>
@@ -259,6 +266,57 @@ std::optional<int> DocumentStartingWithComma(std::string_view text) {
   return std::nullopt;
 }
 
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kSanitized = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
+#else
+constexpr bool kSanitized = false;
+#endif
+
+// yaml-cpp 0.7 has inputs on which it never returns, allocating without bound
+// (fuzzing found several; the NUL and leading-comma cases are refused above).
+// So the text is parsed first in a child process with a time and memory
+// limit, and only parsed here when that child finished. Returns the problem,
+// or "" when the text is safe to parse.
+std::string PreflightYaml(const std::string& yaml_text) {
+  constexpr int kTimeLimitMs = 5000;
+  const pid_t child = fork();
+  if (child < 0) return {};  // cannot check: parse as before
+  if (child == 0) {
+    if (!kSanitized) {  // sanitizers reserve huge address ranges; only the time limit applies there
+      rlimit limit{512L << 20, 512L << 20};
+      setrlimit(RLIMIT_AS, &limit);
+    }
+    try {
+      (void)YAML::LoadAll(yaml_text);
+    } catch (const std::bad_alloc&) {
+      _exit(3);
+    } catch (...) {
+    }
+    _exit(0);
+  }
+  int status = 0;
+  for (int waited = 0; waited < kTimeLimitMs; waited += 5) {
+    const pid_t done = waitpid(child, &status, WNOHANG);
+    if (done == child) {
+      if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return {};
+      if (WIFEXITED(status) && WEXITSTATUS(status) == 3) return "the YAML parser ran out of memory on this file";
+      return "the YAML parser failed on this file";
+    }
+    if (done < 0) return {};
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  kill(child, SIGKILL);
+  waitpid(child, &status, 0);
+  return "the YAML parser did not finish within 5 s on this file (a yaml-cpp 0.7 defect on malformed input); "
+         "check its syntax";
+}
+
 void ParseSingleDocument(const std::string& yaml_text, Reporter& reporter,
                          const std::function<void(const YAML::Node& root)>& parse_root) {
   // yaml-cpp 0.7 loops forever on a NUL byte (found by fuzzing): refuse it first.
@@ -274,6 +332,10 @@ void ParseSingleDocument(const std::string& yaml_text, Reporter& reporter,
     YAML::Mark mark = YAML::Mark::null_mark();
     mark.line = *line;
     reporter.Add(mark, "", "invalid YAML: a document cannot start with ','");
+    return;
+  }
+  if (const std::string problem = PreflightYaml(yaml_text); !problem.empty()) {
+    reporter.Add(YAML::Mark::null_mark(), "", problem);
     return;
   }
   try {
