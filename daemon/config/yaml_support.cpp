@@ -1,6 +1,6 @@
 #include "config/yaml_support.hpp"
 
-#include <signal.h>
+#include <csignal>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
