@@ -2,6 +2,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include <cerrno>
@@ -252,6 +253,38 @@ std::optional<std::string> SecretBox::Open(std::string_view sealed,
     return fail();
   }
   return plaintext;
+}
+
+}  // namespace pgcourier::signing
+
+namespace pgcourier::signing {
+namespace {
+
+std::string HmacSha256(std::string_view key, std::string_view message) {
+  static constexpr unsigned char kEmptyKey = 0;
+  const void* key_ptr = key.empty() ? static_cast<const void*>(&kEmptyKey) : key.data();
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int mac_len = 0;
+  if (HMAC(EVP_sha256(), key_ptr, static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(message.data()),
+           message.size(), mac, &mac_len) == nullptr) {
+    throw std::runtime_error("HMAC-SHA256 failed");
+  }
+  return std::string(reinterpret_cast<const char*>(mac), mac_len);
+}
+
+}  // namespace
+
+std::string SecretBox::Fingerprint(std::string_view secret) const {
+  const std::string derived = HmacSha256(key_, "pgcourier credential fingerprint v1");
+  const std::string mac = HmacSha256(derived, secret);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "fp_";
+  for (std::size_t i = 0; i < 8; ++i) {
+    const auto byte = static_cast<unsigned char>(mac[i]);
+    out.push_back(kHex[byte >> 4]);
+    out.push_back(kHex[byte & 0xf]);
+  }
+  return out;
 }
 
 }  // namespace pgcourier::signing

@@ -29,6 +29,11 @@ class SecretBox {
   // associated data differs. Never throws on bad input.
   std::optional<std::string> Open(std::string_view sealed, std::string_view associated_data) const;
 
+  // "fp_" + 16 hex digits of HMAC-SHA256(secret) under a key derived from the
+  // master key: equal secrets give equal fingerprints (change detection), and
+  // without the master key it cannot be used to test guesses of the secret.
+  std::string Fingerprint(std::string_view secret) const;
+
  private:
   std::string key_;
 };

@@ -1,0 +1,772 @@
+-- 006_integration_runs: governed outbound API calls ("runs") against
+-- configured connections, with credentials (versioned, sealed), classified
+-- failures, escalations and an outbox of canonical events.
+--
+-- The daemon claims runs with the same lease design as deliveries (status
+-- 'running' + lease_owner/lease_expires_at, FOR UPDATE SKIP LOCKED) and
+-- records outcomes in batches through courier.record_run_outcomes().
+-- Run status transitions are enforced here, not only in the daemon:
+--   pending -> running | failed (cancelled)
+--   running -> pending (retry / waiting) | completed | failed | dead_lettered
+--   failed, dead_lettered -> pending only through courier.replay_run()
+--   completed -> never changes again; attempts never decrease.
+
+-- Outbox: canonical events for other systems, consumed with SQL (ORDER BY
+-- position) and woken by NOTIFY courier_outbox at commit.
+CREATE TABLE courier.outbox (
+  position    bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  id          text NOT NULL UNIQUE DEFAULT courier.new_id('obx_'),
+  event_type  text NOT NULL,
+  tenant_id   text NOT NULL,
+  subject_id  text NOT NULL,
+  trace_id    text,
+  body        jsonb NOT NULL DEFAULT '{}'::jsonb,
+  created_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX outbox_tenant_type ON courier.outbox (tenant_id, event_type, position);
+CREATE INDEX outbox_created ON courier.outbox (created_at);
+
+CREATE FUNCTION courier.notify_outbox() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier AS $$
+BEGIN
+  PERFORM pg_notify('courier_outbox', '');
+  RETURN NULL;
+END
+$$;
+CREATE TRIGGER outbox_notify AFTER INSERT ON courier.outbox
+  FOR EACH STATEMENT EXECUTE FUNCTION courier.notify_outbox();
+
+CREATE FUNCTION courier.emit(event_type text, tenant_id text, subject_id text, trace_id text, body jsonb)
+RETURNS void
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, courier AS $$
+  INSERT INTO courier.outbox (event_type, tenant_id, subject_id, trace_id, body)
+  VALUES (event_type, tenant_id, subject_id, trace_id, coalesce(body, '{}'::jsonb))
+$$;
+
+-- Credentials: secret material sealed with AES-256-GCM under the master key
+-- (additional data: the credential id), exactly like signing secrets. The
+-- fingerprint is an HMAC of the secret under a key derived from the master
+-- key: equal secrets have equal fingerprints, and it reveals nothing else.
+CREATE TABLE courier.credentials (
+  id          text PRIMARY KEY DEFAULT courier.new_id('cred_'),
+  tenant_id   text NOT NULL CHECK (tenant_id <> ''),
+  name        text,
+  status      text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'rotating', 'revoked')),
+  created_at  timestamptz NOT NULL DEFAULT now(),
+  updated_at  timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE courier.credential_versions (
+  id                  text PRIMARY KEY DEFAULT courier.new_id('crv_'),
+  credential_id       text NOT NULL REFERENCES courier.credentials (id) ON DELETE CASCADE,
+  version             int NOT NULL CHECK (version >= 1),
+  sealed_secret       text NOT NULL CHECK (starts_with(sealed_secret, 'v1:')),
+  fingerprint         text NOT NULL,
+  -- rotating: stored, waiting for the daemon's verification call;
+  -- failed: verification failed (the prior version stayed active).
+  status              text NOT NULL CHECK (status IN ('active', 'rotating', 'inactive', 'failed', 'revoked')),
+  expires_at          timestamptz,
+  verification_error  text CHECK (octet_length(verification_error) <= 512),
+  created_at          timestamptz NOT NULL DEFAULT now(),
+  activated_at        timestamptz,
+  retired_at          timestamptz,
+  UNIQUE (credential_id, version)
+);
+-- At most one active version per credential (and, checked at commit below, at least one).
+CREATE UNIQUE INDEX credential_versions_one_active ON courier.credential_versions (credential_id)
+  WHERE status = 'active';
+CREATE UNIQUE INDEX credential_versions_one_rotating ON courier.credential_versions (credential_id)
+  WHERE status = 'rotating';
+
+CREATE FUNCTION courier.check_credential_has_active_version() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+  row_json jsonb := to_jsonb(CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END);
+  cred_id text := CASE WHEN TG_TABLE_NAME = 'credentials' THEN row_json ->> 'id' ELSE row_json ->> 'credential_id' END;
+BEGIN
+  IF EXISTS (SELECT 1 FROM courier.credentials c WHERE c.id = cred_id AND c.status <> 'revoked')
+     AND NOT EXISTS (SELECT 1 FROM courier.credential_versions v
+                     WHERE v.credential_id = cred_id AND v.status = 'active') THEN
+    RAISE EXCEPTION 'credential % must have exactly one active version', cred_id
+      USING ERRCODE = 'integrity_constraint_violation';
+  END IF;
+  RETURN NULL;
+END
+$$;
+CREATE CONSTRAINT TRIGGER credentials_one_active AFTER INSERT OR UPDATE ON courier.credentials
+  DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION courier.check_credential_has_active_version();
+CREATE CONSTRAINT TRIGGER credential_versions_one_active AFTER INSERT OR UPDATE OR DELETE ON courier.credential_versions
+  DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION courier.check_credential_has_active_version();
+
+CREATE TABLE courier.connections (
+  id                    text PRIMARY KEY DEFAULT courier.new_id('conn_'),
+  tenant_id             text NOT NULL CHECK (tenant_id <> ''),
+  provider              text NOT NULL CHECK (provider <> ''),
+  base_url              text NOT NULL CHECK (base_url <> ''),
+  auth_mode             text NOT NULL DEFAULT 'none'
+                        CHECK (auth_mode IN ('none', 'api_key', 'bearer', 'basic', 'oauth2_client_credentials')),
+  api_key_header        text,             -- api_key: the header carrying the key (default X-Api-Key)
+  token_url             text,             -- oauth2_client_credentials
+  client_id             text,
+  scopes                text,             -- space separated
+  credential_id         text REFERENCES courier.credentials (id),
+  status                text NOT NULL DEFAULT 'active' CHECK (status IN ('pending', 'active', 'degraded', 'retired')),
+  status_reason         text,
+  health                text NOT NULL DEFAULT 'unknown' CHECK (health IN ('healthy', 'degraded', 'unhealthy', 'unknown')),
+  health_check_method   text NOT NULL DEFAULT 'GET',
+  health_check_path     text,             -- NULL: never probed (health stays unknown)
+  health_check_expected_status int,       -- NULL: any 2xx
+  policy                text NOT NULL DEFAULT 'default',
+  max_in_flight         int CHECK (max_in_flight > 0),
+  rate_limit_per_second double precision CHECK (rate_limit_per_second > 0),
+  rate_limit_burst      int CHECK (rate_limit_burst > 0),
+  consecutive_probe_failures int NOT NULL DEFAULT 0,
+  last_checked_at       timestamptz,
+  last_health_error     text,
+  created_at            timestamptz NOT NULL DEFAULT now(),
+  updated_at            timestamptz NOT NULL DEFAULT now(),
+  CHECK (auth_mode = 'none' OR credential_id IS NOT NULL),
+  CHECK (auth_mode <> 'oauth2_client_credentials' OR (token_url IS NOT NULL AND client_id IS NOT NULL))
+);
+CREATE INDEX connections_credential ON courier.connections (credential_id);
+
+-- Runs. connection_id has no foreign key on purpose: a run naming an unknown
+-- connection is poison (dead-lettered with its envelope and escalated), not
+-- an error in the producer's transaction.
+CREATE TABLE courier.runs (
+  id                    text PRIMARY KEY DEFAULT courier.new_id('run_'),
+  tenant_id             text NOT NULL CHECK (tenant_id <> ''),
+  connection_id         text NOT NULL,
+  operation             text NOT NULL CHECK (operation <> ''),
+  method                text NOT NULL DEFAULT 'POST',
+  path                  text NOT NULL DEFAULT '/',
+  headers               jsonb NOT NULL DEFAULT '{}'::jsonb,   -- non-secret request headers
+  body                  text,
+  idempotency_key       text,
+  external_ref_pointer  text,              -- JSON pointer into the response, e.g. /sid
+  status                text NOT NULL DEFAULT 'pending'
+                        CHECK (status IN ('pending', 'running', 'completed', 'failed', 'dead_lettered')),
+  attempts              int NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+  rate_limited_attempts int NOT NULL DEFAULT 0 CHECK (rate_limited_attempts >= 0),
+  attempt_budget_base   int NOT NULL DEFAULT 0 CHECK (attempt_budget_base >= 0),
+  next_attempt_at       timestamptz NOT NULL DEFAULT now(),
+  lease_owner           text,
+  lease_expires_at      timestamptz,
+  external_ref          text,
+  last_status_code      int,
+  last_error            text,
+  last_error_code       text,
+  response_excerpt      text CHECK (octet_length(response_excerpt) <= 65536),
+  trace_id              text,
+  started_at            timestamptz,
+  completed_at          timestamptz,
+  latency_ms            double precision,
+  created_at            timestamptz NOT NULL DEFAULT now(),
+  updated_at            timestamptz NOT NULL DEFAULT now(),
+  CHECK ((status = 'running') = (lease_owner IS NOT NULL AND lease_expires_at IS NOT NULL))
+) WITH (fillfactor = 80);
+CREATE UNIQUE INDEX runs_tenant_idempotency_key ON courier.runs (tenant_id, idempotency_key)
+  WHERE idempotency_key IS NOT NULL;
+CREATE INDEX runs_due ON courier.runs (next_attempt_at) WHERE status = 'pending';
+CREATE INDEX runs_leased ON courier.runs (lease_expires_at) WHERE status = 'running';
+CREATE INDEX runs_connection ON courier.runs (connection_id, status);
+CREATE INDEX runs_finished ON courier.runs (completed_at) WHERE completed_at IS NOT NULL;
+
+CREATE TABLE courier.run_attempts (
+  run_id           text NOT NULL REFERENCES courier.runs (id) ON DELETE CASCADE,
+  attempt          int NOT NULL CHECK (attempt >= 1),
+  started_at       timestamptz NOT NULL,
+  duration_ms      double precision NOT NULL DEFAULT 0,
+  status_code      int,
+  outcome          text NOT NULL,
+  error_class      text CHECK (error_class IN ('transient', 'rate_limited', 'auth', 'validation', 'poison',
+                                               'blocked_destination')),
+  error_code       text,
+  retryable        boolean NOT NULL DEFAULT false,
+  error_summary    text CHECK (octet_length(error_summary) <= 512),
+  response_excerpt text CHECK (octet_length(response_excerpt) <= 65536),
+  credential_version int,
+  worker           text NOT NULL,
+  recorded_at      timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (run_id, attempt)
+);
+
+CREATE FUNCTION courier.forbid_run_attempt_changes() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'courier.run_attempts rows are written once and never updated (run %, attempt %)',
+    OLD.run_id, OLD.attempt USING ERRCODE = 'integrity_constraint_violation';
+END
+$$;
+CREATE TRIGGER run_attempts_append_only BEFORE UPDATE ON courier.run_attempts
+  FOR EACH ROW EXECUTE FUNCTION courier.forbid_run_attempt_changes();
+
+CREATE TABLE courier.failures (
+  id           text PRIMARY KEY DEFAULT courier.new_id('fail_'),
+  tenant_id    text NOT NULL,
+  source       text NOT NULL CHECK (source IN ('run', 'delivery', 'probe')),
+  source_id    text NOT NULL,      -- run, delivery or connection id
+  category     text NOT NULL CHECK (category IN ('transient', 'rate_limited', 'auth', 'validation', 'poison')),
+  error_code   text NOT NULL,
+  message      text CHECK (octet_length(message) <= 512),
+  attempt      int,
+  next_action  text NOT NULL CHECK (next_action IN ('retry', 'dead_letter', 'escalate')),
+  trace_id     text,
+  created_at   timestamptz NOT NULL DEFAULT now(),
+  resolved_at  timestamptz,
+  resolution   text
+);
+CREATE INDEX failures_open ON courier.failures (source, source_id) WHERE resolved_at IS NULL;
+CREATE INDEX failures_created ON courier.failures (created_at);
+
+CREATE TABLE courier.escalations (
+  id              text PRIMARY KEY DEFAULT courier.new_id('esc_'),
+  failure_id      text NOT NULL REFERENCES courier.failures (id) ON DELETE CASCADE,
+  tenant_id       text NOT NULL,
+  source          text NOT NULL,
+  source_id       text NOT NULL,
+  reason          text NOT NULL,
+  created_at      timestamptz NOT NULL DEFAULT now(),
+  acknowledged_at timestamptz
+);
+CREATE INDEX escalations_failure ON courier.escalations (failure_id);
+
+-- Every failure is announced; an escalating one also records an escalation.
+CREATE FUNCTION courier.on_failure_recorded() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier AS $$
+DECLARE
+  escalation_id text;
+BEGIN
+  PERFORM courier.emit('IntegrationFailed', NEW.tenant_id, NEW.id, NEW.trace_id,
+    jsonb_build_object('failure_id', NEW.id, 'source', NEW.source, 'source_id', NEW.source_id,
+                       'category', NEW.category, 'error_code', NEW.error_code, 'message', NEW.message,
+                       'attempt', NEW.attempt, 'next_action', NEW.next_action));
+  IF NEW.next_action = 'escalate' THEN
+    INSERT INTO courier.escalations (failure_id, tenant_id, source, source_id, reason)
+    VALUES (NEW.id, NEW.tenant_id, NEW.source, NEW.source_id, NEW.category || ': ' || coalesce(NEW.message, NEW.error_code))
+    RETURNING id INTO escalation_id;
+    PERFORM courier.emit('IntegrationFailureEscalated', NEW.tenant_id, NEW.id, NEW.trace_id,
+      jsonb_build_object('escalation_id', escalation_id, 'failure_id', NEW.id, 'source', NEW.source,
+                         'source_id', NEW.source_id, 'category', NEW.category, 'error_code', NEW.error_code,
+                         'message', NEW.message));
+  END IF;
+  RETURN NULL;
+END
+$$;
+CREATE TRIGGER failures_announce AFTER INSERT ON courier.failures
+  FOR EACH ROW EXECUTE FUNCTION courier.on_failure_recorded();
+
+CREATE FUNCTION courier.on_failure_resolved() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier AS $$
+BEGIN
+  PERFORM courier.emit('IntegrationFailureResolved', NEW.tenant_id, NEW.id, NEW.trace_id,
+    jsonb_build_object('failure_id', NEW.id, 'source', NEW.source, 'source_id', NEW.source_id,
+                       'category', NEW.category, 'resolution', NEW.resolution));
+  RETURN NULL;
+END
+$$;
+CREATE TRIGGER failures_resolved AFTER UPDATE OF resolved_at ON courier.failures
+  FOR EACH ROW WHEN (OLD.resolved_at IS NULL AND NEW.resolved_at IS NOT NULL)
+  EXECUTE FUNCTION courier.on_failure_resolved();
+
+-- Monotonic run state, enforced for every writer (daemon, operator, producer).
+CREATE FUNCTION courier.guard_run_transition() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.attempts < OLD.attempts THEN
+    RAISE EXCEPTION 'run %: attempts cannot decrease (% -> %)', OLD.id, OLD.attempts, NEW.attempts
+      USING ERRCODE = 'check_violation';
+  END IF;
+  IF NEW.id <> OLD.id OR NEW.tenant_id <> OLD.tenant_id THEN
+    RAISE EXCEPTION 'run %: id and tenant_id cannot change', OLD.id USING ERRCODE = 'check_violation';
+  END IF;
+  IF NEW.status = OLD.status THEN
+    IF OLD.status = 'completed' AND (NEW.external_ref IS DISTINCT FROM OLD.external_ref
+                                     OR NEW.completed_at IS DISTINCT FROM OLD.completed_at) THEN
+      RAISE EXCEPTION 'run %: a completed run cannot be changed', OLD.id USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NEW;
+  END IF;
+  IF (OLD.status = 'pending' AND NEW.status IN ('running', 'failed'))
+     OR (OLD.status = 'running' AND NEW.status IN ('pending', 'completed', 'failed', 'dead_lettered'))
+     OR (OLD.status IN ('failed', 'dead_lettered') AND NEW.status = 'pending'
+         AND current_setting('courier.replaying_run', true) = OLD.id) THEN
+    RETURN NEW;
+  END IF;
+  RAISE EXCEPTION 'run %: status cannot go from % to %', OLD.id, OLD.status, NEW.status
+    USING ERRCODE = 'check_violation',
+          HINT = CASE WHEN OLD.status IN ('failed', 'dead_lettered') THEN 'use courier.replay_run()'
+                      WHEN OLD.status = 'completed' THEN 'a completed run is never executed again' END;
+END
+$$;
+CREATE TRIGGER runs_monotonic BEFORE UPDATE ON courier.runs
+  FOR EACH ROW EXECUTE FUNCTION courier.guard_run_transition();
+
+-- Terminal states are announced on the outbox.
+CREATE FUNCTION courier.on_run_finished() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier AS $$
+BEGIN
+  PERFORM courier.emit(
+    CASE NEW.status WHEN 'completed' THEN 'IntegrationRunCompleted'
+                    WHEN 'dead_lettered' THEN 'IntegrationRunDeadLettered'
+                    ELSE 'IntegrationRunFailed' END,
+    NEW.tenant_id, NEW.id, NEW.trace_id,
+    jsonb_build_object('run_id', NEW.id, 'connection_id', NEW.connection_id, 'operation', NEW.operation,
+                       'status', NEW.status, 'attempts', NEW.attempts, 'external_ref', NEW.external_ref,
+                       'status_code', NEW.last_status_code, 'latency_ms', NEW.latency_ms,
+                       'error', NEW.last_error));
+  RETURN NULL;
+END
+$$;
+CREATE TRIGGER runs_finished AFTER UPDATE OF status ON courier.runs
+  FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status AND NEW.status IN ('completed', 'failed', 'dead_lettered'))
+  EXECUTE FUNCTION courier.on_run_finished();
+
+CREATE FUNCTION courier.notify_runs() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier AS $$
+BEGIN
+  PERFORM pg_notify('courier_runs', '');
+  RETURN NULL;
+END
+$$;
+CREATE TRIGGER runs_notify AFTER INSERT ON courier.runs
+  FOR EACH STATEMENT EXECUTE FUNCTION courier.notify_runs();
+
+-- Producers may insert runs only for their tenants (same table as publish).
+CREATE FUNCTION courier.check_run_tenant() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier AS $$
+BEGIN
+  IF NOT courier.caller_may_publish(NEW.tenant_id) THEN
+    RAISE EXCEPTION 'role % may not enqueue runs for tenant %', session_user, NEW.tenant_id
+      USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  -- A producer's INSERT cannot start a run anywhere but at the beginning.
+  IF NEW.status <> 'pending' OR NEW.attempts <> 0 OR NEW.lease_owner IS NOT NULL OR NEW.external_ref IS NOT NULL THEN
+    RAISE EXCEPTION 'a new run starts pending with no attempts, lease or external_ref'
+      USING ERRCODE = 'check_violation';
+  END IF;
+  RETURN NEW;
+END
+$$;
+CREATE TRIGGER runs_check_tenant BEFORE INSERT ON courier.runs
+  FOR EACH ROW EXECUTE FUNCTION courier.check_run_tenant();
+
+-- enqueue_run: the producer's call, in its own transaction. The same
+-- (tenant_id, idempotency_key) returns the first run's id and creates nothing.
+CREATE FUNCTION courier.enqueue_run(tenant_id text, connection_id text, operation text,
+                                    method text DEFAULT 'POST', path text DEFAULT '/', body text DEFAULT NULL,
+                                    headers jsonb DEFAULT '{}'::jsonb, idempotency_key text DEFAULT NULL,
+                                    trace_id text DEFAULT NULL, external_ref_pointer text DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier AS $$
+#variable_conflict use_column
+DECLARE
+  new_id text;
+BEGIN
+  IF enqueue_run.tenant_id IS NULL OR enqueue_run.tenant_id = '' OR enqueue_run.connection_id IS NULL
+     OR enqueue_run.operation IS NULL OR enqueue_run.operation = '' THEN
+    RAISE EXCEPTION 'courier.enqueue_run: tenant_id, connection_id and operation are required'
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  INSERT INTO courier.runs AS r (tenant_id, connection_id, operation, method, path, body, headers,
+                                 idempotency_key, trace_id, external_ref_pointer)
+  VALUES (enqueue_run.tenant_id, enqueue_run.connection_id, enqueue_run.operation,
+          upper(coalesce(enqueue_run.method, 'POST')), coalesce(enqueue_run.path, '/'), enqueue_run.body,
+          coalesce(enqueue_run.headers, '{}'::jsonb), enqueue_run.idempotency_key, enqueue_run.trace_id,
+          enqueue_run.external_ref_pointer)
+  ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+  RETURNING r.id INTO new_id;
+  IF new_id IS NULL THEN
+    SELECT r.id INTO new_id FROM courier.runs r
+    WHERE r.tenant_id = enqueue_run.tenant_id AND r.idempotency_key = enqueue_run.idempotency_key;
+  END IF;
+  RETURN new_id;
+END
+$$;
+
+-- replay_run: a failed or dead-lettered run gets a fresh attempt budget (its
+-- attempts stay). A completed run is refused: it is never executed again.
+CREATE FUNCTION courier.replay_run(run_id text) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier AS $$
+#variable_conflict use_variable
+DECLARE
+  current_status text;
+BEGIN
+  SELECT r.status INTO current_status FROM courier.runs r WHERE r.id = run_id FOR UPDATE;
+  IF current_status IS NULL THEN
+    RAISE EXCEPTION 'run % does not exist', run_id USING ERRCODE = 'no_data_found';
+  END IF;
+  IF current_status = 'completed' THEN
+    RAISE EXCEPTION 'run % is completed; a completed run is never executed again', run_id
+      USING ERRCODE = 'check_violation';
+  END IF;
+  IF current_status NOT IN ('failed', 'dead_lettered') THEN
+    RETURN false;  -- pending or running: nothing to replay
+  END IF;
+  PERFORM set_config('courier.replaying_run', run_id, true);
+  UPDATE courier.runs r
+  SET status = 'pending', next_attempt_at = now(), completed_at = NULL, attempt_budget_base = r.attempts,
+      rate_limited_attempts = 0, last_error = 'replayed (was ' || r.status || ')', updated_at = now()
+  WHERE r.id = run_id;
+  PERFORM set_config('courier.replaying_run', '', true);
+  RETURN true;
+END
+$$;
+
+-- Daemon side ----------------------------------------------------------------
+
+-- Records a batch of run attempts. A row applies only while owners[i] still
+-- holds the run's lease at attempt attempts[i] - 1 (a late result after a
+-- takeover changes nothing). Failed attempts become failures rows; a run that
+-- completes or is dead-lettered resolves its open failures. Returns the ids
+-- that applied.
+CREATE FUNCTION courier.record_run_outcomes(
+    worker text, ids text[], attempts int[], owners text[], statuses text[], delays_ms bigint[],
+    status_codes int[], outcomes text[], error_classes text[], error_codes text[], retryables boolean[],
+    summaries text[], excerpts text[], started_us bigint[], durations_ms float8[], external_refs text[],
+    next_actions text[], credential_versions int[])
+RETURNS SETOF text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier AS $$
+BEGIN
+  IF to_regclass('pg_temp.run_outcome_input') IS NULL THEN
+  CREATE TEMP TABLE run_outcome_input (
+    id text, attempt int, owner text, status text, delay_ms bigint, status_code int, outcome text,
+    error_class text, error_code text, retryable boolean, summary text, excerpt text, started_us bigint,
+    duration_ms float8, external_ref text, next_action text, credential_version int, applied boolean
+  ) ON COMMIT DELETE ROWS;
+  END IF;
+  DELETE FROM pg_temp.run_outcome_input;
+  INSERT INTO pg_temp.run_outcome_input
+  SELECT *, false FROM unnest(ids, attempts, owners, statuses, delays_ms, status_codes, outcomes, error_classes,
+                             error_codes, retryables, summaries, excerpts, started_us, durations_ms, external_refs,
+                             next_actions, credential_versions);
+
+  WITH updated AS (
+    UPDATE courier.runs r
+    SET status = i.status,
+        attempts = i.attempt,
+        rate_limited_attempts = r.rate_limited_attempts + (coalesce(i.error_class, '') = 'rate_limited')::int,
+        next_attempt_at = CASE WHEN i.delay_ms IS NULL THEN r.next_attempt_at
+                               ELSE now() + i.delay_ms * interval '1 millisecond' END,
+        lease_owner = NULL, lease_expires_at = NULL,
+        last_status_code = i.status_code,
+        last_error = i.summary,
+        last_error_code = i.error_code,
+        response_excerpt = i.excerpt,
+        external_ref = CASE WHEN i.status = 'completed' THEN i.external_ref ELSE r.external_ref END,
+        completed_at = CASE WHEN i.status IN ('completed', 'failed', 'dead_lettered') THEN now() END,
+        latency_ms = CASE WHEN i.status IN ('completed', 'failed', 'dead_lettered')
+                          THEN extract(epoch FROM now() - r.created_at) * 1000 END,
+        updated_at = now()
+    FROM pg_temp.run_outcome_input i
+    WHERE r.id = i.id AND r.status = 'running' AND r.lease_owner = i.owner AND r.attempts = i.attempt - 1
+    RETURNING r.id
+  )
+  UPDATE pg_temp.run_outcome_input i SET applied = true FROM updated u WHERE u.id = i.id;
+
+  INSERT INTO courier.run_attempts (run_id, attempt, started_at, duration_ms, status_code, outcome, error_class,
+                                    error_code, retryable, error_summary, response_excerpt, credential_version, worker)
+  SELECT i.id, i.attempt, to_timestamp(i.started_us / 1000000.0), i.duration_ms, i.status_code, i.outcome,
+         i.error_class, i.error_code, i.retryable, i.summary, i.excerpt, i.credential_version, worker
+  FROM pg_temp.run_outcome_input i WHERE i.applied;
+
+  INSERT INTO courier.failures (tenant_id, source, source_id, category, error_code, message, attempt,
+                                next_action, trace_id)
+  SELECT r.tenant_id, 'run', r.id,
+         CASE WHEN i.error_class = 'blocked_destination' THEN 'validation' ELSE i.error_class END,
+         coalesce(i.error_code, i.outcome), i.summary, i.attempt, coalesce(i.next_action, 'retry'), r.trace_id
+  FROM pg_temp.run_outcome_input i JOIN courier.runs r ON r.id = i.id
+  WHERE i.applied AND i.error_class IS NOT NULL;
+
+  UPDATE courier.failures f
+  SET resolved_at = now(), resolution = r.status
+  FROM pg_temp.run_outcome_input i JOIN courier.runs r ON r.id = i.id
+  WHERE i.applied AND i.status IN ('completed', 'dead_lettered')
+    AND f.source = 'run' AND f.source_id = i.id AND f.resolved_at IS NULL;
+
+  RETURN QUERY SELECT i.id FROM pg_temp.run_outcome_input i WHERE i.applied;
+END
+$$;
+
+-- Gives claimed runs back without an attempt (waiting for a limit, a token
+-- or the connection; shutdown). delay_ms < 0: wait until the connection is
+-- runnable again (the claim skips it meanwhile, so "now" is enough).
+CREATE FUNCTION courier.release_runs(worker text, ids text[], delays_ms bigint[], reasons text[])
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier AS $$
+DECLARE
+  n integer;
+BEGIN
+  UPDATE courier.runs r
+  SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL,
+      next_attempt_at = now() + greatest(i.delay_ms, 0) * interval '1 millisecond',
+      last_error = i.reason, updated_at = now()
+  FROM unnest(ids, delays_ms, reasons) AS i(id, delay_ms, reason)
+  WHERE r.id = i.id AND r.status = 'running' AND r.lease_owner = worker;
+  GET DIAGNOSTICS n = ROW_COUNT;
+  RETURN n;
+END
+$$;
+
+-- A connection whose credential was refused (401/403 without a token to
+-- refresh) is degraded: its runs wait until the credential changes.
+CREATE FUNCTION courier.degrade_connection(connection_id text, reason text) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier AS $$
+#variable_conflict use_variable
+DECLARE
+  c courier.connections;
+BEGIN
+  UPDATE courier.connections x SET status = 'degraded', status_reason = reason, updated_at = now()
+  WHERE x.id = connection_id AND x.status = 'active'
+  RETURNING * INTO c;
+  IF c.id IS NULL THEN
+    RETURN false;
+  END IF;
+  PERFORM courier.emit('IntegrationConnectionDegraded', c.tenant_id, c.id, NULL,
+    jsonb_build_object('connection_id', c.id, 'provider', c.provider, 'status', c.status, 'health', c.health,
+                       'reason', reason));
+  RETURN true;
+END
+$$;
+
+-- A health probe's result. unhealthy_after consecutive failures make the
+-- connection unhealthy (its runs wait: the circuit is open) until a probe passes.
+CREATE FUNCTION courier.record_probe(connection_id text, ok boolean, status_code int, error_summary text,
+                                     unhealthy_after int DEFAULT 1)
+RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier AS $$
+#variable_conflict use_variable
+DECLARE
+  before_health text;
+  c courier.connections;
+BEGIN
+  SELECT x.health INTO before_health FROM courier.connections x WHERE x.id = connection_id FOR UPDATE;
+  IF before_health IS NULL THEN
+    RETURN NULL;
+  END IF;
+  UPDATE courier.connections x
+  SET consecutive_probe_failures = CASE WHEN ok THEN 0 ELSE x.consecutive_probe_failures + 1 END,
+      health = CASE WHEN ok THEN 'healthy'
+                    WHEN x.consecutive_probe_failures + 1 >= greatest(unhealthy_after, 1) THEN 'unhealthy'
+                    ELSE 'degraded' END,
+      last_checked_at = now(),
+      last_health_error = CASE WHEN ok THEN NULL ELSE error_summary END,
+      updated_at = now()
+  WHERE x.id = connection_id
+  RETURNING * INTO c;
+  IF NOT ok THEN
+    INSERT INTO courier.failures (tenant_id, source, source_id, category, error_code, message, next_action)
+    VALUES (c.tenant_id, 'probe', c.id, 'transient',
+            CASE WHEN status_code IS NULL THEN 'probe_error' ELSE 'probe_status_' || status_code END,
+            left(error_summary, 400), 'retry');
+  ELSE
+    UPDATE courier.failures f SET resolved_at = now(), resolution = 'probe passed'
+    WHERE f.source = 'probe' AND f.source_id = c.id AND f.resolved_at IS NULL;
+  END IF;
+  IF c.health <> before_health AND c.health IN ('degraded', 'unhealthy') THEN
+    PERFORM courier.emit('IntegrationConnectionDegraded', c.tenant_id, c.id, NULL,
+      jsonb_build_object('connection_id', c.id, 'provider', c.provider, 'status', c.status, 'health', c.health,
+                         'reason', error_summary));
+  ELSIF c.health <> before_health AND c.health = 'healthy' AND before_health IN ('degraded', 'unhealthy') THEN
+    PERFORM courier.emit('IntegrationConnectionRecovered', c.tenant_id, c.id, NULL,
+      jsonb_build_object('connection_id', c.id, 'provider', c.provider, 'health', c.health));
+  END IF;
+  RETURN c.health;
+END
+$$;
+
+-- Ends a rotation after the daemon's verification call. ok: the rotating
+-- version becomes active and the prior one inactive in one statement order
+-- that never leaves the credential without an active version; connections
+-- degraded by a refused credential run again. Not ok: the prior version
+-- stays active and the failure is recorded.
+CREATE FUNCTION courier.finish_rotation(version_id text, ok boolean, connection_id text, error_summary text)
+RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier AS $$
+#variable_conflict use_variable
+DECLARE
+  v courier.credential_versions;
+  cred courier.credentials;
+  prior_version int;
+BEGIN
+  SELECT * INTO v FROM courier.credential_versions x WHERE x.id = version_id AND x.status = 'rotating' FOR UPDATE;
+  IF v.id IS NULL THEN
+    RETURN false;  -- already finished (another daemon) or withdrawn
+  END IF;
+  SELECT * INTO cred FROM courier.credentials c WHERE c.id = v.credential_id FOR UPDATE;
+  IF ok THEN
+    UPDATE courier.credential_versions x SET status = 'inactive', retired_at = now()
+    WHERE x.credential_id = v.credential_id AND x.status = 'active'
+    RETURNING x.version INTO prior_version;
+    UPDATE courier.credential_versions x SET status = 'active', activated_at = now(), verification_error = NULL
+    WHERE x.id = v.id;
+    UPDATE courier.credentials c SET status = 'active', updated_at = now() WHERE c.id = v.credential_id;
+    UPDATE courier.connections c SET status = 'active', status_reason = 'credential rotated to version ' || v.version,
+                                     updated_at = now()
+    WHERE c.credential_id = v.credential_id AND c.status = 'degraded';
+    UPDATE courier.failures f SET resolved_at = now(), resolution = 'credential rotated'
+    WHERE f.resolved_at IS NULL AND f.category = 'auth' AND f.source = 'run'
+      AND f.source_id IN (SELECT r.id FROM courier.runs r JOIN courier.connections c ON c.id = r.connection_id
+                          WHERE c.credential_id = v.credential_id);
+    PERFORM courier.emit('CredentialRotated', cred.tenant_id, cred.id, NULL,
+      jsonb_build_object('credential_id', cred.id, 'version', v.version, 'previous_version', prior_version,
+                         'fingerprint', v.fingerprint, 'verified_with', connection_id));
+  ELSE
+    UPDATE courier.credential_versions x SET status = 'failed', verification_error = left(error_summary, 500),
+                                             retired_at = now()
+    WHERE x.id = v.id;
+    UPDATE courier.credentials c SET status = 'active', updated_at = now() WHERE c.id = v.credential_id;
+    INSERT INTO courier.failures (tenant_id, source, source_id, category, error_code, message, next_action)
+    VALUES (cred.tenant_id, 'probe', coalesce(connection_id, cred.id), 'auth', 'rotation_verification_failed',
+            left('credential ' || cred.id || ' version ' || v.version || ' failed verification: '
+                 || coalesce(error_summary, 'no detail'), 500), 'escalate');
+  END IF;
+  RETURN true;
+END
+$$;
+
+-- Operator views -------------------------------------------------------------
+
+CREATE VIEW courier.run_status AS
+SELECT r.id, r.tenant_id, r.connection_id, c.provider, r.operation, r.method, r.path, r.status, r.attempts,
+       r.next_attempt_at, r.lease_owner, r.lease_expires_at, r.external_ref, r.last_status_code, r.last_error,
+       r.last_error_code, r.trace_id, r.created_at, r.started_at, r.completed_at, r.latency_ms,
+       CASE WHEN r.status = 'pending' AND c.id IS NOT NULL
+                 AND (c.status <> 'active' OR c.health = 'unhealthy')
+            THEN 'connection ' || c.status || '/' || c.health END AS waiting_for
+FROM courier.runs r
+LEFT JOIN courier.connections c ON c.id = r.connection_id;
+
+CREATE VIEW courier.run_timeline AS
+SELECT a.run_id, r.tenant_id, r.connection_id, r.operation, a.attempt, a.started_at, a.duration_ms,
+       a.status_code, a.outcome, a.error_class, a.error_code, a.retryable, a.error_summary,
+       a.credential_version, a.worker
+FROM courier.run_attempts a
+JOIN courier.runs r ON r.id = a.run_id;
+
+CREATE VIEW courier.run_dead_letters AS
+SELECT r.id AS run_id, r.tenant_id, r.connection_id, r.operation, r.method, r.path, r.headers, r.body,
+       r.idempotency_key, r.trace_id, r.attempts, r.last_status_code, r.last_error, r.last_error_code,
+       r.created_at, r.completed_at AS dead_lettered_at
+FROM courier.runs r
+WHERE r.status = 'dead_lettered';
+
+CREATE VIEW courier.connection_health AS
+SELECT c.id, c.tenant_id, c.provider, c.base_url, c.auth_mode, c.status, c.status_reason, c.health,
+       c.consecutive_probe_failures, c.last_checked_at, c.last_health_error, c.credential_id,
+       v.version AS credential_version, v.expires_at AS credential_expires_at,
+       (SELECT count(*) FROM courier.runs r WHERE r.connection_id = c.id AND r.status = 'pending') AS runs_waiting,
+       (SELECT count(*) FROM courier.failures f
+        WHERE f.resolved_at IS NULL AND ((f.source = 'probe' AND f.source_id = c.id)
+           OR (f.source = 'run' AND f.source_id IN (SELECT r.id FROM courier.runs r WHERE r.connection_id = c.id))))
+         AS open_failures
+FROM courier.connections c
+LEFT JOIN courier.credential_versions v ON v.credential_id = c.credential_id AND v.status = 'active';
+
+-- Credentials whose active version expires, soonest first.
+CREATE VIEW courier.credential_expiry AS
+SELECT c.id AS credential_id, c.tenant_id, c.name, c.status, v.version, v.fingerprint, v.expires_at,
+       v.expires_at - now() AS expires_in
+FROM courier.credentials c
+JOIN courier.credential_versions v ON v.credential_id = c.id AND v.status = 'active'
+WHERE v.expires_at IS NOT NULL
+ORDER BY v.expires_at;
+
+CREATE VIEW courier.open_failures AS
+SELECT f.id, f.tenant_id, f.source, f.source_id, f.category, f.error_code, f.message, f.attempt, f.next_action,
+       f.trace_id, f.created_at,
+       (SELECT count(*) FROM courier.escalations e WHERE e.failure_id = f.id) AS escalations
+FROM courier.failures f
+WHERE f.resolved_at IS NULL;
+
+-- One row for metrics: runs by state, connections by health, credentials expiring.
+CREATE FUNCTION courier.run_queue_metrics(expiry_window interval,
+                                          OUT due bigint, OUT scheduled bigint, OUT waiting bigint,
+                                          OUT running bigint, OUT dead_lettered bigint,
+                                          OUT unhealthy_connections bigint, OUT degraded_connections bigint,
+                                          OUT credentials_expiring bigint, OUT open_escalations bigint)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, courier AS $$
+  SELECT count(*) FILTER (WHERE r.status = 'pending' AND r.next_attempt_at <= now()
+                            AND (c.id IS NULL OR (c.status = 'active' AND c.health <> 'unhealthy'))),
+         count(*) FILTER (WHERE r.status = 'pending' AND r.next_attempt_at > now()),
+         count(*) FILTER (WHERE r.status = 'pending' AND r.next_attempt_at <= now()
+                            AND c.id IS NOT NULL AND (c.status <> 'active' OR c.health = 'unhealthy')),
+         count(*) FILTER (WHERE r.status = 'running'),
+         (SELECT count(*) FROM courier.runs WHERE status = 'dead_lettered'),
+         (SELECT count(*) FROM courier.connections WHERE health = 'unhealthy' AND status <> 'retired'),
+         (SELECT count(*) FROM courier.connections WHERE status = 'degraded'),
+         (SELECT count(*) FROM courier.credential_versions
+          WHERE status = 'active' AND expires_at IS NOT NULL AND expires_at < now() + expiry_window),
+         (SELECT count(*) FROM courier.escalations e JOIN courier.failures f ON f.id = e.failure_id
+          WHERE e.acknowledged_at IS NULL AND f.resolved_at IS NULL)
+  FROM courier.runs r
+  LEFT JOIN courier.connections c ON c.id = r.connection_id
+  WHERE r.status IN ('pending', 'running')
+$$;
+
+-- Retention for runs (their attempts go with them), resolved failures and the outbox.
+CREATE FUNCTION courier.prune_runs(completed_before timestamptz, dead_before timestamptz, batch_size integer DEFAULT 5000)
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier AS $$
+DECLARE
+  removed integer;
+BEGIN
+  WITH victims AS (
+    SELECT r.id FROM courier.runs r
+    WHERE (r.status IN ('completed', 'failed') AND r.completed_at < completed_before)
+       OR (r.status = 'dead_lettered' AND r.completed_at < dead_before)
+    ORDER BY r.completed_at
+    LIMIT batch_size
+    FOR UPDATE SKIP LOCKED
+  ), gone AS (
+    DELETE FROM courier.runs r USING victims v WHERE r.id = v.id RETURNING r.id
+  )
+  SELECT count(*) INTO removed FROM gone;
+  DELETE FROM courier.failures f
+  WHERE f.id IN (SELECT x.id FROM courier.failures x
+                 WHERE x.resolved_at IS NOT NULL AND x.resolved_at < completed_before LIMIT batch_size);
+  DELETE FROM courier.outbox o
+  WHERE o.position IN (SELECT x.position FROM courier.outbox x WHERE x.created_at < completed_before
+                       ORDER BY x.position LIMIT batch_size);
+  RETURN removed;
+END
+$$;
+
+-- Privileges -----------------------------------------------------------------
+ALTER FUNCTION courier.check_credential_has_active_version() SECURITY DEFINER SET search_path = pg_catalog, courier;
+ALTER FUNCTION courier.guard_run_transition() SET search_path = pg_catalog, courier;
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA courier FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION courier.new_id(text), courier.event_type_matches(text[], text) TO PUBLIC;
+
+DO $grants$
+BEGIN
+  IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'courier_producer') THEN
+    -- Producers enqueue runs for their tenants; they read nothing (no credentials, no other tenant's runs).
+    GRANT EXECUTE ON FUNCTION courier.enqueue_run(text, text, text, text, text, text, jsonb, text, text, text)
+      TO courier_producer;
+    GRANT INSERT ON courier.runs TO courier_producer;
+  END IF;
+  IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'courier_operator') THEN
+    GRANT SELECT ON courier.run_status, courier.run_timeline, courier.run_dead_letters, courier.connection_health,
+                    courier.credential_expiry, courier.open_failures, courier.outbox, courier.escalations
+      TO courier_operator;
+    GRANT EXECUTE ON FUNCTION courier.replay_run(text), courier.run_queue_metrics(interval) TO courier_operator;
+  END IF;
+  IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'courier_daemon') THEN
+    GRANT SELECT ON courier.connections, courier.credentials, courier.credential_versions, courier.runs,
+                    courier.outbox TO courier_daemon;
+    GRANT UPDATE (status, lease_owner, lease_expires_at, started_at, updated_at) ON courier.runs TO courier_daemon;
+    GRANT EXECUTE ON FUNCTION courier.record_run_outcomes(text, text[], int[], text[], text[], bigint[], int[], text[],
+                                                          text[], text[], boolean[], text[], text[], bigint[],
+                                                          float8[], text[], text[], int[]),
+                              courier.release_runs(text, text[], bigint[], text[]),
+                              courier.degrade_connection(text, text),
+                              courier.record_probe(text, boolean, int, text, int),
+                              courier.finish_rotation(text, boolean, text, text),
+                              courier.run_queue_metrics(interval),
+                              courier.prune_runs(timestamptz, timestamptz, integer),
+                              courier.emit(text, text, text, text, jsonb)
+      TO courier_daemon;
+  END IF;
+END
+$grants$;
