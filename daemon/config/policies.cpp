@@ -348,6 +348,31 @@ void ParseAutoPause(const Entry& section, model::Policy& policy, Reporter& repor
   }
 }
 
+void ParseIntegration(const Entry& section, model::Policy& policy, Reporter& reporter) {
+  if (!IsMappingOrEmpty(section, "integration settings", reporter) || section.value.IsNull()) return;
+  auto& integration = policy.integration;
+  for (const Entry& entry : Entries(section.value, section.path, reporter)) {
+    if (entry.key == "health_check_interval") {
+      if (const auto v = ReadDuration(entry, Millis{100}, Millis{24LL * 3600 * 1000}, reporter)) {
+        integration.health_check_interval = *v;
+      }
+    } else if (entry.key == "unhealthy_after") {
+      if (const auto v = ReadInteger(entry, 1, 1000, reporter)) integration.unhealthy_after = static_cast<int>(*v);
+    } else if (entry.key == "run_when_degraded") {
+      if (const auto v = ReadBool(entry, reporter)) integration.run_when_degraded = *v;
+    } else if (entry.key == "max_rate_limited_waits") {
+      if (const auto v = ReadInteger(entry, 0, 100000, reporter)) integration.max_rate_limited_waits = static_cast<int>(*v);
+    } else if (entry.key == "token_refresh_margin") {
+      if (const auto v = ReadDuration(entry, Millis{0}, Millis{3600000}, reporter)) integration.token_refresh_margin = *v;
+    } else {
+      ReportUnknownKey(entry,
+                       "health_check_interval, unhealthy_after, run_when_degraded, max_rate_limited_waits, "
+                       "token_refresh_margin",
+                       reporter);
+    }
+  }
+}
+
 model::Policy ParsePolicy(const Entry& section, Reporter& reporter) {
   model::Policy policy;
   policy.name = section.key;
@@ -378,10 +403,12 @@ model::Policy ParsePolicy(const Entry& section, Reporter& reporter) {
       ParseCircuitBreaker(entry, policy, reporter);
     } else if (entry.key == "auto_pause") {
       ParseAutoPause(entry, policy, reporter);
+    } else if (entry.key == "integration") {
+      ParseIntegration(entry, policy, reporter);
     } else {
       ReportUnknownKey(entry,
                        "max_attempts, backoff, timeouts, retryable_statuses, response_excerpt_bytes, max_body_bytes, "
-                       "endpoint, limits, circuit_breaker, auto_pause",
+                       "endpoint, limits, circuit_breaker, auto_pause, integration",
                        reporter);
     }
   }

@@ -153,7 +153,7 @@ constexpr std::array<IntField, 2> kIntFields{{
     {"max_claim_batch", &Settings::max_claim_batch, 1, 10000},
 }};
 
-constexpr std::array<DurationField, 7> kDurationFields{{
+constexpr std::array<DurationField, 8> kDurationFields{{
     {"lease_margin", &Settings::lease_margin, Millis{1}, kMaxDuration},
     {"poll_interval", &Settings::poll_interval, Millis{1}, kMaxDuration},
     {"rescue_interval", &Settings::rescue_interval, Millis{1}, kMaxDuration},
@@ -161,6 +161,7 @@ constexpr std::array<DurationField, 7> kDurationFields{{
     {"maintenance_interval", &Settings::maintenance_interval, Millis{100}, Millis{3600000}},
     {"retention_completed", &Settings::retention_completed, Millis{60000}, kMaxDuration},
     {"retention_dead_lettered", &Settings::retention_dead_lettered, Millis{60000}, kMaxDuration},
+    {"credential_expiry_warning", &Settings::credential_expiry_warning, Millis{60000}, kMaxDuration},
 }};
 
 constexpr std::array<StringField, 8> kStringFields{{
@@ -176,8 +177,8 @@ constexpr std::array<StringField, 8> kStringFields{{
 
 constexpr std::string_view kKnownKeys =
     "database_url, worker_id, concurrency, max_claim_batch, lease_margin, poll_interval, rescue_interval, "
-    "shutdown_grace, maintenance_interval, retention_completed, retention_dead_lettered, policies_file, "
-    "master_key_file, metrics_address, log_level, log_format, user_agent, tenants";
+    "shutdown_grace, maintenance_interval, retention_completed, retention_dead_lettered, credential_expiry_warning, "
+    "policies_file, master_key_file, metrics_address, log_level, log_format, user_agent, tenants";
 
 // Messages (empty when valid) for one field of `settings`.
 std::string CheckInt(const IntField& field, const Settings& settings) {

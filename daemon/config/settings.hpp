@@ -27,6 +27,9 @@ struct Settings {
   model::Millis maintenance_interval{5000};          // queue depth refresh, lease rescue cadence
   model::Millis retention_completed{7LL * 24 * 3600 * 1000};       // delivered/failed kept this long
   model::Millis retention_dead_lettered{30LL * 24 * 3600 * 1000};  // dead letters kept longer
+  // Credentials whose active version expires within this window are counted
+  // in pgcourier_credentials_expiring (and listed by courier.credential_expiry).
+  model::Millis credential_expiry_warning{7LL * 24 * 3600 * 1000};
   std::vector<std::string> tenants;  // serve only these tenants; empty = all
   std::string user_agent = "pgcourier/0.1";
 };

@@ -15,6 +15,7 @@
 #include <unordered_map>
 
 #include "dispatch/request_builder.hpp"
+#include "dispatch/run_lane.hpp"
 #include "http/executor.hpp"
 #include "limits/limits.hpp"
 #include "metrics/metrics.hpp"
@@ -100,10 +101,16 @@ struct Dispatcher::Impl {
   std::optional<Clock::time_point> drain_deadline;
   bool aborted = false;
 
+  RunLane run_lane;
+  bool runs_notified = true;
+
   explicit Impl(DispatcherOptions opts)
       : options(std::move(opts)),
         settings(options.settings),
-        executor(http::ExecutorOptions{options.settings.concurrency, options.settings.user_agent, 1 << 20}) {
+        executor(http::ExecutorOptions{options.settings.concurrency, options.settings.user_agent, 1 << 20}),
+        run_lane(RunLaneContext{&settings, &executor, options.secret_box, options.metrics,
+                                [this] { return next_token++; }, [this] { return Random(); },
+                                [this](const model::Policy& policy) { return RulesFor(policy); }}) {
     control_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (control_fd < 0) throw std::runtime_error(std::string("eventfd: ") + std::generic_category().message(errno));
     lease = options.policies->LongestRequestTimeout() + settings.lease_margin;
@@ -395,7 +402,10 @@ struct Dispatcher::Impl {
   void CollectCompletions() {
     for (auto& c : executor.TakeCompletions()) {
       auto it = in_flight.find(c.token);
-      if (it == in_flight.end()) continue;
+      if (it == in_flight.end()) {
+        run_lane.Complete(c);
+        continue;
+      }
       InFlight f = std::move(it->second);
       in_flight.erase(it);
       const auto& d = f.delivery;
@@ -537,17 +547,34 @@ struct Dispatcher::Impl {
         pending_releases.clear();
       }
     }
+    if (run_lane.has_unwritten()) WithStore("recording run results", [&](store::Store& s) { run_lane.Flush(s); });
   }
 
-  int FreeSlots() const { return settings.concurrency - static_cast<int>(in_flight.size()); }
+  int FreeSlots() const { return settings.concurrency - static_cast<int>(in_flight.size()) - run_lane.busy(); }
+
+  bool HasUnwritten() const {
+    return !pending_outcomes.empty() || !pending_releases.empty() || run_lane.has_unwritten();
+  }
+
+  void MaybeClaimRuns(bool timer) {
+    if (!(runs_notified || timer || run_lane.backlog())) return;
+    const int free = FreeSlots();
+    if (free <= 0) return;
+    const auto policies = options.policies;
+    if (WithStore("claiming runs", [&](store::Store& s) { run_lane.Claim(s, free, lease, policies); })) {
+      runs_notified = false;
+    }
+  }
 
   void MaybeClaim() {
     if (!store || drain_deadline) return;
     WithStore("reading notifications", [&](store::Store& s) {
       if (s.TakeNotifications() > 0) notified = true;
+      if (s.TakeRunNotifications() > 0) runs_notified = true;
     });
     const auto now = Clock::now();
     const bool timer = now >= next_poll;
+    MaybeClaimRuns(timer);
     if (!(notified || timer || backlog)) return;
     const int free = FreeSlots();
     // With a backlog, wait for a useful batch of free slots instead of
@@ -596,6 +623,8 @@ struct Dispatcher::Impl {
       next_maintenance = now + settings.maintenance_interval;
       RefreshQueueMetrics();
       PruneFinished();
+      const auto policies = options.policies;
+      WithStore("run maintenance", [&](store::Store& s) { run_lane.Maintain(s, policies, options.metrics != nullptr); });
     }
   }
 
@@ -637,6 +666,9 @@ struct Dispatcher::Impl {
       total += removed;
       if (removed < kBatch) break;
     }
+    int runs_removed = 0;
+    WithStore("pruning runs", [&](store::Store& s) { runs_removed = run_lane.Prune(s, kBatch); });
+    if (runs_removed > 0) spdlog::info("retention: removed {} finished run(s) and their attempts", runs_removed);
     if (total > 0) {
       spdlog::info("retention: removed {} finished delivery(ies) and their attempts", total);
       if (options.metrics) options.metrics->Pruned(total);
@@ -671,6 +703,13 @@ struct Dispatcher::Impl {
         return o;
       });
     });
+    int runs_recovered = 0;
+    WithStore("rescuing expired run leases", [&](store::Store& s) { runs_recovered = run_lane.RescueExpired(s, policies); });
+    if (runs_recovered > 0) {
+      spdlog::warn("recovered {} run(s) whose lease expired (their daemon died or stalled)", runs_recovered);
+      if (options.metrics) options.metrics->LeasesRecovered(runs_recovered);
+      runs_notified = true;
+    }
     if (recovered > 0) {
       spdlog::warn("recovered {} delivery(ies) whose lease expired (their daemon died or stalled)", recovered);
       if (options.metrics) options.metrics->LeasesRecovered(recovered);
@@ -684,7 +723,7 @@ struct Dispatcher::Impl {
     if (!store) until = std::min(until, next_connect);
     else if (!drain_deadline) until = std::min({until, next_poll, next_rescue});
     if (drain_deadline) until = std::min(until, *drain_deadline);
-    if (!pending_outcomes.empty() || !pending_releases.empty()) until = std::min(until, now + Millis(50));
+    if (HasUnwritten()) until = std::min(until, now + Millis(50));
     if (options.heartbeat_interval.count() > 0) until = std::min(until, now + options.heartbeat_interval);
     const auto ms = std::chrono::duration_cast<Millis>(until - now).count();
     return static_cast<int>(std::clamp<std::int64_t>(ms, 0, 1000));
@@ -754,9 +793,9 @@ struct Dispatcher::Impl {
       AdoptNewPolicies();
       CollectCompletions();
       FlushWrites();
-      if (options.metrics) options.metrics->InFlight(static_cast<int>(in_flight.size()));
+      if (options.metrics) options.metrics->InFlight(static_cast<int>(in_flight.size()) + run_lane.busy());
       if (drain_deadline) {
-        const bool settled = in_flight.empty() && pending_outcomes.empty() && pending_releases.empty();
+        const bool settled = in_flight.empty() && run_lane.busy() == 0 && !HasUnwritten();
         if (settled) break;
         if (aborted && Clock::now() >= *drain_deadline) {
           spdlog::error("stopping with {} result(s) unwritten (database unreachable); their leases will expire "

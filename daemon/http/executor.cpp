@@ -330,9 +330,15 @@ void Executor::Run() {
       curl_easy_setopt(easy, CURLOPT_URL, t->request.url.c_str());
       curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
       curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-      curl_easy_setopt(easy, CURLOPT_POST, 1L);
-      curl_easy_setopt(easy, CURLOPT_POSTFIELDS, t->request.body.data());
-      curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(t->request.body.size()));
+      if (t->request.method == "GET") {
+        curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+      } else {
+        curl_easy_setopt(easy, CURLOPT_POST, 1L);
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDS, t->request.body.data());
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(t->request.body.size()));
+        // PUT, PATCH, DELETE: the same body handling with another verb (curl_easy_reset clears it for reuse).
+        if (t->request.method != "POST") curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, t->request.method.c_str());
+      }
       curl_easy_setopt(easy, CURLOPT_HTTPHEADER, t->headers.get());
       curl_easy_setopt(easy, CURLOPT_USERAGENT, options_.user_agent.c_str());
       curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);

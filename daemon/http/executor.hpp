@@ -25,6 +25,7 @@ namespace pgcourier::http {
 
 struct Request {
   std::uint64_t token = 0;             // caller's id, echoed in the Completion
+  std::string method = "POST";         // GET, POST, PUT, PATCH or DELETE
   std::string url;
   std::vector<std::string> headers;    // "Name: value"
   std::string body;

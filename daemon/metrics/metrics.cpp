@@ -54,6 +54,26 @@ struct Metrics::Impl {
       BuildGauge().Name("pgcourier_maintenance_leader").Help("1 while this daemon runs maintenance").Register(*registry);
   prometheus::Family<prometheus::Counter>& pruned =
       BuildCounter().Name("pgcourier_pruned_deliveries_total").Help("Finished deliveries removed by retention").Register(*registry);
+  prometheus::Family<prometheus::Counter>& run_attempts =
+      BuildCounter().Name("pgcourier_run_attempts_total").Help("Integration run attempts by outcome and error class").Register(*registry);
+  prometheus::Family<prometheus::Histogram>& run_attempt_duration =
+      BuildHistogram().Name("pgcourier_run_attempt_duration_seconds").Help("Duration of one run attempt").Register(*registry);
+  prometheus::Family<prometheus::Counter>& runs_finished =
+      BuildCounter().Name("pgcourier_runs_finished_total").Help("Integration runs reaching a terminal state").Register(*registry);
+  prometheus::Family<prometheus::Gauge>& run_queue_depth =
+      BuildGauge().Name("pgcourier_run_queue_depth").Help("Unfinished runs by state (maintenance leader)").Register(*registry);
+  prometheus::Family<prometheus::Gauge>& connections =
+      BuildGauge().Name("pgcourier_connections").Help("Connections that are unhealthy or degraded (maintenance leader)").Register(*registry);
+  prometheus::Family<prometheus::Gauge>& credentials_expiring =
+      BuildGauge().Name("pgcourier_credentials_expiring").Help("Credentials whose active version expires within credential_expiry_warning").Register(*registry);
+  prometheus::Family<prometheus::Gauge>& open_escalations =
+      BuildGauge().Name("pgcourier_escalations_open").Help("Escalations not acknowledged whose failure is unresolved").Register(*registry);
+  prometheus::Family<prometheus::Counter>& probes =
+      BuildCounter().Name("pgcourier_connection_probes_total").Help("Connection health checks by result").Register(*registry);
+  prometheus::Family<prometheus::Counter>& token_requests =
+      BuildCounter().Name("pgcourier_oauth_token_requests_total").Help("OAuth2 token requests by result").Register(*registry);
+  prometheus::Family<prometheus::Counter>& rotations =
+      BuildCounter().Name("pgcourier_credential_rotations_total").Help("Credential rotations verified, by result").Register(*registry);
   prometheus::Family<prometheus::Gauge>& build_info =
       BuildGauge().Name("pgcourier_build_info").Help("Build information").Register(*registry);
 
@@ -77,6 +97,11 @@ Metrics::Metrics(const std::string& listen_address, const std::string& version) 
   impl_->open_circuits.Add({}).Set(0);
   impl_->reloads.Add({{"result", "success"}});
   impl_->reloads.Add({{"result", "failure"}});
+  for (const char* status : {"completed", "failed", "dead_lettered"}) impl_->runs_finished.Add({{"status", status}});
+  for (const char* result : {"passed", "failed"}) impl_->probes.Add({{"result", result}});
+  for (const char* result : {"success", "failure"}) impl_->token_requests.Add({{"result", result}});
+  for (const char* result : {"promoted", "rejected"}) impl_->rotations.Add({{"result", result}});
+  impl_->credentials_expiring.Add({}).Set(0);
   if (!listen_address.empty()) {
     try {
       impl_->exposer = std::make_unique<prometheus::Exposer>(listen_address);
@@ -132,5 +157,26 @@ void Metrics::ConfigReload(bool success) {
 }
 void Metrics::Leader(bool is_leader) { impl_->leader.Add({}).Set(is_leader ? 1 : 0); }
 void Metrics::Pruned(int deliveries) { impl_->pruned.Add({}).Increment(deliveries); }
+
+void Metrics::RunAttemptRecorded(std::string_view outcome, std::string_view error_class, double duration_seconds) {
+  impl_->run_attempts.Add({{"outcome", std::string(outcome)}, {"error_class", std::string(error_class)}}).Increment();
+  impl_->run_attempt_duration.Add({}, Impl::DurationBuckets()).Observe(duration_seconds);
+}
+void Metrics::RunFinished(std::string_view status) { impl_->runs_finished.Add({{"status", std::string(status)}}).Increment(); }
+void Metrics::RunQueueDepth(std::string_view state, double runs) {
+  impl_->run_queue_depth.Add({{"state", std::string(state)}}).Set(runs);
+}
+void Metrics::Connections(std::string_view condition, double count) {
+  impl_->connections.Add({{"condition", std::string(condition)}}).Set(count);
+}
+void Metrics::CredentialsExpiring(double count) { impl_->credentials_expiring.Add({}).Set(count); }
+void Metrics::OpenEscalations(double count) { impl_->open_escalations.Add({}).Set(count); }
+void Metrics::ProbeRecorded(bool passed) { impl_->probes.Add({{"result", passed ? "passed" : "failed"}}).Increment(); }
+void Metrics::TokenRequest(bool succeeded) {
+  impl_->token_requests.Add({{"result", succeeded ? "success" : "failure"}}).Increment();
+}
+void Metrics::CredentialRotation(bool promoted) {
+  impl_->rotations.Add({{"result", promoted ? "promoted" : "rejected"}}).Increment();
+}
 
 }  // namespace pgcourier::metrics

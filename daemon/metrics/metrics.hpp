@@ -40,6 +40,18 @@ class Metrics {
   void Leader(bool is_leader);
   void Pruned(int deliveries);
 
+  // Integration runs.
+  void RunAttemptRecorded(std::string_view outcome, std::string_view error_class, double duration_seconds);
+  void RunFinished(std::string_view status);  // completed, failed, dead_lettered
+  // Runs by state (due, scheduled, waiting, running, dead_lettered), from the maintenance leader.
+  void RunQueueDepth(std::string_view state, double runs);
+  void Connections(std::string_view condition, double count);  // unhealthy, degraded
+  void CredentialsExpiring(double count);
+  void OpenEscalations(double count);
+  void ProbeRecorded(bool passed);
+  void TokenRequest(bool succeeded);
+  void CredentialRotation(bool promoted);
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;

@@ -68,6 +68,15 @@ struct Policy {
     int consecutive_failures = 0;
     Millis failing_for{0};  // failing without a single success for this long
   } auto_pause;
+
+  // Integration runs on connections that use this policy.
+  struct Integration {
+    Millis health_check_interval{30000};  // how often a connection's health check runs
+    int unhealthy_after = 1;              // consecutive failed probes that make it unhealthy (runs wait)
+    bool run_when_degraded = false;       // whether runs execute while its health is 'degraded'
+    int max_rate_limited_waits = 20;      // 429 answers that do not count against max_attempts
+    Millis token_refresh_margin{60000};   // OAuth2 tokens are renewed this long before they expire
+  } integration;
 };
 
 }  // namespace pgcourier::model

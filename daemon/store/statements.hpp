@@ -8,6 +8,7 @@
 namespace pgcourier::store {
 
 inline constexpr const char* kDeliveriesChannel = "courier_deliveries";
+inline constexpr const char* kRunsChannel = "courier_runs";
 
 inline constexpr const char* kStmtClaimDue = "claim_due";
 inline constexpr const char* kStmtRecordOutcomes = "record_outcomes";
@@ -22,11 +23,25 @@ inline constexpr const char* kStmtTryLeadership = "try_leadership";
 inline constexpr const char* kStmtQueueMetrics = "queue_metrics";
 inline constexpr const char* kStmtPrune = "prune";
 
+// Integration runs (run_statements.cpp).
+inline constexpr const char* kStmtClaimRuns = "claim_runs";
+inline constexpr const char* kStmtRecordRunOutcomes = "record_run_outcomes";
+inline constexpr const char* kStmtFindExpiredRunLeases = "find_expired_run_leases";
+inline constexpr const char* kStmtReleaseRuns = "release_runs";
+inline constexpr const char* kStmtDegradeConnection = "degrade_connection";
+inline constexpr const char* kStmtConnectionsToProbe = "connections_to_probe";
+inline constexpr const char* kStmtRecordProbe = "record_probe";
+inline constexpr const char* kStmtPendingRotations = "pending_rotations";
+inline constexpr const char* kStmtFinishRotation = "finish_rotation";
+inline constexpr const char* kStmtRunQueueMetrics = "run_queue_metrics";
+inline constexpr const char* kStmtPruneRuns = "prune_runs";
+
 // Prefix of last_error on deliveries put back unattempted (unknown policy,
 // cannot be signed); wake_held looks for it.
 inline constexpr const char* kHeldPrefix = "held: ";
 
 // (name, SQL) of every statement prepared on a daemon connection.
 const std::vector<std::pair<const char*, const char*>>& DaemonStatements();
+const std::vector<std::pair<const char*, const char*>>& RunStatements();
 
 }  // namespace pgcourier::store

@@ -5,80 +5,17 @@
 #include <pqxx/pqxx>
 #include <set>
 #include <sstream>
+#include <utility>
 
 #include "store/migrations.hpp"
 #include "store/statements.hpp"
+#include "store/store_impl.hpp"
 
 namespace pgcourier::store {
 namespace {
 
-// Runs fn, translating libpqxx exceptions into StoreError at this boundary.
-template <typename Fn>
-auto Translate(const char* what, Fn&& fn) -> decltype(fn()) {
-  try {
-    return fn();
-  } catch (const StoreError&) {
-    throw;
-  } catch (const pqxx::broken_connection& e) {
-    throw StoreError(StoreError::Kind::kConnectionLost, std::string(what) + ": connection lost: " + e.what());
-  } catch (const pqxx::in_doubt_error& e) {
-    throw StoreError(StoreError::Kind::kConnectionLost, std::string(what) + ": commit in doubt: " + e.what());
-  } catch (const pqxx::transaction_rollback& e) {
-    // Deadlock or serialization failure (not an sql_error in libpqxx 6.4).
-    throw StoreError(StoreError::Kind::kConflict, std::string(what) + ": " + e.what());
-  } catch (const pqxx::sql_error& e) {
-    // 57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now:
-    // the server is going away; treat as a lost connection.
-    const std::string& state = e.sqlstate();
-    auto kind = StoreError::Kind::kStatement;
-    if (state.rfind("57P", 0) == 0 || state.rfind("08", 0) == 0) kind = StoreError::Kind::kConnectionLost;
-    if (state == "40P01" || state == "40001") kind = StoreError::Kind::kConflict;
-    throw StoreError(kind, std::string(what) + ": " + e.what());
-  } catch (const std::exception& e) {
-    throw StoreError(StoreError::Kind::kStatement, std::string(what) + ": " + e.what());
-  }
-}
-
-std::string Quote(std::string_view item) {
-  std::string out;
-  out.reserve(item.size() + 2);
-  out.push_back('"');
-  for (char c : item) {
-    if (c == '"' || c == '\\') out.push_back('\\');
-    out.push_back(c);
-  }
-  out.push_back('"');
-  return out;
-}
-
-// Builds array literals column by column for unnest()-based batch statements.
-class ArrayBuilder {
- public:
-  void AddText(std::string_view value) { Sep(); out_ += Quote(value); }
-  void AddNull() { Sep(); out_ += "NULL"; }
-  template <typename T>
-  void AddNumber(T value) { Sep(); out_ += std::to_string(value); }
-  void AddBool(bool value) { Sep(); out_ += value ? "t" : "f"; }
-  std::string Finish() const { return "{" + out_ + "}"; }
-
- private:
-  void Sep() {
-    if (!first_) out_.push_back(',');
-    first_ = false;
-  }
-  std::string out_;
-  bool first_ = true;
-};
-
-class DeliveryNotifications final : public pqxx::notification_receiver {
- public:
-  DeliveryNotifications(pqxx::connection_base& conn, int* counter)
-      : pqxx::notification_receiver(conn, kDeliveriesChannel), counter_(counter) {}
-  void operator()(const std::string&, int) override { ++*counter_; }
-
- private:
-  int* counter_;
-};
+using detail::ArrayBuilder;
+using detail::Translate;
 
 // The outcome columns of kStmtRecordOutcomes, as array literals.
 struct OutcomeArrays {
@@ -115,49 +52,27 @@ OutcomeArrays BuildOutcomeArrays(const std::vector<model::DeliveryOutcome>& outc
 
 }  // namespace
 
-struct Store::Impl {
-  pqxx::connection conn;
-  StatementObserver observer;
-  int notifications = 0;
-  std::unique_ptr<DeliveryNotifications> receiver;
-
-  explicit Impl(const std::string& url, StatementObserver obs) : conn(url), observer(std::move(obs)) {
-    for (const auto& [name, sql] : DaemonStatements()) conn.prepare(name, sql);
-  }
-
-  // Times one statement for the observer.
-  template <typename Fn>
-  auto Timed(const char* name, Fn&& fn) -> decltype(fn()) {
-    const auto start = std::chrono::steady_clock::now();
-    auto result = fn();
-    if (observer) {
-      observer(name, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+std::vector<std::string> Store::Impl::ExecRecord(pqxx::work& txn, const std::string& worker,
+                                    const std::vector<model::DeliveryOutcome>& outcomes,
+                                    const std::vector<std::string>& owners,
+                                    std::vector<SubscriptionHealth>* health) {
+  const auto arrays = BuildOutcomeArrays(outcomes, owners);
+  const auto& p = arrays.params;
+  pqxx::result rows = Timed(kStmtRecordOutcomes, [&] {
+    return txn.exec_prepared(kStmtRecordOutcomes, worker, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8],
+                             p[9], p[10], p[11], p[12]);
+  });
+  std::vector<std::string> applied;
+  applied.reserve(rows.size());
+  for (const auto& row : rows) {
+    if (row[0].as<std::string>() == "d") {
+      applied.push_back(row[1].as<std::string>());
+    } else if (health) {
+      health->push_back({row[1].as<std::string>(), row[2].as<int>(), row[3].as<long long>()});
     }
-    return result;
   }
-
-  std::vector<std::string> ExecRecord(pqxx::work& txn, const std::string& worker,
-                                      const std::vector<model::DeliveryOutcome>& outcomes,
-                                      const std::vector<std::string>& owners,
-                                      std::vector<SubscriptionHealth>* health) {
-    const auto arrays = BuildOutcomeArrays(outcomes, owners);
-    const auto& p = arrays.params;
-    pqxx::result rows = Timed(kStmtRecordOutcomes, [&] {
-      return txn.exec_prepared(kStmtRecordOutcomes, worker, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8],
-                               p[9], p[10], p[11], p[12]);
-    });
-    std::vector<std::string> applied;
-    applied.reserve(rows.size());
-    for (const auto& row : rows) {
-      if (row[0].as<std::string>() == "d") {
-        applied.push_back(row[1].as<std::string>());
-      } else if (health) {
-        health->push_back({row[1].as<std::string>(), row[2].as<int>(), row[3].as<long long>()});
-      }
-    }
-    return applied;
-  }
-};
+  return applied;
+}
 
 Store::Store(const std::string& database_url, StatementObserver observer) {
   Translate("connect", [&] {
@@ -196,7 +111,8 @@ SchemaStatus Store::CheckSchema() {
 
 void Store::Listen() {
   Translate("listen", [&] {
-    impl_->receiver = std::make_unique<DeliveryNotifications>(impl_->conn, &impl_->notifications);
+    impl_->receiver = std::make_unique<detail::ChannelCounter>(impl_->conn, kDeliveriesChannel, &impl_->notifications);
+    impl_->run_receiver = std::make_unique<detail::ChannelCounter>(impl_->conn, kRunsChannel, &impl_->run_notifications);
     return 0;
   });
 }
@@ -205,11 +121,12 @@ int Store::socket() const { return impl_->conn.sock(); }
 
 int Store::TakeNotifications() {
   return Translate("notifications", [&] {
-    impl_->notifications = 0;
     impl_->conn.get_notifs();
-    return impl_->notifications;
+    return std::exchange(impl_->notifications, 0);
   });
 }
+
+int Store::TakeRunNotifications() { return std::exchange(impl_->run_notifications, 0); }
 
 std::vector<model::ClaimedDelivery> Store::ClaimDue(const std::string& worker, int limit,
                                                     std::chrono::milliseconds lease,

@@ -10,11 +10,13 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "model/delivery.hpp"
+#include "model/run.hpp"
 
 namespace pgcourier::store {
 
@@ -65,6 +67,21 @@ struct Release {
   std::string reason;
 };
 
+// A run lease that expired while its owner held it.
+struct ExpiredRunLease {
+  std::string run_id;
+  std::string lease_owner;
+  std::string policy_name;
+  int previous_attempts = 0;
+  int attempt_budget_base = 0;
+  int rate_limited_attempts = 0;
+};
+
+struct RunQueueMetrics {
+  long long due = 0, scheduled = 0, waiting = 0, running = 0, dead_lettered = 0;
+  long long unhealthy_connections = 0, degraded_connections = 0, credentials_expiring = 0, open_escalations = 0;
+};
+
 // Timing of one database statement, reported to an observer (metrics).
 using StatementObserver = std::function<void(const char* statement, double seconds)>;
 
@@ -82,8 +99,11 @@ class Store {
   // notification arrives; call TakeNotifications() to consume them.
   void Listen();
   int socket() const;
-  // Non-blocking: reads what arrived; returns how many notifications.
+  // Non-blocking: reads what arrived; returns how many delivery notifications
+  // arrived since the last call.
   int TakeNotifications();
+  // Run notifications (courier_runs) read by TakeNotifications since the last call.
+  int TakeRunNotifications();
 
   // Claims up to `limit` due deliveries for `worker`, leasing them for `lease`,
   // only of `tenants` when not empty.
@@ -125,6 +145,38 @@ class Store {
 
   // Gives claimed deliveries back (status pending/retry_scheduled, lease cleared).
   int ReleaseLeases(const std::string& worker, const std::vector<Release>& releases);
+
+  // Integration runs (run_store.cpp) ------------------------------------------
+
+  // Claims up to `limit` due runs that can execute now, plus runs that never
+  // can (unknown, retired or foreign connection: the caller dead-letters them).
+  // Runs of policies in `degraded_ok_policies` also run on a degraded connection.
+  std::vector<model::ClaimedRun> ClaimDueRuns(const std::string& worker, int limit, std::chrono::milliseconds lease,
+                                              const std::vector<std::string>& tenants,
+                                              const std::vector<std::string>& degraded_ok_policies);
+  // Records attempts (and failures, escalations, outbox events: see
+  // courier.record_run_outcomes) in one transaction, each only while its
+  // expected owner still holds the lease. A batch that breaks a constraint is
+  // retried row by row; a row that still fails is dead-lettered as poison
+  // with the database's error. Returns the ids that applied.
+  std::vector<std::string> RecordRunOutcomes(const std::string& worker, const std::vector<model::RunOutcome>& outcomes);
+  // Gives claimed runs back without an attempt (limits, waiting for a token, shutdown).
+  int ReleaseRuns(const std::string& worker, const std::vector<Release>& releases);
+  int RescueExpiredRuns(const std::string& worker, int limit,
+                        const std::function<model::RunOutcome(const ExpiredRunLease&)>& decide);
+  // Marks an active connection degraded (its runs wait). False if it was not active.
+  bool DegradeConnection(const std::string& connection_id, const std::string& reason);
+  std::vector<model::ProbeTarget> ConnectionsToProbe();
+  // Returns the connection's health after the probe ("" if it no longer exists).
+  std::string RecordProbe(const std::string& connection_id, bool ok, std::optional<int> status_code,
+                          const std::string& error, int unhealthy_after);
+  std::vector<model::PendingRotation> PendingRotations();
+  // False when the version was no longer rotating (another daemon finished it).
+  bool FinishRotation(const std::string& version_id, bool ok, const std::string& connection_id,
+                      const std::string& error);
+  RunQueueMetrics ReadRunQueueMetrics(std::chrono::milliseconds expiry_window);
+  int PruneRuns(std::chrono::milliseconds completed_retention, std::chrono::milliseconds dead_letter_retention,
+                int batch);
 
  private:
   struct Impl;

@@ -1,0 +1,103 @@
+// Plain data for integration runs as they move between store/, runs/ and
+// dispatch/: connections, claimed runs, their outcomes, health probes and
+// credential rotations. No third-party includes. Value types; not synchronised.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "model/delivery.hpp"
+
+namespace pgcourier::model {
+
+enum class RunStatus { kPending, kRunning, kCompleted, kFailed, kDeadLettered };
+std::string_view ToString(RunStatus status);
+
+// What happens after a failed attempt (courier.failures.next_action).
+enum class NextAction { kNone, kRetry, kDeadLetter, kEscalate };
+std::string_view ToString(NextAction action);  // "" for kNone
+
+// A connection as the daemon needs it to call the vendor, with the secret of
+// its credential's active (or, for a rotation, candidate) version, sealed.
+struct Connection {
+  std::string id;
+  std::string tenant_id;
+  std::string status;          // pending, active, degraded, retired
+  std::string base_url;
+  std::string auth_mode;       // none, api_key, bearer, basic, oauth2_client_credentials
+  std::string api_key_header;  // api_key: header name (empty: X-Api-Key)
+  std::string token_url;       // oauth2
+  std::string client_id;
+  std::string scopes;
+  std::string policy_name;
+  int max_in_flight = 0;       // 0 = the policy's
+  double rate_per_second = 0;
+  int rate_burst = 0;
+  std::string credential_id;
+  int credential_version = 0;  // 0 = no usable version
+  std::string sealed_secret;   // SecretBox text, associated data = credential_id
+  std::string health_check_method;  // empty: no health check
+  std::string health_check_path;
+  int health_check_expected_status = 0;  // 0 = any 2xx
+};
+
+// A run claimed by this worker (status 'running', lease held).
+struct ClaimedRun {
+  std::string id;
+  std::string tenant_id;
+  std::string connection_id;
+  std::string operation;
+  std::string method;
+  std::string path;
+  std::string headers_json;    // the run's non-secret headers, a JSON object
+  std::optional<std::string> body;
+  std::string idempotency_key;
+  std::string external_ref_pointer;
+  std::string trace_id;
+  std::string last_error_code;  // of the previous attempt ("auth_refresh" after a token refresh)
+  int previous_attempts = 0;
+  int rate_limited_attempts = 0;
+  int attempt_budget_base = 0;
+  bool connection_found = false;
+  Connection connection;
+  int Attempt() const { return previous_attempts + 1; }
+};
+
+struct RunOutcome {
+  std::string run_id;
+  std::string expected_owner;  // the lease holder the row must still have
+  int attempt = 0;
+  RunStatus next_status = RunStatus::kPending;
+  std::optional<std::int64_t> retry_delay_ms;  // set when next_status is kPending
+  std::optional<int> status_code;
+  std::string outcome;         // "completed", "http_error", "timeout", "poison", "lease_expired", ...
+  FailureClass failure_class = FailureClass::kNone;
+  std::string error_code;      // e.g. "http_503", "auth_refresh", "unknown_connection"
+  bool retryable = false;
+  std::string error_summary;   // <= 512 bytes, redacted, valid UTF-8
+  std::string response_excerpt;
+  std::string external_ref;
+  NextAction next_action = NextAction::kNone;
+  int credential_version = 0;
+  std::int64_t started_us = 0;
+  double duration_ms = 0;
+};
+
+// A connection whose health check is due (or may be: the daemon decides by
+// its policy's interval).
+struct ProbeTarget {
+  Connection connection;
+  std::int64_t since_last_check_ms = -1;  // -1: never checked
+};
+
+// A credential version waiting for its verification call.
+struct PendingRotation {
+  std::string version_id;
+  int version = 0;
+  std::string credential_id;
+  std::string tenant_id;
+  std::optional<Connection> connection;  // one using the credential (with the candidate secret); none: promote
+};
+
+}  // namespace pgcourier::model
