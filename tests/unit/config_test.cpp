@@ -375,7 +375,7 @@ extra: true
   REQUIRE(problems.size() == 4);
   CHECK(problems[0] == "p.yaml:3: policies.default.max_attempt: unknown key (expected one of: max_attempts, backoff, "
                        "timeouts, retryable_statuses, response_excerpt_bytes, max_body_bytes, endpoint, limits, circuit_breaker, "
-        "auto_pause)");
+        "auto_pause, integration)");
   CHECK(problems[1] ==
         "p.yaml:5: policies.default.backoff.bass: unknown key (expected one of: base, factor, cap, jitter, schedule)");
   CHECK(problems[2] == "p.yaml:7: policies.default.timeouts.read: unknown key (expected one of: connect, request)");
