@@ -15,7 +15,7 @@
 -- position) and woken by NOTIFY courier_outbox at commit.
 CREATE TABLE courier.outbox (
   position    bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-  id          text NOT NULL UNIQUE DEFAULT courier.new_id('obx_'),
+  id          text NOT NULL DEFAULT courier.new_id('obx_'),
   event_type  text NOT NULL,
   tenant_id   text NOT NULL,
   subject_id  text NOT NULL,
@@ -24,7 +24,7 @@ CREATE TABLE courier.outbox (
   created_at  timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX outbox_tenant_type ON courier.outbox (tenant_id, event_type, position);
-CREATE INDEX outbox_created ON courier.outbox (created_at);
+-- No index on created_at: position follows time, and retention walks the primary key.
 
 CREATE FUNCTION courier.notify_outbox() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier AS $$
@@ -290,13 +290,17 @@ BEGIN
   IF (OLD.status = 'pending' AND NEW.status IN ('running', 'failed'))
      OR (OLD.status = 'running' AND NEW.status IN ('pending', 'completed', 'failed', 'dead_lettered'))
      OR (OLD.status IN ('failed', 'dead_lettered') AND NEW.status = 'pending'
-         AND current_setting('courier.replaying_run', true) = OLD.id) THEN
+         -- only inside courier.replay_run(), which runs as the schema owner: any session can
+         -- set the custom setting, but not be the owner
+         AND current_setting('courier.replaying_run', true) = OLD.id
+         AND current_user = (SELECT n.nspowner::regrole::text FROM pg_namespace n WHERE n.nspname = 'courier')) THEN
     RETURN NEW;
   END IF;
   RAISE EXCEPTION 'run %: status cannot go from % to %', OLD.id, OLD.status, NEW.status
     USING ERRCODE = 'check_violation',
           HINT = CASE WHEN OLD.status IN ('failed', 'dead_lettered') THEN 'use courier.replay_run()'
-                      WHEN OLD.status = 'completed' THEN 'a completed run is never executed again' END;
+                      WHEN OLD.status = 'completed' THEN 'a completed run is never executed again'
+                      ELSE 'runs move pending -> running -> pending | completed | failed | dead_lettered' END;
 END
 $$;
 CREATE TRIGGER runs_monotonic BEFORE UPDATE ON courier.runs
@@ -470,6 +474,14 @@ BEGIN
          i.error_class, i.error_code, i.retryable, i.summary, i.excerpt, i.credential_version, worker
   FROM pg_temp.run_outcome_input i WHERE i.applied;
 
+  -- Earlier failures end when the run completes or is dead-lettered; the failure of
+  -- the attempt that dead-letters it (inserted below) stays open for the operator.
+  UPDATE courier.failures f
+  SET resolved_at = now(), resolution = r.status
+  FROM pg_temp.run_outcome_input i JOIN courier.runs r ON r.id = i.id
+  WHERE i.applied AND i.status IN ('completed', 'dead_lettered')
+    AND f.source = 'run' AND f.source_id = i.id AND f.resolved_at IS NULL;
+
   INSERT INTO courier.failures (tenant_id, source, source_id, category, error_code, message, attempt,
                                 next_action, trace_id)
   SELECT r.tenant_id, 'run', r.id,
@@ -477,12 +489,6 @@ BEGIN
          coalesce(i.error_code, i.outcome), i.summary, i.attempt, coalesce(i.next_action, 'retry'), r.trace_id
   FROM pg_temp.run_outcome_input i JOIN courier.runs r ON r.id = i.id
   WHERE i.applied AND i.error_class IS NOT NULL;
-
-  UPDATE courier.failures f
-  SET resolved_at = now(), resolution = r.status
-  FROM pg_temp.run_outcome_input i JOIN courier.runs r ON r.id = i.id
-  WHERE i.applied AND i.status IN ('completed', 'dead_lettered')
-    AND f.source = 'run' AND f.source_id = i.id AND f.resolved_at IS NULL;
 
   RETURN QUERY SELECT i.id FROM pg_temp.run_outcome_input i WHERE i.applied;
 END
@@ -755,6 +761,9 @@ BEGIN
   IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'courier_daemon') THEN
     GRANT SELECT ON courier.connections, courier.credentials, courier.credential_versions, courier.runs,
                     courier.outbox TO courier_daemon;
+    -- record_outcomes writes delivery events and failures in the same statement as the outcomes.
+    GRANT INSERT ON courier.outbox, courier.failures TO courier_daemon;
+    GRANT USAGE ON SEQUENCE courier.outbox_position_seq TO courier_daemon;
     GRANT UPDATE (status, lease_owner, lease_expires_at, started_at, updated_at) ON courier.runs TO courier_daemon;
     GRANT EXECUTE ON FUNCTION courier.record_run_outcomes(text, text[], int[], text[], text[], bigint[], int[], text[],
                                                           text[], text[], boolean[], text[], text[], bigint[],

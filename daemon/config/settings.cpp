@@ -97,6 +97,11 @@ std::string CheckLogFormat(const std::string& value) {
   return "expected text or json, got " + Quote(value);
 }
 
+std::string CheckDeliveryEvents(const std::string& value) {
+  if (value == "all" || value == "failures" || value == "none") return {};
+  return "expected all, failures or none, got " + Quote(value);
+}
+
 std::string CheckLogLevel(const std::string& value) {
   static constexpr std::array<std::string_view, 7> kLevels{"trace", "debug", "info", "warn", "error", "critical", "off"};
   if (std::find(kLevels.begin(), kLevels.end(), value) != kLevels.end()) return {};
@@ -164,7 +169,7 @@ constexpr std::array<DurationField, 8> kDurationFields{{
     {"credential_expiry_warning", &Settings::credential_expiry_warning, Millis{60000}, kMaxDuration},
 }};
 
-constexpr std::array<StringField, 8> kStringFields{{
+constexpr std::array<StringField, 9> kStringFields{{
     {"log_format", &Settings::log_format, &CheckLogFormat},
     {"database_url", &Settings::database_url, &CheckAnything},
     {"worker_id", &Settings::worker_id, &CheckNoControlCharacters},
@@ -173,6 +178,7 @@ constexpr std::array<StringField, 8> kStringFields{{
     {"metrics_address", &Settings::metrics_address, &CheckMetricsAddress},
     {"log_level", &Settings::log_level, &CheckLogLevel},
     {"user_agent", &Settings::user_agent, &CheckNoControlCharacters},
+    {"delivery_events", &Settings::delivery_events, &CheckDeliveryEvents},
 }};
 
 constexpr std::string_view kKnownKeys =

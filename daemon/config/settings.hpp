@@ -30,6 +30,10 @@ struct Settings {
   // Credentials whose active version expires within this window are counted
   // in pgcourier_credentials_expiring (and listed by courier.credential_expiry).
   model::Millis credential_expiry_warning{7LL * 24 * 3600 * 1000};
+  // Outbox events for deliveries (WebhookDelivered, WebhookFailed,
+  // WebhookDeadLettered) and failures rows for deliveries that end failed or
+  // dead-lettered: all, failures (no WebhookDelivered), or none.
+  std::string delivery_events = "all";
   std::vector<std::string> tenants;  // serve only these tenants; empty = all
   std::string user_agent = "pgcourier/0.1";
 };

@@ -152,6 +152,7 @@ struct Dispatcher::Impl {
             schema.current_version, schema.required_version, missing);
         return false;
       }
+      fresh->SetDeliveryEvents(settings.delivery_events);
       fresh->Listen();
       store = std::move(fresh);
       if (reconnect_delay != kReconnectMin || ready_sent) {

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <pqxx/pqxx>
 #include <string_view>
+#include <type_traits>
+#include <variant>
 
 namespace pgcourier::store {
 namespace {
@@ -46,6 +48,64 @@ auto Guard(const char* what, Fn&& fn) -> decltype(fn()) {
 
 std::string Text(const pqxx::field& f) { return f.is_null() ? std::string() : f.as<std::string>(); }
 
+// A SELECT list and the field of S each of its columns is read into, written
+// side by side so that they cannot drift apart. Text fields read NULL as "".
+template <typename S>
+class Columns {
+ public:
+  using Field = std::variant<std::string S::*, int S::*, long long S::*, double S::*, bool S::*>;
+  struct Column {
+    const char* sql;
+    Field field;
+  };
+
+  Columns(std::initializer_list<Column> columns) : columns_(columns) {}
+  Columns(const Columns& first, std::initializer_list<Column> more) : columns_(first.columns_) {
+    columns_.insert(columns_.end(), more);
+  }
+
+  pqxx::row::size_type size() const { return static_cast<pqxx::row::size_type>(columns_.size()); }
+
+  // "a, b, c"
+  std::string List() const {
+    std::string out;
+    for (const auto& c : columns_) out.append(out.empty() ? "" : ", ").append(c.sql);
+    return out;
+  }
+  // "SELECT a, b, c " + from + rest
+  std::string Select(std::string_view from, std::string_view rest = "") const {
+    return "SELECT " + List() + " " + std::string(from) + std::string(rest);
+  }
+
+  // The columns from `first` on.
+  S Read(const pqxx::row& row, pqxx::row::size_type first = 0) const {
+    S out{};
+    for (const auto& c : columns_) {
+      const pqxx::field f = row[first++];
+      std::visit(
+          [&](auto member) {
+            auto& target = out.*member;
+            using T = std::remove_reference_t<decltype(target)>;
+            if constexpr (std::is_same_v<T, std::string>) {
+              target = Text(f);
+            } else {
+              target = f.template as<T>();
+            }
+          },
+          c.field);
+    }
+    return out;
+  }
+  std::vector<S> ReadAll(const pqxx::result& rows) const {
+    std::vector<S> out;
+    for (const auto& r : rows) out.push_back(Read(r));
+    return out;
+  }
+
+ private:
+  std::vector<Column> columns_;
+};
+
 // Timestamps are selected as date_trunc('second', column)::text: ISO style
 // (DateStyle is set on connecting), NULL stays NULL and 'infinity' reads as such.
 
@@ -57,51 +117,97 @@ constexpr const char* kNewestSecretFirst = " ORDER BY created_at DESC, id DESC";
 
 SecretInfo SecretFromRow(const pqxx::row& r) { return {Text(r[0]), Text(r[1]), Text(r[2]), Text(r[3])}; }
 
-// Columns of courier.subscription_health (as h), read by StateFromRow.
-constexpr const char* kStateColumns =
-    "h.subscription_id, h.tenant_id, h.url, h.state, "
-    "date_trunc('second', CASE h.state WHEN 'paused' THEN h.paused_at WHEN 'disabled' THEN h.disabled_at END)::text, "
-    "CASE h.state WHEN 'paused' THEN h.pause_reason WHEN 'disabled' THEN h.disabled_reason END, "
-    "h.consecutive_failures, date_trunc('second', h.failing_since)::text, "
-    "date_trunc('second', h.last_success_at)::text, date_trunc('second', h.last_failure_at)::text, "
-    "h.last_error, h.held_deliveries ";
+// courier.subscription_health h.
+const Columns<SubscriptionState> kStateColumns = {
+    {"h.subscription_id", &SubscriptionState::subscription_id},
+    {"h.tenant_id", &SubscriptionState::tenant_id},
+    {"h.url", &SubscriptionState::url},
+    {"h.state", &SubscriptionState::state},
+    {"date_trunc('second', CASE h.state WHEN 'paused' THEN h.paused_at WHEN 'disabled' THEN h.disabled_at END)::text",
+     &SubscriptionState::since},
+    {"CASE h.state WHEN 'paused' THEN h.pause_reason WHEN 'disabled' THEN h.disabled_reason END",
+     &SubscriptionState::reason},
+    {"h.consecutive_failures", &SubscriptionState::consecutive_failures},
+    {"date_trunc('second', h.failing_since)::text", &SubscriptionState::failing_since},
+    {"date_trunc('second', h.last_success_at)::text", &SubscriptionState::last_success_at},
+    {"date_trunc('second', h.last_failure_at)::text", &SubscriptionState::last_failure_at},
+    {"h.last_error", &SubscriptionState::last_error},
+    {"h.held_deliveries", &SubscriptionState::held_deliveries},
+};
 
-SubscriptionState StateFromRow(const pqxx::row& r, pqxx::row::size_type first) {
-  SubscriptionState s;
-  s.subscription_id = Text(r[first]);
-  s.tenant_id = Text(r[first + 1]);
-  s.url = Text(r[first + 2]);
-  s.state = Text(r[first + 3]);
-  s.since = Text(r[first + 4]);
-  s.reason = Text(r[first + 5]);
-  s.consecutive_failures = r[first + 6].as<int>();
-  s.failing_since = Text(r[first + 7]);
-  s.last_success_at = Text(r[first + 8]);
-  s.last_failure_at = Text(r[first + 9]);
-  s.last_error = Text(r[first + 10]);
-  s.held_deliveries = r[first + 11].as<long long>();
-  return s;
-}
+// courier.subscriptions s; its state follows (kStateColumns).
+const Columns<SubscriptionInfo> kSubscriptionColumns = {
+    {"s.id", &SubscriptionInfo::id},
+    {"s.tenant_id", &SubscriptionInfo::tenant_id},
+    {"s.url", &SubscriptionInfo::url},
+    {"s.event_types::text", &SubscriptionInfo::event_types},
+    {"s.policy", &SubscriptionInfo::policy},
+    {"date_trunc('second', s.created_at)::text", &SubscriptionInfo::created_at},
+};
 
 const std::string& SubscriptionSelect() {
   static const std::string sql =
-      std::string("SELECT s.id, s.tenant_id, s.url, s.event_types::text, s.policy, "
-                  "date_trunc('second', s.created_at)::text, ") +
-      kStateColumns + "FROM courier.subscriptions s JOIN courier.subscription_health h ON h.subscription_id = s.id ";
+      kSubscriptionColumns.Select(", " + kStateColumns.List() +
+                                  " FROM courier.subscriptions s "
+                                  "JOIN courier.subscription_health h ON h.subscription_id = s.id ");
   return sql;
 }
 
 SubscriptionInfo SubscriptionFromRow(const pqxx::row& r) {
-  SubscriptionInfo info;
-  info.id = Text(r[0]);
-  info.tenant_id = Text(r[1]);
-  info.url = Text(r[2]);
-  info.event_types = Text(r[3]);
-  info.policy = Text(r[4]);
-  info.created_at = Text(r[5]);
-  info.state = StateFromRow(r, 6);
+  auto info = kSubscriptionColumns.Read(r);
+  info.state = kStateColumns.Read(r, kSubscriptionColumns.size());
   return info;
 }
+
+// courier.delivery_timeline or courier.run_timeline.
+const Columns<AttemptInfo> kAttemptColumns = {
+    {"attempt", &AttemptInfo::attempt},
+    {"to_char(started_at, 'YYYY-MM-DD HH24:MI:SS.MSOF')", &AttemptInfo::started_at},
+    {"duration_ms", &AttemptInfo::duration_ms},
+    {"status_code::text", &AttemptInfo::status_code},
+    {"outcome", &AttemptInfo::outcome},
+    {"error_class", &AttemptInfo::error_class},
+    {"retryable", &AttemptInfo::retryable},
+    {"error_summary", &AttemptInfo::error_summary},
+    {"worker", &AttemptInfo::worker},
+};
+const Columns<AttemptInfo> kRunAttemptColumns(kAttemptColumns,
+                                              {
+                                                  {"error_code", &AttemptInfo::error_code},
+                                                  {"credential_version::text", &AttemptInfo::credential_version},
+                                              });
+
+// courier.delivery_status.
+const Columns<DeliveryDetail> kDeliveryColumns = {
+    {"id", &DeliveryDetail::id},
+    {"tenant_id", &DeliveryDetail::tenant_id},
+    {"status", &DeliveryDetail::status},
+    {"attempts", &DeliveryDetail::attempts},
+    {"subscription_id", &DeliveryDetail::subscription_id},
+    {"url", &DeliveryDetail::url},
+    {"event_id", &DeliveryDetail::event_id},
+    {"event_type", &DeliveryDetail::event_type},
+    {"date_trunc('second', next_attempt_at)::text", &DeliveryDetail::next_attempt_at},
+    {"lease_owner", &DeliveryDetail::lease_owner},
+    {"date_trunc('second', lease_expires_at)::text", &DeliveryDetail::lease_expires_at},
+    {"last_status_code::text", &DeliveryDetail::last_status_code},
+    {"last_error", &DeliveryDetail::last_error},
+    {"date_trunc('second', created_at)::text", &DeliveryDetail::created_at},
+    {"date_trunc('second', updated_at)::text", &DeliveryDetail::updated_at},
+    {"date_trunc('second', completed_at)::text", &DeliveryDetail::completed_at},
+};
+
+// courier.delivery_status.
+const Columns<RecentDelivery> kRecentColumns = {
+    {"id", &RecentDelivery::id},
+    {"event_type", &RecentDelivery::event_type},
+    {"subscription_id", &RecentDelivery::subscription_id},
+    {"status", &RecentDelivery::status},
+    {"attempts", &RecentDelivery::attempts},
+    {"coalesce(last_status_code::text, '')", &RecentDelivery::last_status_code},
+    {"coalesce(last_error, '')", &RecentDelivery::last_error},
+    {"to_char(updated_at, 'YYYY-MM-DD HH24:MI:SS.MS')", &RecentDelivery::updated_at},
+};
 
 // A call of a SQL function in named notation with only the arguments given,
 // so the function's own defaults apply to the others.
@@ -131,6 +237,136 @@ class NamedCall {
   std::vector<std::string> params_;
 };
 
+// ---- integration runs ----
+
+// courier.connections c joined with courier.connection_health h (kConnectionFrom).
+const Columns<ConnectionInfo> kConnectionColumns = {
+    {"c.id", &ConnectionInfo::id},
+    {"c.tenant_id", &ConnectionInfo::tenant_id},
+    {"c.provider", &ConnectionInfo::provider},
+    {"c.base_url", &ConnectionInfo::base_url},
+    {"c.auth_mode", &ConnectionInfo::auth_mode},
+    {"c.status", &ConnectionInfo::status},
+    {"c.status_reason", &ConnectionInfo::status_reason},
+    {"c.health", &ConnectionInfo::health},
+    {"c.consecutive_probe_failures", &ConnectionInfo::consecutive_probe_failures},
+    {"date_trunc('second', c.last_checked_at)::text", &ConnectionInfo::last_checked_at},
+    {"c.last_health_error", &ConnectionInfo::last_health_error},
+    {"c.credential_id", &ConnectionInfo::credential_id},
+    {"h.credential_version::text", &ConnectionInfo::credential_version},
+    {"date_trunc('second', h.credential_expires_at)::text", &ConnectionInfo::credential_expires_at},
+    {"h.runs_waiting", &ConnectionInfo::runs_waiting},
+    {"h.open_failures", &ConnectionInfo::open_failures},
+    {"c.api_key_header", &ConnectionInfo::api_key_header},
+    {"c.token_url", &ConnectionInfo::token_url},
+    {"c.client_id", &ConnectionInfo::client_id},
+    {"c.scopes", &ConnectionInfo::scopes},
+    {"c.health_check_method || ' ' || c.health_check_path", &ConnectionInfo::health_check},
+    {"c.health_check_expected_status::text", &ConnectionInfo::expected_status},
+    {"c.policy", &ConnectionInfo::policy},
+    {"c.max_in_flight::text", &ConnectionInfo::max_in_flight},
+    {"c.rate_limit_per_second::text", &ConnectionInfo::rate_limit_per_second},
+    {"c.rate_limit_burst::text", &ConnectionInfo::rate_limit_burst},
+    {"date_trunc('second', c.created_at)::text", &ConnectionInfo::created_at},
+    {"date_trunc('second', c.updated_at)::text", &ConnectionInfo::updated_at},
+};
+constexpr const char* kConnectionFrom = "FROM courier.connections c JOIN courier.connection_health h ON h.id = c.id ";
+
+// courier.credentials c with its active version v; the expiry from courier.credential_expiry e.
+const Columns<CredentialInfo> kCredentialColumns = {
+    {"c.id", &CredentialInfo::id},
+    {"c.tenant_id", &CredentialInfo::tenant_id},
+    {"c.name", &CredentialInfo::name},
+    {"c.status", &CredentialInfo::status},
+    {"v.version::text", &CredentialInfo::active_version},
+    {"v.fingerprint", &CredentialInfo::fingerprint},
+    {"date_trunc('second', e.expires_at)::text", &CredentialInfo::expires_at},
+    {"CASE WHEN e.expires_in <= interval '0' THEN 'expired' ELSE date_trunc('minute', e.expires_in)::text END",
+     &CredentialInfo::expires_in},
+    {"date_trunc('second', c.created_at)::text", &CredentialInfo::created_at},
+    {"date_trunc('second', c.updated_at)::text", &CredentialInfo::updated_at},
+};
+constexpr const char* kCredentialFrom =
+    "FROM courier.credentials c "
+    "LEFT JOIN courier.credential_versions v ON v.credential_id = c.id AND v.status = 'active' "
+    "LEFT JOIN courier.credential_expiry e ON e.credential_id = c.id ";
+
+// courier.credential_versions: never sealed_secret.
+const Columns<CredentialVersionInfo> kCredentialVersionColumns = {
+    {"version", &CredentialVersionInfo::version},
+    {"status", &CredentialVersionInfo::status},
+    {"fingerprint", &CredentialVersionInfo::fingerprint},
+    {"date_trunc('second', created_at)::text", &CredentialVersionInfo::created_at},
+    {"date_trunc('second', activated_at)::text", &CredentialVersionInfo::activated_at},
+    {"date_trunc('second', retired_at)::text", &CredentialVersionInfo::retired_at},
+    {"date_trunc('second', expires_at)::text", &CredentialVersionInfo::expires_at},
+    {"verification_error", &CredentialVersionInfo::verification_error},
+};
+
+// courier.run_status s with courier.runs r (kRunFrom) for the idempotency key and pointer.
+const Columns<RunInfo> kRunColumns = {
+    {"s.id", &RunInfo::id},
+    {"s.tenant_id", &RunInfo::tenant_id},
+    {"s.connection_id", &RunInfo::connection_id},
+    {"s.provider", &RunInfo::provider},
+    {"s.operation", &RunInfo::operation},
+    {"s.method", &RunInfo::method},
+    {"s.path", &RunInfo::path},
+    {"s.status", &RunInfo::status},
+    {"s.attempts", &RunInfo::attempts},
+    {"date_trunc('second', s.next_attempt_at)::text", &RunInfo::next_attempt_at},
+    {"s.lease_owner", &RunInfo::lease_owner},
+    {"date_trunc('second', s.lease_expires_at)::text", &RunInfo::lease_expires_at},
+    {"s.external_ref", &RunInfo::external_ref},
+    {"s.last_status_code::text", &RunInfo::last_status_code},
+    {"s.last_error", &RunInfo::last_error},
+    {"s.last_error_code", &RunInfo::last_error_code},
+    {"s.trace_id", &RunInfo::trace_id},
+    {"date_trunc('second', s.created_at)::text", &RunInfo::created_at},
+    {"date_trunc('second', s.started_at)::text", &RunInfo::started_at},
+    {"date_trunc('second', s.completed_at)::text", &RunInfo::completed_at},
+    {"round(s.latency_ms::numeric, 1)::text", &RunInfo::latency_ms},
+    {"s.waiting_for", &RunInfo::waiting_for},
+    {"r.idempotency_key", &RunInfo::idempotency_key},
+    {"r.external_ref_pointer", &RunInfo::external_ref_pointer},
+};
+constexpr const char* kRunFrom = "FROM courier.run_status s JOIN courier.runs r ON r.id = s.id ";
+
+// courier.failures f.
+const Columns<FailureInfo> kFailureColumns = {
+    {"f.id", &FailureInfo::id},
+    {"date_trunc('second', f.created_at)::text", &FailureInfo::created_at},
+    {"f.category", &FailureInfo::category},
+    {"f.error_code", &FailureInfo::error_code},
+    {"f.message", &FailureInfo::message},
+    {"f.attempt::text", &FailureInfo::attempt},
+    {"f.next_action", &FailureInfo::next_action},
+    {"date_trunc('second', f.resolved_at)::text", &FailureInfo::resolved_at},
+    {"f.resolution", &FailureInfo::resolution},
+    {"(SELECT count(*) FROM courier.escalations e WHERE e.failure_id = f.id)", &FailureInfo::escalations},
+};
+
+// courier.run_queue_metrics().
+const Columns<RunQueueCounts> kRunQueueColumns = {
+    {"due", &RunQueueCounts::due},
+    {"scheduled", &RunQueueCounts::scheduled},
+    {"waiting", &RunQueueCounts::waiting},
+    {"running", &RunQueueCounts::running},
+    {"dead_lettered", &RunQueueCounts::dead_lettered},
+    {"unhealthy_connections", &RunQueueCounts::unhealthy_connections},
+    {"degraded_connections", &RunQueueCounts::degraded_connections},
+    {"credentials_expiring", &RunQueueCounts::credentials_expiring},
+    {"open_escalations", &RunQueueCounts::open_escalations},
+};
+
+template <typename T>
+Checked<T> Refuse(Refusal refusal, const std::string& detail = "") {
+  Checked<T> out;
+  out.refusal = refusal;
+  out.detail = detail;
+  return out;
+}
+
 }  // namespace
 
 struct AdminStore::Impl {
@@ -149,17 +385,48 @@ struct AdminStore::Impl {
   }
 
   SubscriptionState State(pqxx::transaction_base& txn, const std::string& subscription_id) {
-    return StateFromRow(
-        txn.exec_params1(std::string("SELECT ") + kStateColumns +
-                             "FROM courier.subscription_health h WHERE h.subscription_id = $1",
-                         subscription_id),
-        0);
+    return kStateColumns.Read(txn.exec_params1(
+        kStateColumns.Select("FROM courier.subscription_health h WHERE h.subscription_id = $1"), subscription_id));
   }
 
   // Locks the subscription's row for the rest of the transaction, so that
   // changes to it and its secrets are serialized; false if there is none.
   bool LockSubscription(pqxx::transaction_base& txn, const std::string& subscription_id) {
     return !txn.exec_params("SELECT 1 FROM courier.subscriptions WHERE id = $1 FOR UPDATE", subscription_id).empty();
+  }
+
+  // True when expires_at (timestamptz text; empty: never) is not in the future.
+  bool ExpiryInPast(pqxx::transaction_base& txn, const std::string& expires_at) {
+    return txn.exec_params1("SELECT coalesce(nullif($1, '')::timestamptz <= now(), false)", expires_at)[0].as<bool>();
+  }
+
+  // Why a connection of `tenant_id` may not use the credential, if it may not;
+  // the credential stays locked against changes until the transaction ends.
+  Checked<std::string> CheckCredentialFor(pqxx::transaction_base& txn, const std::string& credential_id,
+                                          const std::string& tenant_id) {
+    const auto rows =
+        txn.exec_params("SELECT tenant_id, status FROM courier.credentials WHERE id = $1 FOR SHARE", credential_id);
+    if (rows.empty()) return Refuse<std::string>(Refusal::kNotFound);
+    if (Text(rows[0][0]) != tenant_id) return Refuse<std::string>(Refusal::kOtherTenant, Text(rows[0][0]));
+    if (Text(rows[0][1]) == "revoked") return Refuse<std::string>(Refusal::kRevoked);
+    return {};
+  }
+
+  // Sets the connection's status and reason unless its status is one of
+  // `unless_in` (a text[] literal); its status before, and its pending runs.
+  std::optional<ConnectionChange> SetConnectionStatus(const std::string& id, const std::string& status,
+                                                      const std::string& reason, const std::string& unless_in) {
+    pqxx::work txn(conn);
+    const auto rows = txn.exec_params(
+        "WITH before AS (SELECT id, status FROM courier.connections WHERE id = $1 FOR UPDATE), "
+        "changed AS (UPDATE courier.connections c SET status = $2, status_reason = nullif($3, ''), updated_at = now() "
+        "            FROM before b WHERE c.id = b.id AND b.status <> ALL ($4::text[])) "
+        "SELECT b.status, (SELECT count(*) FROM courier.runs r WHERE r.connection_id = b.id AND r.status = 'pending') "
+        "FROM before b",
+        id, status, reason, unless_in);
+    if (rows.empty()) return std::nullopt;
+    txn.commit();
+    return ConnectionChange{Text(rows[0][0]), rows[0][1].as<long long>()};
   }
 
   // courier.pause_subscription / disable_subscription; the state afterwards.
@@ -261,24 +528,8 @@ std::vector<StatusRow> AdminStore::Status() {
 std::vector<RecentDelivery> AdminStore::Recent(int limit) {
   return Guard("recent deliveries", [&] {
     pqxx::read_transaction txn(impl_->conn);
-    std::vector<RecentDelivery> out;
-    for (const auto& r : txn.exec_params(
-             "SELECT id, event_type, subscription_id, status, attempts, coalesce(last_status_code::text, ''), "
-             "coalesce(last_error, ''), to_char(updated_at, 'YYYY-MM-DD HH24:MI:SS.MS') "
-             "FROM courier.delivery_status ORDER BY updated_at DESC LIMIT $1",
-             limit)) {
-      RecentDelivery d;
-      d.id = Text(r[0]);
-      d.event_type = Text(r[1]);
-      d.subscription_id = Text(r[2]);
-      d.status = Text(r[3]);
-      d.attempts = r[4].as<int>();
-      d.last_status_code = Text(r[5]);
-      d.last_error = Text(r[6]);
-      d.updated_at = Text(r[7]);
-      out.push_back(std::move(d));
-    }
-    return out;
+    return kRecentColumns.ReadAll(txn.exec_params(
+        kRecentColumns.Select("FROM courier.delivery_status ORDER BY updated_at DESC LIMIT $1"), limit));
   });
 }
 
@@ -304,14 +555,9 @@ std::optional<int> AdminStore::ResumeSubscription(const std::string& id) {
 std::vector<SubscriptionState> AdminStore::SubscriptionsNeedingAttention() {
   return Guard("subscription health", [&] {
     pqxx::read_transaction txn(impl_->conn);
-    std::vector<SubscriptionState> out;
-    for (const auto& r : txn.exec(std::string("SELECT ") + kStateColumns +
-                                  "FROM courier.subscription_health h "
-                                  "WHERE h.state <> 'active' OR h.consecutive_failures > 0 "
-                                  "ORDER BY h.tenant_id, h.subscription_id")) {
-      out.push_back(StateFromRow(r, 0));
-    }
-    return out;
+    return kStateColumns.ReadAll(txn.exec(kStateColumns.Select(
+        "FROM courier.subscription_health h "
+        "WHERE h.state <> 'active' OR h.consecutive_failures > 0 ORDER BY h.tenant_id, h.subscription_id")));
   });
 }
 
@@ -431,41 +677,237 @@ RedeliverResult AdminStore::RedeliverEvents(const RedeliverRequest& request) {
 std::optional<DeliveryDetail> AdminStore::InspectDelivery(const std::string& id) {
   return Guard("inspect delivery", [&]() -> std::optional<DeliveryDetail> {
     pqxx::read_transaction txn(impl_->conn);
-    const auto rows = txn.exec_params(
-        "SELECT id, tenant_id, status, attempts, subscription_id, url, event_id, event_type, "
-        "       date_trunc('second', next_attempt_at)::text, lease_owner, date_trunc('second', lease_expires_at)::text, "
-        "       last_status_code::text, last_error, date_trunc('second', created_at)::text, "
-        "       date_trunc('second', updated_at)::text, date_trunc('second', completed_at)::text "
-        "FROM courier.delivery_status WHERE id = $1",
-        id);
+    const auto rows = txn.exec_params(kDeliveryColumns.Select("FROM courier.delivery_status WHERE id = $1"), id);
     if (rows.empty()) return std::nullopt;
-    const auto& r = rows[0];
-    DeliveryDetail d;
-    d.id = Text(r[0]);
-    d.tenant_id = Text(r[1]);
-    d.status = Text(r[2]);
-    d.attempts = r[3].as<int>();
-    d.subscription_id = Text(r[4]);
-    d.url = Text(r[5]);
-    d.event_id = Text(r[6]);
-    d.event_type = Text(r[7]);
-    d.next_attempt_at = Text(r[8]);
-    d.lease_owner = Text(r[9]);
-    d.lease_expires_at = Text(r[10]);
-    d.last_status_code = Text(r[11]);
-    d.last_error = Text(r[12]);
-    d.created_at = Text(r[13]);
-    d.updated_at = Text(r[14]);
-    d.completed_at = Text(r[15]);
-    for (const auto& a : txn.exec_params(
-             "SELECT attempt, to_char(started_at, 'YYYY-MM-DD HH24:MI:SS.MSOF'), duration_ms, status_code::text, "
-             "       outcome, error_class, retryable, error_summary, worker "
-             "FROM courier.delivery_timeline WHERE delivery_id = $1 ORDER BY attempt",
-             id)) {
-      d.timeline.push_back({a[0].as<int>(), Text(a[1]), a[2].as<double>(), Text(a[3]), Text(a[4]), Text(a[5]),
-                            a[6].as<bool>(), Text(a[7]), Text(a[8])});
-    }
+    auto d = kDeliveryColumns.Read(rows[0]);
+    d.timeline = kAttemptColumns.ReadAll(txn.exec_params(
+        kAttemptColumns.Select("FROM courier.delivery_timeline WHERE delivery_id = $1 ORDER BY attempt"), id));
     return d;
+  });
+}
+
+// ---- integration runs ----
+
+Checked<std::string> AdminStore::CreateConnection(const NewConnection& c) {
+  return Guard("create connection", [&] {
+    pqxx::work txn(impl_->conn);
+    if (!c.credential_id.empty()) {
+      auto refused = impl_->CheckCredentialFor(txn, c.credential_id, c.tenant_id);
+      if (refused.refusal != Refusal::kNone) return refused;
+    }
+    const auto row = txn.exec_params1(
+        "INSERT INTO courier.connections (id, tenant_id, provider, base_url, auth_mode, credential_id, "
+        "  api_key_header, token_url, client_id, scopes, health_check_method, health_check_path, "
+        "  health_check_expected_status, policy, status, rate_limit_per_second, rate_limit_burst, max_in_flight) "
+        "VALUES (coalesce(nullif($1, ''), courier.new_id('conn_')), $2, $3, $4, $5, nullif($6, ''), nullif($7, ''), "
+        "  nullif($8, ''), nullif($9, ''), nullif($10, ''), $11, nullif($12, ''), $13, $14, $15, $16, $17, $18) "
+        "RETURNING id",
+        c.id, c.tenant_id, c.provider, c.base_url, c.auth_mode, c.credential_id, c.api_key_header, c.token_url,
+        c.client_id, c.scopes, c.health_check_method, c.health_check_path, c.expected_status, c.policy, c.status,
+        c.rate_limit_per_second, c.rate_limit_burst, c.max_in_flight);
+    txn.commit();
+    Checked<std::string> out;
+    out.value = Text(row[0]);
+    return out;
+  });
+}
+
+std::vector<ConnectionInfo> AdminStore::ListConnections(const std::string& tenant_id) {
+  return Guard("list connections", [&] {
+    pqxx::read_transaction txn(impl_->conn);
+    return kConnectionColumns.ReadAll(txn.exec_params(
+        kConnectionColumns.Select(kConnectionFrom,
+                                  "WHERE $1 = '' OR c.tenant_id = $1 ORDER BY c.tenant_id, c.created_at, c.id"),
+        tenant_id));
+  });
+}
+
+std::optional<ConnectionInfo> AdminStore::ShowConnection(const std::string& id) {
+  return Guard("show connection", [&]() -> std::optional<ConnectionInfo> {
+    pqxx::read_transaction txn(impl_->conn);
+    const auto rows = txn.exec_params(kConnectionColumns.Select(kConnectionFrom, "WHERE c.id = $1"), id);
+    if (rows.empty()) return std::nullopt;
+    return kConnectionColumns.Read(rows[0]);
+  });
+}
+
+std::optional<ConnectionChange> AdminStore::RetireConnection(const std::string& id) {
+  return Guard("retire connection",
+               [&] { return impl_->SetConnectionStatus(id, "retired", "retired by an operator", "{retired}"); });
+}
+
+std::optional<ConnectionChange> AdminStore::ActivateConnection(const std::string& id) {
+  return Guard("activate connection", [&] { return impl_->SetConnectionStatus(id, "active", "", "{active,retired}"); });
+}
+
+std::vector<ConnectionInfo> AdminStore::ConnectionsNeedingAttention() {
+  return Guard("connection health", [&] {
+    pqxx::read_transaction txn(impl_->conn);
+    return kConnectionColumns.ReadAll(txn.exec(kConnectionColumns.Select(
+        kConnectionFrom,
+        "WHERE c.status IN ('pending', 'degraded') OR (c.status = 'active' AND c.health IN ('degraded', 'unhealthy')) "
+        "ORDER BY c.tenant_id, c.id")));
+  });
+}
+
+Checked<std::string> AdminStore::CreateCredential(
+    const NewCredential& credential,
+    const std::function<std::pair<std::string, std::string>(const std::string&)>& seal) {
+  return Guard("create credential", [&] {
+    pqxx::work txn(impl_->conn);
+    if (impl_->ExpiryInPast(txn, credential.expires_at)) return Refuse<std::string>(Refusal::kExpiryPast);
+    const auto row = txn.exec_params1(
+        "INSERT INTO courier.credentials (id, tenant_id, name) "
+        "VALUES (coalesce(nullif($1, ''), courier.new_id('cred_')), $2, nullif($3, '')) RETURNING id",
+        credential.id, credential.tenant_id, credential.name);
+    Checked<std::string> out;
+    out.value = Text(row[0]);
+    const auto [sealed, fingerprint] = seal(out.value);
+    txn.exec_params(
+        "INSERT INTO courier.credential_versions "
+        "  (credential_id, version, sealed_secret, fingerprint, status, expires_at, activated_at) "
+        "VALUES ($1, 1, $2, $3, 'active', nullif($4, '')::timestamptz, now())",
+        out.value, sealed, fingerprint, credential.expires_at);
+    txn.commit();
+    return out;
+  });
+}
+
+Checked<int> AdminStore::RotateCredential(const std::string& credential_id, const std::string& sealed_secret,
+                                          const std::string& fingerprint, const std::string& expires_at) {
+  return Guard("rotate credential", [&] {
+    pqxx::work txn(impl_->conn);
+    const auto rows = txn.exec_params(
+        "SELECT c.status, "
+        "  (SELECT v.version::text FROM courier.credential_versions v "
+        "   WHERE v.credential_id = c.id AND v.status = 'rotating'), "
+        "  (SELECT v.version::text FROM courier.credential_versions v "
+        "   WHERE v.credential_id = c.id AND v.status = 'active' AND v.fingerprint = $2) "
+        "FROM courier.credentials c WHERE c.id = $1 FOR UPDATE",
+        credential_id, fingerprint);
+    if (rows.empty()) return Refuse<int>(Refusal::kNotFound);
+    if (Text(rows[0][0]) == "revoked") return Refuse<int>(Refusal::kRevoked);
+    if (!rows[0][1].is_null()) return Refuse<int>(Refusal::kRotating, Text(rows[0][1]));
+    if (!rows[0][2].is_null()) return Refuse<int>(Refusal::kSameSecret, Text(rows[0][2]));
+    if (impl_->ExpiryInPast(txn, expires_at)) return Refuse<int>(Refusal::kExpiryPast);
+    Checked<int> out;
+    out.value = txn.exec_params1(
+                       "INSERT INTO courier.credential_versions "
+                       "  (credential_id, version, sealed_secret, fingerprint, status, expires_at) "
+                       "SELECT $1, max(version) + 1, $2, $3, 'rotating', nullif($4, '')::timestamptz "
+                       "FROM courier.credential_versions WHERE credential_id = $1 RETURNING version",
+                       credential_id, sealed_secret, fingerprint, expires_at)[0]
+                    .as<int>();
+    txn.exec_params("UPDATE courier.credentials SET status = 'rotating', updated_at = now() WHERE id = $1",
+                    credential_id);
+    txn.commit();
+    return out;
+  });
+}
+
+std::vector<CredentialInfo> AdminStore::ListCredentials(const std::string& tenant_id) {
+  return Guard("list credentials", [&] {
+    pqxx::read_transaction txn(impl_->conn);
+    return kCredentialColumns.ReadAll(
+        txn.exec_params(kCredentialColumns.Select(kCredentialFrom,
+                                                  "WHERE $1 = '' OR c.tenant_id = $1 "
+                                                  "ORDER BY e.expires_at NULLS LAST, c.tenant_id, c.created_at, c.id"),
+                        tenant_id));
+  });
+}
+
+std::optional<CredentialDetail> AdminStore::ShowCredential(const std::string& id) {
+  return Guard("show credential", [&]() -> std::optional<CredentialDetail> {
+    pqxx::read_transaction txn(impl_->conn);
+    const auto rows = txn.exec_params(kCredentialColumns.Select(kCredentialFrom, "WHERE c.id = $1"), id);
+    if (rows.empty()) return std::nullopt;
+    CredentialDetail detail;
+    detail.credential = kCredentialColumns.Read(rows[0]);
+    detail.versions = kCredentialVersionColumns.ReadAll(
+        txn.exec_params(kCredentialVersionColumns.Select(
+                            "FROM courier.credential_versions WHERE credential_id = $1 ORDER BY version DESC"),
+                        id));
+    detail.connections = kConnectionColumns.ReadAll(
+        txn.exec_params(kConnectionColumns.Select(kConnectionFrom, "WHERE c.credential_id = $1 ORDER BY c.id"), id));
+    return detail;
+  });
+}
+
+EnqueuedRun AdminStore::EnqueueRun(const NewRun& run) {
+  return Guard("enqueue run", [&] {
+    NamedCall call("courier.enqueue_run");
+    call.Arg("tenant_id", run.tenant_id)
+        .Arg("connection_id", run.connection_id)
+        .Arg("operation", run.operation)
+        .ArgUnlessEmpty("method", run.method)
+        .ArgUnlessEmpty("path", run.path)
+        .ArgUnlessEmpty("body", run.body)
+        .ArgUnlessEmpty("headers", run.headers_json, "jsonb")
+        .ArgUnlessEmpty("idempotency_key", run.idempotency_key)
+        .ArgUnlessEmpty("trace_id", run.trace_id)
+        .ArgUnlessEmpty("external_ref_pointer", run.external_ref_pointer);
+    pqxx::work txn(impl_->conn);
+    EnqueuedRun out;
+    out.id = Text(call.Exec1(txn, "SELECT ")[0]);
+    // A run inserted by this transaction was created at its now().
+    out.created = txn.exec_params1("SELECT created_at = now() FROM courier.runs WHERE id = $1", out.id)[0].as<bool>();
+    const auto connection =
+        txn.exec_params(kConnectionColumns.Select(
+                            kConnectionFrom, "WHERE c.id = (SELECT connection_id FROM courier.runs WHERE id = $1)"),
+                        out.id);
+    if (!connection.empty()) out.connection = kConnectionColumns.Read(connection[0]);
+    txn.commit();
+    return out;
+  });
+}
+
+std::vector<RunInfo> AdminStore::ListRuns(const RunFilter& filter) {
+  return Guard("list runs", [&] {
+    pqxx::read_transaction txn(impl_->conn);
+    return kRunColumns.ReadAll(
+        txn.exec_params(kRunColumns.Select(kRunFrom,
+                                           "WHERE ($1 = '' OR s.tenant_id = $1) AND ($2 = '' OR s.status = $2) "
+                                           "ORDER BY s.created_at DESC, s.id DESC LIMIT $3"),
+                        filter.tenant_id, filter.status, filter.limit));
+  });
+}
+
+std::optional<RunDetail> AdminStore::ShowRun(const std::string& id) {
+  return Guard("show run", [&]() -> std::optional<RunDetail> {
+    pqxx::read_transaction txn(impl_->conn);
+    const auto rows = txn.exec_params(kRunColumns.Select(kRunFrom, "WHERE s.id = $1"), id);
+    if (rows.empty()) return std::nullopt;
+    RunDetail detail;
+    detail.run = kRunColumns.Read(rows[0]);
+    detail.timeline = kRunAttemptColumns.ReadAll(
+        txn.exec_params(kRunAttemptColumns.Select("FROM courier.run_timeline WHERE run_id = $1 ORDER BY attempt"), id));
+    detail.failures = kFailureColumns.ReadAll(
+        txn.exec_params(kFailureColumns.Select("FROM courier.failures f WHERE f.source = 'run' AND f.source_id = $1 "
+                                               "ORDER BY f.created_at, f.id"),
+                        id));
+    return detail;
+  });
+}
+
+RunReplay AdminStore::ReplayRun(const std::string& id) {
+  return Guard("replay run", [&] {
+    pqxx::work txn(impl_->conn);
+    const auto before = txn.exec_params("SELECT status FROM courier.runs WHERE id = $1 FOR UPDATE", id);
+    RunReplay out;
+    if (!before.empty()) out.previous_status = Text(before[0][0]);
+    // Called whatever the status: its refusals are the database's.
+    out.replayed = NamedCall("courier.replay_run").Arg("run_id", id).Exec1(txn, "SELECT ")[0].as<bool>();
+    txn.commit();
+    return out;
+  });
+}
+
+RunQueueCounts AdminStore::RunMetrics(std::chrono::seconds expiry_window) {
+  return Guard("run metrics", [&] {
+    pqxx::read_transaction txn(impl_->conn);
+    return kRunQueueColumns.Read(
+        txn.exec_params1(kRunQueueColumns.Select("FROM courier.run_queue_metrics($1::bigint * interval '1 second')"),
+                         static_cast<long long>(expiry_window.count())));
   });
 }
 

@@ -1,5 +1,6 @@
 // AdminStore: the operator's statements (pgcourierctl): subscriptions and
-// their signing secrets, publishing, replay, inspection and status. One
+// their signing secrets, publishing, replay, inspection and status; and for
+// integration runs (sql/006): connections, sealed credentials and runs. One
 // connection; not thread-safe. Throws StoreError.
 //
 // Timestamps are display text in ISO style to the second
@@ -105,7 +106,7 @@ struct RedeliverResult {
   std::string next_cursor;  // the last event processed; empty when there was none
 };
 
-// One attempt of courier.delivery_timeline.
+// One attempt of courier.delivery_timeline or courier.run_timeline.
 struct AttemptInfo {
   int attempt = 0;
   std::string started_at;  // to the millisecond
@@ -116,6 +117,8 @@ struct AttemptInfo {
   bool retryable = false;
   std::string error_summary;
   std::string worker;
+  std::string error_code;          // runs only
+  std::string credential_version;  // runs only; empty: no credential
 };
 
 struct DeliveryDetail {
@@ -149,6 +152,220 @@ struct RecentDelivery {
   std::string id, event_type, subscription_id, status, last_error, updated_at;
   int attempts = 0;
   std::string last_status_code;
+};
+
+// ---- integration runs (sql/006_integration_runs.up.sql) ----
+
+// What an integration command found instead of doing its work; the caller words it.
+enum class Refusal {
+  kNone,
+  kNotFound,     // no such credential
+  kOtherTenant,  // detail: the tenant the credential belongs to
+  kRevoked,      // the credential is revoked
+  kRotating,     // detail: the number of the version already rotating
+  kSameSecret,   // detail: the number of the active version, whose secret it is
+  kExpiryPast,   // expires_at is not in the future
+};
+
+template <typename T>
+struct Checked {
+  Refusal refusal = Refusal::kNone;
+  std::string detail;
+  T value{};  // set when refusal is kNone
+};
+
+// A row of courier.connections; empty strings are NULL.
+struct NewConnection {
+  std::string id;  // empty: generated
+  std::string tenant_id;
+  std::string provider;
+  std::string base_url;
+  std::string auth_mode = "none";
+  std::string credential_id;
+  std::string api_key_header;
+  std::string token_url;
+  std::string client_id;
+  std::string scopes;
+  std::string health_check_method = "GET";
+  std::string health_check_path;       // empty: never probed
+  std::optional<int> expected_status;  // nullopt: any 2xx
+  std::string policy = "default";
+  std::string status = "active";
+  std::optional<double> rate_limit_per_second;
+  std::optional<int> rate_limit_burst;
+  std::optional<int> max_in_flight;
+};
+
+// A connection with its health (courier.connection_health). Numbers that may
+// be NULL are display text, empty for NULL.
+struct ConnectionInfo {
+  std::string id;
+  std::string tenant_id;
+  std::string provider;
+  std::string base_url;
+  std::string auth_mode;
+  std::string status;
+  std::string status_reason;
+  std::string health;
+  int consecutive_probe_failures = 0;
+  std::string last_checked_at;
+  std::string last_health_error;
+  std::string credential_id;
+  std::string credential_version;  // the active one
+  std::string credential_expires_at;
+  long long runs_waiting = 0;  // pending runs
+  long long open_failures = 0;
+  std::string api_key_header;
+  std::string token_url;
+  std::string client_id;
+  std::string scopes;
+  std::string health_check;  // "GET /health"; empty: never probed
+  std::string expected_status;
+  std::string policy;
+  std::string max_in_flight;
+  std::string rate_limit_per_second;
+  std::string rate_limit_burst;
+  std::string created_at;
+  std::string updated_at;
+};
+
+// A connection's status before an operator changed it, and its pending runs.
+struct ConnectionChange {
+  std::string previous_status;
+  long long pending_runs = 0;
+};
+
+struct NewCredential {
+  std::string id;  // empty: generated
+  std::string tenant_id;
+  std::string name;
+  std::string expires_at;  // timestamptz input text; empty: does not expire
+};
+
+// A credential with its active version (courier.credential_expiry for the expiry).
+struct CredentialInfo {
+  std::string id;
+  std::string tenant_id;
+  std::string name;
+  std::string status;  // active, rotating or revoked
+  std::string active_version;
+  std::string fingerprint;
+  std::string expires_at;  // of the active version; empty: does not expire
+  std::string expires_in;  // "6 days 23:59:00", or "expired"
+  std::string created_at;
+  std::string updated_at;
+};
+
+// A credential version's metadata: never the sealed secret.
+struct CredentialVersionInfo {
+  int version = 0;
+  std::string status;
+  std::string fingerprint;
+  std::string created_at;
+  std::string activated_at;
+  std::string retired_at;
+  std::string expires_at;
+  std::string verification_error;
+};
+
+struct CredentialDetail {
+  CredentialInfo credential;
+  std::vector<CredentialVersionInfo> versions;  // newest first
+  std::vector<ConnectionInfo> connections;      // those using it
+};
+
+// Arguments of courier.enqueue_run(); empty ones take the function's defaults.
+struct NewRun {
+  std::string tenant_id;
+  std::string connection_id;
+  std::string operation;
+  std::string method;
+  std::string path;
+  std::string body;
+  std::string headers_json;
+  std::string idempotency_key;
+  std::string trace_id;
+  std::string external_ref_pointer;
+};
+
+struct EnqueuedRun {
+  std::string id;
+  bool created = false;                      // false: the idempotency key named an earlier run
+  std::optional<ConnectionInfo> connection;  // nullopt: no such connection (the run is poison)
+};
+
+// A run of courier.run_status, with its idempotency key and external_ref pointer.
+struct RunInfo {
+  std::string id;
+  std::string tenant_id;
+  std::string connection_id;
+  std::string provider;  // empty: no such connection
+  std::string operation;
+  std::string method;
+  std::string path;
+  std::string status;
+  int attempts = 0;
+  std::string next_attempt_at;
+  std::string lease_owner;
+  std::string lease_expires_at;
+  std::string external_ref;
+  std::string last_status_code;
+  std::string last_error;
+  std::string last_error_code;
+  std::string trace_id;
+  std::string created_at;
+  std::string started_at;
+  std::string completed_at;
+  std::string latency_ms;
+  std::string waiting_for;  // "connection degraded/unknown" while its connection holds it
+  std::string idempotency_key;
+  std::string external_ref_pointer;
+};
+
+// A row of courier.failures.
+struct FailureInfo {
+  std::string id;
+  std::string created_at;
+  std::string category;
+  std::string error_code;
+  std::string message;
+  std::string attempt;
+  std::string next_action;
+  std::string resolved_at;  // empty: open
+  std::string resolution;
+  long long escalations = 0;
+};
+
+struct RunDetail {
+  RunInfo run;
+  std::vector<AttemptInfo> timeline;  // by attempt number
+  std::vector<FailureInfo> failures;  // oldest first
+};
+
+struct RunFilter {
+  std::string tenant_id;  // empty: every tenant
+  std::string status;     // empty: every status
+  int limit = 50;         // the most recent ones
+};
+
+// A run that courier.replay_run() was asked to replay.
+struct RunReplay {
+  std::string previous_status;
+  bool replayed = false;  // false: it was pending or running, nothing to replay
+};
+
+// courier.run_queue_metrics(), for the operator (the daemon reads it into
+// its own store::RunQueueMetrics for the metrics endpoint).
+struct RunQueueCounts {
+  long long due = 0;
+  long long scheduled = 0;
+  long long waiting = 0;  // due, held by their connection
+  long long running = 0;
+  long long dead_lettered = 0;
+  long long unhealthy_connections = 0;
+  long long degraded_connections = 0;
+  long long credentials_expiring = 0;
+  long long open_escalations = 0;
 };
 
 class AdminStore {
@@ -192,6 +409,38 @@ class AdminStore {
   int ReplayDeliveries(const ReplayFilter& filter);
   RedeliverResult RedeliverEvents(const RedeliverRequest& request);
   std::optional<DeliveryDetail> InspectDelivery(const std::string& id);
+
+  // Integration runs. Connection create checks that the credential exists, is
+  // not revoked and belongs to the connection's tenant.
+  Checked<std::string> CreateConnection(const NewConnection& connection);
+  std::vector<ConnectionInfo> ListConnections(const std::string& tenant_id);
+  std::optional<ConnectionInfo> ShowConnection(const std::string& id);
+  // Retire: from any status. Activate: from pending or degraded, clearing the
+  // reason; a retired connection stays retired. nullopt: no such connection.
+  std::optional<ConnectionChange> RetireConnection(const std::string& id);
+  std::optional<ConnectionChange> ActivateConnection(const std::string& id);
+  // Pending or degraded connections, and active ones whose probes fail.
+  std::vector<ConnectionInfo> ConnectionsNeedingAttention();
+
+  // In one transaction: the credential and its version 1, active. `seal`
+  // gets the credential id and returns (sealed secret, fingerprint).
+  Checked<std::string> CreateCredential(
+      const NewCredential& credential,
+      const std::function<std::pair<std::string, std::string>(const std::string&)>& seal);
+  // In one transaction: the next version, rotating, and the credential rotating.
+  // Returns the new version number.
+  Checked<int> RotateCredential(const std::string& credential_id, const std::string& sealed_secret,
+                                const std::string& fingerprint, const std::string& expires_at);
+  std::vector<CredentialInfo> ListCredentials(const std::string& tenant_id);
+  std::optional<CredentialDetail> ShowCredential(const std::string& id);
+
+  EnqueuedRun EnqueueRun(const NewRun& run);
+  std::vector<RunInfo> ListRuns(const RunFilter& filter);
+  std::optional<RunDetail> ShowRun(const std::string& id);
+  // courier.replay_run(); its refusals (no such run, completed) throw StoreError
+  // with the database's message.
+  RunReplay ReplayRun(const std::string& id);
+  RunQueueCounts RunMetrics(std::chrono::seconds expiry_window);
 
  private:
   struct Impl;

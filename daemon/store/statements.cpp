@@ -45,7 +45,8 @@ JOIN courier.events e ON e.id = c.event_id
 JOIN courier.subscriptions s ON s.id = c.subscription_id
 )SQL";
 
-// $1 worker writing the attempts, then one array per column. A row applies
+// $1 worker writing the attempts, then one array per column, then $15 the
+// delivery_events setting. A row applies
 // only while its expected owner still holds the lease at that attempt number,
 // so a late result from a daemon whose lease was taken over changes nothing.
 constexpr const char* kRecordOutcomesSql = R"SQL(
@@ -71,7 +72,32 @@ WITH input AS (
       completed_at = CASE WHEN i.status IN ('delivered', 'failed', 'dead_lettered') THEN now() END
   FROM input i
   WHERE d.id = i.id AND d.status = 'delivering' AND d.lease_owner = i.owner AND d.attempts = i.attempt - 1
-  RETURNING d.id, d.subscription_id
+  RETURNING d.id, d.subscription_id, d.tenant_id, d.event_id, d.status, d.attempts, d.last_status_code
+), finished AS (
+  -- $15: which delivery outcomes reach the outbox and the failures table (all, failures, none).
+  SELECT u.*, e.trace_id, i.outcome, i.error_class, i.error_summary
+  FROM updated u JOIN input i ON i.id = u.id JOIN courier.events e ON e.id = u.event_id
+  WHERE u.status IN ('delivered', 'failed', 'dead_lettered')
+    AND ($15 = 'all' OR ($15 = 'failures' AND u.status <> 'delivered'))
+), emitted AS (
+  INSERT INTO courier.outbox (event_type, tenant_id, subject_id, trace_id, body)
+  SELECT CASE f.status WHEN 'delivered' THEN 'WebhookDelivered' WHEN 'failed' THEN 'WebhookFailed'
+                       ELSE 'WebhookDeadLettered' END,
+         f.tenant_id, f.id, f.trace_id,
+         jsonb_build_object('delivery_id', f.id, 'event_id', f.event_id, 'subscription_id', f.subscription_id,
+                            'status', f.status, 'attempts', f.attempts, 'status_code', f.last_status_code,
+                            'error', f.error_summary)
+  FROM finished f
+), failures_recorded AS (
+  INSERT INTO courier.failures (tenant_id, source, source_id, category, error_code, message, attempt, next_action,
+                                trace_id)
+  SELECT f.tenant_id, 'delivery', f.id,
+         CASE WHEN f.error_class IN ('transient', 'rate_limited', 'auth', 'validation', 'poison') THEN f.error_class
+              WHEN f.error_class IS NULL THEN 'transient' ELSE 'validation' END,
+         CASE WHEN f.last_status_code IS NOT NULL THEN 'http_' || f.last_status_code ELSE f.outcome END,
+         f.error_summary, f.attempts, CASE f.status WHEN 'dead_lettered' THEN 'dead_letter' ELSE 'escalate' END,
+         f.trace_id
+  FROM finished f WHERE f.status <> 'delivered'
 ), inserted AS (
   INSERT INTO courier.delivery_attempts
     (delivery_id, attempt, started_at, duration_ms, status_code, outcome, error_class, retryable,

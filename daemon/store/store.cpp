@@ -60,7 +60,7 @@ std::vector<std::string> Store::Impl::ExecRecord(pqxx::work& txn, const std::str
   const auto& p = arrays.params;
   pqxx::result rows = Timed(kStmtRecordOutcomes, [&] {
     return txn.exec_prepared(kStmtRecordOutcomes, worker, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8],
-                             p[9], p[10], p[11], p[12]);
+                             p[9], p[10], p[11], p[12], delivery_events);
   });
   std::vector<std::string> applied;
   applied.reserve(rows.size());
@@ -108,6 +108,8 @@ SchemaStatus Store::CheckSchema() {
     return status;
   });
 }
+
+void Store::SetDeliveryEvents(const std::string& mode) { impl_->delivery_events = mode; }
 
 void Store::Listen() {
   Translate("listen", [&] {

@@ -94,6 +94,8 @@ class Store {
   Store& operator=(const Store&) = delete;
 
   SchemaStatus CheckSchema();
+  // The delivery_events setting (all, failures, none) used by RecordOutcomes.
+  void SetDeliveryEvents(const std::string& mode);
 
   // LISTEN for new deliveries. After this, socket() becomes readable when a
   // notification arrives; call TakeNotifications() to consume them.

@@ -92,6 +92,7 @@ namespace pgcourier::store {
 struct Store::Impl {
   pqxx::connection conn;
   StatementObserver observer;
+  std::string delivery_events = "all";  // passed to record_outcomes
   int notifications = 0;
   int run_notifications = 0;
   std::unique_ptr<detail::ChannelCounter> receiver;
