@@ -48,6 +48,7 @@ policies_file: $ROOT/policies/local.yaml
 metrics_address: ''
 concurrency: $CONC
 log_level: warn
+delivery_events: ${DELIVERY_EVENTS:-all}
 Y
 start=$(date +%s.%N)
 ${BENCH_WRAP:-} "$BUILD_DIR/pgcourierd" --config "$W/d.yaml" 2> "$W/d.log" &
