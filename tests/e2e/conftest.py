@@ -187,16 +187,20 @@ def _yaml(value, indent=0):
 
 
 def policy(max_attempts=3, base="100ms", factor=2.0, cap="2s", jitter=0.1, connect="1s", request="2s",
-           retryable_statuses=(408, 425, 429, "5xx"), local_endpoints=True, **sections):
+           retryable_statuses=(408, 425, 429, "5xx"), local_endpoints=True, integration=None, **sections):
     """One policy as a dict for write_policies (durations written with units, as in policies/default.yaml).
-    local_endpoints allows plain http to 127.0.0.0/8 (the test receivers); extra sections (limits,
-    circuit_breaker, auto_pause, endpoint) are passed through."""
+    local_endpoints allows plain http to 127.0.0.0/8 (the test receivers); integration, when given, is
+    the policy's integration-run block (health_check_interval, unhealthy_after, run_when_degraded,
+    max_rate_limited_waits, token_refresh_margin); extra sections (limits, circuit_breaker, auto_pause,
+    endpoint) are passed through."""
     out = {"max_attempts": max_attempts,
            "backoff": {"base": base, "factor": factor, "cap": cap, "jitter": jitter},
            "timeouts": {"connect": connect, "request": request},
            "retryable_statuses": list(retryable_statuses)}
     if local_endpoints:
         out["endpoint"] = {"require_https": False, "allow_cidrs": ["127.0.0.0/8"]}
+    if integration is not None:
+        out["integration"] = integration
     out.update(sections)
     return out
 
@@ -322,3 +326,19 @@ def make_scripted_receiver():
     yield make
     for r in made:
         r.stop()
+
+
+@pytest.fixture
+def make_vendor():
+    """make_vendor(**kwargs) -> a started Vendor (tests/e2e/vendor.py): a fake third-party API with
+    scripted answers, static or OAuth2 authentication and a request log. Stopped after the test."""
+    from vendor import Vendor
+    made = []
+
+    def make(**kwargs):
+        v = Vendor(**kwargs).start()
+        made.append(v)
+        return v
+    yield make
+    for v in made:
+        v.stop()
