@@ -239,37 +239,42 @@ class NamedCall {
 
 // ---- integration runs ----
 
-// courier.connections c joined with courier.connection_health h (kConnectionFrom).
-const Columns<ConnectionInfo> kConnectionColumns = {
-    {"c.id", &ConnectionInfo::id},
-    {"c.tenant_id", &ConnectionInfo::tenant_id},
-    {"c.provider", &ConnectionInfo::provider},
-    {"c.base_url", &ConnectionInfo::base_url},
-    {"c.auth_mode", &ConnectionInfo::auth_mode},
-    {"c.status", &ConnectionInfo::status},
-    {"c.status_reason", &ConnectionInfo::status_reason},
-    {"c.health", &ConnectionInfo::health},
-    {"c.consecutive_probe_failures", &ConnectionInfo::consecutive_probe_failures},
-    {"date_trunc('second', c.last_checked_at)::text", &ConnectionInfo::last_checked_at},
-    {"c.last_health_error", &ConnectionInfo::last_health_error},
-    {"c.credential_id", &ConnectionInfo::credential_id},
+// courier.connection_health h: what the courier_operator role may read.
+const Columns<ConnectionInfo> kConnectionHealthColumns = {
+    {"h.id", &ConnectionInfo::id},
+    {"h.tenant_id", &ConnectionInfo::tenant_id},
+    {"h.provider", &ConnectionInfo::provider},
+    {"h.base_url", &ConnectionInfo::base_url},
+    {"h.auth_mode", &ConnectionInfo::auth_mode},
+    {"h.status", &ConnectionInfo::status},
+    {"h.status_reason", &ConnectionInfo::status_reason},
+    {"h.health", &ConnectionInfo::health},
+    {"h.consecutive_probe_failures", &ConnectionInfo::consecutive_probe_failures},
+    {"date_trunc('second', h.last_checked_at)::text", &ConnectionInfo::last_checked_at},
+    {"h.last_health_error", &ConnectionInfo::last_health_error},
+    {"h.credential_id", &ConnectionInfo::credential_id},
     {"h.credential_version::text", &ConnectionInfo::credential_version},
     {"date_trunc('second', h.credential_expires_at)::text", &ConnectionInfo::credential_expires_at},
     {"h.runs_waiting", &ConnectionInfo::runs_waiting},
     {"h.open_failures", &ConnectionInfo::open_failures},
-    {"c.api_key_header", &ConnectionInfo::api_key_header},
-    {"c.token_url", &ConnectionInfo::token_url},
-    {"c.client_id", &ConnectionInfo::client_id},
-    {"c.scopes", &ConnectionInfo::scopes},
-    {"c.health_check_method || ' ' || c.health_check_path", &ConnectionInfo::health_check},
-    {"c.health_check_expected_status::text", &ConnectionInfo::expected_status},
-    {"c.policy", &ConnectionInfo::policy},
-    {"c.max_in_flight::text", &ConnectionInfo::max_in_flight},
-    {"c.rate_limit_per_second::text", &ConnectionInfo::rate_limit_per_second},
-    {"c.rate_limit_burst::text", &ConnectionInfo::rate_limit_burst},
-    {"date_trunc('second', c.created_at)::text", &ConnectionInfo::created_at},
-    {"date_trunc('second', c.updated_at)::text", &ConnectionInfo::updated_at},
 };
+// With the settings of courier.connections c (kConnectionFrom).
+const Columns<ConnectionInfo> kConnectionColumns(
+    kConnectionHealthColumns,
+    {
+        {"c.api_key_header", &ConnectionInfo::api_key_header},
+        {"c.token_url", &ConnectionInfo::token_url},
+        {"c.client_id", &ConnectionInfo::client_id},
+        {"c.scopes", &ConnectionInfo::scopes},
+        {"c.health_check_method || ' ' || c.health_check_path", &ConnectionInfo::health_check},
+        {"c.health_check_expected_status::text", &ConnectionInfo::expected_status},
+        {"c.policy", &ConnectionInfo::policy},
+        {"c.max_in_flight::text", &ConnectionInfo::max_in_flight},
+        {"c.rate_limit_per_second::text", &ConnectionInfo::rate_limit_per_second},
+        {"c.rate_limit_burst::text", &ConnectionInfo::rate_limit_burst},
+        {"date_trunc('second', c.created_at)::text", &ConnectionInfo::created_at},
+        {"date_trunc('second', c.updated_at)::text", &ConnectionInfo::updated_at},
+    });
 constexpr const char* kConnectionFrom = "FROM courier.connections c JOIN courier.connection_health h ON h.id = c.id ";
 
 // courier.credentials c with its active version v; the expiry from courier.credential_expiry e.
@@ -347,16 +352,16 @@ const Columns<FailureInfo> kFailureColumns = {
 };
 
 // courier.run_queue_metrics().
-const Columns<RunQueueCounts> kRunQueueColumns = {
-    {"due", &RunQueueCounts::due},
-    {"scheduled", &RunQueueCounts::scheduled},
-    {"waiting", &RunQueueCounts::waiting},
-    {"running", &RunQueueCounts::running},
-    {"dead_lettered", &RunQueueCounts::dead_lettered},
-    {"unhealthy_connections", &RunQueueCounts::unhealthy_connections},
-    {"degraded_connections", &RunQueueCounts::degraded_connections},
-    {"credentials_expiring", &RunQueueCounts::credentials_expiring},
-    {"open_escalations", &RunQueueCounts::open_escalations},
+const Columns<RunQueueMetrics> kRunQueueColumns = {
+    {"due", &RunQueueMetrics::due},
+    {"scheduled", &RunQueueMetrics::scheduled},
+    {"waiting", &RunQueueMetrics::waiting},
+    {"running", &RunQueueMetrics::running},
+    {"dead_lettered", &RunQueueMetrics::dead_lettered},
+    {"unhealthy_connections", &RunQueueMetrics::unhealthy_connections},
+    {"degraded_connections", &RunQueueMetrics::degraded_connections},
+    {"credentials_expiring", &RunQueueMetrics::credentials_expiring},
+    {"open_escalations", &RunQueueMetrics::open_escalations},
 };
 
 template <typename T>
@@ -743,10 +748,10 @@ std::optional<ConnectionChange> AdminStore::ActivateConnection(const std::string
 std::vector<ConnectionInfo> AdminStore::ConnectionsNeedingAttention() {
   return Guard("connection health", [&] {
     pqxx::read_transaction txn(impl_->conn);
-    return kConnectionColumns.ReadAll(txn.exec(kConnectionColumns.Select(
-        kConnectionFrom,
-        "WHERE c.status IN ('pending', 'degraded') OR (c.status = 'active' AND c.health IN ('degraded', 'unhealthy')) "
-        "ORDER BY c.tenant_id, c.id")));
+    return kConnectionHealthColumns.ReadAll(txn.exec(kConnectionHealthColumns.Select(
+        "FROM courier.connection_health h "
+        "WHERE h.status IN ('pending', 'degraded') OR (h.status = 'active' AND h.health IN ('degraded', 'unhealthy')) "
+        "ORDER BY h.tenant_id, h.id")));
   });
 }
 
@@ -892,7 +897,8 @@ std::optional<RunDetail> AdminStore::ShowRun(const std::string& id) {
 RunReplay AdminStore::ReplayRun(const std::string& id) {
   return Guard("replay run", [&] {
     pqxx::work txn(impl_->conn);
-    const auto before = txn.exec_params("SELECT status FROM courier.runs WHERE id = $1 FOR UPDATE", id);
+    // From the view, which courier_operator may read; replay_run() locks the run itself.
+    const auto before = txn.exec_params("SELECT status FROM courier.run_status WHERE id = $1", id);
     RunReplay out;
     if (!before.empty()) out.previous_status = Text(before[0][0]);
     // Called whatever the status: its refusals are the database's.
@@ -902,7 +908,7 @@ RunReplay AdminStore::ReplayRun(const std::string& id) {
   });
 }
 
-RunQueueCounts AdminStore::RunMetrics(std::chrono::seconds expiry_window) {
+RunQueueMetrics AdminStore::RunMetrics(std::chrono::seconds expiry_window) {
   return Guard("run metrics", [&] {
     pqxx::read_transaction txn(impl_->conn);
     return kRunQueueColumns.Read(

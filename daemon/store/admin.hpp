@@ -354,20 +354,6 @@ struct RunReplay {
   bool replayed = false;  // false: it was pending or running, nothing to replay
 };
 
-// courier.run_queue_metrics(), for the operator (the daemon reads it into
-// its own store::RunQueueMetrics for the metrics endpoint).
-struct RunQueueCounts {
-  long long due = 0;
-  long long scheduled = 0;
-  long long waiting = 0;  // due, held by their connection
-  long long running = 0;
-  long long dead_lettered = 0;
-  long long unhealthy_connections = 0;
-  long long degraded_connections = 0;
-  long long credentials_expiring = 0;
-  long long open_escalations = 0;
-};
-
 class AdminStore {
  public:
   explicit AdminStore(const std::string& database_url);
@@ -419,7 +405,8 @@ class AdminStore {
   // reason; a retired connection stays retired. nullopt: no such connection.
   std::optional<ConnectionChange> RetireConnection(const std::string& id);
   std::optional<ConnectionChange> ActivateConnection(const std::string& id);
-  // Pending or degraded connections, and active ones whose probes fail.
+  // Pending or degraded connections, and active ones whose probes fail; only
+  // the fields of courier.connection_health (status works as courier_operator).
   std::vector<ConnectionInfo> ConnectionsNeedingAttention();
 
   // In one transaction: the credential and its version 1, active. `seal`
@@ -440,7 +427,8 @@ class AdminStore {
   // courier.replay_run(); its refusals (no such run, completed) throw StoreError
   // with the database's message.
   RunReplay ReplayRun(const std::string& id);
-  RunQueueCounts RunMetrics(std::chrono::seconds expiry_window);
+  // courier.run_queue_metrics(): credentials_expiring within expiry_window.
+  RunQueueMetrics RunMetrics(std::chrono::seconds expiry_window);
 
  private:
   struct Impl;
