@@ -53,7 +53,8 @@ CREATE TABLE courier.credentials (
   name        text,
   status      text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'rotating', 'revoked')),
   created_at  timestamptz NOT NULL DEFAULT now(),
-  updated_at  timestamptz NOT NULL DEFAULT now()
+  updated_at  timestamptz NOT NULL DEFAULT now(),
+  UNIQUE (id, tenant_id)  -- target of connections' (credential_id, tenant_id): no cross-tenant credentials
 );
 
 CREATE TABLE courier.credential_versions (
@@ -109,13 +110,13 @@ CREATE TABLE courier.connections (
   token_url             text,             -- oauth2_client_credentials
   client_id             text,
   scopes                text,             -- space separated
-  credential_id         text REFERENCES courier.credentials (id),
+  credential_id         text,
   status                text NOT NULL DEFAULT 'active' CHECK (status IN ('pending', 'active', 'degraded', 'retired')),
   status_reason         text,
   health                text NOT NULL DEFAULT 'unknown' CHECK (health IN ('healthy', 'degraded', 'unhealthy', 'unknown')),
   health_check_method   text NOT NULL DEFAULT 'GET',
-  health_check_path     text,             -- NULL: never probed (health stays unknown)
-  health_check_expected_status int,       -- NULL: any 2xx
+  health_check_path     text CHECK (starts_with(health_check_path, '/')),  -- NULL: never probed (health stays unknown)
+  health_check_expected_status int CHECK (health_check_expected_status BETWEEN 100 AND 599),  -- NULL: any 2xx
   policy                text NOT NULL DEFAULT 'default',
   max_in_flight         int CHECK (max_in_flight > 0),
   rate_limit_per_second double precision CHECK (rate_limit_per_second > 0),
@@ -125,6 +126,9 @@ CREATE TABLE courier.connections (
   last_health_error     text,
   created_at            timestamptz NOT NULL DEFAULT now(),
   updated_at            timestamptz NOT NULL DEFAULT now(),
+  CHECK (base_url ~* '^https?://[^/?#]+'),
+  CHECK (health_check_method ~ '^[A-Z]+$'),
+  FOREIGN KEY (credential_id, tenant_id) REFERENCES courier.credentials (id, tenant_id),
   CHECK (auth_mode = 'none' OR credential_id IS NOT NULL),
   CHECK (auth_mode <> 'oauth2_client_credentials' OR (token_url IS NOT NULL AND client_id IS NOT NULL))
 );

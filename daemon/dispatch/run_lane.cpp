@@ -520,6 +520,10 @@ struct RunLane::Impl {
       return;
     }
     const bool ok = ProbePassed(r, probe.connection.health_check_expected_status);
+    if (!ok && (r.status_code == 401 || r.status_code == 403) &&
+        probe.connection.auth_mode == "oauth2_client_credentials") {
+      tokens.erase(TokenKey(probe.connection));  // refused token: the next probe or run fetches a fresh one
+    }
     std::string error;
     if (!ok) {
       error = r.status_code > 0 && r.transport_error == model::TransportError::kNone
