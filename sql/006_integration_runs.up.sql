@@ -27,7 +27,7 @@ CREATE INDEX outbox_tenant_type ON courier.outbox (tenant_id, event_type, positi
 -- No index on created_at: position follows time, and retention walks the primary key.
 
 CREATE FUNCTION courier.notify_outbox() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
 BEGIN
   PERFORM pg_notify('courier_outbox', '');
   RETURN NULL;
@@ -38,7 +38,7 @@ CREATE TRIGGER outbox_notify AFTER INSERT ON courier.outbox
 
 CREATE FUNCTION courier.emit(event_type text, tenant_id text, subject_id text, trace_id text, body jsonb)
 RETURNS void
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, courier AS $$
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
   INSERT INTO courier.outbox (event_type, tenant_id, subject_id, trace_id, body)
   VALUES (event_type, tenant_id, subject_id, trace_id, coalesce(body, '{}'::jsonb))
 $$;
@@ -214,7 +214,8 @@ CREATE TABLE courier.failures (
   error_code   text NOT NULL,
   message      text CHECK (octet_length(message) <= 512),
   attempt      int,
-  next_action  text NOT NULL CHECK (next_action IN ('retry', 'dead_letter', 'escalate')),
+  -- fail: the work ended failed without escalation (a webhook a receiver rejected)
+  next_action  text NOT NULL CHECK (next_action IN ('retry', 'dead_letter', 'escalate', 'fail')),
   trace_id     text,
   created_at   timestamptz NOT NULL DEFAULT now(),
   resolved_at  timestamptz,
@@ -237,7 +238,7 @@ CREATE INDEX escalations_failure ON courier.escalations (failure_id);
 
 -- Every failure is announced; an escalating one also records an escalation.
 CREATE FUNCTION courier.on_failure_recorded() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
 DECLARE
   escalation_id text;
 BEGIN
@@ -261,7 +262,7 @@ CREATE TRIGGER failures_announce AFTER INSERT ON courier.failures
   FOR EACH ROW EXECUTE FUNCTION courier.on_failure_recorded();
 
 CREATE FUNCTION courier.on_failure_resolved() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
 BEGIN
   PERFORM courier.emit('IntegrationFailureResolved', NEW.tenant_id, NEW.id, NEW.trace_id,
     jsonb_build_object('failure_id', NEW.id, 'source', NEW.source, 'source_id', NEW.source_id,
@@ -312,7 +313,7 @@ CREATE TRIGGER runs_monotonic BEFORE UPDATE ON courier.runs
 
 -- Terminal states are announced on the outbox.
 CREATE FUNCTION courier.on_run_finished() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
 BEGIN
   PERFORM courier.emit(
     CASE NEW.status WHEN 'completed' THEN 'IntegrationRunCompleted'
@@ -331,7 +332,7 @@ CREATE TRIGGER runs_finished AFTER UPDATE OF status ON courier.runs
   EXECUTE FUNCTION courier.on_run_finished();
 
 CREATE FUNCTION courier.notify_runs() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
 BEGIN
   PERFORM pg_notify('courier_runs', '');
   RETURN NULL;
@@ -342,7 +343,7 @@ CREATE TRIGGER runs_notify AFTER INSERT ON courier.runs
 
 -- Producers may insert runs only for their tenants (same table as publish).
 CREATE FUNCTION courier.check_run_tenant() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
 BEGIN
   IF NOT courier.caller_may_publish(NEW.tenant_id) THEN
     RAISE EXCEPTION 'role % may not enqueue runs for tenant %', session_user, NEW.tenant_id
@@ -366,7 +367,7 @@ CREATE FUNCTION courier.enqueue_run(tenant_id text, connection_id text, operatio
                                     headers jsonb DEFAULT '{}'::jsonb, idempotency_key text DEFAULT NULL,
                                     trace_id text DEFAULT NULL, external_ref_pointer text DEFAULT NULL)
 RETURNS text
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
 #variable_conflict use_column
 DECLARE
   new_id text;
@@ -395,7 +396,7 @@ $$;
 -- replay_run: a failed or dead-lettered run gets a fresh attempt budget (its
 -- attempts stay). A completed run is refused: it is never executed again.
 CREATE FUNCTION courier.replay_run(run_id text) RETURNS boolean
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
 #variable_conflict use_variable
 DECLARE
   current_status text;
@@ -434,22 +435,14 @@ CREATE FUNCTION courier.record_run_outcomes(
     summaries text[], excerpts text[], started_us bigint[], durations_ms float8[], external_refs text[],
     next_actions text[], credential_versions int[])
 RETURNS SETOF text
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier AS $$
-BEGIN
-  IF to_regclass('pg_temp.run_outcome_input') IS NULL THEN
-  CREATE TEMP TABLE run_outcome_input (
-    id text, attempt int, owner text, status text, delay_ms bigint, status_code int, outcome text,
-    error_class text, error_code text, retryable boolean, summary text, excerpt text, started_us bigint,
-    duration_ms float8, external_ref text, next_action text, credential_version int, applied boolean
-  ) ON COMMIT DELETE ROWS;
-  END IF;
-  DELETE FROM pg_temp.run_outcome_input;
-  INSERT INTO pg_temp.run_outcome_input
-  SELECT *, false FROM unnest(ids, attempts, owners, statuses, delays_ms, status_codes, outcomes, error_classes,
-                             error_codes, retryables, summaries, excerpts, started_us, durations_ms, external_refs,
-                             next_actions, credential_versions);
-
-  WITH updated AS (
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+  WITH input AS (
+    SELECT * FROM unnest(ids, attempts, owners, statuses, delays_ms, status_codes, outcomes, error_classes,
+                         error_codes, retryables, summaries, excerpts, started_us, durations_ms, external_refs,
+                         next_actions, credential_versions)
+      AS t(id, attempt, owner, status, delay_ms, status_code, outcome, error_class, error_code, retryable, summary,
+           excerpt, started_us, duration_ms, external_ref, next_action, credential_version)
+  ), updated AS (
     UPDATE courier.runs r
     SET status = i.status,
         attempts = i.attempt,
@@ -466,36 +459,35 @@ BEGIN
         latency_ms = CASE WHEN i.status IN ('completed', 'failed', 'dead_lettered')
                           THEN extract(epoch FROM now() - r.created_at) * 1000 END,
         updated_at = now()
-    FROM pg_temp.run_outcome_input i
+    FROM input i
     WHERE r.id = i.id AND r.status = 'running' AND r.lease_owner = i.owner AND r.attempts = i.attempt - 1
-    RETURNING r.id
+    RETURNING r.id, r.tenant_id, r.trace_id, r.status
+  ), attempts_written AS (
+    INSERT INTO courier.run_attempts (run_id, attempt, started_at, duration_ms, status_code, outcome, error_class,
+                                      error_code, retryable, error_summary, response_excerpt, credential_version,
+                                      worker)
+    SELECT i.id, i.attempt, to_timestamp(i.started_us / 1000000.0), i.duration_ms, i.status_code, i.outcome,
+           i.error_class, i.error_code, i.retryable, i.summary, i.excerpt, i.credential_version, worker
+    FROM input i JOIN updated u ON u.id = i.id
+  ), resolved AS (
+    -- Earlier failures end when the run completes or is dead-lettered. This statement sees
+    -- the table as it was before it, so the failure of the attempt that dead-letters the run
+    -- (inserted below) stays open for the operator.
+    UPDATE courier.failures f
+    SET resolved_at = now(), resolution = u.status
+    FROM updated u
+    WHERE u.status IN ('completed', 'dead_lettered')
+      AND f.source = 'run' AND f.source_id = u.id AND f.resolved_at IS NULL
+  ), failures_written AS (
+    INSERT INTO courier.failures (tenant_id, source, source_id, category, error_code, message, attempt,
+                                  next_action, trace_id)
+    SELECT u.tenant_id, 'run', u.id,
+           CASE WHEN i.error_class = 'blocked_destination' THEN 'validation' ELSE i.error_class END,
+           coalesce(i.error_code, i.outcome), i.summary, i.attempt, coalesce(i.next_action, 'retry'), u.trace_id
+    FROM input i JOIN updated u ON u.id = i.id
+    WHERE i.error_class IS NOT NULL
   )
-  UPDATE pg_temp.run_outcome_input i SET applied = true FROM updated u WHERE u.id = i.id;
-
-  INSERT INTO courier.run_attempts (run_id, attempt, started_at, duration_ms, status_code, outcome, error_class,
-                                    error_code, retryable, error_summary, response_excerpt, credential_version, worker)
-  SELECT i.id, i.attempt, to_timestamp(i.started_us / 1000000.0), i.duration_ms, i.status_code, i.outcome,
-         i.error_class, i.error_code, i.retryable, i.summary, i.excerpt, i.credential_version, worker
-  FROM pg_temp.run_outcome_input i WHERE i.applied;
-
-  -- Earlier failures end when the run completes or is dead-lettered; the failure of
-  -- the attempt that dead-letters it (inserted below) stays open for the operator.
-  UPDATE courier.failures f
-  SET resolved_at = now(), resolution = r.status
-  FROM pg_temp.run_outcome_input i JOIN courier.runs r ON r.id = i.id
-  WHERE i.applied AND i.status IN ('completed', 'dead_lettered')
-    AND f.source = 'run' AND f.source_id = i.id AND f.resolved_at IS NULL;
-
-  INSERT INTO courier.failures (tenant_id, source, source_id, category, error_code, message, attempt,
-                                next_action, trace_id)
-  SELECT r.tenant_id, 'run', r.id,
-         CASE WHEN i.error_class = 'blocked_destination' THEN 'validation' ELSE i.error_class END,
-         coalesce(i.error_code, i.outcome), i.summary, i.attempt, coalesce(i.next_action, 'retry'), r.trace_id
-  FROM pg_temp.run_outcome_input i JOIN courier.runs r ON r.id = i.id
-  WHERE i.applied AND i.error_class IS NOT NULL;
-
-  RETURN QUERY SELECT i.id FROM pg_temp.run_outcome_input i WHERE i.applied;
-END
+  SELECT u.id FROM updated u
 $$;
 
 -- Gives claimed runs back without an attempt (waiting for a limit, a token
@@ -503,7 +495,7 @@ $$;
 -- runnable again (the claim skips it meanwhile, so "now" is enough).
 CREATE FUNCTION courier.release_runs(worker text, ids text[], delays_ms bigint[], reasons text[])
 RETURNS integer
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
 DECLARE
   n integer;
 BEGIN
@@ -520,14 +512,19 @@ $$;
 
 -- A connection whose credential was refused (401/403 without a token to
 -- refresh) is degraded: its runs wait until the credential changes.
-CREATE FUNCTION courier.degrade_connection(connection_id text, reason text) RETURNS boolean
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier AS $$
+CREATE FUNCTION courier.degrade_connection(connection_id text, reason text, credential_version int DEFAULT NULL)
+RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
 #variable_conflict use_variable
 DECLARE
   c courier.connections;
 BEGIN
   UPDATE courier.connections x SET status = 'degraded', status_reason = reason, updated_at = now()
   WHERE x.id = connection_id AND x.status = 'active'
+    -- a refusal of a version that was rotated away meanwhile says nothing about the active one
+    AND (credential_version IS NULL OR x.credential_id IS NULL OR EXISTS (
+          SELECT 1 FROM courier.credential_versions v
+          WHERE v.credential_id = x.credential_id AND v.status = 'active' AND v.version = credential_version))
   RETURNING * INTO c;
   IF c.id IS NULL THEN
     RETURN false;
@@ -544,7 +541,7 @@ $$;
 CREATE FUNCTION courier.record_probe(connection_id text, ok boolean, status_code int, error_summary text,
                                      unhealthy_after int DEFAULT 1)
 RETURNS text
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
 #variable_conflict use_variable
 DECLARE
   before_health text;
@@ -592,7 +589,7 @@ $$;
 -- stays active and the failure is recorded.
 CREATE FUNCTION courier.finish_rotation(version_id text, ok boolean, connection_id text, error_summary text)
 RETURNS boolean
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
 #variable_conflict use_variable
 DECLARE
   v courier.credential_versions;
@@ -695,7 +692,7 @@ CREATE FUNCTION courier.run_queue_metrics(expiry_window interval,
                                           OUT running bigint, OUT dead_lettered bigint,
                                           OUT unhealthy_connections bigint, OUT degraded_connections bigint,
                                           OUT credentials_expiring bigint, OUT open_escalations bigint)
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, courier AS $$
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
   SELECT count(*) FILTER (WHERE r.status = 'pending' AND r.next_attempt_at <= now()
                             AND (c.id IS NULL OR (c.status = 'active' AND c.health <> 'unhealthy'))),
          count(*) FILTER (WHERE r.status = 'pending' AND r.next_attempt_at > now()),
@@ -717,7 +714,7 @@ $$;
 -- Retention for runs (their attempts go with them), resolved failures and the outbox.
 CREATE FUNCTION courier.prune_runs(completed_before timestamptz, dead_before timestamptz, batch_size integer DEFAULT 5000)
 RETURNS integer
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
 DECLARE
   removed integer;
 BEGIN
@@ -732,19 +729,24 @@ BEGIN
     DELETE FROM courier.runs r USING victims v WHERE r.id = v.id RETURNING r.id
   )
   SELECT count(*) INTO removed FROM gone;
+  -- Failures: resolved ones after the completed window, open ones after the dead-letter window
+  -- (their runs or deliveries are gone by then).
   DELETE FROM courier.failures f
   WHERE f.id IN (SELECT x.id FROM courier.failures x
-                 WHERE x.resolved_at IS NOT NULL AND x.resolved_at < completed_before LIMIT batch_size);
+                 WHERE x.created_at < completed_before  -- the indexed bound: both cases are older than this
+                   AND (x.created_at < dead_before OR x.resolved_at < completed_before)
+                 ORDER BY x.created_at LIMIT batch_size);
+  -- The outbox grows with every delivery: up to ten batches per call.
   DELETE FROM courier.outbox o
   WHERE o.position IN (SELECT x.position FROM courier.outbox x WHERE x.created_at < completed_before
-                       ORDER BY x.position LIMIT batch_size);
+                       ORDER BY x.position LIMIT batch_size * 10);
   RETURN removed;
 END
 $$;
 
 -- Privileges -----------------------------------------------------------------
-ALTER FUNCTION courier.check_credential_has_active_version() SECURITY DEFINER SET search_path = pg_catalog, courier;
-ALTER FUNCTION courier.guard_run_transition() SET search_path = pg_catalog, courier;
+ALTER FUNCTION courier.check_credential_has_active_version() SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp;
+ALTER FUNCTION courier.guard_run_transition() SET search_path = pg_catalog, courier, pg_temp;
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA courier FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION courier.new_id(text), courier.event_type_matches(text[], text) TO PUBLIC;
 
@@ -754,7 +756,9 @@ BEGIN
     -- Producers enqueue runs for their tenants; they read nothing (no credentials, no other tenant's runs).
     GRANT EXECUTE ON FUNCTION courier.enqueue_run(text, text, text, text, text, text, jsonb, text, text, text)
       TO courier_producer;
-    GRANT INSERT ON courier.runs TO courier_producer;
+    -- Only the request's own columns: state, budget and lease columns keep their defaults.
+    GRANT INSERT (tenant_id, connection_id, operation, method, path, headers, body, idempotency_key,
+                  external_ref_pointer, trace_id) ON courier.runs TO courier_producer;
   END IF;
   IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'courier_operator') THEN
     GRANT SELECT ON courier.run_status, courier.run_timeline, courier.run_dead_letters, courier.connection_health,
@@ -773,12 +777,11 @@ BEGIN
                                                           text[], text[], boolean[], text[], text[], bigint[],
                                                           float8[], text[], text[], int[]),
                               courier.release_runs(text, text[], bigint[], text[]),
-                              courier.degrade_connection(text, text),
+                              courier.degrade_connection(text, text, int),
                               courier.record_probe(text, boolean, int, text, int),
                               courier.finish_rotation(text, boolean, text, text),
                               courier.run_queue_metrics(interval),
-                              courier.prune_runs(timestamptz, timestamptz, integer),
-                              courier.emit(text, text, text, text, jsonb)
+                              courier.prune_runs(timestamptz, timestamptz, integer)
       TO courier_daemon;
   END IF;
 END

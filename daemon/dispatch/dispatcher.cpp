@@ -319,7 +319,11 @@ struct Dispatcher::Impl {
   }
 
   std::shared_ptr<const netguard::EndpointRules> RulesFor(const model::Policy& policy) {
-    auto& rules = endpoint_rules[policy.name];
+    // Only the current policies are cached: a request started under policies
+    // replaced since (a run that waited for its token) gets its own rules.
+    const bool current = options.policies->Find(policy.name) == &policy;
+    std::shared_ptr<const netguard::EndpointRules> uncached;
+    auto& rules = current ? endpoint_rules[policy.name] : uncached;
     if (!rules) {
       auto compiled = std::make_shared<netguard::EndpointRules>();
       compiled->require_https = policy.endpoint.require_https;
@@ -505,9 +509,17 @@ struct Dispatcher::Impl {
     if (!pending_outcomes.empty()) {
       std::vector<std::string> applied;
       std::vector<store::SubscriptionHealth> health;
+      // When a claim is due as well, it rides in the same transaction: one
+      // commit per loop turn instead of two.
+      bool timer = false;
+      const int limit = DeliveryClaimLimit(timer);
+      store::ClaimRequest claim{limit, lease, settings.tenants};
+      std::optional<std::vector<model::ClaimedDelivery>> claimed;
       const bool ok = WithStore("recording outcomes", [&](store::Store& s) {
-        applied = s.RecordOutcomes(settings.worker_id, pending_outcomes, &health);
+        applied = s.RecordOutcomes(settings.worker_id, pending_outcomes, &health, limit > 0 ? &claim : nullptr,
+                                   limit > 0 ? &claimed : nullptr);
       });
+      if (ok && claimed) AfterClaim(std::move(*claimed), limit, timer);
       if (ok) {
         CheckAutoPause(health);
         if (fifo_finished) {
@@ -560,35 +572,39 @@ struct Dispatcher::Impl {
   void MaybeClaimRuns(bool timer) {
     if (!(runs_notified || timer || run_lane.backlog())) return;
     const int free = FreeSlots();
-    if (free <= 0) return;
+    // Like deliveries: with a backlog, claim in batches, not one run per freed slot.
+    const int min_batch = run_lane.backlog() ? std::max(1, std::min(settings.concurrency / 8, settings.max_claim_batch)) : 1;
+    if (free < min_batch) return;
     const auto policies = options.policies;
-    if (WithStore("claiming runs", [&](store::Store& s) { run_lane.Claim(s, free, lease, policies); })) {
+    // An OAuth2 run may wait one request timeout for its token before its own request.
+    const Millis run_lease = lease + policies->LongestRequestTimeout();
+    if (WithStore("claiming runs", [&](store::Store& s) { run_lane.Claim(s, free, run_lease, policies); })) {
       runs_notified = false;
     }
   }
 
-  void MaybeClaim() {
-    if (!store || drain_deadline) return;
+  // Reads notifications; returns how many deliveries to claim now (0: none)
+  // and whether the poll timer fired.
+  int DeliveryClaimLimit(bool& timer) {
+    timer = false;
+    if (!store || drain_deadline) return 0;
     WithStore("reading notifications", [&](store::Store& s) {
       if (s.TakeNotifications() > 0) notified = true;
       if (s.TakeRunNotifications() > 0) runs_notified = true;
     });
-    const auto now = Clock::now();
-    const bool timer = now >= next_poll;
-    MaybeClaimRuns(timer);
-    if (!(notified || timer || backlog)) return;
+    timer = Clock::now() >= next_poll;
+    if (!(notified || timer || backlog)) return 0;
     const int free = FreeSlots();
     // With a backlog, wait for a useful batch of free slots instead of
     // claiming one row per completion: fewer, larger transactions.
     const int min_batch = backlog ? std::max(1, std::min(settings.concurrency / 8, settings.max_claim_batch)) : 1;
-    if (free < min_batch) return;
-    const int limit = std::min(free, settings.max_claim_batch);
-    std::vector<model::ClaimedDelivery> claimed;
-    if (!WithStore("claiming", [&](store::Store& s) { claimed = s.ClaimDue(settings.worker_id, limit, lease, settings.tenants); })) {
-      return;
-    }
+    if (free < min_batch) return 0;
+    return std::min(free, settings.max_claim_batch);
+  }
+
+  void AfterClaim(std::vector<model::ClaimedDelivery> claimed, int limit, bool timer) {
     notified = false;
-    if (timer) next_poll = now + JitteredPoll();
+    if (timer) next_poll = Clock::now() + JitteredPoll();
     backlog = static_cast<int>(claimed.size()) == limit;
     if (options.metrics && !claimed.empty()) options.metrics->ClaimBatch(static_cast<int>(claimed.size()));
     if (!claimed.empty()) Dispatch(std::move(claimed));
@@ -599,6 +615,19 @@ struct Dispatcher::Impl {
       if (options.on_ready) options.on_ready();
     }
   }
+
+  void MaybeClaim() {
+    bool timer = false;
+    const int limit = DeliveryClaimLimit(timer);
+    if (store && !drain_deadline) MaybeClaimRuns(timer);
+    if (limit <= 0) return;
+    std::vector<model::ClaimedDelivery> claimed;
+    if (!WithStore("claiming", [&](store::Store& s) { claimed = s.ClaimDue(settings.worker_id, limit, lease, settings.tenants); })) {
+      return;
+    }
+    AfterClaim(std::move(claimed), limit, timer);
+  }
+
 
   // Maintenance runs in one daemon at a time (the holder of an advisory lock on
   // its connection; it moves to another daemon when the holder's connection
@@ -776,6 +805,7 @@ struct Dispatcher::Impl {
       }
       if (stop_requested && !aborted) {
         executor.AbortAll();
+        run_lane.StopSending();
         aborted = true;
         drain_deadline = Clock::now() + Millis(2000);  // a short window to release leases
       }
@@ -787,6 +817,7 @@ struct Dispatcher::Impl {
       if (drain_deadline && !aborted && Clock::now() >= *drain_deadline) {
         spdlog::warn("grace period over: aborting {} request(s) and releasing their leases", in_flight.size());
         executor.AbortAll();
+        run_lane.StopSending();
         aborted = true;
         drain_deadline = Clock::now() + Millis(2000);
       }

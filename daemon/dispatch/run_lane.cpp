@@ -53,6 +53,7 @@ std::string ErrorCode(const model::HttpResult& r, const retry::Verdict& v) {
 struct Token {
   std::string value;
   Clock::time_point expires;
+  Millis lifetime{0};
 };
 
 // What to do once a token request finishes: a valid token, or the failed result.
@@ -113,7 +114,13 @@ struct RunLane::Impl {
 
   std::vector<model::RunOutcome> pending_outcomes;
   std::vector<store::Release> pending_releases;
-  std::vector<std::pair<std::string, std::string>> pending_degrades;  // (connection, reason)
+  struct Degrade {
+    std::string connection_id;
+    std::string reason;
+    int credential_version = 0;  // the version that was refused
+  };
+  std::vector<Degrade> pending_degrades;
+  bool stopping = false;  // after an abort: nothing new is sent
   std::vector<ProbeResult> pending_probes;
   std::vector<RotationResult> pending_rotations;
   bool last_claim_full = false;
@@ -143,7 +150,11 @@ struct RunLane::Impl {
                  const std::shared_ptr<const config::PolicySet>& policies, TokenContinuation then) {
     const std::string key = TokenKey(c);
     auto cached = tokens.find(key);
-    if (cached != tokens.end() && Clock::now() + policy.integration.token_refresh_margin < cached->second.expires) {
+    // Renew token_refresh_margin before expiry, but never sooner than half-way
+    // through a short-lived token's life (or every run would fetch one).
+    const Millis margin =
+        cached == tokens.end() ? Millis{0} : std::min(policy.integration.token_refresh_margin, cached->second.lifetime / 2);
+    if (cached != tokens.end() && Clock::now() + margin < cached->second.expires) {
       then(&cached->second.value, nullptr);
       return;
     }
@@ -167,10 +178,12 @@ struct RunLane::Impl {
     token_waiters.erase(t.key);
     if (ctx.metrics && r.transport_error != model::TransportError::kAborted) ctx.metrics->TokenRequest(parsed.has_value());
     if (parsed) {
-      const Millis lifetime = parsed->expires_in_seconds > 0 ? Millis(parsed->expires_in_seconds * 1000)
-                                                             : kDefaultTokenLifetime;
+      // At most a day, whatever the server says (and no overflow).
+      const Millis lifetime = parsed->expires_in_seconds > 0
+                                  ? Millis(std::min<std::int64_t>(parsed->expires_in_seconds, 86400) * 1000)
+                                  : kDefaultTokenLifetime;
       auto& token = tokens[t.key];
-      token = Token{std::move(parsed->access_token), Clock::now() + lifetime};
+      token = Token{std::move(parsed->access_token), Clock::now() + lifetime, lifetime};
       for (auto& then : waiters) then(&token.value, nullptr);
       return;
     }
@@ -295,7 +308,10 @@ struct RunLane::Impl {
     WithToken(shared_run->connection, *secret, *policy, policies,
               [this, shared_run, policies, policy](const std::string* token, const model::HttpResult* failure) {
                 --runs_waiting_for_token;
-                if (token) {
+                if (stopping) {
+                  Released(*shared_run);
+                  pending_releases.push_back({shared_run->id, 0, "released by " + settings.worker_id + " at shutdown"});
+                } else if (token) {
                   auto auth = AuthHeaders(shared_run->connection, {}, *token);
                   Send(std::move(*shared_run), auth, policies, policy);
                 } else {
@@ -327,6 +343,7 @@ struct RunLane::Impl {
       return;
     }
     const bool refused = r.status_code == 400 || r.status_code == 401 || r.status_code == 403;
+    const bool blocked = r.transport_error == model::TransportError::kBlocked;
     auto o = BaseOutcome(run);
     o.outcome = "token_error";
     if (r.status_code > 0) o.status_code = r.status_code;
@@ -335,14 +352,21 @@ struct RunLane::Impl {
     o.error_summary = retry::SafeSummary(
         "the token endpoint of connection " + run.connection_id +
         (r.status_code > 0 ? " answered HTTP " + std::to_string(r.status_code) : " failed: " + r.error_message));
-    if (refused) {
+    if (blocked) {
+      o.failure_class = model::FailureClass::kBlockedDestination;
+      o.error_code = "token_url_blocked";
+      o.next_status = model::RunStatus::kFailed;
+      o.next_action = model::NextAction::kEscalate;
+    } else if (refused) {
       o.failure_class = model::FailureClass::kAuth;
       o.error_code = "token_refused";
       o.next_status = model::RunStatus::kPending;
       o.retry_delay_ms = 0;  // waits: the connection is degraded until its credential changes
       o.next_action = model::NextAction::kEscalate;
-      pending_degrades.emplace_back(run.connection_id, "the token endpoint refused the client credentials (HTTP " +
-                                                           std::to_string(r.status_code) + ")");
+      pending_degrades.push_back({run.connection_id,
+                                  "the token endpoint refused the client credentials (HTTP " +
+                                      std::to_string(r.status_code) + ")",
+                                  run.connection.credential_version});
     } else {
       const retry::Verdict v = retry::Classify(r, policy);
       o.failure_class = model::FailureClass::kTransient;
@@ -458,8 +482,10 @@ struct RunLane::Impl {
       return;
     }
     o.next_action = model::NextAction::kEscalate;
-    pending_degrades.emplace_back(run.connection_id, "the vendor refused the credential (HTTP " +
-                                                         std::to_string(r.status_code) + ", run " + run.id + ")");
+    pending_degrades.push_back({run.connection_id,
+                                "the vendor refused the credential (HTTP " + std::to_string(r.status_code) + ", run " +
+                                    run.id + ")",
+                                run.connection.credential_version});
   }
 
   // Probes and rotations -------------------------------------------------------
@@ -472,7 +498,12 @@ struct RunLane::Impl {
       Finished(probe, false, std::nullopt, why);
       return;
     }
-    auto submit = [this, &policy, probe](const std::vector<std::string>& auth) mutable {
+    // `policies` keeps `policy` alive while this waits for a token.
+    auto submit = [this, &policy, policies, probe](const std::vector<std::string>& auth) mutable {
+      if (stopping) {
+        Abandon(probe);
+        return;
+      }
       http::Request r = MakeRequest(BuildProbeRequest(probe.connection, auth), policy);
       probes.emplace(r.token, std::move(probe));
       ctx.executor->Submit({std::move(r)});
@@ -485,13 +516,15 @@ struct RunLane::Impl {
     WithToken(c, *secret, policy, policies,
               [this, probe, has_check, submit](const std::string* token, const model::HttpResult* failure) mutable {
                 if (!token && failure->transport_error == model::TransportError::kAborted) {
-                  if (probe.rotation_version_id.empty()) probing.erase(probe.connection.id);
-                  else verifying.erase(probe.rotation_version_id);
+                  Abandon(probe);
                 } else if (!token) {
+                  const bool refused = failure->status_code == 400 || failure->status_code == 401 ||
+                                       failure->status_code == 403;
                   Finished(probe, false, failure->status_code > 0 ? std::optional<int>(failure->status_code) : std::nullopt,
                            "token request failed: " + (failure->status_code > 0
                                                            ? "HTTP " + std::to_string(failure->status_code)
-                                                           : failure->error_message));
+                                                           : failure->error_message),
+                           /*transient=*/!refused);
                 } else if (!has_check) {
                   Finished(probe, true, std::nullopt, "");  // a rotation verified by fetching a token
                 } else {
@@ -500,10 +533,25 @@ struct RunLane::Impl {
               });
   }
 
-  void Finished(const InFlightProbe& probe, bool ok, std::optional<int> status, const std::string& error) {
+  // A probe that will not finish (shutdown): forget it without a result.
+  void Abandon(const InFlightProbe& probe) {
+    if (probe.rotation_version_id.empty()) probing.erase(probe.connection.id);
+    else verifying.erase(probe.rotation_version_id);
+  }
+
+  // transient: the check could not say yes or no (timeout, 5xx, network). A
+  // rotation is then verified again at the next maintenance pass instead of
+  // being rejected; a health check counts it as a failure.
+  void Finished(const InFlightProbe& probe, bool ok, std::optional<int> status, const std::string& error,
+                bool transient = false) {
     const std::string summary = retry::SafeSummary(error);
     if (!probe.rotation_version_id.empty()) {
       verifying.erase(probe.rotation_version_id);
+      if (!ok && transient) {
+        spdlog::warn("credential version {}: verification inconclusive ({}); trying again", probe.rotation_version_id,
+                     summary);
+        return;
+      }
       pending_rotations.push_back({probe.rotation_version_id, ok, probe.connection.id, summary});
       return;
     }
@@ -515,8 +563,7 @@ struct RunLane::Impl {
 
   void OnProbeCompletion(InFlightProbe probe, const model::HttpResult& r) {
     if (r.transport_error == model::TransportError::kAborted) {
-      if (probe.rotation_version_id.empty()) probing.erase(probe.connection.id);
-      else verifying.erase(probe.rotation_version_id);
+      Abandon(probe);
       return;
     }
     const bool ok = ProbePassed(r, probe.connection.health_check_expected_status);
@@ -531,7 +578,10 @@ struct RunLane::Impl {
                         std::to_string(r.status_code)
                   : "health check " + probe.connection.health_check_path + " failed: " + r.error_message;
     }
-    Finished(probe, ok, r.status_code > 0 ? std::optional<int>(r.status_code) : std::nullopt, error);
+    const bool answered = r.status_code > 0 && (r.transport_error == model::TransportError::kNone ||
+                                                r.transport_error == model::TransportError::kBodyTooLarge);
+    const bool transient = !answered || r.status_code >= 500 || r.status_code == 408 || r.status_code == 429;
+    Finished(probe, ok, r.status_code > 0 ? std::optional<int>(r.status_code) : std::nullopt, error, transient);
   }
 
   void ProbeConnections(store::Store& store, const std::shared_ptr<const config::PolicySet>& policies) {
@@ -596,11 +646,11 @@ struct RunLane::Impl {
       }
       pending_outcomes.clear();
     }
-    WriteEach(pending_degrades, "marking a connection degraded", [&](const auto& d) {
-      if (store.DegradeConnection(d.first, d.second)) {
+    WriteEach(pending_degrades, "marking a connection degraded", [&](const Degrade& d) {
+      if (store.DegradeConnection(d.connection_id, d.reason, d.credential_version)) {
         spdlog::warn("connection {} degraded: {}; its runs wait until its credential is rotated "
                      "('pgcourierctl credential rotate') or it is activated again",
-                     d.first, d.second);
+                     d.connection_id, d.reason);
       }
     });
     if (!pending_releases.empty()) {
@@ -668,6 +718,8 @@ bool RunLane::Complete(http::Completion& completion) {
 }
 
 void RunLane::Flush(store::Store& store) { impl_->Flush(store); }
+
+void RunLane::StopSending() { impl_->stopping = true; }
 
 void RunLane::Maintain(store::Store& store, const std::shared_ptr<const config::PolicySet>& policies,
                        bool refresh_metrics) {

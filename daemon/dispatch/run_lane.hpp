@@ -67,6 +67,10 @@ class RunLane {
   int RescueExpired(store::Store& store, const std::shared_ptr<const config::PolicySet>& policies);
   int Prune(store::Store& store, int batch);
 
+  // After the executor was told to abort: requests that would start later
+  // (a run or probe whose token just arrived) are released instead.
+  void StopSending();
+
   // Requests in flight plus runs waiting for a token: slots this lane holds.
   int busy() const;
   bool has_unwritten() const;

@@ -81,6 +81,9 @@ std::optional<PoisonReason> FindPoison(const model::ClaimedRun& run, std::size_t
                                                  "' is set by the daemon (credentials belong to the connection)"};
     }
   }
+  if (run.body && run.method == "GET") {
+    return PoisonReason{"invalid_body", "a GET run cannot carry a body"};
+  }
   if (run.body) {
     if (run.body->size() > max_body_bytes) {
       return PoisonReason{"body_too_large", "body is " + std::to_string(run.body->size()) +
@@ -125,7 +128,7 @@ RequestParts BuildRunRequest(const model::ClaimedRun& run, const std::vector<std
   parts.url = JoinUrl(run.connection.base_url, run.path);
   const auto headers = json::StringObject(run.headers_json).value_or(decltype(json::StringObject(""))::value_type{});
   for (const auto& [name, value] : headers) parts.headers.push_back(name + ": " + value);
-  if (run.body) {
+  if (run.body && run.method != "GET") {
     parts.body = *run.body;
     if (ContentType(headers).empty()) parts.headers.emplace_back("Content-Type: application/json");
   }

@@ -332,6 +332,8 @@ void Executor::Run() {
       curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
       if (t->request.method == "GET") {
         curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+      } else if (t->request.method == "HEAD") {
+        curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
       } else {
         curl_easy_setopt(easy, CURLOPT_POST, 1L);
         curl_easy_setopt(easy, CURLOPT_POSTFIELDS, t->request.body.data());

@@ -69,7 +69,7 @@ FOR UPDATE OF r SKIP LOCKED
 )SQL";
 
 const std::string kReleaseRunsSql = "SELECT courier.release_runs($1, $2::text[], $3::bigint[], $4::text[])";
-const std::string kDegradeConnectionSql = "SELECT courier.degrade_connection($1, $2)";
+const std::string kDegradeConnectionSql = "SELECT courier.degrade_connection($1, $2, $3::int)";
 
 // Connections with a health check that are in use (active or degraded).
 const std::string kConnectionsToProbeSql = R"SQL(

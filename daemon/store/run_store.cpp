@@ -1,9 +1,8 @@
 // Store methods for integration runs. The statements are in run_statements.cpp;
 // the transitions, failures, escalations and outbox events they cause are in
 // sql/006_integration_runs.up.sql.
-#include <spdlog/fmt/fmt.h>
-
 #include <pqxx/pqxx>
+#include <sstream>
 
 #include "store/statements.hpp"
 #include "store/store.hpp"
@@ -45,6 +44,16 @@ model::Connection ReadConnection(const pqxx::row& row, int first) {
   return c;
 }
 
+// The first line of a database error, at most max_bytes, cut on a UTF-8
+// character boundary (the server's DETAIL lines quote row contents).
+std::string FirstLineCut(std::string_view text, std::size_t max_bytes) {
+  text = text.substr(0, text.find('\n'));
+  if (text.size() <= max_bytes) return std::string(text);
+  std::size_t cut = max_bytes;
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+  return std::string(text.substr(0, cut));
+}
+
 std::string TextArray(const std::vector<std::string>& items) {
   ArrayBuilder array;
   for (const auto& item : items) array.AddText(item);
@@ -72,7 +81,10 @@ std::vector<std::string> RunOutcomeArrays(const std::vector<model::RunOutcome>& 
     text_or_null(summaries, o.error_summary);
     text_or_null(excerpts, o.response_excerpt);
     started.AddNumber(o.started_us);
-    durations.AddText(fmt::format("{:.6f}", o.duration_ms));
+    std::ostringstream duration;
+    duration.precision(6);
+    duration << std::fixed << o.duration_ms;
+    durations.AddText(duration.str());
     text_or_null(external_refs, o.external_ref);
     text_or_null(next_actions, std::string(model::ToString(o.next_action)));
     if (o.credential_version > 0) versions.AddNumber(o.credential_version); else versions.AddNull();
@@ -147,16 +159,27 @@ std::vector<std::string> Store::RecordRunOutcomes(const std::string& worker,
       return applied;
     });
   } catch (const StoreError& e) {
-    if (e.kind() != StoreError::Kind::kStatement || (outcomes.size() == 1 && outcomes[0].outcome == "record_error")) {
-      throw;
-    }
+    if (e.kind() != StoreError::Kind::kStatement) throw;
   }
-  // One row broke a constraint: record the rest one by one; a row that still
-  // fails ends dead-lettered as poison, with the database's error as its reason.
+  // One row broke a constraint: record the rest one by one. A row that still
+  // fails is written again without its response excerpt and external_ref;
+  // if even that fails, it ends dead-lettered as poison with the database's
+  // error (first line, cut on a character boundary) as its reason.
   std::vector<std::string> applied;
   for (const auto& outcome : outcomes) {
     try {
-      auto one = RecordRunOutcomes(worker, {outcome});
+      auto one = RecordOneRunOutcome(worker, outcome);
+      applied.insert(applied.end(), one.begin(), one.end());
+      continue;
+    } catch (const StoreError& e) {
+      if (e.kind() != StoreError::Kind::kStatement) throw;
+    }
+    model::RunOutcome bare = outcome;
+    bare.response_excerpt.clear();
+    bare.external_ref.clear();
+    bare.error_summary = "the response could not be stored: " + outcome.error_summary.substr(0, 200);
+    try {
+      auto one = RecordOneRunOutcome(worker, bare);
       applied.insert(applied.end(), one.begin(), one.end());
     } catch (const StoreError& e) {
       if (e.kind() != StoreError::Kind::kStatement) throw;
@@ -169,13 +192,22 @@ std::vector<std::string> Store::RecordRunOutcomes(const std::string& worker,
       poison.failure_class = model::FailureClass::kPoison;
       poison.error_code = "record_error";
       poison.next_action = model::NextAction::kEscalate;
-      poison.error_summary = std::string(e.what()).substr(0, 400);
+      poison.error_summary = FirstLineCut(e.what(), 400);
       poison.started_us = outcome.started_us;
-      auto one = RecordRunOutcomes(worker, {poison});
+      auto one = RecordOneRunOutcome(worker, poison);
       applied.insert(applied.end(), one.begin(), one.end());
     }
   }
   return applied;
+}
+
+std::vector<std::string> Store::RecordOneRunOutcome(const std::string& worker, const model::RunOutcome& outcome) {
+  return Translate(kStmtRecordRunOutcomes, [&] {
+    pqxx::work txn(impl_->conn);
+    auto applied = impl_->ExecRecordRuns(txn, worker, {outcome});
+    txn.commit();
+    return applied;
+  });
 }
 
 int Store::ReleaseRuns(const std::string& worker, const std::vector<Release>& releases) {
@@ -218,11 +250,12 @@ int Store::RescueExpiredRuns(const std::string& worker, int limit,
   });
 }
 
-bool Store::DegradeConnection(const std::string& connection_id, const std::string& reason) {
+bool Store::DegradeConnection(const std::string& connection_id, const std::string& reason, int credential_version) {
   return Translate(kStmtDegradeConnection, [&] {
     pqxx::work txn(impl_->conn);
     const pqxx::result r = impl_->Timed(kStmtDegradeConnection, [&] {
-      return txn.exec_prepared(kStmtDegradeConnection, connection_id, reason);
+      return txn.exec_prepared(kStmtDegradeConnection, connection_id, reason,
+                               credential_version > 0 ? std::optional<int>(credential_version) : std::nullopt);
     });
     txn.commit();
     return r[0][0].as<bool>();

@@ -95,7 +95,7 @@ WITH input AS (
          CASE WHEN f.error_class IN ('transient', 'rate_limited', 'auth', 'validation', 'poison') THEN f.error_class
               WHEN f.error_class IS NULL THEN 'transient' ELSE 'validation' END,
          CASE WHEN f.last_status_code IS NOT NULL THEN 'http_' || f.last_status_code ELSE f.outcome END,
-         f.error_summary, f.attempts, CASE f.status WHEN 'dead_lettered' THEN 'dead_letter' ELSE 'escalate' END,
+         f.error_summary, f.attempts, CASE f.status WHEN 'dead_lettered' THEN 'dead_letter' ELSE 'fail' END,
          f.trace_id
   FROM finished f WHERE f.status <> 'delivered'
 ), inserted AS (

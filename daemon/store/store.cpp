@@ -134,56 +134,64 @@ std::vector<model::ClaimedDelivery> Store::ClaimDue(const std::string& worker, i
                                                     std::chrono::milliseconds lease,
                                                     const std::vector<std::string>& tenants) {
   return Translate(kStmtClaimDue, [&] {
-    std::vector<const std::string*> tenant_ptrs;
-    tenant_ptrs.reserve(tenants.size());
-    for (const auto& t : tenants) tenant_ptrs.push_back(&t);
-    const std::string tenants_literal = ToTextArrayLiteral(tenant_ptrs);
     pqxx::work txn(impl_->conn);
-    const pqxx::result rows = impl_->Timed(kStmtClaimDue, [&] {
-      return txn.exec_prepared(kStmtClaimDue, worker, limit, static_cast<long long>(lease.count()), tenants_literal);
-    });
+    auto claimed = impl_->ExecClaim(txn, worker, ClaimRequest{limit, lease, tenants});
     txn.commit();
-    std::vector<model::ClaimedDelivery> claimed;
-    claimed.reserve(rows.size());
-    for (const auto& row : rows) {
-      model::ClaimedDelivery d;
-      d.id = row[0].as<std::string>();
-      d.tenant_id = row[1].as<std::string>();
-      d.event_id = row[2].as<std::string>();
-      d.subscription_id = row[3].as<std::string>();
-      d.previous_attempts = row[4].as<int>();
-      d.event_type = row[5].as<std::string>();
-      d.payload_json = row[6].as<std::string>();
-      d.trace_id = row[7].as<std::string>();
-      d.event_created_at = row[8].as<std::string>();
-      d.event_created_us = row[9].as<long long>();
-      d.url = row[10].as<std::string>();
-      d.policy_name = row[11].as<std::string>();
-      d.subscription_active = row[12].as<bool>();
-      d.subscription_paused = row[14].as<bool>();
-      d.attempt_budget_base = row[15].as<int>();
-      d.ordering_key = row[16].as<std::string>();
-      d.max_in_flight = row[17].as<int>();
-      d.rate_per_second = row[18].as<double>();
-      d.rate_burst = row[19].as<int>();
-      d.tenant_consistent = row[20].as<bool>();
-      const auto secrets = row[13].as<std::string>();
-      std::size_t start = 0;
-      while (start < secrets.size()) {
-        std::size_t end = secrets.find(' ', start);
-        if (end == std::string::npos) end = secrets.size();
-        if (end > start) d.sealed_secrets.push_back(secrets.substr(start, end - start));
-        start = end + 1;
-      }
-      claimed.push_back(std::move(d));
-    }
     return claimed;
   });
 }
 
+std::vector<model::ClaimedDelivery> Store::Impl::ExecClaim(pqxx::work& txn, const std::string& worker,
+                                                           const ClaimRequest& claim) {
+  std::vector<const std::string*> tenant_ptrs;
+  tenant_ptrs.reserve(claim.tenants.size());
+  for (const auto& t : claim.tenants) tenant_ptrs.push_back(&t);
+  const std::string tenants_literal = ToTextArrayLiteral(tenant_ptrs);
+  const pqxx::result rows = Timed(kStmtClaimDue, [&] {
+    return txn.exec_prepared(kStmtClaimDue, worker, claim.limit, static_cast<long long>(claim.lease.count()),
+                             tenants_literal);
+  });
+  std::vector<model::ClaimedDelivery> claimed;
+  claimed.reserve(rows.size());
+  for (const auto& row : rows) {
+    model::ClaimedDelivery d;
+    d.id = row[0].as<std::string>();
+    d.tenant_id = row[1].as<std::string>();
+    d.event_id = row[2].as<std::string>();
+    d.subscription_id = row[3].as<std::string>();
+    d.previous_attempts = row[4].as<int>();
+    d.event_type = row[5].as<std::string>();
+    d.payload_json = row[6].as<std::string>();
+    d.trace_id = row[7].as<std::string>();
+    d.event_created_at = row[8].as<std::string>();
+    d.event_created_us = row[9].as<long long>();
+    d.url = row[10].as<std::string>();
+    d.policy_name = row[11].as<std::string>();
+    d.subscription_active = row[12].as<bool>();
+    d.subscription_paused = row[14].as<bool>();
+    d.attempt_budget_base = row[15].as<int>();
+    d.ordering_key = row[16].as<std::string>();
+    d.max_in_flight = row[17].as<int>();
+    d.rate_per_second = row[18].as<double>();
+    d.rate_burst = row[19].as<int>();
+    d.tenant_consistent = row[20].as<bool>();
+    const auto secrets = row[13].as<std::string>();
+    std::size_t start = 0;
+    while (start < secrets.size()) {
+      std::size_t end = secrets.find(' ', start);
+      if (end == std::string::npos) end = secrets.size();
+      if (end > start) d.sealed_secrets.push_back(secrets.substr(start, end - start));
+      start = end + 1;
+    }
+    claimed.push_back(std::move(d));
+  }
+  return claimed;
+}
+
 std::vector<std::string> Store::RecordOutcomes(const std::string& worker,
                                                const std::vector<model::DeliveryOutcome>& outcomes,
-                                               std::vector<SubscriptionHealth>* health) {
+                                               std::vector<SubscriptionHealth>* health, const ClaimRequest* claim,
+                                               std::optional<std::vector<model::ClaimedDelivery>>* claimed) {
   if (outcomes.empty()) return {};
   const std::vector<std::string> owners(outcomes.size(), worker);
   // Two daemons updating the counters of the same subscriptions can deadlock;
@@ -194,8 +202,11 @@ std::vector<std::string> Store::RecordOutcomes(const std::string& worker,
         pqxx::work txn(impl_->conn);
         std::vector<SubscriptionHealth> batch_health;
         auto applied = impl_->ExecRecord(txn, worker, outcomes, owners, &batch_health);
+        std::vector<model::ClaimedDelivery> fresh;
+        if (claim && claimed) fresh = impl_->ExecClaim(txn, worker, *claim);
         txn.commit();
         if (health) health->insert(health->end(), batch_health.begin(), batch_health.end());
+        if (claim && claimed) *claimed = std::move(fresh);
         return applied;
       });
     } catch (const StoreError& e) {

@@ -82,6 +82,13 @@ struct RunQueueMetrics {
   long long unhealthy_connections = 0, degraded_connections = 0, credentials_expiring = 0, open_escalations = 0;
 };
 
+// What ClaimDue claims: up to `limit` rows leased for `lease`, of `tenants` (empty: all).
+struct ClaimRequest {
+  int limit = 0;
+  std::chrono::milliseconds lease{0};
+  std::vector<std::string> tenants;
+};
+
 // Timing of one database statement, reported to an observer (metrics).
 using StatementObserver = std::function<void(const char* statement, double seconds)>;
 
@@ -127,9 +134,14 @@ class Store {
   // retried one by one and a row that still fails is quarantined: marked
   // failed with the database's error, so the rest of the batch commits.
   // The subscriptions whose failure counters changed are appended to `health`.
+  // With `claim`, the next claim (as ClaimDue) runs in the same transaction,
+  // after the outcomes, and *claimed receives its rows; when the batch had to
+  // be split up for a bad row, no claim is made and *claimed stays empty.
   std::vector<std::string> RecordOutcomes(const std::string& worker,
                                           const std::vector<model::DeliveryOutcome>& outcomes,
-                                          std::vector<SubscriptionHealth>* health = nullptr);
+                                          std::vector<SubscriptionHealth>* health = nullptr,
+                                          const ClaimRequest* claim = nullptr,
+                                          std::optional<std::vector<model::ClaimedDelivery>>* claimed = nullptr);
 
   // Finds up to `limit` expired leases, asks `decide` what each becomes
   // (outcome "lease_expired"), and records that as an attempt by `worker`,
@@ -162,12 +174,13 @@ class Store {
   // retried row by row; a row that still fails is dead-lettered as poison
   // with the database's error. Returns the ids that applied.
   std::vector<std::string> RecordRunOutcomes(const std::string& worker, const std::vector<model::RunOutcome>& outcomes);
+  // Marks an active connection degraded unless `credential_version` (> 0) is no
+  // longer its active version. False if nothing changed.
+  bool DegradeConnection(const std::string& connection_id, const std::string& reason, int credential_version);
   // Gives claimed runs back without an attempt (limits, waiting for a token, shutdown).
   int ReleaseRuns(const std::string& worker, const std::vector<Release>& releases);
   int RescueExpiredRuns(const std::string& worker, int limit,
                         const std::function<model::RunOutcome(const ExpiredRunLease&)>& decide);
-  // Marks an active connection degraded (its runs wait). False if it was not active.
-  bool DegradeConnection(const std::string& connection_id, const std::string& reason);
   std::vector<model::ProbeTarget> ConnectionsToProbe();
   // Returns the connection's health after the probe ("" if it no longer exists).
   std::string RecordProbe(const std::string& connection_id, bool ok, std::optional<int> status_code,
@@ -181,6 +194,7 @@ class Store {
                 int batch);
 
  private:
+  std::vector<std::string> RecordOneRunOutcome(const std::string& worker, const model::RunOutcome& outcome);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

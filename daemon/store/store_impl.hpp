@@ -118,6 +118,7 @@ struct Store::Impl {
                                       const std::vector<model::DeliveryOutcome>& outcomes,
                                       const std::vector<std::string>& owners,
                                       std::vector<SubscriptionHealth>* health);
+  std::vector<model::ClaimedDelivery> ExecClaim(pqxx::work& txn, const std::string& worker, const ClaimRequest& claim);
   std::vector<std::string> ExecRecordRuns(pqxx::work& txn, const std::string& worker,
                                           const std::vector<model::RunOutcome>& outcomes);
 };

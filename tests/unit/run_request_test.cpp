@@ -78,6 +78,11 @@ TEST_CASE("runs that can never execute are poison, each with its own code") {
   r.headers_json = R"({"Content-Type": "text/plain"})";
   CHECK(PoisonCode(r) == "");  // not JSON by its own content type: sent as is
   r = SampleRun();
+  r.method = "GET";
+  CHECK(PoisonCode(r) == "invalid_body");
+  r.body.reset();
+  CHECK(PoisonCode(r) == "");
+  r = SampleRun();
   r.body = std::string(2 << 20, ' ');
   CHECK(PoisonCode(r) == "body_too_large");
 }
