@@ -519,7 +519,6 @@ struct Dispatcher::Impl {
         applied = s.RecordOutcomes(settings.worker_id, pending_outcomes, &health, limit > 0 ? &claim : nullptr,
                                    limit > 0 ? &claimed : nullptr);
       });
-      if (ok && claimed) AfterClaim(std::move(*claimed), limit, timer);
       if (ok) {
         CheckAutoPause(health);
         if (fifo_finished) {
@@ -543,6 +542,9 @@ struct Dispatcher::Impl {
         }
         pending_outcomes.clear();
         pending_finish.clear();
+        // Only now: dispatching the claimed rows may queue new outcomes at once
+        // (a delivery that fails before any request), which must not be cleared above.
+        if (claimed) AfterClaim(std::move(*claimed), limit, timer);
       }
     }
     while (!pending_disables.empty()) {
