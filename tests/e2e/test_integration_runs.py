@@ -13,7 +13,7 @@ import time
 import pytest
 
 from conftest import policy, wait_for
-from ops_helpers import metrics_daemon, metrics_port, scrape
+from ops_helpers import metrics_daemon, metrics_port, parse_samples, scrape
 
 TENANT = "acme"
 CLIENT_ID = "pgc-client"
@@ -242,6 +242,13 @@ def courier(ctl, db, tmp_path, daemon_factory, write_policies):
     return Courier(ctl, db, tmp_path, daemon_factory, write_policies)
 
 
+def metric(courier, name, **labels):
+    """The value of one sample scraped from the daemon's /metrics (0 when absent)."""
+    values = [v for n, l, v in parse_samples(scrape(courier.metrics_port)) if n == name and l == labels]
+    assert len(values) <= 1, (name, labels, values)
+    return values[0] if values else 0
+
+
 def request_of(vendor, method, path, index=0):
     found = vendor.requests(method, path)
     assert len(found) > index, f"{method} {path}: {len(found)} requests"
@@ -380,6 +387,8 @@ def test_a_2xx_completes_the_run_and_extracts_its_external_ref(courier, make_ven
         assert courier.failures(run_id) == []
         completed = [b for t, b in courier.outbox(run_id) if t == "IntegrationRunCompleted"]
         assert len(completed) == 1 and completed[0]["external_ref"] == ref, courier.outbox(run_id)
+    assert metric(courier, "pgcourier_run_attempts_total", outcome="completed", error_class="") == 2
+    assert metric(courier, "pgcourier_runs_finished_total", status="completed") == 2
     shown = courier.ctl("run", "show", sms).stdout
     assert sms in shown and "completed" in shown and "SM0001" in shown, shown
     courier.assert_no_secret_leaks(vendor)
@@ -608,6 +617,11 @@ def test_validation_errors_fail_without_retry_and_escalate(courier, make_vendor)
         types = courier.outbox_types(run_id)
         assert "IntegrationRunFailed" in types and "IntegrationFailureEscalated" in types, types
     courier.stays(lambda: len(vendor.requests()) == 4, "no validation error is retried")
+    # The same story in /metrics: four validation attempts, four failed runs, escalations open.
+    courier.until(lambda: metric(courier, "pgcourier_escalations_open") == 4, "the leader's run metrics", ids=list(runs.values()))
+    assert metric(courier, "pgcourier_run_attempts_total", outcome="http_error", error_class="validation") == 4
+    assert metric(courier, "pgcourier_runs_finished_total", status="failed") == 4
+    assert metric(courier, "pgcourier_run_queue_depth", state="due") == 0
 
     # An operator fixes the cause and replays; a completed run is never replayed.
     courier.ctl("run", "replay", runs[422])
