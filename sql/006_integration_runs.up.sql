@@ -176,8 +176,11 @@ CREATE INDEX runs_leased ON courier.runs (lease_expires_at) WHERE status = 'runn
 CREATE INDEX runs_connection ON courier.runs (connection_id, status);
 CREATE INDEX runs_finished ON courier.runs (completed_at) WHERE completed_at IS NOT NULL;
 
+-- Partitioned by day like courier.delivery_attempts (see sql/005): retention drops whole
+-- partitions. No foreign key to runs: attempts outlive a pruned run until their day is dropped
+-- (the views join the runs, so they are invisible meanwhile).
 CREATE TABLE courier.run_attempts (
-  run_id           text NOT NULL REFERENCES courier.runs (id) ON DELETE CASCADE,
+  run_id           text NOT NULL,
   attempt          int NOT NULL CHECK (attempt >= 1),
   started_at       timestamptz NOT NULL,
   duration_ms      double precision NOT NULL DEFAULT 0,
@@ -192,8 +195,9 @@ CREATE TABLE courier.run_attempts (
   credential_version int,
   worker           text NOT NULL,
   recorded_at      timestamptz NOT NULL DEFAULT now(),
-  PRIMARY KEY (run_id, attempt)
-);
+  PRIMARY KEY (run_id, attempt, started_at)
+) PARTITION BY RANGE (started_at);
+CREATE TABLE courier.run_attempts_default PARTITION OF courier.run_attempts DEFAULT;
 
 CREATE FUNCTION courier.forbid_run_attempt_changes() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -204,6 +208,57 @@ END
 $$;
 CREATE TRIGGER run_attempts_append_only BEFORE UPDATE ON courier.run_attempts
   FOR EACH ROW EXECUTE FUNCTION courier.forbid_run_attempt_changes();
+
+-- Daily partitions of courier.run_attempts, named run_attempts_pYYYYMMDD (as
+-- courier.maintain_attempt_partitions / drop_attempt_partitions do for deliveries).
+CREATE FUNCTION courier.maintain_run_attempt_partitions(days_ahead integer DEFAULT 7, days_back integer DEFAULT 0)
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+DECLARE
+  today date := (now() AT TIME ZONE 'UTC')::date;
+  day date;
+  name text;
+  created integer := 0;
+BEGIN
+  FOR day IN SELECT generate_series(today - days_back, today + days_ahead, interval '1 day')::date LOOP
+    name := 'run_attempts_p' || to_char(day, 'YYYYMMDD');
+    CONTINUE WHEN to_regclass('courier.' || name) IS NOT NULL;
+    BEGIN
+      EXECUTE format('CREATE TABLE courier.%I PARTITION OF courier.run_attempts FOR VALUES FROM (%L) TO (%L)',
+                     name, day::text || ' 00:00:00+00', (day + 1)::text || ' 00:00:00+00');
+      created := created + 1;
+    EXCEPTION WHEN others THEN
+      RAISE NOTICE 'pgcourier: cannot create partition % (%); its rows stay in the default partition', name, SQLERRM;
+    END;
+  END LOOP;
+  RETURN created;
+END
+$$;
+
+CREATE FUNCTION courier.drop_run_attempt_partitions(older_than timestamptz)
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+DECLARE
+  part record;
+  dropped integer := 0;
+BEGIN
+  FOR part IN
+    SELECT c.relname
+    FROM pg_inherits i
+    JOIN pg_class c ON c.oid = i.inhrelid
+    WHERE i.inhparent = 'courier.run_attempts'::regclass
+      AND c.relname ~ '^run_attempts_p[0-9]{8}$'
+      AND (to_date(substring(c.relname FROM 15 FOR 8), 'YYYYMMDD') + 1)::timestamp AT TIME ZONE 'UTC' <= older_than
+  LOOP
+    EXECUTE format('DROP TABLE courier.%I', part.relname);
+    dropped := dropped + 1;
+  END LOOP;
+  DELETE FROM courier.run_attempts_default WHERE started_at < older_than;
+  RETURN dropped;
+END
+$$;
+
+SELECT courier.maintain_run_attempt_partitions(7, 1);
 
 CREATE TABLE courier.failures (
   id           text PRIMARY KEY DEFAULT courier.new_id('fail_'),
@@ -711,13 +766,15 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, courier, pg_t
   WHERE r.status IN ('pending', 'running')
 $$;
 
--- Retention for runs (their attempts go with them), resolved failures and the outbox.
+-- Retention for runs (their attempts go with their day's partition), failures and the outbox.
 CREATE FUNCTION courier.prune_runs(completed_before timestamptz, dead_before timestamptz, batch_size integer DEFAULT 5000)
 RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
 DECLARE
   removed integer;
 BEGIN
+  PERFORM courier.maintain_run_attempt_partitions(7, 0);
+  PERFORM courier.drop_run_attempt_partitions(least(completed_before, dead_before));
   WITH victims AS (
     SELECT r.id FROM courier.runs r
     WHERE (r.status IN ('completed', 'failed') AND r.completed_at < completed_before)
