@@ -89,6 +89,7 @@ struct Dispatcher::Impl {
 
   Millis lease{0};
   bool notified = true;   // claim at start-up without waiting for a NOTIFY
+  bool runs_notified = true;
   bool backlog = false;   // the last claim was full: more is probably due
   bool ready_sent = false;
   bool wake_held = true;  // at start-up too: a restart may have fixed what held them
@@ -102,7 +103,6 @@ struct Dispatcher::Impl {
   bool aborted = false;
 
   RunLane run_lane;
-  bool runs_notified = true;
 
   explicit Impl(DispatcherOptions opts)
       : options(std::move(opts)),

@@ -27,7 +27,7 @@ using model::Millis;
 constexpr Millis kHoldDelay{30000};        // a run that cannot be attempted now (config problem) waits this long
 constexpr Millis kLimitDelay{50};          // over a connection's limits: look again soon
 constexpr Millis kDefaultTokenLifetime{3600000};
-constexpr std::size_t kRunExcerptForRef = 64 * 1024;  // response bytes read to find external_ref
+constexpr std::size_t kRunExcerptForRef = std::size_t{64} * 1024;  // response bytes read to find external_ref
 constexpr int kRescueBatch = 500;
 
 std::int64_t UnixMicrosNow() {
@@ -163,7 +163,7 @@ struct RunLane::Impl {
     if (waiters.size() > 1) return;  // a request for this token is already out
     const RequestParts parts = BuildTokenRequest(c, client_secret);
     http::Request r = MakeRequest(parts, policy);
-    r.excerpt_bytes = 16 * 1024;
+    r.excerpt_bytes = std::size_t{16} * 1024;
     token_requests.emplace(r.token, InFlightToken{key, c, policies, &policy});
     spdlog::debug("connection {}: requesting an OAuth2 token", c.id);
     ctx.executor->Submit({std::move(r)});
@@ -413,7 +413,7 @@ struct RunLane::Impl {
     }
   }
 
-  void OnRunCompletion(InFlightRun f, const model::HttpResult& r) {
+  void OnRunCompletion(const InFlightRun& f, const model::HttpResult& r) {
     const auto& run = f.run;
     const auto& policy = *f.policy;
     Released(run);
@@ -561,7 +561,7 @@ struct RunLane::Impl {
     pending_probes.push_back({probe.connection.id, ok, status, summary, probe.unhealthy_after});
   }
 
-  void OnProbeCompletion(InFlightProbe probe, const model::HttpResult& r) {
+  void OnProbeCompletion(const InFlightProbe& probe, const model::HttpResult& r) {
     if (r.transport_error == model::TransportError::kAborted) {
       Abandon(probe);
       return;
@@ -699,7 +699,7 @@ bool RunLane::Complete(http::Completion& completion) {
   if (auto it = impl.runs.find(completion.token); it != impl.runs.end()) {
     InFlightRun f = std::move(it->second);
     impl.runs.erase(it);
-    impl.OnRunCompletion(std::move(f), completion.result);
+    impl.OnRunCompletion(f, completion.result);
     return true;
   }
   if (auto it = impl.token_requests.find(completion.token); it != impl.token_requests.end()) {
@@ -711,7 +711,7 @@ bool RunLane::Complete(http::Completion& completion) {
   if (auto it = impl.probes.find(completion.token); it != impl.probes.end()) {
     InFlightProbe p = std::move(it->second);
     impl.probes.erase(it);
-    impl.OnProbeCompletion(std::move(p), completion.result);
+    impl.OnProbeCompletion(p, completion.result);
     return true;
   }
   return false;

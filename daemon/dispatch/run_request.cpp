@@ -127,7 +127,12 @@ RequestParts BuildRunRequest(const model::ClaimedRun& run, const std::vector<std
   parts.method = run.method;
   parts.url = JoinUrl(run.connection.base_url, run.path);
   const auto headers = json::StringObject(run.headers_json).value_or(decltype(json::StringObject(""))::value_type{});
-  for (const auto& [name, value] : headers) parts.headers.push_back(name + ": " + value);
+  for (const auto& [name, value] : headers) {
+    std::string line = name;
+    line += ": ";
+    line += value;
+    parts.headers.push_back(std::move(line));
+  }
   if (run.body && run.method != "GET") {
     parts.body = *run.body;
     if (ContentType(headers).empty()) parts.headers.emplace_back("Content-Type: application/json");

@@ -269,7 +269,7 @@ std::string HmacSha256(std::string_view key, std::string_view message) {
            message.size(), mac, &mac_len) == nullptr) {
     throw std::runtime_error("HMAC-SHA256 failed");
   }
-  return std::string(reinterpret_cast<const char*>(mac), mac_len);
+  return {reinterpret_cast<const char*>(mac), mac_len};
 }
 
 }  // namespace
