@@ -209,9 +209,11 @@ $$;
 CREATE TRIGGER run_attempts_append_only BEFORE UPDATE ON courier.run_attempts
   FOR EACH ROW EXECUTE FUNCTION courier.forbid_run_attempt_changes();
 
--- Daily partitions of courier.run_attempts, named run_attempts_pYYYYMMDD (as
--- courier.maintain_attempt_partitions / drop_attempt_partitions do for deliveries).
-CREATE FUNCTION courier.maintain_run_attempt_partitions(days_ahead integer DEFAULT 7, days_back integer DEFAULT 0)
+-- Daily partitions of an attempts table, named <table>_pYYYYMMDD: one
+-- implementation for courier.delivery_attempts (the functions of sql/005
+-- become wrappers) and courier.run_attempts.
+CREATE FUNCTION courier.maintain_daily_partitions(parent text, days_ahead integer DEFAULT 7,
+                                                  days_back integer DEFAULT 0)
 RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
 DECLARE
@@ -221,11 +223,11 @@ DECLARE
   created integer := 0;
 BEGIN
   FOR day IN SELECT generate_series(today - days_back, today + days_ahead, interval '1 day')::date LOOP
-    name := 'run_attempts_p' || to_char(day, 'YYYYMMDD');
+    name := parent || '_p' || to_char(day, 'YYYYMMDD');
     CONTINUE WHEN to_regclass('courier.' || name) IS NOT NULL;
     BEGIN
-      EXECUTE format('CREATE TABLE courier.%I PARTITION OF courier.run_attempts FOR VALUES FROM (%L) TO (%L)',
-                     name, day::text || ' 00:00:00+00', (day + 1)::text || ' 00:00:00+00');
+      EXECUTE format('CREATE TABLE courier.%I PARTITION OF courier.%I FOR VALUES FROM (%L) TO (%L)',
+                     name, parent, day::text || ' 00:00:00+00', (day + 1)::text || ' 00:00:00+00');
       created := created + 1;
     EXCEPTION WHEN others THEN
       RAISE NOTICE 'pgcourier: cannot create partition % (%); its rows stay in the default partition', name, SQLERRM;
@@ -235,7 +237,9 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION courier.drop_run_attempt_partitions(older_than timestamptz)
+-- Drops the daily partitions of `parent` that end before `older_than` and
+-- deletes its default partition's rows older than it. Returns how many it dropped.
+CREATE FUNCTION courier.drop_daily_partitions(parent text, older_than timestamptz)
 RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
 DECLARE
@@ -246,19 +250,30 @@ BEGIN
     SELECT c.relname
     FROM pg_inherits i
     JOIN pg_class c ON c.oid = i.inhrelid
-    WHERE i.inhparent = 'courier.run_attempts'::regclass
-      AND c.relname ~ '^run_attempts_p[0-9]{8}$'
-      AND (to_date(substring(c.relname FROM 15 FOR 8), 'YYYYMMDD') + 1)::timestamp AT TIME ZONE 'UTC' <= older_than
+    WHERE i.inhparent = ('courier.' || parent)::regclass
+      AND c.relname ~ ('^' || parent || '_p[0-9]{8}$')
+      AND (to_date(right(c.relname, 8), 'YYYYMMDD') + 1)::timestamp AT TIME ZONE 'UTC' <= older_than
   LOOP
     EXECUTE format('DROP TABLE courier.%I', part.relname);
     dropped := dropped + 1;
   END LOOP;
-  DELETE FROM courier.run_attempts_default WHERE started_at < older_than;
+  EXECUTE format('DELETE FROM courier.%I WHERE started_at < $1', parent || '_default') USING older_than;
   RETURN dropped;
 END
 $$;
 
-SELECT courier.maintain_run_attempt_partitions(7, 1);
+CREATE OR REPLACE FUNCTION courier.maintain_attempt_partitions(days_ahead integer DEFAULT 7, days_back integer DEFAULT 0)
+RETURNS integer
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+  SELECT courier.maintain_daily_partitions('delivery_attempts', days_ahead, days_back)
+$$;
+CREATE OR REPLACE FUNCTION courier.drop_attempt_partitions(older_than timestamptz)
+RETURNS integer
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+  SELECT courier.drop_daily_partitions('delivery_attempts', older_than)
+$$;
+
+SELECT courier.maintain_daily_partitions('run_attempts', 7, 1);
 
 CREATE TABLE courier.failures (
   id           text PRIMARY KEY DEFAULT courier.new_id('fail_'),
@@ -773,8 +788,8 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp
 DECLARE
   removed integer;
 BEGIN
-  PERFORM courier.maintain_run_attempt_partitions(7, 0);
-  PERFORM courier.drop_run_attempt_partitions(least(completed_before, dead_before));
+  PERFORM courier.maintain_daily_partitions('run_attempts', 7, 0);
+  PERFORM courier.drop_daily_partitions('run_attempts', least(completed_before, dead_before));
   WITH victims AS (
     SELECT r.id FROM courier.runs r
     WHERE (r.status IN ('completed', 'failed') AND r.completed_at < completed_before)
