@@ -79,7 +79,7 @@ struct Dispatcher::Impl {
 
   // Limits and health, per subscription and per endpoint (this daemon's view).
   std::unordered_map<std::string, int> in_flight_by_subscription;
-  std::unordered_map<std::string, limits::TokenBucket> buckets;        // by subscription
+  limits::KeyedRateLimiter rate_limits;                                // by subscription
   std::unordered_map<std::string, limits::CircuitBreaker> breakers;    // by endpoint (scheme://host:port)
   std::unordered_map<std::string, std::string> policy_of_subscription; // for auto-pause after a write
   std::vector<std::pair<std::string, std::string>> pending_disables;   // (subscription, reason)
@@ -291,19 +291,9 @@ struct Dispatcher::Impl {
                                                 std::to_string(max_in_flight) + " request(s) in flight"});
       return false;
     }
-    const double rate = d.rate_per_second > 0 ? d.rate_per_second : policy.limits.per_second;
-    if (rate > 0) {
-      const double burst = d.rate_burst > 0 ? d.rate_burst : (policy.limits.burst > 0 ? policy.limits.burst : rate);
-      auto it = buckets.find(d.subscription_id);
-      if (it == buckets.end()) {
-        it = buckets.emplace(d.subscription_id, limits::TokenBucket(rate, burst, now)).first;
-      } else {
-        it->second.Reconfigure(rate, burst);
-      }
-      if (!it->second.TryTake(now, wait)) {
-        pending_releases.push_back({d.id, wait, "waiting: subscription rate limit"});
-        return false;
-      }
+    if (!rate_limits.TryTake(d.subscription_id, d.rate_per_second, d.rate_burst, policy.limits, now, wait)) {
+      pending_releases.push_back({d.id, wait, "waiting: subscription rate limit"});
+      return false;
     }
     // Last: a half-open circuit lets its one probe through here, and the probe
     // must then really be sent (no later gate may hold it back).

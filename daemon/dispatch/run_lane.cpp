@@ -110,7 +110,7 @@ struct RunLane::Impl {
   std::unordered_set<std::string> verifying; // credential version ids being verified
 
   std::unordered_map<std::string, int> in_flight_by_connection;
-  std::unordered_map<std::string, limits::TokenBucket> buckets;  // by connection
+  limits::KeyedRateLimiter rate_limits;  // by connection
 
   std::vector<model::RunOutcome> pending_outcomes;
   std::vector<store::Release> pending_releases;
@@ -260,18 +260,8 @@ struct RunLane::Impl {
                                                                    std::to_string(max_in_flight) + " in flight"});
       return false;
     }
-    const double rate = c.rate_per_second > 0 ? c.rate_per_second : policy.limits.per_second;
-    if (rate <= 0) return true;
-    const double burst = c.rate_burst > 0 ? c.rate_burst : (policy.limits.burst > 0 ? policy.limits.burst : rate);
-    const std::int64_t now = SteadyMs();
-    auto it = buckets.find(c.id);
-    if (it == buckets.end()) {
-      it = buckets.emplace(c.id, limits::TokenBucket(rate, burst, now)).first;
-    } else {
-      it->second.Reconfigure(rate, burst);
-    }
     std::int64_t wait = 0;
-    if (it->second.TryTake(now, wait)) return true;
+    if (rate_limits.TryTake(c.id, c.rate_per_second, c.rate_burst, policy.limits, SteadyMs(), wait)) return true;
     pending_releases.push_back({run.id, std::max<std::int64_t>(wait, 1), "waiting: connection rate limit"});
     return false;
   }

@@ -75,4 +75,18 @@ CircuitBreaker::State CircuitBreaker::state(std::int64_t now_ms) const {
   return now_ms < open_until_ms_ ? State::kOpen : State::kHalfOpen;
 }
 
+bool KeyedRateLimiter::TryTake(const std::string& key, double own_rate, int own_burst,
+                               const model::Policy::Limits& policy, std::int64_t now_ms, std::int64_t& wait_ms) {
+  const double rate = own_rate > 0 ? own_rate : policy.per_second;
+  if (rate <= 0) return true;
+  const double burst = own_burst > 0 ? own_burst : (policy.burst > 0 ? policy.burst : rate);
+  auto it = buckets_.find(key);
+  if (it == buckets_.end()) {
+    it = buckets_.emplace(key, TokenBucket(rate, burst, now_ms)).first;
+  } else {
+    it->second.Reconfigure(rate, burst);
+  }
+  return it->second.TryTake(now_ms, wait_ms);
+}
+
 }  // namespace pgcourier::limits

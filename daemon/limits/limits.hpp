@@ -4,6 +4,10 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <unordered_map>
+
+#include "model/policy.hpp"
 
 namespace pgcourier::limits {
 
@@ -22,6 +26,19 @@ class TokenBucket {
   double burst_;
   double tokens_;
   std::int64_t last_ms_;
+};
+
+// One token bucket per key (a subscription, a connection), created on first
+// use. The rate is the key's own when set (> 0), else the policy's; the burst
+// likewise, else the rate. No rate: always allowed.
+class KeyedRateLimiter {
+ public:
+  // Takes a token for `key`; false with wait_ms set when there is none.
+  bool TryTake(const std::string& key, double own_rate, int own_burst, const model::Policy::Limits& policy,
+               std::int64_t now_ms, std::int64_t& wait_ms);
+
+ private:
+  std::unordered_map<std::string, TokenBucket> buckets_;
 };
 
 // Closed -> (failures_to_open consecutive failures) -> open for cooldown ->

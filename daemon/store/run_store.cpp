@@ -213,15 +213,10 @@ std::vector<std::string> Store::RecordOneRunOutcome(const std::string& worker, c
 int Store::ReleaseRuns(const std::string& worker, const std::vector<Release>& releases) {
   if (releases.empty()) return 0;
   return Translate(kStmtReleaseRuns, [&] {
-    ArrayBuilder ids, delays, reasons;
-    for (const auto& r : releases) {
-      ids.AddText(r.delivery_id);
-      delays.AddNumber(r.delay_ms);
-      reasons.AddText(r.reason);
-    }
+    const auto arrays = detail::ReleaseArrays(releases);
     pqxx::work txn(impl_->conn);
     const pqxx::result r = impl_->Timed(kStmtReleaseRuns, [&] {
-      return txn.exec_prepared(kStmtReleaseRuns, worker, ids.Finish(), delays.Finish(), reasons.Finish());
+      return txn.exec_prepared(kStmtReleaseRuns, worker, arrays[0], arrays[1], arrays[2]);
     });
     txn.commit();
     return r[0][0].as<int>();

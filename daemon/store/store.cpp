@@ -274,15 +274,10 @@ int Store::RescueExpired(const std::string& worker, int limit,
 int Store::ReleaseLeases(const std::string& worker, const std::vector<Release>& releases) {
   if (releases.empty()) return 0;
   return Translate(kStmtReleaseLeases, [&] {
-    ArrayBuilder ids, delays, reasons;
-    for (const auto& r : releases) {
-      ids.AddText(r.delivery_id);
-      delays.AddNumber(r.delay_ms);
-      reasons.AddText(r.reason);
-    }
+    const auto arrays = detail::ReleaseArrays(releases);
     pqxx::work txn(impl_->conn);
     const pqxx::result rows = impl_->Timed(kStmtReleaseLeases, [&] {
-      return txn.exec_prepared(kStmtReleaseLeases, worker, ids.Finish(), delays.Finish(), reasons.Finish());
+      return txn.exec_prepared(kStmtReleaseLeases, worker, arrays[0], arrays[1], arrays[2]);
     });
     txn.commit();
     return static_cast<int>(rows.affected_rows());

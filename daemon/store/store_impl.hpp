@@ -85,6 +85,17 @@ class ChannelCounter final : public pqxx::notification_receiver {
   int* counter_;
 };
 
+// The (ids, delays, reasons) array literals of a release statement.
+inline std::vector<std::string> ReleaseArrays(const std::vector<Release>& releases) {
+  ArrayBuilder ids, delays, reasons;
+  for (const auto& r : releases) {
+    ids.AddText(r.delivery_id);
+    delays.AddNumber(r.delay_ms);
+    reasons.AddText(r.reason);
+  }
+  return {ids.Finish(), delays.Finish(), reasons.Finish()};
+}
+
 }  // namespace pgcourier::store::detail
 
 namespace pgcourier::store {

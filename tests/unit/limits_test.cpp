@@ -77,3 +77,22 @@ TEST_CASE("a probe that never reports back stops blocking the circuit after the 
   CHECK_FALSE(breaker.Allow(2000, wait));   // ...and its answer never comes
   CHECK(breaker.Allow(1000 + 15 * 60 * 1000, wait));  // eventually another probe may go
 }
+
+TEST_CASE("keyed rate limits use the key's own rate, else the policy's, each key its own bucket") {
+  pgcourier::limits::KeyedRateLimiter limiter;
+  pgcourier::model::Policy::Limits policy;
+  std::int64_t wait = 0;
+  // No rate anywhere: always allowed.
+  for (int i = 0; i < 100; ++i) CHECK(limiter.TryTake("free", 0, 0, policy, 0, wait));
+  // The policy's rate with its burst of 2.
+  policy.per_second = 1;
+  policy.burst = 2;
+  CHECK(limiter.TryTake("a", 0, 0, policy, 0, wait));
+  CHECK(limiter.TryTake("a", 0, 0, policy, 0, wait));
+  CHECK_FALSE(limiter.TryTake("a", 0, 0, policy, 0, wait));
+  CHECK(wait > 0);
+  // Another key has its own bucket; its own rate and burst win over the policy's.
+  for (int i = 0; i < 5; ++i) CHECK(limiter.TryTake("b", 10, 5, policy, 0, wait));
+  CHECK_FALSE(limiter.TryTake("b", 10, 5, policy, 0, wait));
+  CHECK(limiter.TryTake("b", 10, 5, policy, 100, wait));  // 10/s: one more token after 100 ms
+}
