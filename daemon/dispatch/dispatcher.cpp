@@ -10,6 +10,7 @@
 #include <cstring>
 #include <mutex>
 #include <optional>
+#include <queue>
 #include <random>
 #include <system_error>
 #include <unordered_map>
@@ -94,6 +95,11 @@ struct Dispatcher::Impl {
   bool ready_sent = false;
   bool wake_held = true;  // at start-up too: a restart may have fixed what held them
   Clock::time_point next_poll = Clock::now();
+  // When retries this daemon scheduled (shorter than the poll interval) fall
+  // due: it claims then, instead of at the next poll. Retries of other daemons
+  // and longer ones are found by the poll.
+  std::priority_queue<Clock::time_point, std::vector<Clock::time_point>, std::greater<>> own_retries_due;
+  Clock::time_point claim_started;
   Clock::time_point next_rescue = Clock::now();
   Clock::time_point next_maintenance = Clock::now();
   bool leader = false;
@@ -510,6 +516,15 @@ struct Dispatcher::Impl {
                                    limit > 0 ? &claimed : nullptr);
       });
       if (ok) {
+        // The retries were written with next_attempt_at = the transaction's
+        // now() + delay, which is no later than this moment + delay.
+        const auto written = Clock::now();
+        for (const auto& o : pending_outcomes) {
+          if (o.next_status == model::DeliveryStatus::kRetryScheduled && o.retry_delay_ms &&
+              *o.retry_delay_ms > 0 && *o.retry_delay_ms < settings.poll_interval.count()) {
+            own_retries_due.push(written + Millis(*o.retry_delay_ms));
+          }
+        }
         CheckAutoPause(health);
         if (fifo_finished) {
           notified = true;  // the next delivery of a FIFO key may be claimable now
@@ -584,8 +599,10 @@ struct Dispatcher::Impl {
       if (s.TakeNotifications() > 0) notified = true;
       if (s.TakeRunNotifications() > 0) runs_notified = true;
     });
-    timer = Clock::now() >= next_poll;
-    if (!(notified || timer || backlog)) return 0;
+    claim_started = Clock::now();
+    timer = claim_started >= next_poll;
+    const bool retry_due = !own_retries_due.empty() && own_retries_due.top() <= claim_started;
+    if (!(notified || timer || backlog || retry_due)) return 0;
     const int free = FreeSlots();
     // With a backlog, wait for a useful batch of free slots instead of
     // claiming one row per completion: fewer, larger transactions.
@@ -597,6 +614,7 @@ struct Dispatcher::Impl {
   void AfterClaim(std::vector<model::ClaimedDelivery> claimed, int limit, bool timer) {
     notified = false;
     if (timer) next_poll = Clock::now() + JitteredPoll();
+    while (!own_retries_due.empty() && own_retries_due.top() <= claim_started) own_retries_due.pop();
     backlog = static_cast<int>(claimed.size()) == limit;
     if (options.metrics && !claimed.empty()) options.metrics->ClaimBatch(static_cast<int>(claimed.size()));
     if (!claimed.empty()) Dispatch(std::move(claimed));
@@ -744,6 +762,10 @@ struct Dispatcher::Impl {
     Clock::time_point until = now + Millis(1000);
     if (!store) until = std::min(until, next_connect);
     else if (!drain_deadline) until = std::min({until, next_poll, next_rescue});
+    // (A due retry that found no free slot waits for a completion, not a busy loop.)
+    if (store && !drain_deadline && !own_retries_due.empty() && own_retries_due.top() > now) {
+      until = std::min(until, own_retries_due.top() + Millis(1));
+    }
     if (drain_deadline) until = std::min(until, *drain_deadline);
     if (HasUnwritten()) until = std::min(until, now + Millis(50));
     if (options.heartbeat_interval.count() > 0) until = std::min(until, now + options.heartbeat_interval);
@@ -752,12 +774,24 @@ struct Dispatcher::Impl {
   }
 
   void WaitForWork() {
+    int timeout = PollTimeoutMs();
+    // A notification that arrived while another statement ran (a run claim,
+    // maintenance) already sits in libpq's buffer, where poll() cannot see
+    // it: without this look it would wait for the next poll (up to a second).
+    if (store && !drain_deadline && timeout > 0) {
+      bool fresh = false;
+      WithStore("reading notifications", [&](store::Store& s) {
+        if (s.TakeNotifications() > 0) fresh = notified = true;
+        if (s.TakeRunNotifications() > 0) fresh = runs_notified = true;
+      });
+      if (fresh) timeout = 0;
+    }
     pollfd fds[3];
     int n = 0;
     fds[n++] = {control_fd, POLLIN, 0};
     fds[n++] = {executor.completion_fd(), POLLIN, 0};
     if (store && store->socket() >= 0) fds[n++] = {store->socket(), POLLIN, 0};
-    ::poll(fds, n, PollTimeoutMs());
+    ::poll(fds, n, timeout);
     std::uint64_t drained;
     (void)!read(control_fd, &drained, sizeof drained);
   }
