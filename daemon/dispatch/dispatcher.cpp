@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <deque>
 #include <cstring>
 #include <mutex>
 #include <optional>
@@ -76,6 +77,10 @@ struct Dispatcher::Impl {
   std::vector<model::DeliveryOutcome> pending_outcomes;  // not yet written
   std::vector<std::pair<std::int64_t, std::string>> pending_finish;  // (event created us, status) for metrics
   std::vector<store::Release> pending_releases;
+  // Claimed (leased) deliveries not sent yet: a slot freed by a completion is
+  // refilled from here at once, without waiting for the next claim's round
+  // trip. At most LocalQueueCapacity() rows; released at shutdown.
+  std::deque<model::ClaimedDelivery> local_queue;
   std::unordered_map<std::string, std::string> opened_secrets;  // sealed text -> key bytes
 
   // Limits and health, per subscription and per endpoint (this daemon's view).
@@ -572,6 +577,36 @@ struct Dispatcher::Impl {
 
   int FreeSlots() const { return settings.concurrency - static_cast<int>(in_flight.size()) - run_lane.busy(); }
 
+  // A quarter of the concurrency (at most one claim batch) may wait claimed:
+  // enough to refill the slots that free up during one claim round trip.
+  int LocalQueueCapacity() const { return std::min(settings.max_claim_batch, std::max(1, settings.concurrency / 4)); }
+
+  // Sends queued deliveries into free slots. While runs wait for slots, the
+  // deliveries take at most half of them, so a delivery backlog cannot keep
+  // every freed slot away from the run lane.
+  void DispatchFromLocalQueue() {
+    if (local_queue.empty()) return;
+    int slots = FreeSlots();
+    if (runs_notified || run_lane.backlog()) slots /= 2;
+    const int n = std::min(slots, static_cast<int>(local_queue.size()));
+    if (n <= 0) return;
+    std::vector<model::ClaimedDelivery> batch;
+    batch.reserve(static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i) {
+      batch.push_back(std::move(local_queue.front()));
+      local_queue.pop_front();
+    }
+    Dispatch(std::move(batch));
+  }
+
+  // At shutdown: queued deliveries go back to the database, due at once, no attempt spent.
+  void ReleaseLocalQueue() {
+    for (const auto& d : local_queue) {
+      pending_releases.push_back({d.id, 0, "released by " + settings.worker_id + " at shutdown (not sent)"});
+    }
+    local_queue.clear();
+  }
+
   bool HasUnwritten() const {
     return !pending_outcomes.empty() || !pending_releases.empty() || run_lane.has_unwritten();
   }
@@ -603,12 +638,12 @@ struct Dispatcher::Impl {
     timer = claim_started >= next_poll;
     const bool retry_due = !own_retries_due.empty() && own_retries_due.top() <= claim_started;
     if (!(notified || timer || backlog || retry_due)) return 0;
-    const int free = FreeSlots();
-    // With a backlog, wait for a useful batch of free slots instead of
-    // claiming one row per completion: fewer, larger transactions.
+    const int room = FreeSlots() + LocalQueueCapacity() - static_cast<int>(local_queue.size());
+    // With a backlog, wait for a useful batch of room instead of claiming one
+    // row per completion: fewer, larger transactions.
     const int min_batch = backlog ? std::max(1, std::min(settings.concurrency / 8, settings.max_claim_batch)) : 1;
-    if (free < min_batch) return 0;
-    return std::min(free, settings.max_claim_batch);
+    if (room < min_batch) return 0;
+    return std::min(room, settings.max_claim_batch);
   }
 
   void AfterClaim(std::vector<model::ClaimedDelivery> claimed, int limit, bool timer) {
@@ -617,7 +652,8 @@ struct Dispatcher::Impl {
     while (!own_retries_due.empty() && own_retries_due.top() <= claim_started) own_retries_due.pop();
     backlog = static_cast<int>(claimed.size()) == limit;
     if (options.metrics && !claimed.empty()) options.metrics->ClaimBatch(static_cast<int>(claimed.size()));
-    if (!claimed.empty()) Dispatch(std::move(claimed));
+    for (auto& d : claimed) local_queue.push_back(std::move(d));
+    DispatchFromLocalQueue();
     if (!ready_sent) {
       ready_sent = true;
       spdlog::info("pgcourierd {} ready: concurrency {}, lease {} ms", settings.worker_id, settings.concurrency,
@@ -850,10 +886,12 @@ struct Dispatcher::Impl {
       if (options.heartbeat) options.heartbeat();
       AdoptNewPolicies();
       CollectCompletions();
+      if (drain_deadline) ReleaseLocalQueue();
+      else DispatchFromLocalQueue();
       FlushWrites();
       if (options.metrics) options.metrics->InFlight(static_cast<int>(in_flight.size()) + run_lane.busy());
       if (drain_deadline) {
-        const bool settled = in_flight.empty() && run_lane.busy() == 0 && !HasUnwritten();
+        const bool settled = in_flight.empty() && local_queue.empty() && run_lane.busy() == 0 && !HasUnwritten();
         if (settled) break;
         if (aborted && Clock::now() >= *drain_deadline) {
           spdlog::error("stopping with {} result(s) unwritten (database unreachable); their leases will expire "
