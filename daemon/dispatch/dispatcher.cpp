@@ -41,6 +41,8 @@ constexpr Millis kHoldDelay{30000};
 constexpr Millis kReconnectMin{100};
 constexpr Millis kReconnectMax{5000};
 constexpr int kRescueBatch = 500;
+// The coalesced NOTIFY courier_outbox after outcome statements (sql/008).
+constexpr Millis kOutboxNotifyInterval{100};
 // Release delay meaning "until the subscription is resumed" (next_attempt_at = infinity).
 constexpr std::int64_t kUntilResumed = -1;
 
@@ -105,6 +107,10 @@ struct Dispatcher::Impl {
   // and longer ones are found by the poll.
   std::priority_queue<Clock::time_point, std::vector<Clock::time_point>, std::greater<>> own_retries_due;
   Clock::time_point claim_started;
+  // Outbox rows written by outcome statements since the last NOTIFY
+  // courier_outbox, which is sent at most every kOutboxNotifyInterval.
+  bool outbox_notify_owed = false;
+  Clock::time_point next_outbox_notify = Clock::now();
   Clock::time_point next_rescue = Clock::now();
   Clock::time_point next_maintenance = Clock::now();
   bool leader = false;
@@ -524,6 +530,9 @@ struct Dispatcher::Impl {
         // The retries were written with next_attempt_at = the transaction's
         // now() + delay, which is no later than this moment + delay.
         const auto written = Clock::now();
+        if (settings.delivery_events != "none") {
+          for (const auto& o : pending_outcomes) outbox_notify_owed |= model::IsTerminal(o.next_status);
+        }
         for (const auto& o : pending_outcomes) {
           if (o.next_status == model::DeliveryStatus::kRetryScheduled && o.retry_delay_ms &&
               *o.retry_delay_ms > 0 && *o.retry_delay_ms < settings.poll_interval.count()) {
@@ -573,6 +582,14 @@ struct Dispatcher::Impl {
       }
     }
     if (run_lane.has_unwritten()) WithStore("recording run results", [&](store::Store& s) { run_lane.Flush(s); });
+  }
+
+  void MaybeNotifyOutbox() {
+    if (!outbox_notify_owed || !store || Clock::now() < next_outbox_notify) return;
+    if (WithStore("notifying outbox consumers", [&](store::Store& s) { s.NotifyOutbox(); })) {
+      outbox_notify_owed = false;
+      next_outbox_notify = Clock::now() + kOutboxNotifyInterval;
+    }
   }
 
   int FreeSlots() const { return settings.concurrency - static_cast<int>(in_flight.size()) - run_lane.busy(); }
@@ -804,6 +821,7 @@ struct Dispatcher::Impl {
     }
     if (drain_deadline) until = std::min(until, *drain_deadline);
     if (HasUnwritten()) until = std::min(until, now + Millis(50));
+    if (store && outbox_notify_owed) until = std::min(until, next_outbox_notify);
     if (options.heartbeat_interval.count() > 0) until = std::min(until, now + options.heartbeat_interval);
     const auto ms = std::chrono::duration_cast<Millis>(until - now).count();
     return static_cast<int>(std::clamp<std::int64_t>(ms, 0, 1000));
@@ -889,6 +907,7 @@ struct Dispatcher::Impl {
       if (drain_deadline) ReleaseLocalQueue();
       else DispatchFromLocalQueue();
       FlushWrites();
+      MaybeNotifyOutbox();
       if (options.metrics) options.metrics->InFlight(static_cast<int>(in_flight.size()) + run_lane.busy());
       if (drain_deadline) {
         const bool settled = in_flight.empty() && local_queue.empty() && run_lane.busy() == 0 && !HasUnwritten();
@@ -905,6 +924,10 @@ struct Dispatcher::Impl {
         MaybeClaim();
       }
       WaitForWork();
+    }
+    if (outbox_notify_owed) {  // do not leave outbox consumers waiting for their next poll
+      next_outbox_notify = Clock::now();
+      MaybeNotifyOutbox();
     }
     executor.Stop();
     spdlog::info("dispatcher stopped");

@@ -9,6 +9,7 @@ namespace pgcourier::store {
 
 inline constexpr const char* kDeliveriesChannel = "courier_deliveries";
 inline constexpr const char* kRunsChannel = "courier_runs";
+inline constexpr const char* kOutboxChannel = "courier_outbox";
 
 inline constexpr const char* kStmtClaimDue = "claim_due";
 inline constexpr const char* kStmtRecordOutcomes = "record_outcomes";

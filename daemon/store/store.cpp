@@ -58,6 +58,10 @@ std::vector<std::string> Store::Impl::ExecRecord(pqxx::work& txn, const std::str
                                     std::vector<SubscriptionHealth>* health) {
   const auto arrays = BuildOutcomeArrays(outcomes, owners);
   const auto& p = arrays.params;
+  // The outbox rows of this transaction do not NOTIFY at its commit (a lock
+  // every notifying commit of the database queues for); the dispatcher sends
+  // one coalesced NOTIFY afterwards (Store::NotifyOutbox, sql/008).
+  txn.exec0("SET LOCAL courier.outbox_notify = 'deferred'");
   pqxx::result rows = Timed(kStmtRecordOutcomes, [&] {
     return txn.exec_prepared(kStmtRecordOutcomes, worker, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8],
                              p[9], p[10], p[11], p[12], delivery_events);
@@ -129,6 +133,14 @@ int Store::TakeNotifications() {
 }
 
 int Store::TakeRunNotifications() { return std::exchange(impl_->run_notifications, 0); }
+
+void Store::NotifyOutbox() {
+  Translate("notify_outbox", [&] {
+    pqxx::nontransaction txn(impl_->conn);
+    txn.exec_params("SELECT pg_notify($1, '')", kOutboxChannel);
+    return 0;
+  });
+}
 
 std::vector<model::ClaimedDelivery> Store::ClaimDue(const std::string& worker, int limit,
                                                     std::chrono::milliseconds lease,
