@@ -146,6 +146,8 @@ def main():
         for point in r["series"].split(","):
             if point:
                 t, claim, table, idx, nrows, delivered = (int(x) for x in point.split(":"))
+                if series and series[-1]["second"] == t:
+                    series.pop()  # two samples in the same second: keep the later one
                 series.append({"second": t, "claim_indexes_kib": claim // 1024, "table_kib": table // 1024,
                                "all_indexes_kib": idx // 1024, "rows": nrows, "delivered": delivered})
         half = [p for p in series if p["second"] >= series[-1]["second"] / 2]
