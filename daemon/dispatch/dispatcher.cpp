@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <deque>
 #include <cstring>
 #include <mutex>
 #include <optional>
@@ -79,10 +78,6 @@ struct Dispatcher::Impl {
   std::vector<model::DeliveryOutcome> pending_outcomes;  // not yet written
   std::vector<std::pair<std::int64_t, std::string>> pending_finish;  // (event created us, status) for metrics
   std::vector<store::Release> pending_releases;
-  // Claimed (leased) deliveries not sent yet: a slot freed by a completion is
-  // refilled from here at once, without waiting for the next claim's round
-  // trip. At most LocalQueueCapacity() rows; released at shutdown.
-  std::deque<model::ClaimedDelivery> local_queue;
   std::unordered_map<std::string, std::string> opened_secrets;  // sealed text -> key bytes
 
   // Limits and health, per subscription and per endpoint (this daemon's view).
@@ -124,7 +119,8 @@ struct Dispatcher::Impl {
   explicit Impl(DispatcherOptions opts)
       : options(std::move(opts)),
         settings(options.settings),
-        executor(http::ExecutorOptions{options.settings.concurrency, options.settings.user_agent, 1 << 20}),
+        executor(http::ExecutorOptions{options.settings.concurrency, options.settings.user_agent, 1 << 20,
+                                       options.settings.concurrency, options.settings.lease_margin / 2}),
         run_lane(RunLaneContext{&settings, &executor, options.secret_box, options.metrics,
                                 [this] { return next_token++; }, [this] { return Random(); },
                                 [this](const model::Policy& policy) { return RulesFor(policy); }}) {
@@ -423,8 +419,8 @@ struct Dispatcher::Impl {
       const auto& d = f.delivery;
       const auto& r = c.result;
       if (--in_flight_by_subscription[d.subscription_id] <= 0) in_flight_by_subscription.erase(d.subscription_id);
-      if (r.transport_error == model::TransportError::kAborted) {
-        pending_releases.push_back({d.id, 0, "released by " + settings.worker_id + " at shutdown"});
+      if (r.transport_error == model::TransportError::kAborted) {  // shutdown, or never got a slot
+        pending_releases.push_back({d.id, 0, "released by " + settings.worker_id + ": " + r.error_message});
         continue;
       }
       const retry::Verdict verdict = retry::Classify(r, *f.policy);
@@ -592,36 +588,14 @@ struct Dispatcher::Impl {
     }
   }
 
-  int FreeSlots() const { return settings.concurrency - static_cast<int>(in_flight.size()) - run_lane.busy(); }
-
-  // A quarter of the concurrency (at most one claim batch) may wait claimed:
-  // enough to refill the slots that free up during one claim round trip.
-  int LocalQueueCapacity() const { return std::min(settings.max_claim_batch, std::max(1, settings.concurrency / 4)); }
-
-  // Sends queued deliveries into free slots. While runs wait for slots, the
-  // deliveries take at most half of them, so a delivery backlog cannot keep
-  // every freed slot away from the run lane.
-  void DispatchFromLocalQueue() {
-    if (local_queue.empty()) return;
-    int slots = FreeSlots();
-    if (runs_notified || run_lane.backlog()) slots /= 2;
-    const int n = std::min(slots, static_cast<int>(local_queue.size()));
-    if (n <= 0) return;
-    std::vector<model::ClaimedDelivery> batch;
-    batch.reserve(static_cast<std::size_t>(n));
-    for (int i = 0; i < n; ++i) {
-      batch.push_back(std::move(local_queue.front()));
-      local_queue.pop_front();
-    }
-    Dispatch(std::move(batch));
-  }
-
-  // At shutdown: queued deliveries go back to the database, due at once, no attempt spent.
-  void ReleaseLocalQueue() {
-    for (const auto& d : local_queue) {
-      pending_releases.push_back({d.id, 0, "released by " + settings.worker_id + " at shutdown (not sent)"});
-    }
-    local_queue.clear();
+  // Requests may be submitted beyond the concurrency: the executor runs at most
+  // `concurrency` at once and starts the others, in order, the moment a
+  // transfer finishes (no round trip through this loop, which may be waiting
+  // for the database). A quarter of the concurrency, at most one claim batch,
+  // may wait that way.
+  int Standby() const { return std::min(settings.max_claim_batch, std::max(1, settings.concurrency / 4)); }
+  int FreeSlots() const {
+    return settings.concurrency + Standby() - static_cast<int>(in_flight.size()) - run_lane.busy();
   }
 
   bool HasUnwritten() const {
@@ -655,12 +629,15 @@ struct Dispatcher::Impl {
     timer = claim_started >= next_poll;
     const bool retry_due = !own_retries_due.empty() && own_retries_due.top() <= claim_started;
     if (!(notified || timer || backlog || retry_due)) return 0;
-    const int room = FreeSlots() + LocalQueueCapacity() - static_cast<int>(local_queue.size());
-    // With a backlog, wait for a useful batch of room instead of claiming one
-    // row per completion: fewer, larger transactions.
+    int free = FreeSlots();
+    // While runs are backlogged too, deliveries take at most half of the free
+    // slots, so a delivery backlog cannot keep every slot away from the runs.
+    if (run_lane.backlog()) free /= 2;
+    // With a backlog, wait for a useful batch of free slots instead of
+    // claiming one row per completion: fewer, larger transactions.
     const int min_batch = backlog ? std::max(1, std::min(settings.concurrency / 8, settings.max_claim_batch)) : 1;
-    if (room < min_batch) return 0;
-    return std::min(room, settings.max_claim_batch);
+    if (free < min_batch) return 0;
+    return std::min(free, settings.max_claim_batch);
   }
 
   void AfterClaim(std::vector<model::ClaimedDelivery> claimed, int limit, bool timer) {
@@ -669,8 +646,7 @@ struct Dispatcher::Impl {
     while (!own_retries_due.empty() && own_retries_due.top() <= claim_started) own_retries_due.pop();
     backlog = static_cast<int>(claimed.size()) == limit;
     if (options.metrics && !claimed.empty()) options.metrics->ClaimBatch(static_cast<int>(claimed.size()));
-    for (auto& d : claimed) local_queue.push_back(std::move(d));
-    DispatchFromLocalQueue();
+    if (!claimed.empty()) Dispatch(std::move(claimed));
     if (!ready_sent) {
       ready_sent = true;
       spdlog::info("pgcourierd {} ready: concurrency {}, lease {} ms", settings.worker_id, settings.concurrency,
@@ -891,6 +867,7 @@ struct Dispatcher::Impl {
       }
       if (drain_requested && !drain_deadline) {
         drain_deadline = Clock::now() + settings.shutdown_grace;
+        executor.DropWaiting();  // requests not started yet go back to the database unsent
         spdlog::info("draining: {} request(s) in flight, grace {} ms", in_flight.size(),
                      settings.shutdown_grace.count());
       }
@@ -904,13 +881,11 @@ struct Dispatcher::Impl {
       if (options.heartbeat) options.heartbeat();
       AdoptNewPolicies();
       CollectCompletions();
-      if (drain_deadline) ReleaseLocalQueue();
-      else DispatchFromLocalQueue();
       FlushWrites();
       MaybeNotifyOutbox();
       if (options.metrics) options.metrics->InFlight(static_cast<int>(in_flight.size()) + run_lane.busy());
       if (drain_deadline) {
-        const bool settled = in_flight.empty() && local_queue.empty() && run_lane.busy() == 0 && !HasUnwritten();
+        const bool settled = in_flight.empty() && run_lane.busy() == 0 && !HasUnwritten();
         if (settled) break;
         if (aborted && Clock::now() >= *drain_deadline) {
           spdlog::error("stopping with {} result(s) unwritten (database unreachable); their leases will expire "

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <deque>
 #include <stdexcept>
 #include <system_error>
 #include <unordered_map>
@@ -208,6 +209,12 @@ struct Executor::Impl {
   MultiHandle multi;
   std::vector<EasyHandle> idle_handles;
   std::unordered_map<CURL*, std::unique_ptr<Transfer>> active;
+  // Submitted, not started: over max_active, in submission order.
+  struct Waiting {
+    Request request;
+    std::chrono::steady_clock::time_point since;
+  };
+  std::deque<Waiting> waiting;
 };
 
 Executor::Executor(ExecutorOptions options) : options_(std::move(options)), impl_(std::make_unique<Impl>()) {
@@ -256,6 +263,11 @@ void Executor::AbortAll() {
   curl_multi_wakeup(impl_->multi.get());
 }
 
+void Executor::DropWaiting() {
+  drop_waiting_ = true;
+  curl_multi_wakeup(impl_->multi.get());
+}
+
 std::vector<Completion> Executor::TakeCompletions() {
   std::uint64_t drained = 0;
   (void)!read(event_fd_, &drained, sizeof drained);  // EAGAIN when already empty
@@ -263,6 +275,102 @@ std::vector<Completion> Executor::TakeCompletions() {
   std::vector<Completion> out;
   out.swap(completions_);
   return out;
+}
+
+// Starts waiting requests while fewer than max_active transfers run; returns
+// how many were handed to curl.
+int Executor::StartWaiting(std::vector<Completion>& finished) {
+  CURLM* multi = impl_->multi.get();
+  int started = 0;
+  while (!impl_->waiting.empty() &&
+         (options_.max_active <= 0 || static_cast<int>(impl_->active.size()) < options_.max_active)) {
+    auto t = std::make_unique<Transfer>();
+    t->request = std::move(impl_->waiting.front().request);
+    impl_->waiting.pop_front();
+
+    t->max_body_bytes = options_.max_response_bytes;
+    if (t->request.rules) {
+      std::string scheme;
+      std::optional<std::string> refused;
+      if (!SplitUrl(t->request.url, scheme, t->host)) {
+        refused = "the URL could not be parsed";
+      } else {
+        refused = netguard::CheckUrlTarget(scheme, t->host, *t->request.rules);
+      }
+      if (refused) {  // never touches the network
+        model::HttpResult r;
+        r.transport_error = model::TransportError::kBlocked;
+        r.error_message = "destination refused: " + *refused;
+        r.started_us = NowUnixMicros();
+        finished.push_back({t->request.token, std::move(r)});
+        continue;
+      }
+    }
+    if (!impl_->idle_handles.empty()) {
+      t->easy = std::move(impl_->idle_handles.back());
+      impl_->idle_handles.pop_back();
+    } else {
+      t->easy.reset(curl_easy_init());
+    }
+    CURL* easy = t->easy.get();
+    if (!easy) {
+      model::HttpResult r;
+      r.transport_error = model::TransportError::kOther;
+      r.error_message = "curl_easy_init failed (out of memory?)";
+      r.started_us = NowUnixMicros();
+      finished.push_back({t->request.token, std::move(r)});
+      continue;
+    }
+    curl_slist* list = nullptr;
+    for (const auto& h : t->request.headers) {
+      curl_slist* next = curl_slist_append(list, h.c_str());
+      if (next) list = next;
+    }
+    // Without this, curl waits up to a second for "100 Continue" on bodies over 1 KiB.
+    if (curl_slist* next = curl_slist_append(list, "Expect:")) list = next;
+    t->headers.reset(list);
+    curl_easy_setopt(easy, CURLOPT_URL, t->request.url.c_str());
+    curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    if (t->request.method == "GET") {
+      curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+    } else if (t->request.method == "HEAD") {
+      curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
+    } else {
+      curl_easy_setopt(easy, CURLOPT_POST, 1L);
+      curl_easy_setopt(easy, CURLOPT_POSTFIELDS, t->request.body.data());
+      curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(t->request.body.size()));
+      // PUT, PATCH, DELETE: the same body handling with another verb (curl_easy_reset clears it for reuse).
+      if (t->request.method != "POST") curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, t->request.method.c_str());
+    }
+    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, t->headers.get());
+    curl_easy_setopt(easy, CURLOPT_USERAGENT, options_.user_agent.c_str());
+    curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(t->request.connect_timeout.count()));
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(t->request.request_timeout.count()));
+    curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
+    // No CURLOPT_PIPEWAIT: on plain http it makes new requests queue behind a
+    // busy connection (and time out unsent) instead of opening another one.
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, OnBody);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, t.get());
+    curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, OnHeader);
+    curl_easy_setopt(easy, CURLOPT_HEADERDATA, t.get());
+    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, t->error_buffer);
+    curl_easy_setopt(easy, CURLOPT_PRIVATE, t.get());
+    curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, OnOpenSocket);
+    curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, t.get());
+    curl_easy_setopt(easy, CURLOPT_PREREQFUNCTION, OnBeforeRequest);
+    curl_easy_setopt(easy, CURLOPT_PREREQDATA, t.get());
+    // Never through a proxy from the environment (http_proxy...): the
+    // endpoint checks would then see the proxy, not the destination.
+    curl_easy_setopt(easy, CURLOPT_PROXY, "");
+    t->started_us = NowUnixMicros();
+    impl_->active.emplace(easy, std::move(t));
+    curl_multi_add_handle(multi, easy);
+    ++started;
+  }
+  return started;
 }
 
 void Executor::Run() {
@@ -277,98 +385,37 @@ void Executor::Run() {
     impl_->active.erase(it);
   };
 
+  auto not_started = [&](const Request& request, std::string why) {
+    model::HttpResult r;
+    r.transport_error = model::TransportError::kAborted;
+    r.error_message = std::move(why);
+    r.started_us = NowUnixMicros();
+    finished.push_back({request.token, std::move(r)});
+  };
+
   while (!stop_) {
-    std::vector<Request> incoming;
     {
       std::lock_guard lock(mu_);
-      incoming.swap(incoming_);
+      const auto now = std::chrono::steady_clock::now();
+      for (auto& r : incoming_) impl_->waiting.push_back({std::move(r), now});
+      incoming_.clear();
     }
-    for (auto& request : incoming) {
-      auto t = std::make_unique<Transfer>();
-      t->request = std::move(request);
-      t->max_body_bytes = options_.max_response_bytes;
-      if (t->request.rules) {
-        std::string scheme;
-        std::optional<std::string> refused;
-        if (!SplitUrl(t->request.url, scheme, t->host)) {
-          refused = "the URL could not be parsed";
-        } else {
-          refused = netguard::CheckUrlTarget(scheme, t->host, *t->request.rules);
-        }
-        if (refused) {  // never touches the network
-          model::HttpResult r;
-          r.transport_error = model::TransportError::kBlocked;
-          r.error_message = "destination refused: " + *refused;
-          r.started_us = NowUnixMicros();
-          finished.push_back({t->request.token, std::move(r)});
-          continue;
-        }
-      }
-      if (!impl_->idle_handles.empty()) {
-        t->easy = std::move(impl_->idle_handles.back());
-        impl_->idle_handles.pop_back();
-      } else {
-        t->easy.reset(curl_easy_init());
-      }
-      CURL* easy = t->easy.get();
-      if (!easy) {
-        model::HttpResult r;
-        r.transport_error = model::TransportError::kOther;
-        r.error_message = "curl_easy_init failed (out of memory?)";
-        r.started_us = NowUnixMicros();
-        finished.push_back({t->request.token, std::move(r)});
-        continue;
-      }
-      curl_slist* list = nullptr;
-      for (const auto& h : t->request.headers) {
-        curl_slist* next = curl_slist_append(list, h.c_str());
-        if (next) list = next;
-      }
-      // Without this, curl waits up to a second for "100 Continue" on bodies over 1 KiB.
-      if (curl_slist* next = curl_slist_append(list, "Expect:")) list = next;
-      t->headers.reset(list);
-      curl_easy_setopt(easy, CURLOPT_URL, t->request.url.c_str());
-      curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
-      curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-      if (t->request.method == "GET") {
-        curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
-      } else if (t->request.method == "HEAD") {
-        curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
-      } else {
-        curl_easy_setopt(easy, CURLOPT_POST, 1L);
-        curl_easy_setopt(easy, CURLOPT_POSTFIELDS, t->request.body.data());
-        curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(t->request.body.size()));
-        // PUT, PATCH, DELETE: the same body handling with another verb (curl_easy_reset clears it for reuse).
-        if (t->request.method != "POST") curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, t->request.method.c_str());
-      }
-      curl_easy_setopt(easy, CURLOPT_HTTPHEADER, t->headers.get());
-      curl_easy_setopt(easy, CURLOPT_USERAGENT, options_.user_agent.c_str());
-      curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
-      curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(t->request.connect_timeout.count()));
-      curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(t->request.request_timeout.count()));
-      curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
-      curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
-      // No CURLOPT_PIPEWAIT: on plain http it makes new requests queue behind a
-      // busy connection (and time out unsent) instead of opening another one.
-      curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, OnBody);
-      curl_easy_setopt(easy, CURLOPT_WRITEDATA, t.get());
-      curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, OnHeader);
-      curl_easy_setopt(easy, CURLOPT_HEADERDATA, t.get());
-      curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, t->error_buffer);
-      curl_easy_setopt(easy, CURLOPT_PRIVATE, t.get());
-      curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, OnOpenSocket);
-      curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, t.get());
-      curl_easy_setopt(easy, CURLOPT_PREREQFUNCTION, OnBeforeRequest);
-      curl_easy_setopt(easy, CURLOPT_PREREQDATA, t.get());
-      // Never through a proxy from the environment (http_proxy...): the
-      // endpoint checks would then see the proxy, not the destination.
-      curl_easy_setopt(easy, CURLOPT_PROXY, "");
-      t->started_us = NowUnixMicros();
-      impl_->active.emplace(easy, std::move(t));
-      curl_multi_add_handle(multi, easy);
+    if (drop_waiting_.exchange(false)) {
+      for (auto& w : impl_->waiting) not_started(w.request, "request not started: released at shutdown");
+      impl_->waiting.clear();
     }
-
+    if (options_.max_wait.count() > 0) {
+      const auto oldest_allowed = std::chrono::steady_clock::now() - options_.max_wait;
+      while (!impl_->waiting.empty() && impl_->waiting.front().since < oldest_allowed) {
+        not_started(impl_->waiting.front().request,
+                    "request not started: every transfer slot stayed busy for " +
+                        std::to_string(options_.max_wait.count()) + " ms; released unsent");
+        impl_->waiting.pop_front();
+      }
+    }
     if (abort_.exchange(false)) {
+      for (auto& w : impl_->waiting) not_started(w.request, "request aborted at shutdown (not started)");
+      impl_->waiting.clear();
       std::vector<CURL*> all;
       for (auto& [easy, transfer] : impl_->active) all.push_back(easy);
       for (CURL* easy : all) {
@@ -379,6 +426,8 @@ void Executor::Run() {
         finish(easy, std::move(r));
       }
     }
+    StartWaiting(finished);
+
 
     int running = 0;
     curl_multi_perform(multi, &running);
@@ -418,6 +467,9 @@ void Executor::Run() {
       r.started_us = t->started_us;
       finish(easy, std::move(r));
     }
+    // Slots freed just now take the next waiting requests at once, without a
+    // round trip through the dispatcher.
+    const bool started = StartWaiting(finished) > 0;
 
     if (!finished.empty()) {
       in_flight_ -= static_cast<int>(finished.size());
@@ -429,7 +481,7 @@ void Executor::Run() {
       const std::uint64_t one = 1;
       (void)!write(event_fd_, &one, sizeof one);
     }
-    curl_multi_poll(multi, nullptr, 0, 1000, nullptr);
+    if (!started) curl_multi_poll(multi, nullptr, 0, 1000, nullptr);
   }
 }
 

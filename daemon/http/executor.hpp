@@ -49,6 +49,13 @@ struct ExecutorOptions {
   // A response body larger than this is cut off (kBodyTooLarge); the status
   // line already received still decides the outcome.
   std::size_t max_response_bytes = 1 << 20;
+  // Transfers running at once (0: no cap). Requests submitted beyond it wait,
+  // in submission order, and start in the executor thread as transfers finish.
+  int max_active = 0;
+  // A request that waited longer than this for a slot completes with
+  // kAborted, unsent, so its lease cannot run out before it is even sent
+  // (0: no limit).
+  model::Millis max_wait{0};
 };
 
 class Executor {
@@ -65,6 +72,9 @@ class Executor {
   void Submit(std::vector<Request> requests);
   // Every request in flight or queued completes at once with kAborted.
   void AbortAll();
+  // Requests waiting for a transfer slot complete with kAborted, unsent;
+  // running ones go on.
+  void DropWaiting();
 
   std::vector<Completion> TakeCompletions();
   int completion_fd() const { return event_fd_; }
@@ -73,6 +83,7 @@ class Executor {
  private:
   struct Impl;
   void Run();
+  int StartWaiting(std::vector<Completion>& finished);
 
   ExecutorOptions options_;
   std::unique_ptr<Impl> impl_;  // curl state, executor thread only
@@ -80,6 +91,7 @@ class Executor {
   std::thread thread_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> abort_{false};
+  std::atomic<bool> drop_waiting_{false};
   std::atomic<int> in_flight_{0};
 
   std::mutex mu_;
