@@ -96,15 +96,15 @@ struct Dispatcher::Impl {
   bool backlog = false;   // the last claim was full: more is probably due
   bool ready_sent = false;
   bool wake_held = true;  // at start-up too: a restart may have fixed what held them
+  bool outbox_notify_owed = false;  // outcome statements wrote outbox rows since the last NOTIFY
   Clock::time_point next_poll = Clock::now();
   // When retries this daemon scheduled (shorter than the poll interval) fall
   // due: it claims then, instead of at the next poll. Retries of other daemons
   // and longer ones are found by the poll.
   std::priority_queue<Clock::time_point, std::vector<Clock::time_point>, std::greater<>> own_retries_due;
   Clock::time_point claim_started;
-  // Outbox rows written by outcome statements since the last NOTIFY
-  // courier_outbox, which is sent at most every kOutboxNotifyInterval.
-  bool outbox_notify_owed = false;
+  // NOTIFY courier_outbox for the outcome statements' rows: at most every
+  // kOutboxNotifyInterval (see outbox_notify_owed).
   Clock::time_point next_outbox_notify = Clock::now();
   Clock::time_point next_rescue = Clock::now();
   Clock::time_point next_maintenance = Clock::now();
