@@ -1,5 +1,6 @@
 """End to end: a published event reaches the receiver, signed, and is recorded."""
 import json
+import select
 import time
 
 import psycopg2
@@ -31,7 +32,6 @@ def test_200_is_delivered_with_a_signature_the_receiver_verifies(db, receiver, c
 
 def _notifications(conn, channel, timeout):
     """Notifications on channel that arrive within timeout seconds (conn listens already)."""
-    import select
     deadline = time.monotonic() + timeout
     got = []
     while time.monotonic() < deadline:
@@ -51,7 +51,7 @@ def test_delivered_webhook_writes_an_outbox_event_and_wakes_outbox_listeners(db,
     listener = psycopg2.connect(db_url)
     listener.autocommit = True
     listener.cursor().execute("LISTEN courier_outbox")
-    sub_id, _ = create_subscription(receiver.url("/ok"))
+    create_subscription(receiver.url("/ok"))
     daemon = daemon_factory("d1")
     event_id = db.publish("acme", "order.created", '{"n": 1}')
     wait_for(lambda: db.value("SELECT status FROM courier.deliveries WHERE event_id = %s", event_id) == "delivered",
