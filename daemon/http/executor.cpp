@@ -1,16 +1,18 @@
 #include "http/executor.hpp"
 
 #include <curl/curl.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstring>
 #include <deque>
 #include <stdexcept>
 #include <system_error>
-#include <unordered_map>
 
 namespace pgcourier::http {
 namespace {
@@ -96,7 +98,9 @@ model::TransportError MapCurlCode(CURLcode code, bool body_too_large) {
   }
 }
 
-// One request in flight: the easy handle plus everything curl points into.
+// One request in flight, or an idle slot kept for the next one: the easy
+// handle plus everything curl points into. A slot keeps its easy handle (and
+// so the options that never change) for its whole life.
 struct Transfer {
   Request request;
   EasyHandle easy;
@@ -105,15 +109,33 @@ struct Transfer {
   std::size_t body_bytes = 0;
   std::size_t max_body_bytes = 0;
   bool body_too_large = false;
+  bool headers_complete = false;  // the blank line after the last header was seen
+  bool plain_post = false;        // the handle's last request was a POST (no verb left to undo)
   std::string retry_after;
   std::string location;
-  bool headers_complete = false;  // the blank line after the last header was seen
   char error_buffer[CURL_ERROR_SIZE] = {};
   std::int64_t started_us = 0;
+  std::size_t active_index = 0;  // position in Impl::active while running
   std::string host;            // the URL's host, for the connect-time check
   std::string refused_reason;  // the last address the open-socket check refused
   int addresses_allowed = 0;   // sockets opened to allowed addresses
   std::string blocked_reason;  // set when the pre-request check refused the connection
+
+  // Forgets the previous request's response; keeps string capacity.
+  void Clear() {
+    headers.reset();
+    excerpt.clear();
+    body_bytes = 0;
+    body_too_large = false;
+    headers_complete = false;
+    retry_after.clear();
+    location.clear();
+    error_buffer[0] = '\0';
+    host.clear();
+    refused_reason.clear();
+    addresses_allowed = 0;
+    blocked_reason.clear();
+  }
 };
 
 // Called by curl with the exact address it is about to connect to. Refusing
@@ -203,24 +225,209 @@ size_t OnHeader(char* data, size_t size, size_t count, void* user) noexcept {
   return n;
 }
 
+// Options that stay the same for every request a handle makes.
+void ApplyFixedOptions(Transfer& t, const std::string& user_agent) {
+  CURL* easy = t.easy.get();
+  curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(easy, CURLOPT_USERAGENT, user_agent.c_str());
+  curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
+  // No CURLOPT_PIPEWAIT: on plain http it makes new requests queue behind a
+  // busy connection (and time out unsent) instead of opening another one.
+  curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, OnBody);
+  curl_easy_setopt(easy, CURLOPT_WRITEDATA, &t);
+  curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, OnHeader);
+  curl_easy_setopt(easy, CURLOPT_HEADERDATA, &t);
+  curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, t.error_buffer);
+  curl_easy_setopt(easy, CURLOPT_PRIVATE, &t);
+  curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, OnOpenSocket);
+  curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, &t);
+  curl_easy_setopt(easy, CURLOPT_PREREQFUNCTION, OnBeforeRequest);
+  curl_easy_setopt(easy, CURLOPT_PREREQDATA, &t);
+  // Never through a proxy from the environment (http_proxy...): the
+  // endpoint checks would then see the proxy, not the destination.
+  curl_easy_setopt(easy, CURLOPT_PROXY, "");
+}
+
+// Points the handle at t.request. A POST following a POST on the same handle
+// only swaps what differs; any other verb, before or now, starts from
+// curl_easy_reset so that nothing of the previous request's method remains.
+void ApplyRequestOptions(Transfer& t, const std::string& user_agent) {
+  CURL* easy = t.easy.get();
+  const bool post = t.request.method == "POST";
+  if (!(post && t.plain_post)) {
+    curl_easy_reset(easy);
+    ApplyFixedOptions(t, user_agent);
+  }
+  t.plain_post = post;
+  curl_slist* list = nullptr;
+  for (const auto& h : t.request.headers) {
+    curl_slist* next = curl_slist_append(list, h.c_str());
+    if (next) list = next;
+  }
+  // Without this, curl waits up to a second for "100 Continue" on bodies over 1 KiB.
+  if (curl_slist* next = curl_slist_append(list, "Expect:")) list = next;
+  t.headers.reset(list);
+  curl_easy_setopt(easy, CURLOPT_URL, t.request.url.c_str());
+  if (t.request.method == "GET") {
+    curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+  } else if (t.request.method == "HEAD") {
+    curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
+  } else {
+    curl_easy_setopt(easy, CURLOPT_POST, 1L);
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, t.request.body.data());
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(t.request.body.size()));
+    // PUT, PATCH, DELETE: the same body handling with another verb.
+    if (!post) curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, t.request.method.c_str());
+  }
+  curl_easy_setopt(easy, CURLOPT_HTTPHEADER, t.headers.get());
+  curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(t.request.connect_timeout.count()));
+  curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(t.request.request_timeout.count()));
+}
+
+class FileDescriptor {
+ public:
+  explicit FileDescriptor(int fd, const char* what) : fd_(fd) {
+    if (fd_ < 0) throw std::runtime_error(std::string(what) + ": " + std::generic_category().message(errno));
+  }
+  ~FileDescriptor() { close(fd_); }
+  FileDescriptor(const FileDescriptor&) = delete;
+  FileDescriptor& operator=(const FileDescriptor&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+int CeilMillis(std::chrono::steady_clock::duration d) {
+  if (d <= std::chrono::steady_clock::duration::zero()) return 0;
+  return static_cast<int>(std::min<std::int64_t>(std::chrono::ceil<std::chrono::milliseconds>(d).count(), 1000));
+}
+
 }  // namespace
 
+// curl's socket interface (curl_multi_socket_action) on one epoll set, as in
+// curl's ephiperfifo example: a wake-up costs work for the sockets that are
+// ready and the timers that are due, not a pass over every transfer and every
+// socket as curl_multi_perform + curl_multi_poll do. That is what keeps a
+// thousand slow requests in flight cheap.
 struct Executor::Impl {
+  FileDescriptor epoll_fd{epoll_create1(EPOLL_CLOEXEC), "epoll_create1"};
+  FileDescriptor wake_fd{eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC), "eventfd"};  // Submit, AbortAll... poke the loop
   MultiHandle multi;
-  std::vector<EasyHandle> idle_handles;
-  std::unordered_map<CURL*, std::unique_ptr<Transfer>> active;
+  std::optional<std::chrono::steady_clock::time_point> timer;  // when curl wants CURL_SOCKET_TIMEOUT
+  std::vector<std::unique_ptr<Transfer>> slots;  // every Transfer made; each keeps its easy handle
+  std::vector<Transfer*> idle;
+  std::vector<Transfer*> active;  // added to the multi handle; Transfer::active_index is the position
   // Submitted, not started: over max_active, in submission order.
   struct Waiting {
     Request request;
     std::chrono::steady_clock::time_point since;
   };
   std::deque<Waiting> waiting;
+
+  Impl() {
+    multi.reset(curl_multi_init());
+    if (!multi) throw std::runtime_error("curl_multi_init failed");
+    curl_multi_setopt(multi.get(), CURLMOPT_SOCKETFUNCTION, OnSocket);
+    curl_multi_setopt(multi.get(), CURLMOPT_SOCKETDATA, this);
+    curl_multi_setopt(multi.get(), CURLMOPT_TIMERFUNCTION, OnTimer);
+    curl_multi_setopt(multi.get(), CURLMOPT_TIMERDATA, this);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = wake_fd.get();
+    if (epoll_ctl(epoll_fd.get(), EPOLL_CTL_ADD, wake_fd.get(), &ev) != 0) {
+      throw std::runtime_error(std::string("epoll_ctl: ") + std::generic_category().message(errno));
+    }
+  }
+  ~Impl() {
+    // Easy handles leave the multi handle before either is cleaned up; the
+    // multi handle goes while the epoll set its callback uses is still open.
+    RemoveAll();
+    slots.clear();
+    multi.reset();
+  }
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
+
+  void Wake() const {
+    const std::uint64_t one = 1;
+    (void)!write(wake_fd.get(), &one, sizeof one);
+  }
+
+  // An idle Transfer, or a new one; null when curl cannot make a handle.
+  Transfer* Acquire() {
+    if (!idle.empty()) {
+      Transfer* t = idle.back();
+      idle.pop_back();
+      return t;
+    }
+    auto t = std::make_unique<Transfer>();
+    t->easy.reset(curl_easy_init());
+    if (!t->easy) return nullptr;
+    slots.push_back(std::move(t));
+    return slots.back().get();
+  }
+
+  void Activate(Transfer* t) {
+    t->active_index = active.size();
+    active.push_back(t);
+    curl_multi_add_handle(multi.get(), t->easy.get());
+  }
+
+  void Release(Transfer* t) {
+    curl_multi_remove_handle(multi.get(), t->easy.get());
+    Transfer* last = active.back();
+    active[t->active_index] = last;
+    last->active_index = t->active_index;
+    active.pop_back();
+    t->headers.reset();
+    t->request = Request{};  // the body goes now, not when the slot is next used
+    idle.push_back(t);
+  }
+
+  void RemoveAll() {
+    while (!active.empty()) Release(active.back());
+  }
+
+  // curl's socket callback. A socket curl has not seen before (or since its
+  // last REMOVE) has no assigned pointer: it is added to the epoll set and
+  // marked; a marked one only changes the events it waits for.
+  static int OnSocket(CURL*, curl_socket_t socket, int what, void* user, void* assigned) noexcept {
+    auto* self = static_cast<Impl*>(user);
+    const int epfd = self->epoll_fd.get();
+    if (what == CURL_POLL_REMOVE) {
+      epoll_ctl(epfd, EPOLL_CTL_DEL, socket, nullptr);  // may be closed already: fine
+      return 0;
+    }
+    epoll_event ev{};
+    ev.events = ((what & CURL_POLL_IN) != 0 ? EPOLLIN : 0u) | ((what & CURL_POLL_OUT) != 0 ? EPOLLOUT : 0u);
+    ev.data.fd = socket;
+    if (assigned == nullptr) {
+      if (epoll_ctl(epfd, EPOLL_CTL_ADD, socket, &ev) != 0 && errno == EEXIST) epoll_ctl(epfd, EPOLL_CTL_MOD, socket, &ev);
+      curl_multi_assign(self->multi.get(), socket, self);
+    } else if (epoll_ctl(epfd, EPOLL_CTL_MOD, socket, &ev) != 0 && errno == ENOENT) {
+      epoll_ctl(epfd, EPOLL_CTL_ADD, socket, &ev);
+    }
+    return 0;
+  }
+
+  static int OnTimer(CURLM*, long timeout_ms, void* user) noexcept {
+    auto* self = static_cast<Impl*>(user);
+    if (timeout_ms < 0) {
+      self->timer.reset();
+    } else {
+      self->timer = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    }
+    return 0;
+  }
 };
 
-Executor::Executor(ExecutorOptions options) : options_(std::move(options)), impl_(std::make_unique<Impl>()) {
+Executor::Executor(ExecutorOptions options) : options_(std::move(options)) {
   GlobalInitOnce();
-  impl_->multi.reset(curl_multi_init());
-  if (!impl_->multi) throw std::runtime_error("curl_multi_init failed");
+  impl_ = std::make_unique<Impl>();
   curl_multi_setopt(impl_->multi.get(), CURLMOPT_MAXCONNECTS, static_cast<long>(options_.max_connections));
   curl_multi_setopt(impl_->multi.get(), CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
   event_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -229,9 +436,7 @@ Executor::Executor(ExecutorOptions options) : options_(std::move(options)), impl
 
 Executor::~Executor() {
   Stop();
-  impl_->active.clear();
-  impl_->idle_handles.clear();
-  impl_->multi.reset();
+  impl_.reset();
   if (event_fd_ >= 0) close(event_fd_);
 }
 
@@ -241,11 +446,9 @@ void Executor::Start() {
 
 void Executor::Stop() {
   stop_ = true;
-  if (impl_->multi) curl_multi_wakeup(impl_->multi.get());
+  impl_->Wake();
   if (thread_.joinable()) thread_.join();
-  // Handles must leave the multi handle before either is cleaned up.
-  for (auto& [easy, transfer] : impl_->active) curl_multi_remove_handle(impl_->multi.get(), easy);
-  impl_->active.clear();
+  impl_->RemoveAll();
 }
 
 void Executor::Submit(std::vector<Request> requests) {
@@ -255,17 +458,17 @@ void Executor::Submit(std::vector<Request> requests) {
     std::lock_guard lock(mu_);
     for (auto& r : requests) incoming_.push_back(std::move(r));
   }
-  curl_multi_wakeup(impl_->multi.get());
+  impl_->Wake();
 }
 
 void Executor::AbortAll() {
   abort_ = true;
-  curl_multi_wakeup(impl_->multi.get());
+  impl_->Wake();
 }
 
 void Executor::DropWaiting() {
   drop_waiting_ = true;
-  curl_multi_wakeup(impl_->multi.get());
+  impl_->Wake();
 }
 
 std::vector<Completion> Executor::TakeCompletions() {
@@ -277,113 +480,98 @@ std::vector<Completion> Executor::TakeCompletions() {
   return out;
 }
 
-// Starts waiting requests while fewer than max_active transfers run; returns
-// how many were handed to curl.
-int Executor::StartWaiting(std::vector<Completion>& finished) {
-  CURLM* multi = impl_->multi.get();
-  int started = 0;
+// Starts waiting requests while fewer than max_active transfers run (curl
+// sends them at its next timeout, which adding a handle sets to now).
+void Executor::StartWaiting(std::vector<Completion>& finished) {
   while (!impl_->waiting.empty() &&
          (options_.max_active <= 0 || static_cast<int>(impl_->active.size()) < options_.max_active)) {
-    auto t = std::make_unique<Transfer>();
-    t->request = std::move(impl_->waiting.front().request);
+    Request request = std::move(impl_->waiting.front().request);
     impl_->waiting.pop_front();
-
-    t->max_body_bytes = options_.max_response_bytes;
-    if (t->request.rules) {
+    std::string host;
+    if (request.rules) {
       std::string scheme;
       std::optional<std::string> refused;
-      if (!SplitUrl(t->request.url, scheme, t->host)) {
+      if (!SplitUrl(request.url, scheme, host)) {
         refused = "the URL could not be parsed";
       } else {
-        refused = netguard::CheckUrlTarget(scheme, t->host, *t->request.rules);
+        refused = netguard::CheckUrlTarget(scheme, host, *request.rules);
       }
       if (refused) {  // never touches the network
         model::HttpResult r;
         r.transport_error = model::TransportError::kBlocked;
         r.error_message = "destination refused: " + *refused;
         r.started_us = NowUnixMicros();
-        finished.push_back({t->request.token, std::move(r)});
+        finished.push_back({request.token, std::move(r)});
         continue;
       }
     }
-    if (!impl_->idle_handles.empty()) {
-      t->easy = std::move(impl_->idle_handles.back());
-      impl_->idle_handles.pop_back();
-    } else {
-      t->easy.reset(curl_easy_init());
-    }
-    CURL* easy = t->easy.get();
-    if (!easy) {
+    Transfer* t = impl_->Acquire();
+    if (t == nullptr) {
       model::HttpResult r;
       r.transport_error = model::TransportError::kOther;
       r.error_message = "curl_easy_init failed (out of memory?)";
       r.started_us = NowUnixMicros();
-      finished.push_back({t->request.token, std::move(r)});
+      finished.push_back({request.token, std::move(r)});
       continue;
     }
-    curl_slist* list = nullptr;
-    for (const auto& h : t->request.headers) {
-      curl_slist* next = curl_slist_append(list, h.c_str());
-      if (next) list = next;
-    }
-    // Without this, curl waits up to a second for "100 Continue" on bodies over 1 KiB.
-    if (curl_slist* next = curl_slist_append(list, "Expect:")) list = next;
-    t->headers.reset(list);
-    curl_easy_setopt(easy, CURLOPT_URL, t->request.url.c_str());
-    curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-    if (t->request.method == "GET") {
-      curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
-    } else if (t->request.method == "HEAD") {
-      curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
-    } else {
-      curl_easy_setopt(easy, CURLOPT_POST, 1L);
-      curl_easy_setopt(easy, CURLOPT_POSTFIELDS, t->request.body.data());
-      curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(t->request.body.size()));
-      // PUT, PATCH, DELETE: the same body handling with another verb (curl_easy_reset clears it for reuse).
-      if (t->request.method != "POST") curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, t->request.method.c_str());
-    }
-    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, t->headers.get());
-    curl_easy_setopt(easy, CURLOPT_USERAGENT, options_.user_agent.c_str());
-    curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(t->request.connect_timeout.count()));
-    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(t->request.request_timeout.count()));
-    curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
-    // No CURLOPT_PIPEWAIT: on plain http it makes new requests queue behind a
-    // busy connection (and time out unsent) instead of opening another one.
-    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, OnBody);
-    curl_easy_setopt(easy, CURLOPT_WRITEDATA, t.get());
-    curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, OnHeader);
-    curl_easy_setopt(easy, CURLOPT_HEADERDATA, t.get());
-    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, t->error_buffer);
-    curl_easy_setopt(easy, CURLOPT_PRIVATE, t.get());
-    curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, OnOpenSocket);
-    curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, t.get());
-    curl_easy_setopt(easy, CURLOPT_PREREQFUNCTION, OnBeforeRequest);
-    curl_easy_setopt(easy, CURLOPT_PREREQDATA, t.get());
-    // Never through a proxy from the environment (http_proxy...): the
-    // endpoint checks would then see the proxy, not the destination.
-    curl_easy_setopt(easy, CURLOPT_PROXY, "");
+    t->Clear();
+    t->request = std::move(request);
+    t->host = std::move(host);
+    t->max_body_bytes = options_.max_response_bytes;
+    ApplyRequestOptions(*t, options_.user_agent);
     t->started_us = NowUnixMicros();
-    impl_->active.emplace(easy, std::move(t));
-    curl_multi_add_handle(multi, easy);
-    ++started;
+    impl_->Activate(t);
   }
-  return started;
 }
+
+namespace {
+
+model::HttpResult ResultOf(CURL* easy, CURLcode code, Transfer& t) {
+  model::HttpResult r;
+  long status = 0;
+  curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+  curl_off_t total_us = 0;
+  curl_easy_getinfo(easy, CURLINFO_TOTAL_TIME_T, &total_us);
+  r.status_code = static_cast<int>(status);
+  r.transport_error = MapCurlCode(code, t.body_too_large);
+  if (!t.blocked_reason.empty()) {
+    r.transport_error = model::TransportError::kBlocked;
+    r.error_message = "destination refused: " + t.blocked_reason;
+  } else if (code != CURLE_OK && !t.refused_reason.empty() && t.addresses_allowed == 0) {
+    r.transport_error = model::TransportError::kBlocked;
+    r.error_message = "destination refused: " + t.refused_reason;
+  } else if (code == CURLE_OK && r.status_code != 0 && !t.headers_complete) {
+    // curl accepts a connection closed in the middle of the headers; we do not.
+    r.transport_error = model::TransportError::kProtocol;
+    r.error_message = "the connection closed before the response headers were complete";
+  } else if (code != CURLE_OK) {
+    r.error_message = t.error_buffer[0] != '\0' ? t.error_buffer : curl_easy_strerror(code);
+    if (t.body_too_large) {
+      r.error_message = "response body exceeded " + std::to_string(t.max_body_bytes) + " bytes; stopped reading";
+    }
+  }
+  r.body_excerpt = std::move(t.excerpt);
+  r.retry_after = std::move(t.retry_after);
+  r.location = std::move(t.location);
+  r.duration_ms = static_cast<double>(total_us) / 1000.0;
+  r.started_us = t.started_us;
+  return r;
+}
+
+int SelectMask(std::uint32_t events) {
+  int mask = 0;
+  if ((events & (EPOLLIN | EPOLLHUP)) != 0) mask |= CURL_CSELECT_IN;
+  if ((events & EPOLLOUT) != 0) mask |= CURL_CSELECT_OUT;
+  if ((events & EPOLLERR) != 0) mask |= CURL_CSELECT_ERR;
+  return mask;
+}
+
+}  // namespace
 
 void Executor::Run() {
   CURLM* multi = impl_->multi.get();
   std::vector<Completion> finished;
-  auto finish = [&](CURL* easy, model::HttpResult result) {
-    auto it = impl_->active.find(easy);
-    curl_multi_remove_handle(multi, easy);
-    finished.push_back({it->second->request.token, std::move(result)});
-    curl_easy_reset(easy);
-    impl_->idle_handles.push_back(std::move(it->second->easy));
-    impl_->active.erase(it);
-  };
+  std::array<epoll_event, 256> events{};
 
   auto not_started = [&](const Request& request, std::string why) {
     model::HttpResult r;
@@ -391,6 +579,17 @@ void Executor::Run() {
     r.error_message = std::move(why);
     r.started_us = NowUnixMicros();
     finished.push_back({request.token, std::move(r)});
+  };
+  auto hand_over = [&] {
+    if (finished.empty()) return;
+    in_flight_ -= static_cast<int>(finished.size());
+    {
+      std::lock_guard lock(mu_);
+      for (auto& c : finished) completions_.push_back(std::move(c));
+    }
+    finished.clear();
+    const std::uint64_t one = 1;
+    (void)!write(event_fd_, &one, sizeof one);
   };
 
   while (!stop_) {
@@ -416,72 +615,53 @@ void Executor::Run() {
     if (abort_.exchange(false)) {
       for (auto& w : impl_->waiting) not_started(w.request, "request aborted at shutdown (not started)");
       impl_->waiting.clear();
-      std::vector<CURL*> all;
-      for (auto& [easy, transfer] : impl_->active) all.push_back(easy);
-      for (CURL* easy : all) {
+      while (!impl_->active.empty()) {
+        Transfer* t = impl_->active.back();
         model::HttpResult r;
         r.transport_error = model::TransportError::kAborted;
         r.error_message = "request aborted at shutdown";
-        r.started_us = impl_->active[easy]->started_us;
-        finish(easy, std::move(r));
+        r.started_us = t->started_us;
+        finished.push_back({t->request.token, std::move(r)});
+        impl_->Release(t);
       }
     }
+    // Slots freed in the previous turn take the next waiting requests at once,
+    // without a round trip through the dispatcher.
     StartWaiting(finished);
+    hand_over();
 
-
+    const auto now = std::chrono::steady_clock::now();
+    int wait_ms = 1000;
+    if (impl_->timer) wait_ms = CeilMillis(*impl_->timer - now);
+    if (options_.max_wait.count() > 0 && !impl_->waiting.empty()) {
+      wait_ms = std::min(wait_ms, CeilMillis(impl_->waiting.front().since + options_.max_wait - now));
+    }
+    const int ready = epoll_wait(impl_->epoll_fd.get(), events.data(), static_cast<int>(events.size()), wait_ms);
     int running = 0;
-    curl_multi_perform(multi, &running);
+    for (int i = 0; i < ready; ++i) {
+      const int fd = events[static_cast<std::size_t>(i)].data.fd;
+      if (fd == impl_->wake_fd.get()) {
+        std::uint64_t drained = 0;
+        (void)!read(fd, &drained, sizeof drained);
+        continue;
+      }
+      curl_multi_socket_action(multi, fd, SelectMask(events[static_cast<std::size_t>(i)].events), &running);
+    }
+    if (impl_->timer && std::chrono::steady_clock::now() >= *impl_->timer) {
+      impl_->timer.reset();  // curl sets the next one from inside the call
+      curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    }
     int queued = 0;
     while (CURLMsg* msg = curl_multi_info_read(multi, &queued)) {
       if (msg->msg != CURLMSG_DONE) continue;
       CURL* easy = msg->easy_handle;
-      Transfer* t = impl_->active.at(easy).get();
-      model::HttpResult r;
       const CURLcode code = msg->data.result;
-      long status = 0;
-      curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
-      curl_off_t total_us = 0;
-      curl_easy_getinfo(easy, CURLINFO_TOTAL_TIME_T, &total_us);
-      r.status_code = static_cast<int>(status);
-      r.transport_error = MapCurlCode(code, t->body_too_large);
-      if (!t->blocked_reason.empty()) {
-        r.transport_error = model::TransportError::kBlocked;
-        r.error_message = "destination refused: " + t->blocked_reason;
-      } else if (code != CURLE_OK && !t->refused_reason.empty() && t->addresses_allowed == 0) {
-        r.transport_error = model::TransportError::kBlocked;
-        r.error_message = "destination refused: " + t->refused_reason;
-      } else if (code == CURLE_OK && r.status_code != 0 && !t->headers_complete) {
-        // curl accepts a connection closed in the middle of the headers; we do not.
-        r.transport_error = model::TransportError::kProtocol;
-        r.error_message = "the connection closed before the response headers were complete";
-      } else if (code != CURLE_OK) {
-        r.error_message = t->error_buffer[0] ? t->error_buffer : curl_easy_strerror(code);
-        if (t->body_too_large) {
-          r.error_message = "response body exceeded " + std::to_string(t->max_body_bytes) + " bytes; stopped reading";
-        }
-      }
-      r.body_excerpt = std::move(t->excerpt);
-      r.retry_after = std::move(t->retry_after);
-      r.location = std::move(t->location);
-      r.duration_ms = static_cast<double>(total_us) / 1000.0;
-      r.started_us = t->started_us;
-      finish(easy, std::move(r));
+      Transfer* t = nullptr;
+      curl_easy_getinfo(easy, CURLINFO_PRIVATE, &t);
+      model::HttpResult r = ResultOf(easy, code, *t);
+      finished.push_back({t->request.token, std::move(r)});
+      impl_->Release(t);
     }
-    // Slots freed just now take the next waiting requests at once, without a
-    // round trip through the dispatcher.
-    const bool started = StartWaiting(finished) > 0;
-
-    if (!finished.empty()) {
-      in_flight_ -= static_cast<int>(finished.size());
-      {
-        std::lock_guard lock(mu_);
-        for (auto& c : finished) completions_.push_back(std::move(c));
-      }
-      finished.clear();
-      const std::uint64_t one = 1;
-      (void)!write(event_fd_, &one, sizeof one);
-    }
-    if (!started) curl_multi_poll(multi, nullptr, 0, 1000, nullptr);
   }
 }
 

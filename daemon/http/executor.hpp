@@ -1,6 +1,7 @@
-// Executor: runs HTTP POSTs through one libcurl multi handle on its own
-// thread (the curl_multi_poll + curl_multi_wakeup idiom). Connections are kept
-// alive and reused across requests; easy handles are pooled.
+// Executor: runs HTTP requests through one libcurl multi handle on its own
+// thread, driven by curl_multi_socket_action on an epoll set. Connections are
+// kept alive and reused across requests; easy handles are pooled and keep the
+// options that never change.
 //
 // Thread-safety: Submit, AbortAll, TakeCompletions and completion_fd may be
 // called from any thread. Everything curl lives on the executor thread only.
@@ -83,7 +84,7 @@ class Executor {
  private:
   struct Impl;
   void Run();
-  int StartWaiting(std::vector<Completion>& finished);
+  void StartWaiting(std::vector<Completion>& finished);
 
   ExecutorOptions options_;
   std::unique_ptr<Impl> impl_;  // curl state, executor thread only

@@ -1,0 +1,360 @@
+// The executor against a real HTTP/1.1 server on 127.0.0.1 (a small
+// thread-per-connection server in this file): verbs and bodies on reused
+// handles, the max_active cap, max_wait, DropWaiting, AbortAll, timeouts,
+// refused connections, and the response headers the classifier reads.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "http/executor.hpp"
+
+using namespace std::chrono_literals;
+using pgcourier::http::Completion;
+using pgcourier::http::Executor;
+using pgcourier::http::ExecutorOptions;
+using pgcourier::http::Request;
+using pgcourier::model::TransportError;
+
+namespace {
+
+struct SeenRequest {
+  std::string method;
+  std::string path;
+  std::string body;
+  std::map<std::string, std::string> headers;  // lower-case names
+};
+
+// Answers every request after `delay` with `status`, `extra_headers` and
+// `body`, keeping the connection alive. Records what it received and the
+// largest number of requests it was answering at once.
+class LoopbackServer {
+ public:
+  std::chrono::milliseconds delay{0};
+  int status = 200;
+  std::string extra_headers;  // "Name: value\r\n" lines
+  std::string body;
+
+  LoopbackServer() {
+    listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(listen_fd_ >= 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(listen(listen_fd_, 64) == 0);
+    socklen_t len = sizeof addr;
+    REQUIRE(getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+    port_ = ntohs(addr.sin_port);
+  }
+  ~LoopbackServer() { Stop(); }
+  LoopbackServer(const LoopbackServer&) = delete;
+  LoopbackServer& operator=(const LoopbackServer&) = delete;
+
+  void Start() {
+    acceptor_ = std::thread([this] { Accept(); });
+  }
+  void Stop() {
+    if (stopping_.exchange(true)) return;
+    shutdown(listen_fd_, SHUT_RDWR);
+    if (acceptor_.joinable()) acceptor_.join();
+    {
+      std::lock_guard lock(mu_);
+      for (int fd : connections_) shutdown(fd, SHUT_RDWR);
+    }
+    for (auto& t : workers_) t.join();
+    close(listen_fd_);
+  }
+
+  std::string Url(const std::string& path = "/hook") const {
+    return "http://127.0.0.1:" + std::to_string(port_) + path;
+  }
+  std::vector<SeenRequest> Seen() {
+    std::lock_guard lock(mu_);
+    return seen_;
+  }
+  int MaxConcurrent() const { return max_concurrent_.load(); }
+
+ private:
+  void Accept() {
+    while (!stopping_) {
+      const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) return;
+      std::lock_guard lock(mu_);
+      connections_.push_back(fd);
+      workers_.emplace_back([this, fd] { Serve(fd); });
+    }
+  }
+
+  void Serve(int fd) {
+    std::string buffer;
+    char chunk[4096];
+    while (!stopping_) {
+      std::size_t header_end;
+      while ((header_end = buffer.find("\r\n\r\n")) == std::string::npos) {
+        const ssize_t n = recv(fd, chunk, sizeof chunk, 0);
+        if (n <= 0) return Close(fd);
+        buffer.append(chunk, static_cast<std::size_t>(n));
+      }
+      SeenRequest r;
+      const std::string head = buffer.substr(0, header_end);
+      const auto line_end = head.find("\r\n");
+      const std::string request_line = head.substr(0, line_end);
+      const auto sp1 = request_line.find(' ');
+      const auto sp2 = request_line.find(' ', sp1 + 1);
+      r.method = request_line.substr(0, sp1);
+      r.path = request_line.substr(sp1 + 1, sp2 - sp1 - 1);
+      std::size_t pos = line_end;
+      while (pos != std::string::npos && pos < head.size()) {
+        const auto next = head.find("\r\n", pos + 2);
+        const std::string h = head.substr(pos + 2, next == std::string::npos ? std::string::npos : next - pos - 2);
+        const auto colon = h.find(':');
+        if (colon != std::string::npos) {
+          std::string name = h.substr(0, colon);
+          std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+          r.headers[name] = h.substr(h.find_first_not_of(' ', colon + 1));
+        }
+        pos = next;
+      }
+      std::size_t length = 0;
+      if (auto it = r.headers.find("content-length"); it != r.headers.end()) length = std::stoul(it->second);
+      buffer.erase(0, header_end + 4);
+      while (buffer.size() < length) {
+        const ssize_t n = recv(fd, chunk, sizeof chunk, 0);
+        if (n <= 0) return Close(fd);
+        buffer.append(chunk, static_cast<std::size_t>(n));
+      }
+      r.body = buffer.substr(0, length);
+      buffer.erase(0, length);
+      const int now = ++answering_;
+      int seen_max = max_concurrent_.load();
+      while (now > seen_max && !max_concurrent_.compare_exchange_weak(seen_max, now)) {
+      }
+      {
+        std::lock_guard lock(mu_);
+        seen_.push_back(r);
+      }
+      // Sleeps in slices so that Stop() is not held up by a long delay.
+      const auto until = std::chrono::steady_clock::now() + delay;
+      while (!stopping_ && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(5ms);
+      std::string response = "HTTP/1.1 " + std::to_string(status) + " Status\r\nContent-Length: " +
+                             std::to_string(r.method == "HEAD" ? 0 : body.size()) + "\r\n" + extra_headers + "\r\n" +
+                             (r.method == "HEAD" ? "" : body);
+      --answering_;
+      if (send(fd, response.data(), response.size(), MSG_NOSIGNAL) < 0) return Close(fd);
+    }
+    Close(fd);
+  }
+
+  void Close(int fd) {
+    std::lock_guard lock(mu_);
+    connections_.erase(std::remove(connections_.begin(), connections_.end(), fd), connections_.end());
+    close(fd);
+  }
+
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stopping_{false};
+  std::atomic<int> answering_{0};
+  std::atomic<int> max_concurrent_{0};
+  std::thread acceptor_;
+  std::mutex mu_;
+  std::vector<int> connections_;   // guarded by mu_
+  std::vector<std::thread> workers_;  // guarded by mu_ while the acceptor runs
+  std::vector<SeenRequest> seen_;  // guarded by mu_
+};
+
+// Waits (up to 20 s) until `count` completions arrived; returns them by token.
+std::map<std::uint64_t, Completion> Await(Executor& executor, std::size_t count) {
+  std::map<std::uint64_t, Completion> out;
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (out.size() < count && std::chrono::steady_clock::now() < deadline) {
+    pollfd p{executor.completion_fd(), POLLIN, 0};
+    poll(&p, 1, 100);
+    for (auto& c : executor.TakeCompletions()) out.emplace(c.token, std::move(c));
+  }
+  REQUIRE(out.size() == count);
+  return out;
+}
+
+Request MakeRequest(std::uint64_t token, std::string url, std::string method = "POST", std::string body = {}) {
+  Request r;
+  r.token = token;
+  r.method = std::move(method);
+  r.url = std::move(url);
+  r.body = std::move(body);
+  r.headers = {"Content-Type: application/json", "X-Token: " + std::to_string(token)};
+  return r;
+}
+
+// Requests 1..count: a POST of "{}" to url each.
+std::vector<Request> Posts(std::uint64_t count, const std::string& url) {
+  std::vector<Request> out;
+  for (std::uint64_t i = 1; i <= count; ++i) out.push_back(MakeRequest(i, url, "POST", "{}"));
+  return out;
+}
+
+// An executor with these limits, started.
+std::unique_ptr<Executor> Started(int max_active, int max_wait_ms = 0) {
+  ExecutorOptions options;
+  options.max_active = max_active;
+  options.max_wait = pgcourier::model::Millis(max_wait_ms);
+  auto executor = std::make_unique<Executor>(options);
+  executor->Start();
+  return executor;
+}
+
+}  // namespace
+
+TEST_CASE("one pooled handle sends each verb with its own body, whatever came before") {
+  LoopbackServer server;
+  server.Start();
+  ExecutorOptions options;
+  options.max_connections = 1;
+  options.max_active = 1;  // one transfer at a time: every request reuses the same easy handle
+  Executor executor(options);
+  executor.Start();
+  const std::vector<std::pair<std::string, std::string>> sequence = {
+      {"POST", "{\"n\":1}"}, {"POST", "{\"n\":2}"}, {"GET", ""},         {"PUT", "{\"n\":4}"},
+      {"HEAD", ""},          {"POST", "{\"n\":6}"}, {"DELETE", ""},      {"POST", std::string(3000, 'x')}};
+  for (std::size_t i = 0; i < sequence.size(); ++i) {
+    std::vector<Request> one;
+    one.push_back(MakeRequest(i + 1, server.Url("/r" + std::to_string(i + 1)), sequence[i].first, sequence[i].second));
+    executor.Submit(std::move(one));
+    auto done = Await(executor, 1);
+    CHECK(done.at(i + 1).result.transport_error == TransportError::kNone);
+    CHECK(done.at(i + 1).result.status_code == 200);
+  }
+  const auto seen = server.Seen();
+  REQUIRE(seen.size() == sequence.size());
+  for (std::size_t i = 0; i < sequence.size(); ++i) {
+    INFO("request ", i + 1, " ", sequence[i].first);
+    CHECK(seen[i].method == sequence[i].first);
+    CHECK(seen[i].path == "/r" + std::to_string(i + 1));
+    CHECK(seen[i].body == sequence[i].second);
+    CHECK(seen[i].headers.at("x-token") == std::to_string(i + 1));
+    CHECK(seen[i].headers.count("expect") == 0);  // no "100 Continue" wait, even for the 3000-byte body
+    CHECK(seen[i].headers.at("user-agent") == "pgcourier");
+  }
+}
+
+TEST_CASE("no more than max_active transfers run at once; the rest start as slots free up") {
+  LoopbackServer server;
+  server.delay = 150ms;
+  server.Start();
+  auto started = Started(2);
+  Executor& executor = *started;
+  executor.Submit(Posts(6, server.Url()));
+  const auto done = Await(executor, 6);
+  for (const auto& [token, c] : done) {
+    INFO("token ", token);
+    CHECK(c.result.status_code == 200);
+  }
+  CHECK(server.Seen().size() == 6);
+  CHECK(server.MaxConcurrent() == 2);
+  CHECK(executor.in_flight() == 0);
+}
+
+TEST_CASE("a request that waits longer than max_wait for a slot comes back unsent") {
+  LoopbackServer server;
+  server.delay = 1000ms;
+  server.Start();
+  auto started = Started(1, 100);
+  Executor& executor = *started;
+  executor.Submit(Posts(3, server.Url()));
+  const auto done = Await(executor, 3);
+  CHECK(done.at(1).result.status_code == 200);
+  for (std::uint64_t token : {2, 3}) {
+    INFO("token ", token);
+    CHECK(done.at(token).result.transport_error == TransportError::kAborted);
+    CHECK(done.at(token).result.error_message.find("released unsent") != std::string::npos);
+  }
+  CHECK(server.Seen().size() == 1);
+}
+
+TEST_CASE("DropWaiting returns the requests not started yet; the running one finishes") {
+  LoopbackServer server;
+  server.delay = 400ms;
+  server.Start();
+  auto started = Started(1);
+  Executor& executor = *started;
+  executor.Submit(Posts(3, server.Url()));
+  // The first request is being answered before the others are dropped.
+  for (int i = 0; i < 200 && server.Seen().empty(); ++i) std::this_thread::sleep_for(10ms);
+  REQUIRE(server.Seen().size() == 1);
+  executor.DropWaiting();
+  const auto done = Await(executor, 3);
+  CHECK(done.at(1).result.status_code == 200);
+  CHECK(done.at(2).result.transport_error == TransportError::kAborted);
+  CHECK(done.at(3).result.transport_error == TransportError::kAborted);
+  CHECK(server.Seen().size() == 1);
+}
+
+TEST_CASE("AbortAll completes running and waiting requests with kAborted") {
+  LoopbackServer server;
+  server.delay = 10000ms;
+  server.Start();
+  auto started = Started(2);
+  Executor& executor = *started;
+  executor.Submit(Posts(3, server.Url()));
+  for (int i = 0; i < 200 && server.Seen().size() < 2; ++i) std::this_thread::sleep_for(10ms);
+  REQUIRE(server.Seen().size() == 2);
+  executor.AbortAll();
+  const auto done = Await(executor, 3);
+  for (const auto& [token, c] : done) {
+    INFO("token ", token);
+    CHECK(c.result.transport_error == TransportError::kAborted);
+    CHECK(c.result.status_code == 0);
+  }
+  CHECK(executor.in_flight() == 0);
+}
+
+TEST_CASE("timeouts, refused connections and response headers are reported") {
+  LoopbackServer slow;
+  slow.delay = 3000ms;
+  slow.Start();
+  LoopbackServer answering;
+  answering.status = 429;
+  answering.extra_headers = "Retry-After: 7\r\nLocation: /elsewhere\r\n";
+  answering.body = std::string(100, 'b');
+  answering.Start();
+  // A port nobody listens on: bind one, note it, close it.
+  int closed_port = 0;
+  {
+    LoopbackServer gone;
+    closed_port = std::stoi(gone.Url().substr(17));
+  }
+  Executor executor(ExecutorOptions{});
+  executor.Start();
+  std::vector<Request> batch;
+  batch.push_back(MakeRequest(1, slow.Url(), "POST", "{}"));
+  batch.back().request_timeout = pgcourier::model::Millis(200);
+  batch.push_back(MakeRequest(2, "http://127.0.0.1:" + std::to_string(closed_port) + "/hook", "POST", "{}"));
+  batch.push_back(MakeRequest(3, answering.Url(), "POST", "{}"));
+  batch.back().excerpt_bytes = 10;
+  executor.Submit(std::move(batch));
+  const auto done = Await(executor, 3);
+  CHECK(done.at(1).result.transport_error == TransportError::kTimeout);
+  CHECK(done.at(2).result.transport_error == TransportError::kConnect);
+  CHECK_FALSE(done.at(2).result.error_message.empty());
+  const auto& r = done.at(3).result;
+  CHECK(r.transport_error == TransportError::kNone);
+  CHECK(r.status_code == 429);
+  CHECK(r.retry_after == "7");
+  CHECK(r.location == "/elsewhere");
+  CHECK(r.body_excerpt == std::string(10, 'b'));
+}
