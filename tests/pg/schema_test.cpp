@@ -19,6 +19,7 @@ using pgtest::AddSubscription;
 using pgtest::Count;
 using pgtest::Exec;
 using pgtest::NewDelivery;
+using pgtest::Scalar;
 using pgtest::TestDb;
 
 std::vector<std::string> AllMigrationLabels() {
@@ -85,6 +86,25 @@ TEST_CASE("Migrate applies every migration to an empty database, and nothing the
   CHECK(NewDelivery(conn, "acme", sub).rfind("dlv_", 0) == 0);
   CHECK(Count(conn, "SELECT count(*) FROM courier.schema_migrations") ==
         static_cast<long long>(AllMigrationLabels().size()));
+}
+
+TEST_CASE("new_id is inlined into the caller's query and bound to pg_catalog at migration time") {
+  TestDb db;
+  pqxx::connection conn(db.url());
+  // Inlined: the plan holds the expression, not a call of courier.new_id.
+  std::string plan;
+  for (const auto& row : Exec(conn, "EXPLAIN VERBOSE SELECT courier.new_id('obx_')")) plan += row[0].c_str();
+  CHECK(plan.find("new_id") == std::string::npos);
+  CHECK(plan.find("gen_random_uuid") != std::string::npos);
+  // A caller's search_path cannot swap in its own lpad (or anything else).
+  Exec(conn, "CREATE FUNCTION public.lpad(text, integer, text) RETURNS text LANGUAGE sql AS $$ SELECT 'HIJACKED' $$");
+  Exec(conn, "SET search_path = public, pg_catalog");
+  const auto id = Scalar<std::string>(conn, "SELECT courier.new_id('obx_')");
+  CHECK(Scalar<bool>(conn, "SELECT $1 ~ '^obx_[0-9a-f]{29}$'", id));
+  CHECK(Scalar<std::string>(conn, "SELECT lpad('x', 3, '0')") == "HIJACKED");  // the trap is live
+  // Ids still sort by creation time (13 hex digits of microseconds first).
+  const auto later = Scalar<std::string>(conn, "SELECT courier.new_id('obx_') FROM pg_sleep(0.002)");
+  CHECK(later.substr(0, 17) > id.substr(0, 17));
 }
 
 TEST_CASE("delivery_attempts rows cannot be updated") {
