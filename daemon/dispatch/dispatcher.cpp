@@ -15,6 +15,7 @@
 #include <system_error>
 #include <unordered_map>
 
+#include "dispatch/outcome_writer.hpp"
 #include "dispatch/request_builder.hpp"
 #include "dispatch/run_lane.hpp"
 #include "http/executor.hpp"
@@ -44,6 +45,12 @@ constexpr int kRescueBatch = 500;
 constexpr Millis kOutboxNotifyInterval{100};
 // Release delay meaning "until the subscription is resumed" (next_attempt_at = infinity).
 constexpr std::int64_t kUntilResumed = -1;
+
+store::StatementObserver StatementObserver(metrics::Metrics* metrics) {
+  return [metrics](const char* name, double seconds) {
+    if (metrics) metrics->StatementDuration(name, seconds);
+  };
+}
 
 std::int64_t UnixMicrosNow() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
@@ -75,8 +82,14 @@ struct Dispatcher::Impl {
 
   std::uint64_t next_token = 1;
   std::unordered_map<std::uint64_t, InFlight> in_flight;
-  std::vector<model::DeliveryOutcome> pending_outcomes;  // not yet written
+  std::vector<model::DeliveryOutcome> pending_outcomes;  // not yet handed to the writer
   std::vector<std::pair<std::int64_t, std::string>> pending_finish;  // (event created us, status) for metrics
+  // The batch the writer has (its own connection and thread): how many, and
+  // their pending_finish entries (writing_fifo_finished below: whether a FIFO
+  // delivery finished among them).
+  OutcomeWriter writer;
+  std::size_t writing_count = 0;
+  std::vector<std::pair<std::int64_t, std::string>> writing_finish;
   std::vector<store::Release> pending_releases;
   std::unordered_map<std::string, std::string> opened_secrets;  // sealed text -> key bytes
 
@@ -86,9 +99,10 @@ struct Dispatcher::Impl {
   std::unordered_map<std::string, limits::CircuitBreaker> breakers;    // by endpoint (scheme://host:port)
   std::unordered_map<std::string, std::string> policy_of_subscription; // for auto-pause after a write
   std::vector<std::pair<std::string, std::string>> pending_disables;   // (subscription, reason)
-  bool fifo_finished = false;
+  bool fifo_finished = false;  // a FIFO delivery finished: the next one of its key may be due
+  bool writing_fifo_finished = false;
   // Compiled endpoint rules per policy name; rebuilt when policies change.
-  std::unordered_map<std::string, std::shared_ptr<const netguard::EndpointRules>> endpoint_rules;  // a FIFO delivery finished: the next one of its key may be due
+  std::unordered_map<std::string, std::shared_ptr<const netguard::EndpointRules>> endpoint_rules;
 
   Millis lease{0};
   bool notified = true;   // claim at start-up without waiting for a NOTIFY
@@ -121,6 +135,9 @@ struct Dispatcher::Impl {
         settings(options.settings),
         executor(http::ExecutorOptions{options.settings.concurrency, options.settings.user_agent, 1 << 20,
                                        options.settings.concurrency, options.settings.lease_margin / 2}),
+        writer(OutcomeWriterOptions{options.settings.database_url, options.settings.worker_id,
+                                    options.settings.delivery_events, StatementObserver(options.metrics),
+                                    kReconnectMin, kReconnectMax}),
         run_lane(RunLaneContext{&settings, &executor, options.secret_box, options.metrics,
                                 [this] { return next_token++; }, [this] { return Random(); },
                                 [this](const model::Policy& policy) { return RulesFor(policy); }}) {
@@ -151,10 +168,7 @@ struct Dispatcher::Impl {
     if (store) return true;
     if (Clock::now() < next_connect) return true;
     try {
-      auto observer = [m = options.metrics](const char* name, double seconds) {
-        if (m) m->StatementDuration(name, seconds);
-      };
-      auto fresh = std::make_unique<store::Store>(settings.database_url, observer);
+      auto fresh = std::make_unique<store::Store>(settings.database_url, StatementObserver(options.metrics));
       const auto schema = fresh->CheckSchema();
       if (!schema.missing.empty()) {
         std::string missing;
@@ -508,59 +522,71 @@ struct Dispatcher::Impl {
     }
   }
 
-  void FlushWrites() {
-    if (!pending_outcomes.empty()) {
-      std::vector<std::string> applied;
-      std::vector<store::SubscriptionHealth> health;
-      // When a claim is due as well, it rides in the same transaction: one
-      // commit per loop turn instead of two.
-      bool timer = false;
-      const int limit = DeliveryClaimLimit(timer);
-      store::ClaimRequest claim{limit, lease, settings.tenants};
-      std::optional<std::vector<model::ClaimedDelivery>> claimed;
-      const bool ok = WithStore("recording outcomes", [&](store::Store& s) {
-        applied = s.RecordOutcomes(settings.worker_id, pending_outcomes, &health, limit > 0 ? &claim : nullptr,
-                                   limit > 0 ? &claimed : nullptr);
-      });
-      if (ok) {
-        // The retries were written with next_attempt_at = the transaction's
-        // now() + delay, which is no later than this moment + delay.
-        const auto written = Clock::now();
-        if (settings.delivery_events != "none") {
-          for (const auto& o : pending_outcomes) outbox_notify_owed |= model::IsTerminal(o.next_status);
-        }
-        for (const auto& o : pending_outcomes) {
-          if (o.next_status == model::DeliveryStatus::kRetryScheduled && o.retry_delay_ms &&
-              *o.retry_delay_ms > 0 && *o.retry_delay_ms < settings.poll_interval.count()) {
-            own_retries_due.push(written + Millis(*o.retry_delay_ms));
-          }
-        }
-        CheckAutoPause(health);
-        if (fifo_finished) {
-          notified = true;  // the next delivery of a FIFO key may be claimable now
-          fifo_finished = false;
-        }
-        if (applied.size() != pending_outcomes.size()) {
-          const auto stale = pending_outcomes.size() - applied.size();
-          spdlog::warn("{} result(s) were not recorded because their lease had expired and was taken over; "
-                       "those deliveries will be attempted again",
-                       stale);
-          if (options.metrics) options.metrics->StaleOutcomes(static_cast<int>(stale));
-        }
-        if (options.metrics) {
-          const auto now_us = UnixMicrosNow();
-          for (const auto& [created_us, status] : pending_finish) {
-            if (status == "delivered" || status == "failed" || status == "dead_lettered") {
-              options.metrics->DeliveryFinished(status, static_cast<double>(now_us - created_us) / 1e6);
-            }
-          }
-        }
-        pending_outcomes.clear();
-        pending_finish.clear();
-        // Only now: dispatching the claimed rows may queue new outcomes at once
-        // (a delivery that fails before any request), which must not be cleared above.
-        if (claimed) AfterClaim(std::move(*claimed), limit, timer);
+  // The writer's batch is committed, or it failed and goes back to the front
+  // of the queue (written again on the next turn; the writer waits out its
+  // reconnect delay first).
+  void AfterWrite(WriteResult r) {
+    writing_count = 0;
+    if (!r.written) {
+      if (r.connection_lost) {
+        spdlog::error("database connection lost while recording outcomes: {}; {} result(s) kept in memory until it "
+                      "is back", r.error, r.outcomes.size() + pending_outcomes.size());
+      } else {
+        spdlog::error("recording outcomes failed: {}", r.error);
       }
+      r.outcomes.insert(r.outcomes.end(), std::make_move_iterator(pending_outcomes.begin()),
+                        std::make_move_iterator(pending_outcomes.end()));
+      pending_outcomes = std::move(r.outcomes);
+      writing_finish.insert(writing_finish.end(), pending_finish.begin(), pending_finish.end());
+      pending_finish = std::move(writing_finish);
+      writing_finish.clear();
+      fifo_finished |= writing_fifo_finished;
+      return;
+    }
+    // The retries were written with next_attempt_at = the transaction's
+    // now() + delay, which is no later than this moment + delay.
+    const auto written = Clock::now();
+    if (settings.delivery_events != "none") {
+      for (const auto& o : r.outcomes) outbox_notify_owed |= model::IsTerminal(o.next_status);
+    }
+    for (const auto& o : r.outcomes) {
+      if (o.next_status == model::DeliveryStatus::kRetryScheduled && o.retry_delay_ms && *o.retry_delay_ms > 0 &&
+          *o.retry_delay_ms < settings.poll_interval.count()) {
+        own_retries_due.push(written + Millis(*o.retry_delay_ms));
+      }
+    }
+    CheckAutoPause(r.health);
+    if (writing_fifo_finished) notified = true;  // the next delivery of a FIFO key may be claimable now
+    if (r.applied.size() != r.outcomes.size()) {
+      const auto stale = r.outcomes.size() - r.applied.size();
+      spdlog::warn("{} result(s) were not recorded because their lease had expired and was taken over; "
+                   "those deliveries will be attempted again",
+                   stale);
+      if (options.metrics) options.metrics->StaleOutcomes(static_cast<int>(stale));
+    }
+    if (options.metrics) {
+      const auto now_us = UnixMicrosNow();
+      for (const auto& [created_us, status] : writing_finish) {
+        if (status == "delivered" || status == "failed" || status == "dead_lettered") {
+          options.metrics->DeliveryFinished(status, static_cast<double>(now_us - created_us) / 1e6);
+        }
+      }
+    }
+    writing_finish.clear();
+  }
+
+  // Outcomes go to the writer one batch at a time: what completed while it
+  // wrote the previous batch is the next one.
+  void FlushWrites() {
+    if (auto result = writer.TakeResult()) AfterWrite(std::move(*result));
+    if (!writer.busy() && !pending_outcomes.empty()) {
+      writing_count = pending_outcomes.size();
+      writing_finish = std::move(pending_finish);
+      pending_finish.clear();
+      writing_fifo_finished = fifo_finished;
+      fifo_finished = false;
+      writer.Write(std::move(pending_outcomes));
+      pending_outcomes.clear();
     }
     while (!pending_disables.empty()) {
       // Plain references, not a structured binding: clang before 16 cannot capture bindings in the lambda below.
@@ -599,7 +625,7 @@ struct Dispatcher::Impl {
   }
 
   bool HasUnwritten() const {
-    return !pending_outcomes.empty() || !pending_releases.empty() || run_lane.has_unwritten();
+    return !pending_outcomes.empty() || writer.busy() || !pending_releases.empty() || run_lane.has_unwritten();
   }
 
   void MaybeClaimRuns(bool timer) {
@@ -629,6 +655,9 @@ struct Dispatcher::Impl {
     timer = claim_started >= next_poll;
     const bool retry_due = !own_retries_due.empty() && own_retries_due.top() <= claim_started;
     if (!(notified || timer || backlog || retry_due)) return 0;
+    // The writer is a whole concurrency's worth of results behind (a slow or
+    // unreachable database): no new leases until it catches up.
+    if (pending_outcomes.size() >= static_cast<std::size_t>(settings.concurrency)) return 0;
     int free = FreeSlots();
     // While runs are backlogged too, deliveries take at most half of the free
     // slots, so a delivery backlog cannot keep every slot away from the runs.
@@ -816,10 +845,11 @@ struct Dispatcher::Impl {
       });
       if (fresh) timeout = 0;
     }
-    pollfd fds[3];
+    pollfd fds[4];
     int n = 0;
     fds[n++] = {control_fd, POLLIN, 0};
     fds[n++] = {executor.completion_fd(), POLLIN, 0};
+    fds[n++] = {writer.result_fd(), POLLIN, 0};
     if (store && store->socket() >= 0) fds[n++] = {store->socket(), POLLIN, 0};
     ::poll(fds, n, timeout);
     std::uint64_t drained;
@@ -853,6 +883,7 @@ struct Dispatcher::Impl {
 
   int Run() {
     executor.Start();
+    writer.Start();
     int exit_code = 0;
     while (true) {
       if (!EnsureConnected()) {
@@ -890,7 +921,7 @@ struct Dispatcher::Impl {
         if (aborted && Clock::now() >= *drain_deadline) {
           spdlog::error("stopping with {} result(s) unwritten (database unreachable); their leases will expire "
                         "and another daemon will retry them",
-                        pending_outcomes.size() + pending_releases.size() + in_flight.size());
+                        pending_outcomes.size() + writing_count + pending_releases.size() + in_flight.size());
           break;
         }
       } else {
@@ -904,6 +935,7 @@ struct Dispatcher::Impl {
       next_outbox_notify = Clock::now();
       MaybeNotifyOutbox();
     }
+    writer.Stop();
     executor.Stop();
     spdlog::info("dispatcher stopped");
     return exit_code;

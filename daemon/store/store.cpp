@@ -202,8 +202,7 @@ std::vector<model::ClaimedDelivery> Store::Impl::ExecClaim(pqxx::work& txn, cons
 
 std::vector<std::string> Store::RecordOutcomes(const std::string& worker,
                                                const std::vector<model::DeliveryOutcome>& outcomes,
-                                               std::vector<SubscriptionHealth>* health, const ClaimRequest* claim,
-                                               std::optional<std::vector<model::ClaimedDelivery>>* claimed) {
+                                               std::vector<SubscriptionHealth>* health) {
   if (outcomes.empty()) return {};
   const std::vector<std::string> owners(outcomes.size(), worker);
   // Two daemons updating the counters of the same subscriptions can deadlock;
@@ -214,11 +213,8 @@ std::vector<std::string> Store::RecordOutcomes(const std::string& worker,
         pqxx::work txn(impl_->conn);
         std::vector<SubscriptionHealth> batch_health;
         auto applied = impl_->ExecRecord(txn, worker, outcomes, owners, &batch_health);
-        std::vector<model::ClaimedDelivery> fresh;
-        if (claim && claimed) fresh = impl_->ExecClaim(txn, worker, *claim);
         txn.commit();
         if (health) health->insert(health->end(), batch_health.begin(), batch_health.end());
-        if (claim && claimed) *claimed = std::move(fresh);
         return applied;
       });
     } catch (const StoreError& e) {

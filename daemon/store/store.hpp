@@ -137,14 +137,9 @@ class Store {
   // retried one by one and a row that still fails is quarantined: marked
   // failed with the database's error, so the rest of the batch commits.
   // The subscriptions whose failure counters changed are appended to `health`.
-  // With `claim`, the next claim (as ClaimDue) runs in the same transaction,
-  // after the outcomes, and *claimed receives its rows; when the batch had to
-  // be split up for a bad row, no claim is made and *claimed stays empty.
   std::vector<std::string> RecordOutcomes(const std::string& worker,
                                           const std::vector<model::DeliveryOutcome>& outcomes,
-                                          std::vector<SubscriptionHealth>* health = nullptr,
-                                          const ClaimRequest* claim = nullptr,
-                                          std::optional<std::vector<model::ClaimedDelivery>>* claimed = nullptr);
+                                          std::vector<SubscriptionHealth>* health = nullptr);
 
   // Finds up to `limit` expired leases, asks `decide` what each becomes
   // (outcome "lease_expired"), and records that as an attempt by `worker`,
