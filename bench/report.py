@@ -155,23 +155,25 @@ def main():
         health = {"seconds": int(r["seconds"]), "queued": int(r["queued"]), "delivered": int(r["delivered"]),
                   "series": series, "peak_rss_mib": int(r["rss_kib"]) / 1024, "daemon_log_error_lines": int(r["log_errors"]),
                   "claim_indexes_kib_half_way": mid, "claim_indexes_kib_end": series[-1]["claim_indexes_kib"]}
-    peers = None
-    if "peers" in rows:
-        r = rows["peers"]
+    peers = []  # graphile-worker first, then pg-boss
+    for key in ("peers", "peers_pgboss"):
+        if key not in rows:
+            continue
+        r = rows[key]
         if "skipped" in r:
-            peers = {"skipped": r["skipped"]}
-        else:
-            n = int(r["deliveries"])
-            secs = f(r, "end") - f(r, "start")
-            peers = {"name": r["name"], "node": r["node"], "config": r["config"], "jobs": n, "seconds": secs,
-                     "per_s": n / secs, "worker_cpu_s_per_1k": f(r, "worker_cpu") / n * 1000,
-                     "pg_cpu_s_per_1k": (f(r, "pg_cpu1") - f(r, "pg_cpu0")) / n * 1000, "receiver_hits": int(r["hits"])}
-            if int(r["hits"]) != n:
-                problems.append(f"peers: receiver counted {r['hits']} for {n} jobs")
-            scenarios.append({"scenario": r["name"].split(" ")[0] + " " + r["name"].split(" ")[1][:4], "deliveries": n,
-                              "seconds": secs, "deliveries_per_s": n / secs,
-                              "daemon_cpu_s_per_1k": peers["worker_cpu_s_per_1k"],
-                              "pg_cpu_s_per_1k": peers["pg_cpu_s_per_1k"]})
+            peers.append({"row": key, "skipped": r["skipped"]})
+            continue
+        n = int(r["deliveries"])
+        secs = f(r, "end") - f(r, "start")
+        peer = {"row": key, "name": r["name"], "node": r["node"], "config": r["config"], "jobs": n, "seconds": secs,
+                "per_s": n / secs, "worker_cpu_s_per_1k": f(r, "worker_cpu") / n * 1000,
+                "pg_cpu_s_per_1k": (f(r, "pg_cpu1") - f(r, "pg_cpu0")) / n * 1000, "receiver_hits": int(r["hits"])}
+        peers.append(peer)
+        if int(r["hits"]) != n:
+            problems.append(f"{key}: receiver counted {r['hits']} for {n} jobs")
+        name, version = r["name"].rsplit(" ", 1)
+        scenarios.append({"scenario": f"{name} {version}", "deliveries": n, "seconds": secs, "deliveries_per_s": n / secs,
+                          "daemon_cpu_s_per_1k": peer["worker_cpu_s_per_1k"], "pg_cpu_s_per_1k": peer["pg_cpu_s_per_1k"]})
     for s in scenarios:
         if db_rate:
             s["pct_db_limit"] = 100 * s["deliveries_per_s"] / db_rate
@@ -209,11 +211,13 @@ def main():
         print(f"table health ({health['seconds']} s, {health['delivered']:,} deliveries): "
               + "; ".join(f"{p['second']} s: claim indexes {p['claim_indexes_kib']:,} KiB, table {p['table_kib']:,} KiB, "
                           f"{p['rows']:,} rows" for p in health["series"]))
-    if peers:
-        if "skipped" in peers:
-            print(f"peers: not measured: {peers['skipped']}")
+    drain_row = next((x for x in scenarios if x["scenario"] == "drain (1 sub)"), None)
+    for peer in peers:
+        if "skipped" in peer:
+            print(f"{peer['row']}: not measured: {peer['skipped']}")
         else:
-            print(f"peers: {peers['name']} (node {peers['node']}; {peers['config']}): {peers['per_s']:,.0f} jobs/s")
+            versus = f"; drain / this = {drain_row['deliveries_per_s'] / peer['per_s']:.2f}x" if drain_row else ""
+            print(f"peers: {peer['name']} (node {peer['node']}; {peer['config']}): {peer['per_s']:,.0f} jobs/s{versus}")
 
     # ------------------------------------------------------------ targets
     by_name = {s["scenario"]: s for s in scenarios}
@@ -228,7 +232,8 @@ def main():
     print("targets (issue 6):")
     pct = drain.get("pct_db_limit") if drain else None
     target("drain, % of the DB limit", pct, ">= 60 %", pct is not None and pct >= 60, " %")
-    ratio = drain["deliveries_per_s"] / peers["per_s"] if drain and peers and "per_s" in peers else None
+    graphile = next((p for p in peers if p["row"] == "peers" and "per_s" in p), None)
+    ratio = drain["deliveries_per_s"] / graphile["per_s"] if drain and graphile else None
     target("drain vs graphile-worker 0.18", ratio, ">= 3x", ratio is not None and ratio >= 3, "x")
     txn = drain.get("txn_per_delivery") if drain else None
     target("transactions per delivery (drain)", txn, "<= 1/32 = 0.03125", txn is not None and txn <= 1 / 32)
