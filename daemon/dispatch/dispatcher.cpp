@@ -92,6 +92,7 @@ struct Dispatcher::Impl {
   std::vector<std::pair<std::int64_t, std::string>> writing_finish;
   std::vector<store::Release> pending_releases;
   std::unordered_map<std::string, std::string> opened_secrets;  // sealed text -> key bytes
+  std::unordered_map<std::string, std::optional<std::string>> url_checks;  // URL -> why it is not valid
 
   // Limits and health, per subscription and per endpoint (this daemon's view).
   std::unordered_map<std::string, int> in_flight_by_subscription;
@@ -335,6 +336,17 @@ struct Dispatcher::Impl {
     return true;
   }
 
+  // http::CheckDeliveryUrl, remembered per URL (it parses the URL with curl;
+  // a subscription's URL is checked once, not once per delivery).
+  const std::optional<std::string>& CheckedUrl(const std::string& url) {
+    auto it = url_checks.find(url);
+    if (it == url_checks.end()) {
+      if (url_checks.size() >= 10000) url_checks.clear();
+      it = url_checks.emplace(url, http::CheckDeliveryUrl(url)).first;
+    }
+    return it->second;
+  }
+
   std::shared_ptr<const netguard::EndpointRules> RulesFor(const model::Policy& policy) {
     // Only the current policies are cached: a request started under policies
     // replaced since (a run that waited for its token) gets its own rules.
@@ -379,7 +391,7 @@ struct Dispatcher::Impl {
                                             d.subscription_id + "; not sent"));
         continue;
       }
-      if (auto bad_url = http::CheckDeliveryUrl(d.url)) {
+      if (const auto& bad_url = CheckedUrl(d.url)) {
         Finish(d, OutcomeWithoutRequest(d, model::DeliveryStatus::kFailed, "invalid_url",
                                         model::FailureClass::kValidation, *bad_url));
         continue;

@@ -13,6 +13,8 @@
 #include <deque>
 #include <stdexcept>
 #include <system_error>
+#include <unordered_map>
+#include <utility>
 
 namespace pgcourier::http {
 namespace {
@@ -23,9 +25,6 @@ struct EasyDeleter {
 struct MultiDeleter {
   void operator()(CURLM* multi) const { curl_multi_cleanup(multi); }
 };
-struct SlistDeleter {
-  void operator()(curl_slist* list) const { curl_slist_free_all(list); }
-};
 struct UrlDeleter {
   void operator()(CURLU* url) const { curl_url_cleanup(url); }
 };
@@ -34,7 +33,6 @@ struct CurlStringDeleter {
 };
 using EasyHandle = std::unique_ptr<CURL, EasyDeleter>;
 using MultiHandle = std::unique_ptr<CURLM, MultiDeleter>;
-using HeaderList = std::unique_ptr<curl_slist, SlistDeleter>;
 
 // curl_global_init is not thread-safe; do it once, before any executor thread.
 void GlobalInitOnce() {
@@ -104,7 +102,9 @@ model::TransportError MapCurlCode(CURLcode code, bool body_too_large) {
 struct Transfer {
   Request request;
   EasyHandle easy;
-  HeaderList headers;
+  // CURLOPT_HTTPHEADER's list, its nodes pointing into request.headers: no
+  // copy of a header per request (the vector keeps its capacity).
+  std::vector<curl_slist> header_list;
   std::string excerpt;
   std::size_t body_bytes = 0;
   std::size_t max_body_bytes = 0;
@@ -123,7 +123,7 @@ struct Transfer {
 
   // Forgets the previous request's response; keeps string capacity.
   void Clear() {
-    headers.reset();
+    header_list.clear();
     excerpt.clear();
     body_bytes = 0;
     body_too_large = false;
@@ -225,6 +225,9 @@ size_t OnHeader(char* data, size_t size, size_t count, void* user) noexcept {
   return n;
 }
 
+// curl only reads header strings; the list needs a char*.
+char kNoExpectHeader[] = "Expect:";
+
 // Options that stay the same for every request a handle makes.
 void ApplyFixedOptions(Transfer& t, const std::string& user_agent) {
   CURL* easy = t.easy.get();
@@ -262,14 +265,11 @@ void ApplyRequestOptions(Transfer& t, const std::string& user_agent) {
     ApplyFixedOptions(t, user_agent);
   }
   t.plain_post = post;
-  curl_slist* list = nullptr;
-  for (const auto& h : t.request.headers) {
-    curl_slist* next = curl_slist_append(list, h.c_str());
-    if (next) list = next;
-  }
+  t.header_list.clear();
+  for (auto& h : t.request.headers) t.header_list.push_back({h.data(), nullptr});
   // Without this, curl waits up to a second for "100 Continue" on bodies over 1 KiB.
-  if (curl_slist* next = curl_slist_append(list, "Expect:")) list = next;
-  t.headers.reset(list);
+  t.header_list.push_back({kNoExpectHeader, nullptr});
+  for (std::size_t i = 0; i + 1 < t.header_list.size(); ++i) t.header_list[i].next = &t.header_list[i + 1];
   curl_easy_setopt(easy, CURLOPT_URL, t.request.url.c_str());
   if (t.request.method == "GET") {
     curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
@@ -282,7 +282,7 @@ void ApplyRequestOptions(Transfer& t, const std::string& user_agent) {
     // PUT, PATCH, DELETE: the same body handling with another verb.
     if (!post) curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, t.request.method.c_str());
   }
-  curl_easy_setopt(easy, CURLOPT_HTTPHEADER, t.headers.get());
+  curl_easy_setopt(easy, CURLOPT_HTTPHEADER, t.header_list.data());
   curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(t.request.connect_timeout.count()));
   curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(t.request.request_timeout.count()));
 }
@@ -327,6 +327,8 @@ struct Executor::Impl {
     std::chrono::steady_clock::time_point since;
   };
   std::deque<Waiting> waiting;
+  // SplitUrl's answers by URL (scheme, host): parsed once per endpoint, not per request.
+  std::unordered_map<std::string, std::pair<std::string, std::string>> url_parts;
 
   Impl() {
     multi.reset(curl_multi_init());
@@ -383,7 +385,7 @@ struct Executor::Impl {
     active[t->active_index] = last;
     last->active_index = t->active_index;
     active.pop_back();
-    t->headers.reset();
+    t->header_list.clear();
     t->request = Request{};  // the body goes now, not when the slot is next used
     idle.push_back(t);
   }
@@ -489,12 +491,21 @@ void Executor::StartWaiting(std::vector<Completion>& finished) {
     impl_->waiting.pop_front();
     std::string host;
     if (request.rules) {
-      std::string scheme;
       std::optional<std::string> refused;
-      if (!SplitUrl(request.url, scheme, host)) {
+      auto parts = impl_->url_parts.find(request.url);
+      if (parts == impl_->url_parts.end()) {
+        std::string scheme;
+        if (SplitUrl(request.url, scheme, host)) {
+          if (impl_->url_parts.size() >= 10000) impl_->url_parts.clear();
+          parts = impl_->url_parts.emplace(request.url, std::make_pair(std::move(scheme), host)).first;
+        }
+      } else {
+        host = parts->second.second;
+      }
+      if (parts == impl_->url_parts.end()) {
         refused = "the URL could not be parsed";
       } else {
-        refused = netguard::CheckUrlTarget(scheme, host, *request.rules);
+        refused = netguard::CheckUrlTarget(parts->second.first, host, *request.rules);
       }
       if (refused) {  // never touches the network
         model::HttpResult r;
