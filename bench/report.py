@@ -274,7 +274,7 @@ def main():
                     "mem_total_kib": int(next(l.split()[1] for l in open("/proc/meminfo") if l.startswith("MemTotal")))},
         "versions": {"pgcourierd": v_daemon, "git_commit": commit, "git_modified_tracked_files": int(dirty),
                      "postgres": v_pg, "nginx": v_nginx, "libcurl": v_curl, "wrk": v_wrk},
-        "settings": {**settings, "db_limit_batch": 64, "pgbench": "-n -M prepared -c 8 -j 2 -T 15", "wrk": "-t2 -c256 -d10s",
+        "settings": {**settings, "db_limit_batch": 64, "pgbench": "-n -M prepared -c 8 -j 2 -T 10", "wrk": "-t2 -c256 -d10s",
                      "postgres": "tools/pg-local (fsync on, synchronous_commit on, shared_buffers 256MB)"},
         "scenarios": scenarios,
         "table_health": health,
