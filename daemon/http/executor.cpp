@@ -316,6 +316,7 @@ int CeilMillis(std::chrono::steady_clock::duration d) {
 struct Executor::Impl {
   FileDescriptor epoll_fd{epoll_create1(EPOLL_CLOEXEC), "epoll_create1"};
   FileDescriptor wake_fd{eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC), "eventfd"};  // Submit, AbortAll... poke the loop
+  FileDescriptor completion_fd{eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC), "eventfd"};  // readable: completions wait
   MultiHandle multi;
   std::optional<std::chrono::steady_clock::time_point> timer;  // when curl wants CURL_SOCKET_TIMEOUT
   std::vector<std::unique_ptr<Transfer>> slots;  // every Transfer made; each keeps its easy handle
@@ -432,14 +433,11 @@ Executor::Executor(ExecutorOptions options) : options_(std::move(options)) {
   impl_ = std::make_unique<Impl>();
   curl_multi_setopt(impl_->multi.get(), CURLMOPT_MAXCONNECTS, static_cast<long>(options_.max_connections));
   curl_multi_setopt(impl_->multi.get(), CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
-  event_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (event_fd_ < 0) throw std::runtime_error(std::string("eventfd: ") + std::generic_category().message(errno));
 }
 
 Executor::~Executor() {
   Stop();
   impl_.reset();
-  if (event_fd_ >= 0) close(event_fd_);
 }
 
 void Executor::Start() {
@@ -473,9 +471,11 @@ void Executor::DropWaiting() {
   impl_->Wake();
 }
 
+int Executor::completion_fd() const { return impl_->completion_fd.get(); }
+
 std::vector<Completion> Executor::TakeCompletions() {
   std::uint64_t drained = 0;
-  (void)!read(event_fd_, &drained, sizeof drained);  // EAGAIN when already empty
+  (void)!read(impl_->completion_fd.get(), &drained, sizeof drained);  // EAGAIN when already empty
   std::lock_guard lock(mu_);
   std::vector<Completion> out;
   out.swap(completions_);
@@ -600,7 +600,7 @@ void Executor::Run() {
     }
     finished.clear();
     const std::uint64_t one = 1;
-    (void)!write(event_fd_, &one, sizeof one);
+    (void)!write(impl_->completion_fd.get(), &one, sizeof one);
   };
 
   while (!stop_) {

@@ -78,7 +78,7 @@ class Executor {
   void DropWaiting();
 
   std::vector<Completion> TakeCompletions();
-  int completion_fd() const { return event_fd_; }
+  int completion_fd() const;
   int in_flight() const { return in_flight_.load(); }
 
  private:
@@ -88,7 +88,6 @@ class Executor {
 
   ExecutorOptions options_;
   std::unique_ptr<Impl> impl_;  // curl state, executor thread only
-  int event_fd_ = -1;
   std::thread thread_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> abort_{false};
