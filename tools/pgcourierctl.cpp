@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <vector>
 
+#include "base/file.hpp"
 #include "retry/text.hpp"
 #include "signing/secret_box.hpp"
 #include "signing/webhook_signature.hpp"
@@ -104,6 +105,9 @@ The database is --database-url, else DATABASE_URL, else the libpq environment (P
 The master key (for subscription create and rotate-secret, credential create and rotate) is
 --master-key-file, else PGCOURIER_MASTER_KEY_FILE.
 )";
+
+// A credential is a key, a token or a client secret: a few hundred bytes at most.
+constexpr std::size_t kMaxSecretFileBytes = 64 * 1024;
 
 // Options that take no value.
 const std::set<std::string, std::less<>> kFlags = {"help", "dry-run", "include-delivered"};
@@ -813,10 +817,13 @@ int CmdConnectionActivate(const Args& args) {
 // The secret a file holds: all of it but one trailing newline (LF or CRLF).
 // nullopt, after saying why, when it cannot be read or holds no one-line secret.
 std::optional<std::string> ReadSecretFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::string secret((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (!in.good() && !in.eof()) {
-    Fail("cannot read " + path);
+  // A regular file, or a pipe that has a writer (/dev/stdin, <(command)); a
+  // device or a FIFO nobody writes to is refused instead of blocking.
+  std::string secret;
+  try {
+    secret = base::ReadSmallFile(path, base::ReadOptions{kMaxSecretFileBytes, true, true});
+  } catch (const base::FileError& e) {
+    Fail(e.what());
     return std::nullopt;
   }
   if (secret.size() >= 2 && secret.compare(secret.size() - 2, 2, "\r\n") == 0) {
@@ -1035,7 +1042,7 @@ int CmdRunShow(const Args& args) {
   std::cout << "run " << r.id << "  tenant=" << r.tenant_id << "\n"
             << "  connection:   " << r.connection_id << "  "
             << (r.provider.empty() ? "(no such connection: the run is poison)" : r.provider) << "\n"
-            << "  operation:    " << r.operation << "  " << r.method << " " << r.path << "\n"
+            << "  operation:    " << r.operation << "  " << r.method << " " << retry::RedactPath(r.path) << "\n"
             << "  status:       " << r.status << " after " << Count(r.attempts, "attempt", "attempts") << "\n"
             << "  next attempt: " << NextRunAttempt(r) << "\n"
             << "  idempotency:  " << Dash(r.idempotency_key) << "\n"

@@ -12,12 +12,10 @@
 #include <cerrno>
 #include <charconv>
 #include <cmath>
-#include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <set>
 #include <system_error>
 
+#include "base/file.hpp"
 #include "config/duration.hpp"
 #include "config/policies.hpp"
 
@@ -351,17 +349,18 @@ void ParseSingleDocument(const std::string& yaml_text, Reporter& reporter,
 }
 
 std::string ReadConfigFile(const std::string& path, std::string_view what) {
-  const std::string prefix = path + ": cannot read " + std::string(what) + ": ";
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) throw ConfigError({prefix + "is a directory"});
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    const int error = errno;
-    throw ConfigError({prefix + (error != 0 ? std::generic_category().message(error) : std::string("open failed"))});
+  // Non-blocking open + fstat (base/file.hpp): a FIFO, a device or a symlink
+  // to /dev/zero is refused before anything is read, so neither start-up nor
+  // a SIGHUP reload can block the main thread or read without bound.
+  try {
+    return base::ReadSmallFile(path, base::ReadOptions{kMaxConfigFileBytes});
+  } catch (const base::FileError& e) {
+    const std::string message = e.what();
+    // "PATH: cannot read WHAT: REASON", REASON being what ReadSmallFile said after the path.
+    const std::string reason = message.compare(0, path.size() + 2, path + ": ") == 0 ? message.substr(path.size() + 2)
+                                                                                       : message;
+    throw ConfigError({path + ": cannot read " + std::string(what) + ": " + reason});
   }
-  std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  if (in.bad()) throw ConfigError({prefix + "read error"});
-  return text;
 }
 
 }  // namespace pgcourier::config::detail

@@ -23,6 +23,10 @@
 
 namespace pgcourier::config::detail {
 
+// Settings and policies files larger than this are refused (a policies file
+// with hundreds of policies is a few hundred KiB).
+inline constexpr std::size_t kMaxConfigFileBytes = std::size_t{4} << 20;
+
 // No upper limit for a duration value.
 inline constexpr model::Millis kMaxDuration{std::numeric_limits<model::Millis::rep>::max()};
 
@@ -108,8 +112,10 @@ std::optional<model::Millis> ReadDuration(const Entry& entry, model::Millis low,
 void ParseSingleDocument(const std::string& yaml_text, Reporter& reporter,
                          const std::function<void(const YAML::Node& root)>& parse_root);
 
-// The whole content of the file at `path`. Throws ConfigError
-// "PATH: cannot read WHAT: REASON" (WHAT like "policies file").
+// The whole content of the regular file at `path`, at most
+// kMaxConfigFileBytes; a FIFO, device or directory is refused without
+// blocking. Throws ConfigError "PATH: cannot read WHAT: REASON" (WHAT like
+// "policies file").
 std::string ReadConfigFile(const std::string& path, std::string_view what);
 
 }  // namespace pgcourier::config::detail

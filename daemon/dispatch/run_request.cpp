@@ -64,8 +64,12 @@ std::optional<PoisonReason> FindPoison(const model::ClaimedRun& run, std::size_t
     return PoisonReason{"invalid_method", "method must be GET, POST, PUT, PATCH or DELETE"};
   }
   if (run.path.empty() || run.path[0] != '/' || run.path.find("://") != std::string::npos ||
-      run.path.find_first_of(" \t\r\n") != std::string::npos || run.path.rfind("//", 0) == 0) {
+      run.path.find(' ') != std::string::npos || HasControlCharacters(run.path) || run.path.rfind("//", 0) == 0) {
     return PoisonReason{"invalid_path", "path must start with a single '/' and contain no spaces"};
+  }
+  // Sent as the Idempotency-Key header: a CR or LF would start a header of the producer's choosing.
+  if (HasControlCharacters(run.idempotency_key)) {
+    return PoisonReason{"invalid_idempotency_key", "idempotency_key has control characters"};
   }
   std::string why;
   const auto headers = json::StringObject(run.headers_json, &why);

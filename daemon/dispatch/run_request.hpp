@@ -17,7 +17,8 @@ namespace pgcourier::dispatch {
 // Why a run can never execute (it is dead-lettered as poison), or nullopt.
 struct PoisonReason {
   std::string error_code;  // unknown_connection, retired_connection, tenant_mismatch, invalid_method,
-                           // invalid_path, invalid_headers, invalid_body, body_too_large
+                           // invalid_path, invalid_idempotency_key, invalid_headers, invalid_body,
+                           // body_too_large, invalid_external_ref
   std::string message;
 };
 std::optional<PoisonReason> FindPoison(const model::ClaimedRun& run, std::size_t max_body_bytes);

@@ -1,4 +1,5 @@
 #include "http/executor.hpp"
+#include "http/request_check.hpp"
 
 #include <curl/curl.h>
 #include <sys/epoll.h>
@@ -485,10 +486,22 @@ std::vector<Completion> Executor::TakeCompletions() {
 // Starts waiting requests while fewer than max_active transfers run (curl
 // sends them at its next timeout, which adding a handle sets to now).
 void Executor::StartWaiting(std::vector<Completion>& finished) {
+  // A request that ends here was never sent: nothing touched the network.
+  auto unsent = [&](const Request& request, model::TransportError error, std::string message) {
+    model::HttpResult r;
+    r.transport_error = error;
+    r.error_message = std::move(message);
+    r.started_us = NowUnixMicros();
+    finished.push_back({request.token, std::move(r)});
+  };
   while (!impl_->waiting.empty() &&
          (options_.max_active <= 0 || static_cast<int>(impl_->active.size()) < options_.max_active)) {
     Request request = std::move(impl_->waiting.front().request);
     impl_->waiting.pop_front();
+    if (auto problem = RequestProblem(request.url, request.headers)) {
+      unsent(request, model::TransportError::kInvalidRequest, "request refused before sending: " + *problem);
+      continue;
+    }
     std::string host;
     if (request.rules) {
       std::optional<std::string> refused;
@@ -507,22 +520,14 @@ void Executor::StartWaiting(std::vector<Completion>& finished) {
       } else {
         refused = netguard::CheckUrlTarget(parts->second.first, host, *request.rules);
       }
-      if (refused) {  // never touches the network
-        model::HttpResult r;
-        r.transport_error = model::TransportError::kBlocked;
-        r.error_message = "destination refused: " + *refused;
-        r.started_us = NowUnixMicros();
-        finished.push_back({request.token, std::move(r)});
+      if (refused) {
+        unsent(request, model::TransportError::kBlocked, "destination refused: " + *refused);
         continue;
       }
     }
     Transfer* t = impl_->Acquire();
     if (t == nullptr) {
-      model::HttpResult r;
-      r.transport_error = model::TransportError::kOther;
-      r.error_message = "curl_easy_init failed (out of memory?)";
-      r.started_us = NowUnixMicros();
-      finished.push_back({request.token, std::move(r)});
+      unsent(request, model::TransportError::kOther, "curl_easy_init failed (out of memory?)");
       continue;
     }
     t->Clear();

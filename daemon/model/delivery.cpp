@@ -43,6 +43,7 @@ std::string_view ToString(TransportError error) {
     case TransportError::kBodyTooLarge: return "body_too_large";
     case TransportError::kAborted: return "aborted";
     case TransportError::kBlocked: return "blocked_destination";
+    case TransportError::kInvalidRequest: return "invalid_request";
     case TransportError::kOther: return "transport_error";
   }
   return "transport_error";

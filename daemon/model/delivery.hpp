@@ -51,7 +51,11 @@ struct ClaimedDelivery {
 
 // What the transport layer saw for one request.
 // kBlocked: the endpoint-safety rules refused the destination; nothing was sent.
-enum class TransportError { kNone, kTimeout, kConnect, kDns, kTls, kProtocol, kBodyTooLarge, kAborted, kBlocked, kOther };
+// kInvalidRequest: a header or the URL could split the request (CR, LF, NUL...);
+// nothing was sent (http/request_check.hpp).
+enum class TransportError {
+  kNone, kTimeout, kConnect, kDns, kTls, kProtocol, kBodyTooLarge, kAborted, kBlocked, kInvalidRequest, kOther
+};
 std::string_view ToString(TransportError error);
 
 struct HttpResult {

@@ -82,6 +82,11 @@ Verdict Classify(const model::HttpResult& result, const model::Policy& policy) {
   if (error == TransportError::kBlocked) {
     return Failure(FailureClass::kBlockedDestination, false, std::move(outcome), std::move(summary));
   }
+  // A header or URL that would split the request: the stored work itself is
+  // bad (poison), and sending it again would be refused again.
+  if (error == TransportError::kInvalidRequest) {
+    return Failure(FailureClass::kPoison, false, std::move(outcome), std::move(summary));
+  }
   return Failure(FailureClass::kTransient, true, std::move(outcome), std::move(summary));
 }
 

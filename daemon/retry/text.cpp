@@ -140,6 +140,12 @@ std::string RedactUrls(std::string_view text) {
   return out;
 }
 
+std::string RedactPath(std::string_view path) {
+  const auto cut = path.find_first_of("?#");
+  if (cut == std::string_view::npos) return std::string(path);
+  return std::string(path.substr(0, cut)) + "?***";
+}
+
 std::string SafeSummary(std::string_view text, std::size_t max_bytes) {
   return SanitizeUtf8(RedactUrls(text), max_bytes);
 }

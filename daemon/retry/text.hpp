@@ -16,6 +16,11 @@ std::string SanitizeUtf8(std::string_view bytes, std::size_t max_bytes);
 // (replaced by "***@") and the query string and fragment (replaced by "?***").
 std::string RedactUrls(std::string_view text);
 
+// A request path with its query string and fragment replaced by "?***"
+// ("/v1/send?token=abc" -> "/v1/send?***"): the same rule as RedactUrls, for
+// the path of an integration run, which has no scheme to be recognised by.
+std::string RedactPath(std::string_view path);
+
 // RedactUrls + SanitizeUtf8(max_bytes). For error summaries (max 512).
 std::string SafeSummary(std::string_view text, std::size_t max_bytes = 512);
 

@@ -5,14 +5,12 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
-#include <cerrno>
 #include <climits>
-#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <stdexcept>
-#include <system_error>
 
+#include "base/file.hpp"
 #include "signing/webhook_signature.hpp"
 
 namespace pgcourier::signing {
@@ -32,12 +30,6 @@ struct CipherCtxDeleter {
   void operator()(EVP_CIPHER_CTX* ctx) const { EVP_CIPHER_CTX_free(ctx); }
 };
 using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, CipherCtxDeleter>;
-
-struct FileCloser {
-  // Opened read-only: a failing close loses nothing.
-  void operator()(std::FILE* file) const { static_cast<void>(std::fclose(file)); }
-};
-using File = std::unique_ptr<std::FILE, FileCloser>;
 
 // Scrubs a string holding key material before its buffer is released.
 class WipeOnExit {
@@ -92,29 +84,20 @@ std::optional<std::string> HexDecode(std::string_view text) {
   return out;
 }
 
-std::string ErrnoText() { return std::error_code(errno, std::generic_category()).message(); }
-
 [[noreturn]] void ThrowKeyFileError(const std::string& path, const std::string& what) {
   throw std::runtime_error("SecretBox key file '" + path + "': " + what);
 }
 
+// Non-blocking open + fstat (base/file.hpp): a FIFO or a device given as the
+// key file is refused at once instead of blocking start-up or a reload.
 std::string ReadKeyFile(const std::string& path) {
-  errno = 0;
-  File file(std::fopen(path.c_str(), "rb"));
-  if (!file) ThrowKeyFileError(path, "cannot open: " + ErrnoText());
-  std::string content(kMaxKeyFileBytes + 1, '\0');
-  const std::size_t n = std::fread(content.data(), 1, content.size(), file.get());
-  if (std::ferror(file.get())) {
-    OPENSSL_cleanse(content.data(), content.size());
-    ThrowKeyFileError(path, "cannot read: " + ErrnoText());
+  try {
+    return base::ReadSmallFile(path, base::ReadOptions{kMaxKeyFileBytes, false, true});
+  } catch (const base::FileError& e) {
+    const std::string message = e.what();
+    ThrowKeyFileError(path, message.compare(0, path.size() + 2, path + ": ") == 0 ? message.substr(path.size() + 2)
+                                                                                  : message);
   }
-  if (n > kMaxKeyFileBytes) {
-    OPENSSL_cleanse(content.data(), content.size());
-    ThrowKeyFileError(
-        path, "too large to be a key file (over " + std::to_string(kMaxKeyFileBytes) + " bytes)");
-  }
-  content.resize(n);
-  return content;
 }
 
 }  // namespace

@@ -358,3 +358,37 @@ TEST_CASE("timeouts, refused connections and response headers are reported") {
   CHECK(r.location == "/elsewhere");
   CHECK(r.body_excerpt == std::string(10, 'b'));
 }
+
+TEST_CASE("a header or URL that would split the request is refused and nothing reaches the server") {
+  LoopbackServer server;
+  server.Start();
+  Executor executor(ExecutorOptions{});
+  executor.Start();
+  std::vector<Request> batch;
+  // The attack of issue 13: a producer-chosen event id sent as webhook-id,
+  // carrying a second header and a smuggled request on the kept-alive connection.
+  batch.push_back(MakeRequest(1, server.Url(), "POST", "{}"));
+  batch.back().headers.push_back("webhook-id: evt_1\r\nX-Injected: yes\r\n\r\nGET /smuggled-by-producer HTTP/1.1");
+  batch.push_back(MakeRequest(2, server.Url(), "POST", "{}"));
+  batch.back().headers.push_back(std::string("Idempotency-Key: a\0b", 20));
+  batch.push_back(MakeRequest(3, server.Url("/hook\r\nX-Injected: yes"), "POST", "{}"));
+  batch.push_back(MakeRequest(4, server.Url(), "POST", "{}"));
+  batch.back().headers.push_back("Bad Name: x");
+  batch.push_back(MakeRequest(5, server.Url(), "POST", "{}"));  // a good one, after them
+  executor.Submit(std::move(batch));
+  const auto done = Await(executor, 5);
+  for (std::uint64_t token = 1; token <= 4; ++token) {
+    CAPTURE(token);
+    CHECK(done.at(token).result.transport_error == TransportError::kInvalidRequest);
+    CHECK(done.at(token).result.error_message.find("request refused before sending") != std::string::npos);
+    CHECK(done.at(token).result.error_message.find("X-Injected") == std::string::npos);  // the value is not quoted
+  }
+  CHECK(done.at(1).result.error_message.find("webhook-id") != std::string::npos);
+  CHECK(done.at(2).result.error_message.find("Idempotency-Key") != std::string::npos);
+  CHECK(done.at(5).result.transport_error == TransportError::kNone);
+  CHECK(done.at(5).result.status_code == 200);
+  const auto seen = server.Seen();
+  REQUIRE(seen.size() == 1);  // only the good request; no smuggled second one
+  CHECK(seen[0].headers.at("x-token") == "5");
+  CHECK(seen[0].headers.count("x-injected") == 0);
+}

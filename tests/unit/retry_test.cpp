@@ -26,6 +26,7 @@ using pgcourier::model::TransportError;
 using pgcourier::retry::BackoffDelay;
 using pgcourier::retry::Classify;
 using pgcourier::retry::Decide;
+using pgcourier::retry::RedactPath;
 using pgcourier::retry::RedactUrls;
 using pgcourier::retry::SafeSummary;
 using pgcourier::retry::SanitizeUtf8;
@@ -425,6 +426,13 @@ TEST_CASE("RedactUrls removes credentials, query string and fragment") {
   CHECK(RedactUrls("https://host?x=1") == "https://host?***");
   CHECK(RedactUrls("https://u:p@host") == "https://***@host");
   CHECK(RedactUrls("https://u:p@ss@host/x") == "https://***@host/x");  // last '@' ends the credentials
+}
+
+TEST_CASE("RedactPath hides a run path's query string and fragment, keeps the path") {
+  CHECK(RedactPath("/2010-04-01/Messages.json?token=sk_live_1") == "/2010-04-01/Messages.json?***");
+  CHECK(RedactPath("/v1/send#frag") == "/v1/send?***");
+  CHECK(RedactPath("/v1/send") == "/v1/send");
+  CHECK(RedactPath("") == "");
 }
 
 TEST_CASE("RedactUrls leaves text without credentials or query alone") {

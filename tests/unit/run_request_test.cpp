@@ -56,11 +56,16 @@ TEST_CASE("runs that can never execute are poison, each with its own code") {
   r = SampleRun();
   r.method = "TRACE";
   CHECK(PoisonCode(r) == "invalid_method");
-  for (const char* path : {"", "v1/x", "//evil.example/x", "/a b", "/x\r\nHost: y", "/http://x"}) {
+  for (const char* path : {"", "v1/x", "//evil.example/x", "/a b", "/x\r\nHost: y", "/http://x", "/x\x01y", "/x\x7f"}) {
     r = SampleRun();
     r.path = path;
     CHECK_MESSAGE(PoisonCode(r) == "invalid_path", path);
   }
+  r = SampleRun();
+  r.idempotency_key = "order-42\r\nX-Injected: yes";  // sent as Idempotency-Key
+  CHECK(PoisonCode(r) == "invalid_idempotency_key");
+  r.idempotency_key = "order-42\x01";
+  CHECK(PoisonCode(r) == "invalid_idempotency_key");
   r = SampleRun();
   r.headers_json = R"(["not", "an", "object"])";
   CHECK(PoisonCode(r) == "invalid_headers");
