@@ -24,7 +24,8 @@
 #include "signing/secret_box.hpp"
 #include "signing/webhook_signature.hpp"
 #include "store/admin.hpp"
-#include "store/store.hpp"
+#include "store/migrate.hpp"
+#include "store/session.hpp"
 
 namespace {
 
@@ -280,7 +281,7 @@ int CmdMigrate(const Args& args) {
 }
 
 int CmdSchema(const Args& args) {
-  store::Store s(DatabaseUrl(args));
+  store::Session s(store::SessionOptions{DatabaseUrl(args), {}});
   const auto status = s.CheckSchema();
   std::cout << "schema version " << status.current_version << " (this build needs " << status.required_version
             << ")\n";
@@ -823,7 +824,7 @@ std::optional<std::string> ReadSecretFile(const std::string& path) {
   try {
     secret = base::ReadSmallFile(path, base::ReadOptions{kMaxSecretFileBytes, true, true});
   } catch (const base::FileError& e) {
-    Fail(e.what());
+    Fail(std::string("cannot read the secret file: ") + e.what());
     return std::nullopt;
   }
   if (secret.size() >= 2 && secret.compare(secret.size() - 2, 2, "\r\n") == 0) {

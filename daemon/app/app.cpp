@@ -21,7 +21,9 @@
 
 #include "config/policies.hpp"
 #include "config/settings.hpp"
-#include "dispatch/dispatcher.hpp"
+#include "engine/engine.hpp"
+#include "lanes/deliveries/lane.hpp"
+#include "lanes/runs/lane.hpp"
 #include "metrics/metrics.hpp"
 #include "signing/secret_box.hpp"
 
@@ -137,7 +139,7 @@ LoadedConfig LoadEverything(const CommandLine& cl) {
 // level/format take effect for the next claims; settings that need a restart
 // are named. Anything invalid is rejected as a whole and the old configuration
 // stays in force.
-void Reload(const CommandLine& cl, LoadedConfig& current, dispatch::Dispatcher& dispatcher, metrics::Metrics* metrics) {
+void Reload(const CommandLine& cl, LoadedConfig& current, engine::Engine& engine, metrics::Metrics* metrics) {
   LoadedConfig fresh;
   try {
     fresh = LoadEverything(cl);
@@ -162,7 +164,7 @@ void Reload(const CommandLine& cl, LoadedConfig& current, dispatch::Dispatcher& 
     spdlog::warn("reload: {} changed; that takes effect after a restart", names);
   }
   ConfigureLogging(b.log_format, b.log_level);
-  dispatcher.ReplacePolicies(fresh.policies);
+  engine.ReplacePolicies(fresh.policies);
   current.settings.log_level = b.log_level;
   current.settings.log_format = b.log_format;
   current.policies = fresh.policies;
@@ -212,7 +214,7 @@ int Main(int argc, char** argv, const char* version) {
 
   std::unique_ptr<metrics::Metrics> metrics;
   try {
-    metrics = std::make_unique<metrics::Metrics>(loaded.settings.metrics_address, version);
+    metrics = metrics::NewPrometheusMetrics(loaded.settings.metrics_address, version);
     if (!loaded.settings.metrics_address.empty()) {
       spdlog::info("serving /metrics on {} (port {})", loaded.settings.metrics_address, metrics->bound_address());
     }
@@ -221,13 +223,14 @@ int Main(int argc, char** argv, const char* version) {
     return 1;
   }
 
-  dispatch::DispatcherOptions options;
+  engine::EngineOptions options;
   options.settings = loaded.settings;
   options.policies = loaded.policies;
   options.secret_box = loaded.secret_box;
   options.metrics = metrics.get();
+  options.lanes = {lanes::NewDeliveryLane, lanes::NewRunLane};
   options.on_ready = [] { sd_notify(0, "READY=1\nSTATUS=delivering"); };
-  // systemd watchdog: the dispatcher loop proves it is alive (at most twice per WatchdogSec).
+  // systemd watchdog: the engine's loop proves it is alive (at most twice per WatchdogSec).
   std::uint64_t watchdog_usec = 0;
   if (sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0) {
     options.heartbeat_interval = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -241,13 +244,13 @@ int Main(int argc, char** argv, const char* version) {
       }
     };
   }
-  dispatch::Dispatcher dispatcher(std::move(options));
+  engine::Engine engine(std::move(options));
 
   spdlog::info("pgcourierd {} starting as worker {} (policies {})", version, loaded.settings.worker_id,
                loaded.settings.policies_file);
   int exit_code = 0;
-  std::thread dispatcher_thread([&] {
-    exit_code = dispatcher.Run();
+  std::thread engine_thread([&] {
+    exit_code = engine.Run();
     const std::uint64_t one = 1;
     (void)!write(done_fd, &one, sizeof one);
   });
@@ -262,7 +265,7 @@ int Main(int argc, char** argv, const char* version) {
     if (read(signal_fd, &info, sizeof info) != sizeof info) continue;
     if (info.ssi_signo == SIGHUP) {
       sd_notify(0, "RELOADING=1");
-      Reload(*cl, loaded, dispatcher, metrics.get());
+      Reload(*cl, loaded, engine, metrics.get());
       sd_notify(0, "READY=1");
       continue;
     }
@@ -270,13 +273,13 @@ int Main(int argc, char** argv, const char* version) {
     if (terminations == 1) {
       spdlog::info("received {}: draining (send it again to stop at once)", SignalName(info.ssi_signo));
       sd_notify(0, "STOPPING=1");
-      dispatcher.Drain();
+      engine.Drain();
     } else {
       spdlog::warn("received {} again: stopping now", SignalName(info.ssi_signo));
-      dispatcher.Stop();
+      engine.Stop();
     }
   }
-  dispatcher_thread.join();
+  engine_thread.join();
   close(signal_fd);
   close(done_fd);
   spdlog::info("pgcourierd stopped (exit {})", exit_code);

@@ -59,7 +59,15 @@ struct ExecutorOptions {
   model::Millis max_wait{0};
 };
 
-class Executor {
+// What a lane needs of the executor: to hand it requests. Completions come
+// back to the engine, which routes them by token. Tests give lanes a fake.
+class Transport {
+ public:
+  virtual ~Transport() = default;
+  virtual void Submit(std::vector<Request> requests) = 0;
+};
+
+class Executor final : public Transport {
  public:
   explicit Executor(ExecutorOptions options);
   ~Executor();  // Stop()s
@@ -70,7 +78,7 @@ class Executor {
   // Stops the thread; requests still in flight are dropped without completion.
   void Stop();
 
-  void Submit(std::vector<Request> requests);
+  void Submit(std::vector<Request> requests) override;
   // Every request in flight or queued completes at once with kAborted.
   void AbortAll();
   // Requests waiting for a transfer slot complete with kAborted, unsent;

@@ -1,5 +1,5 @@
 // Plain data describing deliveries, HTTP results and outcomes as they move
-// between store/, http/, retry/ and dispatch/. No third-party includes.
+// between store/, http/, retry/ and lanes/. No third-party includes.
 // Value types; not synchronised.
 #pragma once
 
@@ -73,6 +73,10 @@ struct HttpResult {
 struct DeliveryOutcome {
   std::string delivery_id;
   std::string subscription_id;
+  // The lease holder the row must still have: empty means the writing worker.
+  // A rescue names the dead daemon and applies only while the lease is expired.
+  std::string expected_owner;
+  bool rescue = false;
   int attempt = 0;                // the attempt number being recorded
   DeliveryStatus next_status = DeliveryStatus::kFailed;
   std::optional<std::int64_t> retry_delay_ms;  // set for kRetryScheduled

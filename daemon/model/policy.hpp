@@ -1,5 +1,5 @@
 // Policy: how one class of subscriptions is retried and timed out.
-// Plain data, filled by config/ from YAML and read by retry/ and dispatch/.
+// Plain data, filled by config/ from YAML and read by retry/ and lanes/.
 // Value type; no ownership concerns; not synchronised (copy it per thread).
 #pragma once
 

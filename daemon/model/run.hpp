@@ -1,6 +1,6 @@
-// Plain data for integration runs as they move between store/, runs/ and
-// dispatch/: connections, claimed runs, their outcomes, health probes and
-// credential rotations. No third-party includes. Value types; not synchronised.
+// Plain data for integration runs as they move between store/ and lanes/:
+// connections, claimed runs, their outcomes, health probes and credential
+// rotations. No third-party includes. Value types; not synchronised.
 #pragma once
 
 #include <cstdint>
@@ -67,6 +67,7 @@ struct ClaimedRun {
 struct RunOutcome {
   std::string run_id;
   std::string expected_owner;  // the lease holder the row must still have
+  bool rescue = false;         // a rescue: applies only while that lease is expired
   int attempt = 0;
   RunStatus next_status = RunStatus::kPending;
   std::optional<std::int64_t> retry_delay_ms;  // set when next_status is kPending

@@ -9,6 +9,8 @@
 // now_unix_ms are arranged so that no subtraction can overflow int64.
 #include "retry/retry_after.hpp"
 
+#include <algorithm>
+
 #include <array>
 #include <cstddef>
 
@@ -236,6 +238,14 @@ std::optional<std::chrono::milliseconds> ParseRetryAfter(std::string_view value,
   if (text.empty()) return std::nullopt;
   if (IsDigit(text.front())) return ParseDelaySeconds(text);
   return ParseHttpDate(text, now_unix_ms);
+}
+
+std::chrono::milliseconds HonourRetryAfter(std::chrono::milliseconds delay, std::string_view retry_after,
+                                           std::int64_t now_unix_ms, std::chrono::milliseconds cap) noexcept {
+  if (retry_after.empty()) return delay;
+  const auto asked = ParseRetryAfter(retry_after, now_unix_ms);
+  if (!asked) return delay;
+  return std::min(std::max(delay, *asked), cap);
 }
 
 }  // namespace pgcourier::retry

@@ -40,4 +40,11 @@ inline constexpr std::chrono::milliseconds kMaxRetryAfter{315'569'520'000};
 // Never throws, never reads outside `value`.
 std::optional<std::chrono::milliseconds> ParseRetryAfter(std::string_view value, std::int64_t now_unix_ms) noexcept;
 
+// The delay of a rate-limited retry: when the receiver said when to come back
+// (a valid Retry-After), not earlier than that, but never later than `cap`
+// (the policy's backoff cap); otherwise `delay` as it is. Deliveries and runs
+// use the same rule.
+std::chrono::milliseconds HonourRetryAfter(std::chrono::milliseconds delay, std::string_view retry_after,
+                                           std::int64_t now_unix_ms, std::chrono::milliseconds cap) noexcept;
+
 }  // namespace pgcourier::retry

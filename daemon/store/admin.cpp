@@ -1,5 +1,8 @@
 #include "store/admin.hpp"
 
+#include "store/pg/arrays.hpp"
+#include "store/pg/errors.hpp"
+
 #include <algorithm>
 #include <pqxx/pqxx>
 #include <string_view>
@@ -9,41 +12,10 @@
 namespace pgcourier::store {
 namespace {
 
-// What the server said, without the parts meant for SQL authors: the primary
-// message ("ERROR:  " dropped) and any DETAIL or HINT; no CONTEXT, LINE or caret.
-std::string ServerMessage(std::string_view text) {
-  std::string out;
-  while (!text.empty()) {
-    const auto end = text.find('\n');
-    std::string_view line = text.substr(0, end);
-    text = end == std::string_view::npos ? std::string_view() : text.substr(end + 1);
-    if (out.empty()) {
-      for (std::string_view prefix : {"ERROR:  ", "FATAL:  "}) {
-        if (line.substr(0, prefix.size()) == prefix) line.remove_prefix(prefix.size());
-      }
-      out = line;
-    } else if (line.rfind("DETAIL:", 0) == 0 || line.rfind("HINT:", 0) == 0) {
-      const auto colon = line.find(':');
-      const auto rest = line.find_first_not_of(' ', colon + 1);
-      out.append("; ").append(line.substr(0, colon + 1)).append(" ").append(line.substr(std::min(rest, line.size())));
-    }
-  }
-  return out;
-}
-
+// Every statement below runs inside the store's one error translator.
 template <typename Fn>
 auto Guard(const char* what, Fn&& fn) -> decltype(fn()) {
-  try {
-    return fn();
-  } catch (const StoreError&) {
-    throw;
-  } catch (const pqxx::broken_connection& e) {
-    throw StoreError(StoreError::Kind::kConnectionLost, std::string(what) + ": " + e.what());
-  } catch (const pqxx::sql_error& e) {
-    throw StoreError(StoreError::Kind::kStatement, std::string(what) + ": " + ServerMessage(e.what()));
-  } catch (const std::exception& e) {
-    throw StoreError(StoreError::Kind::kStatement, std::string(what) + ": " + e.what());
-  }
+  return pg::Translate(what, std::forward<Fn>(fn));
 }
 
 std::string Text(const pqxx::field& f) { return f.is_null() ? std::string() : f.as<std::string>(); }
@@ -459,7 +431,7 @@ std::string AdminStore::CreateSubscription(
     pqxx::work txn(impl_->conn);
     std::vector<const std::string*> types;
     for (const auto& t : sub.event_types) types.push_back(&t);
-    const std::string types_literal = ToTextArrayLiteral(types);
+    const std::string types_literal = pg::TextArray(types);
     const auto row = txn.exec_params1(
         "INSERT INTO courier.subscriptions (id, tenant_id, url, event_types, policy, description) "
         "VALUES (coalesce(nullif($1, ''), courier.new_id('sub_')), $2, $3, $4::text[], $5, nullif($6, '')) "
@@ -656,7 +628,7 @@ int AdminStore::ReplayDeliveries(const ReplayFilter& filter) {
     if (!filter.statuses.empty()) {
       std::vector<const std::string*> statuses;
       for (const auto& s : filter.statuses) statuses.push_back(&s);
-      call.Arg("statuses", ToTextArrayLiteral(statuses), "text[]");
+      call.Arg("statuses", pg::TextArray(statuses), "text[]");
     }
     pqxx::work txn(impl_->conn);
     const int n = call.Exec1(txn, "SELECT ")[0].as<int>();

@@ -14,7 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "store/store.hpp"
+#include "store/errors.hpp"
+#include "store/types.hpp"
 
 namespace pgcourier::store {
 

@@ -11,14 +11,13 @@
 #include <thread>
 #include <vector>
 
-#include "store/store.hpp"
 #include "test_db.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
 using pgcourier::model::ClaimedDelivery;
-using pgcourier::store::Store;
+using pgtest::DaemonSession;
 using pgtest::AddSubscription;
 using pgtest::Count;
 using pgtest::Exec;
@@ -79,9 +78,9 @@ TEST_CASE("ClaimDue claims only due rows and leases them to the worker") {
   Exec(conn, "UPDATE courier.events SET trace_id = 'trace-42' WHERE id = "
              "(SELECT event_id FROM courier.deliveries WHERE id = $1)", retry_due);
 
-  Store store(db.url());
+  DaemonSession store(db.url());
   const auto before = pgtest::ServerClock(conn);
-  const auto claimed = store.ClaimDue("worker-1", 100, 30s);
+  const auto claimed = store.Claim("worker-1", 100, 30s);
   const auto after = pgtest::ServerClock(conn);
 
   REQUIRE(Ids(claimed) == std::set<std::string>{pending, retry_due});
@@ -136,7 +135,7 @@ TEST_CASE("ClaimDue claims only due rows and leases them to the worker") {
   CHECK(p.event_type == "order.created");
 
   // Nothing is due any more.
-  CHECK(store.ClaimDue("worker-2", 100, 30s).empty());
+  CHECK(store.Claim("worker-2", 100, 30s).empty());
 }
 
 TEST_CASE("ClaimDue respects the limit") {
@@ -145,10 +144,10 @@ TEST_CASE("ClaimDue respects the limit") {
   const auto sub = AddSubscription(conn, "acme", {"*"});
   for (int i = 0; i < 5; ++i) NewDelivery(conn, "acme", sub);
 
-  Store store(db.url());
+  DaemonSession store(db.url());
   std::set<std::string> seen;
   for (const std::size_t expected : {2u, 2u, 1u, 0u}) {
-    const auto batch = store.ClaimDue("worker-1", 2, 10s);
+    const auto batch = store.Claim("worker-1", 2, 10s);
     CHECK(batch.size() == expected);
     for (const auto& d : batch) CHECK(seen.insert(d.id).second);
   }
@@ -162,8 +161,8 @@ TEST_CASE("ClaimDue still claims a delivery whose subscription was deactivated, 
   const auto sub = AddSubscription(conn, "acme", {"*"});
   const auto id = NewDelivery(conn, "acme", sub);
   Exec(conn, "UPDATE courier.subscriptions SET active = false WHERE id = $1", sub);
-  Store store(db.url());
-  const auto claimed = store.ClaimDue("worker-1", 10, 10s);
+  DaemonSession store(db.url());
+  const auto claimed = store.Claim("worker-1", 10, 10s);
   REQUIRE(claimed.size() == 1);
   CHECK(claimed[0].id == id);
   CHECK_FALSE(claimed[0].subscription_active);
@@ -188,11 +187,11 @@ TEST_CASE("concurrent claimers never get the same delivery") {
     for (int w = 0; w < kWorkers; ++w) {
       threads.emplace_back([&, w] {
         try {
-          Store store(db.url());
+          DaemonSession store(db.url());
           const std::string worker = "worker-" + std::to_string(w);
           start.arrive_and_wait();
           while (true) {
-            const auto batch = store.ClaimDue(worker, 50, 60s);
+            const auto batch = store.Claim(worker, 50, 60s);
             if (batch.empty()) break;
             for (const auto& d : batch) claimed[w].push_back(d.id);
           }

@@ -1,4 +1,5 @@
-// Store::RescueExpired and Store::ReleaseLeases.
+// Lease rescue (DeliveriesStore::FindExpired, then Record fenced by the dead
+// owner and the expiry) and DeliveriesStore::Release.
 #include <doctest/doctest.h>
 
 #include <chrono>
@@ -6,7 +7,6 @@
 #include <thread>
 #include <vector>
 
-#include "store/store.hpp"
 #include "test_db.hpp"
 
 namespace {
@@ -17,7 +17,7 @@ using pgcourier::model::DeliveryStatus;
 using pgcourier::model::FailureClass;
 using pgcourier::store::ExpiredLease;
 using pgcourier::store::Release;
-using pgcourier::store::Store;
+using pgtest::DaemonSession;
 using pgtest::AddSubscription;
 using pgtest::Count;
 using pgtest::Exec;
@@ -25,10 +25,12 @@ using pgtest::NewDelivery;
 using pgtest::Row;
 using pgtest::TestDb;
 
-// What the dispatcher's decide() does, roughly: retry in 5 s, or dead-letter.
+// What the lane's rescue decision does, roughly: retry in 5 s, or dead-letter.
 DeliveryOutcome LeaseExpired(const ExpiredLease& lease, DeliveryStatus next) {
   DeliveryOutcome o;
   o.delivery_id = lease.delivery_id;
+  o.expected_owner = lease.lease_owner;
+  o.rescue = true;
   o.attempt = lease.previous_attempts + 1;
   o.next_status = next;
   if (next == DeliveryStatus::kRetryScheduled) o.retry_delay_ms = 5000;
@@ -40,9 +42,18 @@ DeliveryOutcome LeaseExpired(const ExpiredLease& lease, DeliveryStatus next) {
   return o;
 }
 
+// The rescue as the lane does it: read the expired leases, decide, write the
+// outcomes for `worker` fenced by each dead owner. Returns how many applied.
+template <typename Decide>
+int Rescue(DaemonSession& store, const std::string& worker, int limit, Decide&& decide) {
+  std::vector<DeliveryOutcome> outcomes;
+  for (const auto& lease : store.deliveries->FindExpired(limit)) outcomes.push_back(decide(lease));
+  return static_cast<int>(store.deliveries->Record(worker, outcomes).applied.size());
+}
+
 }  // namespace
 
-TEST_CASE("RescueExpired recovers an expired lease for another worker and fences the old owner") {
+TEST_CASE("a rescue recovers an expired lease for another worker and fences the old owner") {
   TestDb db;
   pqxx::connection conn(db.url());
   const auto sub = AddSubscription(conn, "acme", {"*"}, true, "slow");
@@ -52,13 +63,13 @@ TEST_CASE("RescueExpired recovers an expired lease for another worker and fences
   Exec(conn, "UPDATE courier.deliveries SET status = 'retry_scheduled', attempts = 2, "
              "next_attempt_at = now() - interval '1 s' WHERE id = $1", expired);
 
-  Store old_owner(db.url());
-  REQUIRE(old_owner.ClaimDue("worker-old", 10, 60s).size() == 2);
+  DaemonSession old_owner(db.url());
+  REQUIRE(old_owner.Claim("worker-old", 10, 60s).size() == 2);
   Exec(conn, "UPDATE courier.deliveries SET lease_expires_at = now() - interval '1 s' WHERE id = $1", expired);
 
-  Store rescuer(db.url());
+  DaemonSession rescuer(db.url());
   std::vector<ExpiredLease> seen;
-  const int recovered = rescuer.RescueExpired("worker-rescuer", 10, [&](const ExpiredLease& lease) {
+  const int recovered = Rescue(rescuer, "worker-rescuer", 10, [&](const ExpiredLease& lease) {
     seen.push_back(lease);
     return LeaseExpired(lease, DeliveryStatus::kRetryScheduled);
   });
@@ -103,14 +114,14 @@ TEST_CASE("RescueExpired recovers an expired lease for another worker and fences
   late.status_code = 200;
   late.outcome = "delivered";
   late.started_us = 1700000000000000;
-  CHECK(old_owner.RecordOutcomes("worker-old", {late}).empty());
+  CHECK(old_owner.deliveries->Record("worker-old", {late}).applied.empty());
   CHECK(pgtest::Scalar<std::string>(conn, "SELECT status FROM courier.deliveries WHERE id = $1", expired) ==
         "retry_scheduled");
   CHECK(Count(conn, "SELECT count(*) FROM courier.delivery_attempts WHERE delivery_id = $1", expired) == 1);
 
   // Nothing else is expired.
   int calls = 0;
-  CHECK(rescuer.RescueExpired("worker-rescuer", 10, [&](const ExpiredLease& lease) {
+  CHECK(Rescue(rescuer, "worker-rescuer", 10, [&](const ExpiredLease& lease) {
     ++calls;
     return LeaseExpired(lease, DeliveryStatus::kFailed);
   }) == 0);
@@ -122,13 +133,13 @@ TEST_CASE("a lease claimed for 1 ms expires and is rescued with the status decid
   pqxx::connection conn(db.url());
   const auto sub = AddSubscription(conn, "acme", {"*"});
   const auto id = NewDelivery(conn, "acme", sub);
-  Store old_owner(db.url());
-  REQUIRE(old_owner.ClaimDue("worker-old", 10, 1ms).size() == 1);
+  DaemonSession old_owner(db.url());
+  REQUIRE(old_owner.Claim("worker-old", 10, 1ms).size() == 1);
   std::this_thread::sleep_for(20ms);
 
-  Store rescuer(db.url());
+  DaemonSession rescuer(db.url());
   std::vector<ExpiredLease> seen;
-  CHECK(rescuer.RescueExpired("worker-rescuer", 10, [&](const ExpiredLease& lease) {
+  CHECK(Rescue(rescuer, "worker-rescuer", 10, [&](const ExpiredLease& lease) {
     seen.push_back(lease);
     return LeaseExpired(lease, DeliveryStatus::kDeadLettered);
   }) == 1);
@@ -148,12 +159,12 @@ TEST_CASE("a lease claimed for 1 ms expires and is rescued with the status decid
   late.attempt = 1;
   late.next_status = DeliveryStatus::kDelivered;
   late.outcome = "delivered";
-  CHECK(old_owner.RecordOutcomes("worker-old", {late}).empty());
+  CHECK(old_owner.deliveries->Record("worker-old", {late}).applied.empty());
   CHECK(pgtest::Scalar<std::string>(conn, "SELECT status FROM courier.deliveries WHERE id = $1", id) ==
         "dead_lettered");
 }
 
-TEST_CASE("ReleaseLeases gives claimed deliveries back without recording an attempt") {
+TEST_CASE("a release gives claimed deliveries back without recording an attempt") {
   TestDb db;
   pqxx::connection conn(db.url());
   const auto sub = AddSubscription(conn, "acme", {"*"});
@@ -161,17 +172,17 @@ TEST_CASE("ReleaseLeases gives claimed deliveries back without recording an atte
   const auto retried = NewDelivery(conn, "acme", sub);
   Exec(conn, "UPDATE courier.deliveries SET status = 'retry_scheduled', attempts = 2, "
              "next_attempt_at = now() - interval '1 s' WHERE id = $1", retried);
-  Store store(db.url());
-  REQUIRE(store.ClaimDue("worker-1", 10, 60s).size() == 2);
+  DaemonSession store(db.url());
+  REQUIRE(store.Claim("worker-1", 10, 60s).size() == 2);
 
   // Another worker cannot release them.
-  Store other(db.url());
-  CHECK(other.ReleaseLeases("worker-2", {{fresh, 0, "not mine"}, {retried, 0, "not mine"}}) == 0);
+  DaemonSession other(db.url());
+  CHECK(other.deliveries->Release("worker-2", {{fresh, 0, "not mine"}, {retried, 0, "not mine"}}) == 0);
   CHECK(Count(conn, "SELECT count(*) FROM courier.deliveries WHERE status = 'delivering' "
                     "AND lease_owner = 'worker-1'") == 2);
 
   const auto before = pgtest::ServerClock(conn);
-  CHECK(store.ReleaseLeases("worker-1", {{fresh, 0, "shutting down"}, {retried, 10000, "held: unknown policy"}}) ==
+  CHECK(store.deliveries->Release("worker-1", {{fresh, 0, "shutting down"}, {retried, 10000, "held: unknown policy"}}) ==
         2);
   const auto after = pgtest::ServerClock(conn);
 
@@ -194,8 +205,30 @@ TEST_CASE("ReleaseLeases gives claimed deliveries back without recording an atte
   CHECK(Count(conn, "SELECT count(*) FROM courier.delivery_attempts") == 0);
 
   // Released rows are claimable again (the one without a delay at once).
-  const auto again = store.ClaimDue("worker-3", 10, 60s);
+  const auto again = store.Claim("worker-3", 10, 60s);
   REQUIRE(again.size() == 1);
   CHECK(again[0].id == fresh);
   CHECK(again[0].previous_attempts == 0);
+}
+
+TEST_CASE("a rescue outcome does not apply once the lease is no longer expired (renewed meanwhile)") {
+  TestDb db;
+  pqxx::connection conn(db.url());
+  const auto sub = AddSubscription(conn, "acme", {"*"});
+  const auto id = NewDelivery(conn, "acme", sub);
+  DaemonSession owner(db.url());
+  REQUIRE(owner.Claim("worker-old", 10, 1ms).size() == 1);
+  std::this_thread::sleep_for(20ms);
+  DaemonSession rescuer(db.url());
+  const auto expired = rescuer.deliveries->FindExpired(10);
+  REQUIRE(expired.size() == 1);
+  // Between the rescuer's read and its write, the owner's lease is renewed.
+  Exec(conn, "UPDATE courier.deliveries SET lease_expires_at = now() + interval '1 min' WHERE id = $1", id);
+  CHECK(rescuer.deliveries->Record("worker-rescuer", {LeaseExpired(expired[0], DeliveryStatus::kRetryScheduled)})
+            .applied.empty());
+  const auto d = Row(conn, "SELECT status, lease_owner, attempts FROM courier.deliveries WHERE id = $1", id);
+  CHECK(d[0].as<std::string>() == "delivering");
+  CHECK(d[1].as<std::string>() == "worker-old");
+  CHECK(d[2].as<int>() == 0);
+  CHECK(Count(conn, "SELECT count(*) FROM courier.delivery_attempts WHERE delivery_id = $1", id) == 0);
 }

@@ -1,4 +1,4 @@
-// NOTIFY on channel courier_deliveries, seen through Store::Listen.
+// NOTIFY on channel courier_deliveries, seen through Session::Listen.
 #include <doctest/doctest.h>
 
 #include <poll.h>
@@ -6,32 +6,37 @@
 #include <chrono>
 #include <string>
 
-#include "store/store.hpp"
 #include "test_db.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
-using pgcourier::store::Store;
+using pgtest::DaemonSession;
 using pgtest::AddSubscription;
 using pgtest::Publish;
 using pgtest::TestDb;
 
 // Sums the notifications `store` receives: until the first one arrives (or
 // `first_within` passes), then for `settle` more.
-int CollectNotifications(Store& store, std::chrono::milliseconds first_within, std::chrono::milliseconds settle) {
-  int total = store.TakeNotifications();
+int Take(DaemonSession& store) {
+  int total = 0;
+  for (const auto& n : store.session.TakeNotifications()) total += n.count;
+  return total;
+}
+
+int CollectNotifications(DaemonSession& store, std::chrono::milliseconds first_within, std::chrono::milliseconds settle) {
+  int total = Take(store);
   auto deadline = Clock::now() + first_within;
   bool settling = total > 0;
   if (settling) deadline = Clock::now() + settle;
   while (true) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     if (left.count() <= 0) break;
-    pollfd fd{store.socket(), POLLIN, 0};
+    pollfd fd{store.session.socket(), POLLIN, 0};
     const int ready = ::poll(&fd, 1, static_cast<int>(left.count()));
     REQUIRE(ready >= 0);
-    if (ready > 0) total += store.TakeNotifications();
+    if (ready > 0) total += Take(store);
     if (total > 0 && !settling) {
       settling = true;
       deadline = Clock::now() + settle;
@@ -46,8 +51,8 @@ TEST_CASE("a listener is notified on courier_deliveries when a publish commits")
   TestDb db;
   pqxx::connection producer(db.url());
   AddSubscription(producer, "acme", {"*"});
-  Store listener(db.url());
-  listener.Listen();
+  DaemonSession listener(db.url());
+  listener.session.Listen({"courier_deliveries"});
   CHECK(CollectNotifications(listener, 0ms, 0ms) == 0);
 
   Publish(producer, "acme", "order.created");
@@ -58,8 +63,8 @@ TEST_CASE("a rolled-back publish notifies nobody") {
   TestDb db;
   pqxx::connection producer(db.url());
   AddSubscription(producer, "acme", {"*"});
-  Store listener(db.url());
-  listener.Listen();
+  DaemonSession listener(db.url());
+  listener.session.Listen({"courier_deliveries"});
 
   {
     pqxx::work txn(producer);

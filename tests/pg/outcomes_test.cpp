@@ -1,4 +1,4 @@
-// Store::RecordOutcomes: state transitions, attempt rows, lease checks and
+// DeliveriesStore::Record (record_outcomes): state transitions, attempt rows, lease checks and
 // quarantine of a row that breaks a constraint.
 #include <doctest/doctest.h>
 
@@ -8,7 +8,6 @@
 #include <string>
 #include <vector>
 
-#include "store/store.hpp"
 #include "test_db.hpp"
 
 namespace {
@@ -17,7 +16,7 @@ using namespace std::chrono_literals;
 using pgcourier::model::DeliveryOutcome;
 using pgcourier::model::DeliveryStatus;
 using pgcourier::model::FailureClass;
-using pgcourier::store::Store;
+using pgtest::DaemonSession;
 using pgtest::AddSubscription;
 using pgtest::Count;
 using pgtest::NewDelivery;
@@ -40,13 +39,13 @@ DeliveryOutcome Outcome(const std::string& id, int attempt, DeliveryStatus next,
 std::set<std::string> AsSet(const std::vector<std::string>& ids) { return {ids.begin(), ids.end()}; }
 
 // Claims exactly the given deliveries for `worker`.
-void ClaimAll(Store& store, const std::string& worker, std::size_t expected) {
-  REQUIRE(store.ClaimDue(worker, 100, 60s).size() == expected);
+void ClaimAll(DaemonSession& store, const std::string& worker, std::size_t expected) {
+  REQUIRE(store.Claim(worker, 100, 60s).size() == expected);
 }
 
 }  // namespace
 
-TEST_CASE("RecordOutcomes applies each transition and writes one attempt row") {
+TEST_CASE("record_outcomes applies each transition and writes one attempt row") {
   TestDb db;
   pqxx::connection conn(db.url());
   const auto sub = AddSubscription(conn, "acme", {"*"});
@@ -54,7 +53,7 @@ TEST_CASE("RecordOutcomes applies each transition and writes one attempt row") {
   const auto retry = NewDelivery(conn, "acme", sub);
   const auto failed = NewDelivery(conn, "acme", sub);
   const auto dead = NewDelivery(conn, "acme", sub);
-  Store store(db.url());
+  DaemonSession store(db.url());
   ClaimAll(store, "worker-1", 4);
 
   auto delivered_o = Outcome(ok, 1, DeliveryStatus::kDelivered, "delivered");
@@ -76,7 +75,7 @@ TEST_CASE("RecordOutcomes applies each transition and writes one attempt row") {
 
   const std::vector<DeliveryOutcome> outcomes = {delivered_o, retry_o, failed_o, dead_o};
   const auto before = pgtest::ServerClock(conn);
-  const auto applied = store.RecordOutcomes("worker-1", outcomes);
+  const auto applied = store.deliveries->Record("worker-1", outcomes).applied;
   const auto after = pgtest::ServerClock(conn);
   CHECK(AsSet(applied) == std::set<std::string>{ok, retry, failed, dead});
   CHECK(applied.size() == 4);
@@ -128,7 +127,7 @@ TEST_CASE("RecordOutcomes applies each transition and writes one attempt row") {
     CHECK(a[4].as<bool>());
     CHECK(a[5].as<std::string>() == "HTTP 503 Service Unavailable");
     // Not due before its delay is over.
-    CHECK(store.ClaimDue("worker-2", 100, 60s).empty());
+    CHECK(store.Claim("worker-2", 100, 60s).empty());
   }
   SUBCASE("delivering -> failed") {
     const auto d = Row(conn, kDelivery, failed);
@@ -157,26 +156,26 @@ TEST_CASE("RecordOutcomes applies each transition and writes one attempt row") {
     CHECK(Count(conn, "SELECT count(*) FROM courier.dead_letters WHERE delivery_id = $1", dead) == 1);
   }
   SUBCASE("recording the same attempt again applies nothing") {
-    CHECK(store.RecordOutcomes("worker-1", outcomes).empty());
-    CHECK(store.RecordOutcomes("worker-1", {retry_o}).empty());
+    CHECK(store.deliveries->Record("worker-1", outcomes).applied.empty());
+    CHECK(store.deliveries->Record("worker-1", {retry_o}).applied.empty());
     CHECK(Count(conn, "SELECT count(*) FROM courier.delivery_attempts") == 4);
     CHECK(Count(conn, "SELECT count(*) FROM courier.deliveries WHERE attempts = 1") == 4);
     CHECK(Count(conn, "SELECT count(*) FROM courier.deliveries WHERE status = 'delivering'") == 0);
   }
 }
 
-TEST_CASE("RecordOutcomes ignores an outcome from a worker that does not hold the lease") {
+TEST_CASE("record_outcomes ignores an outcome from a worker that does not hold the lease") {
   TestDb db;
   pqxx::connection conn(db.url());
   const auto sub = AddSubscription(conn, "acme", {"*"});
   const auto id = NewDelivery(conn, "acme", sub);
-  Store owner(db.url());
-  Store intruder(db.url());
+  DaemonSession owner(db.url());
+  DaemonSession intruder(db.url());
   ClaimAll(owner, "worker-1", 1);
 
   auto o = Outcome(id, 1, DeliveryStatus::kDelivered, "delivered");
   o.status_code = 200;
-  CHECK(intruder.RecordOutcomes("worker-2", {o}).empty());
+  CHECK(intruder.deliveries->Record("worker-2", {o}).applied.empty());
   const auto d = Row(conn, "SELECT status, lease_owner, attempts FROM courier.deliveries WHERE id = $1", id);
   CHECK(d[0].as<std::string>() == "delivering");
   CHECK(d[1].as<std::string>() == "worker-1");
@@ -186,11 +185,11 @@ TEST_CASE("RecordOutcomes ignores an outcome from a worker that does not hold th
   // A wrong attempt number from the owner is not applied either.
   auto wrong_attempt = o;
   wrong_attempt.attempt = 2;
-  CHECK(owner.RecordOutcomes("worker-1", {wrong_attempt}).empty());
+  CHECK(owner.deliveries->Record("worker-1", {wrong_attempt}).applied.empty());
   CHECK(Count(conn, "SELECT count(*) FROM courier.delivery_attempts") == 0);
 
   // The owner's own outcome still applies.
-  CHECK(owner.RecordOutcomes("worker-1", {o}) == std::vector<std::string>{id});
+  CHECK(owner.deliveries->Record("worker-1", {o}).applied == std::vector<std::string>{id});
   CHECK(pgtest::Scalar<std::string>(conn, "SELECT status FROM courier.deliveries WHERE id = $1", id) == "delivered");
 }
 
@@ -205,7 +204,7 @@ void CheckQuarantine(const std::string& bad_summary) {
   const auto first = NewDelivery(conn, "acme", sub);
   const auto bad = NewDelivery(conn, "acme", sub);
   const auto last = NewDelivery(conn, "acme", sub);
-  Store store(db.url());
+  DaemonSession store(db.url());
   ClaimAll(store, "worker-1", 3);
 
   auto first_o = Outcome(first, 1, DeliveryStatus::kDelivered, "delivered");
@@ -222,7 +221,7 @@ void CheckQuarantine(const std::string& bad_summary) {
   last_o.error_summary = "HTTP 410 Gone";
 
   std::vector<std::string> applied;
-  REQUIRE_NOTHROW(applied = store.RecordOutcomes("worker-1", {first_o, bad_o, last_o}));
+  REQUIRE_NOTHROW(applied = store.deliveries->Record("worker-1", {first_o, bad_o, last_o}).applied);
   const auto ids = AsSet(applied);
   CHECK(ids.count(first) == 1);
   CHECK(ids.count(last) == 1);
@@ -274,13 +273,13 @@ TEST_CASE("quarantine works when the error it quotes has multi-byte text where i
   pqxx::connection conn(db.url());
   const auto sub = AddSubscription(conn, "acme", {"*"});
   const std::string worker = "wörker-" + Repeat("ü", 40);  // worker_id: any text without control characters
-  Store store(db.url());
+  DaemonSession store(db.url());
   double duration = 1.5;
   for (int shift = 0; shift < 8; ++shift, duration = duration * 10 + 1) {
     CAPTURE(shift);
     const auto bad = NewDelivery(conn, "acme", sub);
     const auto good = NewDelivery(conn, "acme", sub);
-    REQUIRE(store.ClaimDue(worker, 10, 60s).size() == 2);
+    REQUIRE(store.Claim(worker, 10, 60s).size() == 2);
 
     auto bad_o = Outcome(bad, 1, DeliveryStatus::kFailed, "http_error");
     bad_o.status_code = 500;
@@ -293,11 +292,11 @@ TEST_CASE("quarantine works when the error it quotes has multi-byte text where i
 
     bool threw = false;
     try {
-      const auto applied = store.RecordOutcomes(worker, {bad_o, good_o});
+      const auto applied = store.deliveries->Record(worker, {bad_o, good_o}).applied;
       CHECK(AsSet(applied).count(good) == 1);
     } catch (const std::exception& e) {
       threw = true;
-      FAIL_CHECK("RecordOutcomes threw: " << std::string(e.what()));
+      FAIL_CHECK("Record threw: " << std::string(e.what()));
     }
     // The good row of the batch is recorded, the bad one quarantined.
     CHECK(pgtest::Scalar<std::string>(conn, "SELECT status FROM courier.deliveries WHERE id = $1", good) ==

@@ -4,7 +4,6 @@
 
 #include <random>
 
-#include "store/store.hpp"
 #include "test_db.hpp"
 
 namespace {
@@ -101,10 +100,10 @@ TEST_CASE("the daemon role has every right the delivery loop and maintenance nee
   const std::string sub = pgtest::AddSubscription(admin, "acme", {"*"});
   for (int i = 0; i < 3; ++i) pgtest::Publish(admin, "acme", "order.created");
   LoginRole daemon(db, "courier_daemon");
-  pgcourier::store::Store store(daemon.url());
-  CHECK(store.CheckSchema().missing.empty());
-  store.Listen();
-  const auto claimed = store.ClaimDue("d1", 10, std::chrono::seconds(30));
+  pgtest::DaemonSession store(daemon.url());
+  CHECK(store.session.CheckSchema().missing.empty());
+  store.session.Listen({"courier_deliveries", "courier_runs"});
+  const auto claimed = store.Claim("d1", 10, std::chrono::seconds(30));
   REQUIRE(claimed.size() == 3);
   std::vector<pgcourier::model::DeliveryOutcome> outcomes;
   for (const auto& d : claimed) {
@@ -116,16 +115,20 @@ TEST_CASE("the daemon role has every right the delivery loop and maintenance nee
     o.outcome = "delivered";
     outcomes.push_back(o);
   }
-  std::vector<pgcourier::store::SubscriptionHealth> health;
-  CHECK(store.RecordOutcomes("d1", {outcomes[0], outcomes[1]}, &health).size() == 2);
-  CHECK(store.ReleaseLeases("d1", {{claimed[2].id, 0, "released"}}) == 1);
-  CHECK(store.TryBecomeLeader());
-  CHECK(store.ReadQueueMetrics().due == 1);
-  CHECK(store.RescueExpired("d1", 10, [](const pgcourier::store::ExpiredLease&) {
-          return pgcourier::model::DeliveryOutcome{};
-        }) == 0);
-  CHECK(store.WakeHeld() == 0);
-  store.PauseSubscription(sub, "test");
-  store.DisableSubscription(sub, "test");
-  CHECK(store.Prune(std::chrono::hours(1), std::chrono::hours(1), 100) == 0);
+  CHECK(store.deliveries->Record("d1", {outcomes[0], outcomes[1]}).applied.size() == 2);
+  CHECK(store.deliveries->Release("d1", {{claimed[2].id, 0, "released"}}) == 1);
+  CHECK(store.session.TryBecomeLeader());
+  CHECK(store.deliveries->ReadQueueMetrics().due == 1);
+  CHECK(store.deliveries->FindExpired(10).empty());
+  CHECK(store.deliveries->WakeHeld() == 0);
+  store.deliveries->PauseSubscription(sub, "test");
+  store.deliveries->DisableSubscription(sub, "test");
+  CHECK(store.deliveries->Prune(std::chrono::hours(1), std::chrono::hours(1), 100) == 0);
+  // The run lane's reads and maintenance.
+  CHECK(store.runs->Claim({{"d1", 10, std::chrono::seconds(30), {}}, {}}).empty());
+  CHECK(store.runs->FindExpired(10).empty());
+  CHECK(store.runs->ConnectionsToProbe().empty());
+  CHECK(store.runs->PendingRotations().empty());
+  CHECK(store.runs->ReadQueueMetrics(std::chrono::hours(1)).due == 0);
+  CHECK(store.runs->Prune(std::chrono::hours(1), std::chrono::hours(1), 100) == 0);
 }

@@ -8,13 +8,13 @@
 #include <string>
 #include <vector>
 
+#include "store/migrate.hpp"
 #include "store/migrations.hpp"
-#include "store/store.hpp"
 #include "test_db.hpp"
 
 namespace {
 
-using pgcourier::store::Store;
+using pgtest::DaemonSession;
 using pgtest::AddSubscription;
 using pgtest::Count;
 using pgtest::Exec;
@@ -53,8 +53,8 @@ std::string SqlState(pqxx::connection& conn, const std::string& sql, Args&&... a
 
 TEST_CASE("CheckSchema reports a clone of the migrated template up to date") {
   TestDb db;
-  Store store(db.url());
-  const auto status = store.CheckSchema();
+  DaemonSession store(db.url());
+  const auto status = store.session.CheckSchema();
   CHECK(status.missing.empty());
   CHECK(status.required_version == HighestMigration());
   CHECK(status.current_version == status.required_version);
@@ -63,8 +63,8 @@ TEST_CASE("CheckSchema reports a clone of the migrated template up to date") {
 
 TEST_CASE("CheckSchema on an empty database reports every migration missing") {
   TestDb db(TestDb::Kind::kEmpty);
-  Store store(db.url());
-  const auto status = store.CheckSchema();
+  DaemonSession store(db.url());
+  const auto status = store.session.CheckSchema();
   CHECK(status.current_version == 0);
   CHECK(status.required_version == HighestMigration());
   CHECK(status.missing == AllMigrationLabels());
@@ -75,8 +75,8 @@ TEST_CASE("Migrate applies every migration to an empty database, and nothing the
   CHECK(pgcourier::store::Migrate(db.url()) == AllMigrationLabels());
   CHECK(pgcourier::store::Migrate(db.url()).empty());
 
-  Store store(db.url());
-  const auto status = store.CheckSchema();
+  DaemonSession store(db.url());
+  const auto status = store.session.CheckSchema();
   CHECK(status.missing.empty());
   CHECK(status.current_version == HighestMigration());
 
@@ -165,6 +165,6 @@ TEST_CASE("two Migrate calls racing on an empty database apply each migration on
   all.insert(all.end(), applied[1].begin(), applied[1].end());
   std::sort(all.begin(), all.end());
   CHECK(all == AllMigrationLabels());
-  Store store(db.url());
-  CHECK(store.CheckSchema().missing.empty());
+  DaemonSession store(db.url());
+  CHECK(store.session.CheckSchema().missing.empty());
 }

@@ -6,7 +6,8 @@
 #include <iostream>
 #include <random>
 
-#include "store/store.hpp"
+#include "store/pg/arrays.hpp"
+
 
 namespace pgtest {
 namespace {
@@ -82,7 +83,7 @@ std::string AddSubscription(pqxx::connection& conn, const std::string& tenant,
   return Scalar<std::string>(conn,
                              "INSERT INTO courier.subscriptions (tenant_id, url, event_types, policy, active) "
                              "VALUES ($1, $2, $3::text[], $4, $5) RETURNING id",
-                             tenant, url, pgcourier::store::ToTextArrayLiteral(items), policy, active);
+                             tenant, url, pgcourier::store::pg::TextArray(items), policy, active);
 }
 
 std::string Publish(pqxx::connection& conn, const std::string& tenant, const std::string& event_type,
@@ -101,5 +102,10 @@ std::string NewDelivery(pqxx::connection& conn, const std::string& tenant, const
                         const std::string& event_type, const std::string& payload_json) {
   return DeliveryOf(conn, Publish(conn, tenant, event_type, payload_json), subscription_id);
 }
+
+DaemonSession::DaemonSession(const std::string& url, const std::string& delivery_events)
+    : session(pgcourier::store::SessionOptions{url, {}}),
+      deliveries(pgcourier::store::NewDeliveriesStore(session, delivery_events)),
+      runs(pgcourier::store::NewRunsStore(session)) {}
 
 }  // namespace pgtest

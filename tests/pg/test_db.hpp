@@ -7,10 +7,16 @@
 // either is missing the test FAILS with a message saying so.
 #pragma once
 
+#include <chrono>
+#include <memory>
 #include <pqxx/pqxx>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "store/deliveries_store.hpp"
+#include "store/runs_store.hpp"
+#include "store/session.hpp"
 
 namespace pgtest {
 
@@ -33,6 +39,20 @@ class TestDb {
   std::string admin_url_;
   std::string name_;
   std::string url_;
+};
+
+// A daemon's session and its lane stores, built the way the engine builds them.
+struct DaemonSession {
+  explicit DaemonSession(const std::string& url, const std::string& delivery_events = "all");
+  pgcourier::store::Session session;
+  std::unique_ptr<pgcourier::store::DeliveriesStore> deliveries;
+  std::unique_ptr<pgcourier::store::RunsStore> runs;
+
+  // claim_due for `worker`, every tenant.
+  std::vector<pgcourier::model::ClaimedDelivery> Claim(const std::string& worker, int limit,
+                                                       std::chrono::milliseconds lease) {
+    return deliveries->Claim({worker, limit, lease, {}});
+  }
 };
 
 // `url` with its database (the URI path) replaced by `database`.

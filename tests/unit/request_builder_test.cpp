@@ -1,12 +1,13 @@
 #include <doctest/doctest.h>
 
-#include "dispatch/request_builder.hpp"
+#include "base/text.hpp"
+#include "lanes/deliveries/request.hpp"
 #include "signing/webhook_signature.hpp"
 
-using pgcourier::dispatch::BuildEnvelope;
-using pgcourier::dispatch::BuildHeaders;
-using pgcourier::dispatch::JsonQuote;
-using pgcourier::dispatch::TraceParent;
+using pgcourier::lanes::deliveries::BuildEnvelope;
+using pgcourier::lanes::deliveries::BuildHeaders;
+using pgcourier::base::JsonQuote;
+using pgcourier::base::TraceParent;
 
 namespace {
 pgcourier::model::ClaimedDelivery SampleDelivery() {

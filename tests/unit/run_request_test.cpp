@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "config/policies.hpp"
-#include "dispatch/run_request.hpp"
+#include "lanes/runs/request.hpp"
 #include "json/json.hpp"
 #include "signing/webhook_signature.hpp"
 
@@ -35,7 +35,7 @@ bool Has(const std::vector<std::string>& headers, const std::string& header) {
 }
 
 std::string PoisonCode(const model::ClaimedRun& run) {
-  auto poison = dispatch::FindPoison(run, 1 << 20);
+  auto poison = lanes::runs::FindPoison(run, 1 << 20);
   return poison ? poison->error_code : "";
 }
 
@@ -94,7 +94,7 @@ TEST_CASE("runs that can never execute are poison, each with its own code") {
 
 TEST_CASE("the run request carries its headers, an idempotency key stable across retries, and the auth") {
   auto r = SampleRun();
-  auto parts = dispatch::BuildRunRequest(r, {"Authorization: Bearer tok"}, 7);
+  auto parts = lanes::runs::BuildRunRequest(r, {"Authorization: Bearer tok"}, 7);
   CHECK(parts.method == "POST");
   CHECK(parts.url == "https://api.example.com/v1/messages");
   CHECK(parts.body == R"({"to": "+15550100"})");
@@ -104,26 +104,26 @@ TEST_CASE("the run request carries its headers, an idempotency key stable across
   CHECK(Has(parts.headers, "Authorization: Bearer tok"));
   r.idempotency_key = "order-42-sms";
   r.previous_attempts = 3;
-  parts = dispatch::BuildRunRequest(r, {}, 8);
+  parts = lanes::runs::BuildRunRequest(r, {}, 8);
   CHECK(Has(parts.headers, "Idempotency-Key: order-42-sms"));
   r.trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
-  parts = dispatch::BuildRunRequest(r, {}, 1);
+  parts = lanes::runs::BuildRunRequest(r, {}, 1);
   CHECK(Has(parts.headers, "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000001-01"));
 }
 
 TEST_CASE("auth headers follow the connection's auth mode") {
   model::Connection c;
   c.auth_mode = "api_key";
-  CHECK(dispatch::AuthHeaders(c, "k1", "") == std::vector<std::string>{"X-Api-Key: k1"});
+  CHECK(lanes::runs::AuthHeaders(c, "k1", "") == std::vector<std::string>{"X-Api-Key: k1"});
   c.api_key_header = "X-Vendor-Key";
-  CHECK(dispatch::AuthHeaders(c, "k1", "") == std::vector<std::string>{"X-Vendor-Key: k1"});
+  CHECK(lanes::runs::AuthHeaders(c, "k1", "") == std::vector<std::string>{"X-Vendor-Key: k1"});
   c.auth_mode = "basic";
-  CHECK(dispatch::AuthHeaders(c, "user:pw", "") ==
+  CHECK(lanes::runs::AuthHeaders(c, "user:pw", "") ==
         std::vector<std::string>{"Authorization: Basic " + signing::Base64Encode("user:pw")});
   c.auth_mode = "oauth2_client_credentials";
-  CHECK(dispatch::AuthHeaders(c, "client-secret", "tok") == std::vector<std::string>{"Authorization: Bearer tok"});
+  CHECK(lanes::runs::AuthHeaders(c, "client-secret", "tok") == std::vector<std::string>{"Authorization: Bearer tok"});
   c.auth_mode = "none";
-  CHECK(dispatch::AuthHeaders(c, "", "").empty());
+  CHECK(lanes::runs::AuthHeaders(c, "", "").empty());
 }
 
 TEST_CASE("the token request is a client-credentials form post with HTTP Basic client authentication") {
@@ -131,7 +131,7 @@ TEST_CASE("the token request is a client-credentials form post with HTTP Basic c
   c.token_url = "https://auth.example.com/oauth/token";
   c.client_id = "my client";
   c.scopes = "sms:send read";
-  const auto parts = dispatch::BuildTokenRequest(c, "s3cr&t");
+  const auto parts = lanes::runs::BuildTokenRequest(c, "s3cr&t");
   CHECK(parts.method == "POST");
   CHECK(parts.url == c.token_url);
   CHECK(parts.body == "grant_type=client_credentials&scope=sms%3Asend+read");
@@ -142,12 +142,12 @@ TEST_CASE("the token request is a client-credentials form post with HTTP Basic c
 TEST_CASE("a probe passes on its expected status, else on any 2xx, never on a transport error") {
   model::HttpResult r;
   r.status_code = 204;
-  CHECK(dispatch::ProbePassed(r, 0));
-  CHECK_FALSE(dispatch::ProbePassed(r, 200));
+  CHECK(lanes::runs::ProbePassed(r, 0));
+  CHECK_FALSE(lanes::runs::ProbePassed(r, 200));
   r.status_code = 418;
-  CHECK(dispatch::ProbePassed(r, 418));
+  CHECK(lanes::runs::ProbePassed(r, 418));
   r.transport_error = model::TransportError::kTimeout;
-  CHECK_FALSE(dispatch::ProbePassed(r, 418));
+  CHECK_FALSE(lanes::runs::ProbePassed(r, 418));
 }
 
 TEST_CASE("JSON pointers take the external reference out of a vendor response") {

@@ -1,0 +1,56 @@
+// Maintenance: the work one daemon at a time does for everyone, the holder
+// of a session advisory lock on its main connection (it moves to another
+// daemon when the holder's connection closes): lease rescue every
+// rescue_interval; queue metrics, retention, connection probes and credential
+// rotations every maintenance_interval (each lane's Maintain and Prune).
+// Rescue reads and decides on the main session, then hands the fenced
+// outcomes to the writer like any result.
+//
+// Not synchronised: the engine's thread. Throws StoreError from the main
+// session (the engine reconnects); the leadership goes with a lost connection.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <set>
+#include <vector>
+
+#include "base/clock.hpp"
+#include "config/settings.hpp"
+#include "lanes/lane.hpp"
+#include "metrics/metrics.hpp"
+
+namespace pgcourier::store {
+class Session;
+}
+
+namespace pgcourier::engine {
+
+class Writer;
+
+class Maintenance {
+ public:
+  Maintenance(const config::Settings& settings, const base::Clock& clock, metrics::Metrics& metrics);
+
+  // Called every turn while connected: tries for leadership every
+  // rescue_interval, and as leader does what is due.
+  void Tick(store::Session& main, const lanes::Stores& stores, const std::vector<lanes::Lane*>& lanes, Writer& writer);
+  // A rescue job of `lane` came back from the writer: the lane may rescue again.
+  void RescueWritten(const lanes::Lane* lane) { rescuing_.erase(lane); }
+  // The main session was lost: so was the lock.
+  void ConnectionLost();
+  bool leader() const { return leader_; }
+  // When Tick has something to do next.
+  std::chrono::steady_clock::time_point next_due() const { return next_rescue_; }
+
+ private:
+  const config::Settings& settings_;
+  const base::Clock& clock_;
+  metrics::Metrics& metrics_;
+  bool leader_ = false;
+  std::set<const lanes::Lane*> rescuing_;  // a rescue job of the lane is with the writer
+  std::chrono::steady_clock::time_point next_rescue_{};
+  std::chrono::steady_clock::time_point next_maintenance_{};
+};
+
+}  // namespace pgcourier::engine

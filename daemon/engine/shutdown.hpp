@@ -1,0 +1,57 @@
+// The drain/stop state machine of the engine, as a pure class: time and
+// "settled" (nothing in flight, nothing unwritten) come in, actions come out.
+//
+//   running --Drain()--> draining: no new claims; requests not started yet
+//                        go back unsent (drop waiting); those in flight may
+//                        finish within the grace period
+//   draining --grace over--> aborting: every request is aborted and its
+//                        lease released; a short window to write that
+//   running --Stop()--> aborting (a second SIGTERM)
+//   draining/aborting --settled--> done (exit 0)
+//   aborting --window over--> done, with results unwritten (the database is
+//                        unreachable): their leases expire, another daemon retries
+//
+// Not synchronised: the engine's thread (Drain/Stop requests arrive through
+// its atomics). Unit-tested with a manual clock in tests/unit/shutdown_test.cpp.
+#pragma once
+
+#include <chrono>
+#include <optional>
+
+namespace pgcourier::engine {
+
+class Shutdown {
+ public:
+  using Steady = std::chrono::steady_clock::time_point;
+  using Millis = std::chrono::milliseconds;
+  enum class Phase { kRunning, kDraining, kAborting, kDone };
+
+  struct Actions {
+    bool drop_waiting = false;  // executor.DropWaiting(): requests not started go back unsent
+    bool abort_all = false;     // executor.AbortAll() and lanes' StopSending()
+    bool done = false;          // leave the loop
+    bool unwritten = false;     // with done: results are left unwritten
+  };
+
+  Shutdown(Millis grace, Millis abort_window = Millis(2000)) : grace_(grace), abort_window_(abort_window) {}
+
+  void RequestDrain() { drain_requested_ = true; }
+  void RequestStop() { stop_requested_ = true; }
+
+  // One step at `now`; `settled`: nothing in flight and nothing unwritten.
+  Actions Step(Steady now, bool settled);
+
+  Phase phase() const { return phase_; }
+  bool claiming() const { return phase_ == Phase::kRunning; }
+  // When the current phase ends by itself (for the poll timeout).
+  std::optional<Steady> deadline() const { return deadline_; }
+
+ private:
+  Millis grace_, abort_window_;
+  bool drain_requested_ = false;
+  bool stop_requested_ = false;
+  Phase phase_ = Phase::kRunning;
+  std::optional<Steady> deadline_;
+};
+
+}  // namespace pgcourier::engine

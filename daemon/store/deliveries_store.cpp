@@ -1,0 +1,221 @@
+#include "store/deliveries_store.hpp"
+
+#include "store/pg/arrays.hpp"
+#include "store/pg/rows.hpp"
+#include "store/pg/session_impl.hpp"
+#include "store/queries.hpp"
+
+namespace pgcourier::store {
+namespace {
+
+using pg::ArrayBuilder;
+using pg::RowMapping;
+using pg::Translate;
+
+const RowMapping<model::ClaimedDelivery> kClaimedColumns = {
+    {"id", &model::ClaimedDelivery::id},
+    {"tenant_id", &model::ClaimedDelivery::tenant_id},
+    {"event_id", &model::ClaimedDelivery::event_id},
+    {"subscription_id", &model::ClaimedDelivery::subscription_id},
+    {"previous_attempts", &model::ClaimedDelivery::previous_attempts},
+    {"event_type", &model::ClaimedDelivery::event_type},
+    {"payload_json", &model::ClaimedDelivery::payload_json},
+    {"trace_id", &model::ClaimedDelivery::trace_id},
+    {"event_created_at", &model::ClaimedDelivery::event_created_at},
+    {"event_created_us", &model::ClaimedDelivery::event_created_us},
+    {"url", &model::ClaimedDelivery::url},
+    {"policy_name", &model::ClaimedDelivery::policy_name},
+    {"subscription_active", &model::ClaimedDelivery::subscription_active},
+    {"subscription_paused", &model::ClaimedDelivery::subscription_paused},
+    {"attempt_budget_base", &model::ClaimedDelivery::attempt_budget_base},
+    {"ordering_key", &model::ClaimedDelivery::ordering_key},
+    {"max_in_flight", &model::ClaimedDelivery::max_in_flight},
+    {"rate_per_second", &model::ClaimedDelivery::rate_per_second},
+    {"rate_burst", &model::ClaimedDelivery::rate_burst},
+    {"tenant_consistent", &model::ClaimedDelivery::tenant_consistent},
+};
+
+const RowMapping<ExpiredLease> kExpiredColumns = {
+    {"delivery_id", &ExpiredLease::delivery_id},
+    {"lease_owner", &ExpiredLease::lease_owner},
+    {"policy_name", &ExpiredLease::policy_name},
+    {"previous_attempts", &ExpiredLease::previous_attempts},
+    {"attempt_budget_base", &ExpiredLease::attempt_budget_base},
+    {"subscription_id", &ExpiredLease::subscription_id},
+};
+
+// The space-separated sealed secrets of claim_due, newest first.
+std::vector<std::string> SplitSecrets(const std::string& secrets) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start < secrets.size()) {
+    std::size_t end = secrets.find(' ', start);
+    if (end == std::string::npos) end = secrets.size();
+    if (end > start) out.push_back(secrets.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+// The columns of record_outcomes ($2..$14, then $16), as array literals.
+std::vector<std::string> OutcomeArrays(const std::string& worker, const std::vector<model::DeliveryOutcome>& outcomes) {
+  ArrayBuilder ids, attempts, owners, statuses, delays, codes, names, classes, retryable, summaries, excerpts, started,
+      durations, rescues;
+  for (const auto& o : outcomes) {
+    ids.AddText(o.delivery_id);
+    attempts.AddNumber(o.attempt);
+    owners.AddText(o.expected_owner.empty() ? worker : o.expected_owner);
+    statuses.AddText(model::ToString(o.next_status));
+    if (o.retry_delay_ms) delays.AddNumber(*o.retry_delay_ms); else delays.AddNull();
+    if (o.status_code) codes.AddNumber(*o.status_code); else codes.AddNull();
+    names.AddText(o.outcome);
+    classes.AddTextOrNull(model::ToString(o.failure_class));
+    retryable.AddBool(o.retryable);
+    summaries.AddTextOrNull(o.error_summary);
+    excerpts.AddTextOrNull(o.response_excerpt);
+    started.AddNumber(o.started_us);
+    durations.AddDouble(o.duration_ms);
+    rescues.AddBool(o.rescue);
+  }
+  return {ids.Finish(),     attempts.Finish(), owners.Finish(),    statuses.Finish(),  delays.Finish(),
+          codes.Finish(),   names.Finish(),    classes.Finish(),   retryable.Finish(), summaries.Finish(),
+          excerpts.Finish(), started.Finish(), durations.Finish(), rescues.Finish()};
+}
+
+// A database error as a stored reason: at most 500 bytes, cut on a character
+// boundary (the server's message quotes the row's UTF-8 text).
+std::string QuarantineReason(const std::string& error) {
+  std::string reason = "outcome could not be recorded: " + error;
+  if (reason.size() > 500) {
+    std::size_t cut = 500;
+    while (cut > 0 && (static_cast<unsigned char>(reason[cut]) & 0xC0) == 0x80) --cut;
+    reason.resize(cut);
+  }
+  return reason;
+}
+
+class PgDeliveriesStore final : public DeliveriesStore {
+ public:
+  PgDeliveriesStore(Session& session, std::string delivery_events)
+      : s_(session.impl()), delivery_events_(std::move(delivery_events)) {}
+
+  std::vector<model::ClaimedDelivery> Claim(const ClaimRequest& request) override {
+    const pqxx::result rows =
+        s_.ExecCommitted(query::kClaimDue, request.worker, request.limit,
+                         static_cast<long long>(request.lease.count()), pg::TextArray(request.tenants));
+    auto claimed = kClaimedColumns.ReadAll(rows);
+    const auto secrets = rows.column_number("sealed_secrets");
+    for (std::size_t i = 0; i < claimed.size(); ++i) {
+      const pqxx::field f = rows[static_cast<pqxx::result::size_type>(i)][secrets];
+      if (!f.is_null()) claimed[i].sealed_secrets = SplitSecrets(f.as<std::string>());
+    }
+    return claimed;
+  }
+
+  RecordedOutcomes Record(const std::string& worker, const std::vector<model::DeliveryOutcome>& outcomes) override {
+    if (outcomes.empty()) return {};
+    // Two daemons updating the counters of the same subscriptions can
+    // deadlock; the loser retries its whole batch.
+    for (int tries = 1;; ++tries) {
+      try {
+        return RecordBatch(worker, outcomes);
+      } catch (const StoreError& e) {
+        if (e.kind() == StoreError::Kind::kConflict && tries < 5) continue;
+        if (e.kind() != StoreError::Kind::kStatement && e.kind() != StoreError::Kind::kConflict) throw;
+        break;
+      }
+    }
+    // A row of the batch broke a constraint: find it by writing rows one by
+    // one, so one bad row never blocks its neighbours.
+    RecordedOutcomes recorded;
+    for (const auto& outcome : outcomes) {
+      try {
+        auto one = RecordBatch(worker, {outcome});
+        recorded.applied.insert(recorded.applied.end(), one.applied.begin(), one.applied.end());
+        recorded.health.insert(recorded.health.end(), one.health.begin(), one.health.end());
+      } catch (const StoreError& e) {
+        if (e.kind() == StoreError::Kind::kConnectionLost) throw;
+        const std::string owner = outcome.expected_owner.empty() ? worker : outcome.expected_owner;
+        const pqxx::result r = s_.ExecCommitted(query::kQuarantineOutcome, owner, outcome.delivery_id,
+                                                outcome.attempt, QuarantineReason(e.what()));
+        if (!r.empty()) recorded.applied.push_back(outcome.delivery_id);
+      }
+    }
+    return recorded;
+  }
+
+  int Release(const std::string& worker, const std::vector<store::Release>& releases) override {
+    if (releases.empty()) return 0;
+    const auto a = pg::ReleaseArrays(releases);
+    return static_cast<int>(s_.ExecCommitted(query::kReleaseLeases, worker, a[0], a[1], a[2]).affected_rows());
+  }
+
+  std::vector<ExpiredLease> FindExpired(int limit) override {
+    return kExpiredColumns.ReadAll(s_.ExecRead(query::kFindExpiredLeases, limit));
+  }
+
+  int WakeHeld() override { return static_cast<int>(s_.ExecCommitted(query::kWakeHeld).affected_rows()); }
+
+  void PauseSubscription(const std::string& subscription_id, const std::string& reason) override {
+    s_.ExecCommitted(query::kPauseSubscription, subscription_id, reason);
+  }
+
+  void DisableSubscription(const std::string& subscription_id, const std::string& reason) override {
+    s_.ExecCommitted(query::kDisableSubscription, subscription_id, reason);
+  }
+
+  QueueMetrics ReadQueueMetrics() override {
+    const pqxx::row r = s_.ExecRead(query::kQueueMetrics)[0];
+    QueueMetrics m;
+    m.due = r["due"].as<long long>();
+    m.scheduled = r["scheduled"].as<long long>();
+    m.held = r["held"].as<long long>();
+    m.delivering = r["delivering"].as<long long>();
+    m.dead_lettered = r["dead_lettered"].as<long long>();
+    m.paused_subscriptions = r["paused_subscriptions"].as<long long>();
+    m.oldest_due_seconds = r["oldest_due_seconds"].as<double>();
+    return m;
+  }
+
+  int Prune(std::chrono::milliseconds completed_retention, std::chrono::milliseconds dead_letter_retention,
+            int batch) override {
+    return s_.ExecCommitted(query::kPrune, static_cast<long long>(completed_retention.count()),
+                            static_cast<long long>(dead_letter_retention.count()), batch)[0]["removed"]
+        .as<int>();
+  }
+
+ private:
+  RecordedOutcomes RecordBatch(const std::string& worker, const std::vector<model::DeliveryOutcome>& outcomes) {
+    const auto p = OutcomeArrays(worker, outcomes);
+    return Translate(query::kRecordOutcomes, [&] {
+      pqxx::work txn(s_.conn);
+      s_.Exec(txn, query::kDeferOutboxNotify);
+      const pqxx::result rows = s_.Exec(txn, query::kRecordOutcomes, worker, p[0], p[1], p[2], p[3], p[4], p[5],
+                                        p[6], p[7], p[8], p[9], p[10], p[11], p[12], delivery_events_, p[13]);
+      txn.commit();
+      RecordedOutcomes recorded;
+      recorded.applied.reserve(rows.size());
+      const auto kind = rows.column_number("kind"), id = rows.column_number("id"),
+                 failures = rows.column_number("consecutive_failures"), failing = rows.column_number("failing_ms");
+      for (const auto& row : rows) {
+        if (row[kind].as<std::string>() == "d") {
+          recorded.applied.push_back(row[id].as<std::string>());
+        } else {
+          recorded.health.push_back({row[id].as<std::string>(), row[failures].as<int>(), row[failing].as<long long>()});
+        }
+      }
+      return recorded;
+    });
+  }
+
+  Session::Impl& s_;
+  const std::string delivery_events_;
+};
+
+}  // namespace
+
+std::unique_ptr<DeliveriesStore> NewDeliveriesStore(Session& session, std::string delivery_events) {
+  return std::make_unique<PgDeliveriesStore>(session, std::move(delivery_events));
+}
+
+}  // namespace pgcourier::store

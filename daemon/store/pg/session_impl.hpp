@@ -1,0 +1,57 @@
+// The inside of a Session, for the store's own translation units: the libpq
+// connection and the timed execution of a named statement. Internal to
+// daemon/store/.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <pqxx/pqxx>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "store/pg/errors.hpp"
+#include "store/session.hpp"
+
+namespace pgcourier::store {
+
+struct Session::Impl {
+  pqxx::connection conn;
+  StatementObserver observer;
+  std::vector<Session::Notified> notified;  // since the last TakeNotifications
+  std::vector<std::unique_ptr<pqxx::notification_receiver>> receivers;
+
+  explicit Impl(const SessionOptions& options);
+
+  // Executes the prepared statement `name` (a file of queries/) in `txn`,
+  // timing it for the observer.
+  template <typename... Args>
+  pqxx::result Exec(pqxx::transaction_base& txn, const char* name, Args&&... args) {
+    const auto start = std::chrono::steady_clock::now();
+    pqxx::result r = txn.exec_prepared(name, std::forward<Args>(args)...);
+    if (observer) observer(name, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    return r;
+  }
+
+  // `name` in a transaction of its own, committed; StoreError on failure.
+  template <typename... Args>
+  pqxx::result ExecCommitted(const char* name, Args&&... args) {
+    return pg::Translate(name, [&] {
+      pqxx::work txn(conn);
+      pqxx::result r = Exec(txn, name, std::forward<Args>(args)...);
+      txn.commit();
+      return r;
+    });
+  }
+
+  // `name` read-only.
+  template <typename... Args>
+  pqxx::result ExecRead(const char* name, Args&&... args) {
+    return pg::Translate(name, [&] {
+      pqxx::read_transaction txn(conn);
+      return Exec(txn, name, std::forward<Args>(args)...);
+    });
+  }
+};
+
+}  // namespace pgcourier::store

@@ -1,0 +1,2 @@
+-- pause_subscription: $1 subscription, $2 reason (auto-pause).
+SELECT courier.pause_subscription($1, $2)

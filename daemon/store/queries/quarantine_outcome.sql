@@ -1,0 +1,15 @@
+-- quarantine_outcome: the last resort when a row's outcome breaks a
+-- constraint ($1 worker, $2 delivery, $3 attempt, $4 the database's reason):
+-- the delivery ends failed with the reason, so the rest of its batch commits.
+WITH updated AS (
+  UPDATE courier.deliveries d
+  SET status = 'failed', attempts = $3, lease_owner = NULL, lease_expires_at = NULL,
+      last_error = $4, updated_at = now(), completed_at = now()
+  WHERE d.id = $2 AND d.status = 'delivering' AND d.lease_owner = $1 AND d.attempts = $3 - 1
+  RETURNING d.id
+)
+INSERT INTO courier.delivery_attempts
+  (delivery_id, attempt, started_at, outcome, error_class, retryable, error_summary, worker)
+SELECT id, $3, now(), 'record_error', 'poison', false, $4, $1 FROM updated
+ON CONFLICT DO NOTHING
+RETURNING delivery_id

@@ -1,0 +1,2 @@
+-- queue_metrics: the one-row summary behind the delivery queue gauges.
+SELECT * FROM courier.queue_metrics()

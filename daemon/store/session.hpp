@@ -1,0 +1,61 @@
+// Session: one database connection of the daemon, with every statement of
+// queries/ prepared under its own name and every execution timed for the
+// observer (the metrics' statement label). The engine holds two: the main
+// session (claims, LISTEN, maintenance leadership, reads) and the writer's
+// (every result of every lane). The lane stores (deliveries_store.hpp,
+// runs_store.hpp) run their statements on a Session.
+//
+// Threading: one thread at a time; not thread-safe. Errors: StoreError
+// (store/errors.hpp); no libpqxx type appears in this header.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "store/errors.hpp"
+#include "store/types.hpp"
+
+namespace pgcourier::store {
+
+struct SessionOptions {
+  std::string database_url;  // libpq URI or key=value; empty: the libpq environment (PGHOST...)
+  StatementObserver observer;
+};
+
+class Session {
+ public:
+  // Connects. Throws StoreError (kConnectionLost when the server cannot be reached).
+  explicit Session(const SessionOptions& options);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  // Which embedded migrations this database lacks.
+  SchemaStatus CheckSchema();
+
+  // LISTEN on each channel (the lanes': courier_deliveries, courier_runs).
+  // After this, socket() becomes readable when a notification arrives;
+  // TakeNotifications() consumes them.
+  void Listen(const std::vector<std::string>& channels);
+  int socket() const;
+  // Non-blocking: reads what arrived; how many notifications each channel got since the last call.
+  struct Notified {
+    std::string channel;
+    int count = 0;
+  };
+  std::vector<Notified> TakeNotifications();
+  // NOTIFY courier_outbox (empty payload), for the outcome statements that defer theirs.
+  void NotifyOutbox();
+  // Maintenance leadership: true while this connection holds the session lock.
+  bool TryBecomeLeader();
+
+  struct Impl;  // store/pg/session_impl.hpp: for the lane stores only
+  Impl& impl() { return *impl_; }
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace pgcourier::store
