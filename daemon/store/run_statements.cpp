@@ -1,4 +1,4 @@
-// Named SQL statements for integration runs (see sql/006_integration_runs.up.sql
+// Named SQL statements for integration runs (see sql/schema/40_integrations.sql
 // for the functions they call). Prepared on every daemon connection.
 #include <string>
 

@@ -1,6 +1,6 @@
 // Store methods for integration runs. The statements are in run_statements.cpp;
 // the transitions, failures, escalations and outbox events they cause are in
-// sql/006_integration_runs.up.sql.
+// sql/schema/40_integrations.sql.
 #include <pqxx/pqxx>
 #include <sstream>
 

@@ -60,7 +60,8 @@ std::vector<std::string> Store::Impl::ExecRecord(pqxx::work& txn, const std::str
   const auto& p = arrays.params;
   // The outbox rows of this transaction do not NOTIFY at its commit (a lock
   // every notifying commit of the database queues for); the dispatcher sends
-  // one coalesced NOTIFY afterwards (Store::NotifyOutbox, sql/008).
+  // one coalesced NOTIFY afterwards (Store::NotifyOutbox; courier.notify_when_inserted
+  // in sql/schema/10_core.sql).
   txn.exec0("SET LOCAL courier.outbox_notify = 'deferred'");
   pqxx::result rows = Timed(kStmtRecordOutcomes, [&] {
     return txn.exec_prepared(kStmtRecordOutcomes, worker, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8],

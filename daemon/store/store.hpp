@@ -114,7 +114,8 @@ class Store {
   // Run notifications (courier_runs) read by TakeNotifications since the last call.
   int TakeRunNotifications();
   // NOTIFY courier_outbox. The outcome statement defers its outbox NOTIFY
-  // (sql/008): the dispatcher calls this after its commits, coalesced.
+  // (courier.notify_when_inserted, sql/schema/10_core.sql): the dispatcher calls
+  // this after its commits, coalesced.
   void NotifyOutbox();
 
   // Claims up to `limit` due deliveries for `worker`, leasing them for `lease`,
