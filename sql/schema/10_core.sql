@@ -24,9 +24,10 @@ CREATE SCHEMA IF NOT EXISTS courier;
 -- it like the written-out expression. No SET clause is needed.
 --
 -- SET LOCAL lasts until the end of the migration's transaction, i.e. for every
--- later statement of this baseline: the search_path goes back to its default
--- right after the function (tests/pg/schema_test.cpp checks new_id is inlined
--- and search_path-proof).
+-- later statement of this baseline: right after the function the search_path
+-- goes back to the connection's default (the migrate runner sets none), with
+-- SET LOCAL again rather than RESET so nothing outlives the transaction.
+-- tests/pg/schema_test.cpp checks new_id is inlined and search_path-proof.
 SET LOCAL search_path = pg_catalog;
 CREATE FUNCTION courier.new_id(prefix text) RETURNS text
 LANGUAGE sql VOLATILE PARALLEL SAFE

@@ -422,13 +422,15 @@ $$;
 -- takeover changes nothing). Failed attempts become failures rows; a run that
 -- completes or is dead-lettered resolves its open failures. Returns the ids
 -- that applied.
--- LANGUAGE plpgsql, not sql: a LANGUAGE sql function with SET search_path is
--- never inlined and its statement is planned again on every call; as plpgsql
--- the plan is cached per session. The input's columns ride along in
--- UPDATE ... RETURNING: joining the materialised input CTE with the updated
--- CTE (for attempts_written and failures_written) may be nested-looped by the
--- planner, quadratic in the batch. tests/pg/runs_schema_test.cpp checks the
--- contract.
+-- Two choices found while profiling the delivery outcome statement (issue 6):
+-- * LANGUAGE plpgsql, not sql: a LANGUAGE sql function with SET search_path is
+--   never inlined, its statement planned again on every call; as plpgsql the
+--   plan is cached per session;
+-- * the input's columns ride along in UPDATE ... RETURNING: joining the
+--   materialised input CTE with the updated CTE (for attempts_written and
+--   failures_written) may be nested-looped by the planner, quadratic in the
+--   batch.
+-- tests/pg/runs_schema_test.cpp checks the contract.
 CREATE FUNCTION courier.record_run_outcomes(
     worker text, ids text[], attempts int[], owners text[], statuses text[], delays_ms bigint[],
     status_codes int[], outcomes text[], error_classes text[], error_codes text[], retryables boolean[],
