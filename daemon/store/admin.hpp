@@ -1,6 +1,6 @@
 // AdminStore: the operator's statements (pgcourierctl): subscriptions and
 // their signing secrets, publishing, replay, inspection and status; and for
-// integration runs (sql/006): connections, sealed credentials and runs. One
+// integration runs (sql/schema/40_integrations.sql): connections, sealed credentials and runs. One
 // connection; not thread-safe. Throws StoreError.
 //
 // Timestamps are display text in ISO style to the second
@@ -155,7 +155,7 @@ struct RecentDelivery {
   std::string last_status_code;
 };
 
-// ---- integration runs (sql/006_integration_runs.up.sql) ----
+// ---- integration runs (sql/schema/40_integrations.sql) ----
 
 // What an integration command found instead of doing its work; the caller words it.
 enum class Refusal {

@@ -1,5 +1,6 @@
-// The SQL migrations shipped with this build (sql/NNN_name.up.sql, embedded
-// at build time) and the schema version this build requires.
+// The SQL migrations shipped with this build, embedded at build time: version 1
+// "baseline" (sql/schema/*.sql, concatenated), then the deltas
+// sql/migrations/NNN_name.up.sql; and the schema version this build requires.
 #pragma once
 
 #include <string>

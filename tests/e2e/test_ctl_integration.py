@@ -1,5 +1,5 @@
-"""End to end: the operator CLI (pgcourierctl) for integration runs (sql/006): connections, sealed
-credentials and their rotation, runs (enqueue, list, show, replay) and the runs section of status.
+"""End to end: the operator CLI (pgcourierctl) for integration runs (sql/schema/40_integrations.sql):
+connections, sealed credentials and their rotation, runs (enqueue, list, show, replay) and the runs section of status.
 Every check goes through pgcourierctl's exit code and output and the rows it leaves in a real
 PostgreSQL; no daemon is involved (run outcomes are recorded with the daemon's SQL functions)."""
 import base64

@@ -47,7 +47,8 @@ def _notifications(conn, channel, timeout):
 def test_delivered_webhook_writes_an_outbox_event_and_wakes_outbox_listeners(db, db_url, receiver,
                                                                              create_subscription, daemon_factory):
     # The daemon defers the outbox NOTIFY of its outcome statement and sends one
-    # coalesced NOTIFY after the commit (sql/008): a listener is still woken.
+    # coalesced NOTIFY after the commit (notify_when_inserted, sql/schema/10_core.sql):
+    # a listener is still woken.
     listener = psycopg2.connect(db_url)
     listener.autocommit = True
     listener.cursor().execute("LISTEN courier_outbox")

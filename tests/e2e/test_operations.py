@@ -123,7 +123,7 @@ def test_the_daemon_refuses_a_database_without_migrations(empty_db_url, master_k
         d.start(wait_ready=False)
         assert d.wait(timeout=10) == 1, d.log()
         log = d.log()
-        assert "001_core" in log, log
+        assert "001_baseline" in log, log
         assert "pgcourierctl migrate" in log, log
         assert "ready" not in log
     finally:

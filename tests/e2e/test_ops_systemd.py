@@ -72,8 +72,12 @@ def test_make_install_places_binaries_unit_sql_policies_docs_and_example_config(
         "share/doc/pgcourier/grafana-dashboard.json",
         "etc/pgcourier/pgcourierd.yaml", "etc/pgcourier/policies.yaml",
     }
-    expected |= {f"share/pgcourier/sql/{name}" for name in os.listdir(os.path.join(ROOT, "sql"))
-                 if name.endswith(".up.sql")}
+    # The SQL: the baseline's files, the deltas after it (none yet) and the snapshot.
+    expected |= {f"share/pgcourier/sql/schema/{name}" for name in os.listdir(os.path.join(ROOT, "sql", "schema"))
+                 if name.endswith(".sql")}
+    expected |= {f"share/pgcourier/sql/migrations/{name}"
+                 for name in os.listdir(os.path.join(ROOT, "sql", "migrations")) if name.endswith(".up.sql")}
+    expected.add("share/pgcourier/sql/schema.snapshot.sql")
     assert expected - set(files) == set(), f"not installed: {sorted(expected - set(files))}"
     for binary in ("pgcourierd", "pgcourierctl"):
         path = os.path.join(installed, "bin", binary)

@@ -1,4 +1,4 @@
-// Least privilege: the roles created by sql/004_roles.up.sql, exercised by
+// Least privilege: the roles created by sql/schema/90_roles.sql, exercised by
 // logging in as members of each (trust authentication on the test cluster).
 #include <doctest/doctest.h>
 

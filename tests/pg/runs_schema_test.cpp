@@ -1,4 +1,4 @@
-// The integration-runs schema (sql/006_integration_runs.up.sql) as a contract
+// The integration-runs schema (sql/schema/40_integrations.sql) as a contract
 // the database keeps for every writer: monotonic run states, enqueue, outcome
 // recording, credentials and rotation, probes, release, metrics, retention
 // and role rights. Everything here is plain SQL against a fresh database, so

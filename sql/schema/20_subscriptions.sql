@@ -1,94 +1,15 @@
--- 002_subscription_controls: what operators need to trust a subscription:
--- health counters, pause/resume/disable, per-subscription limits, FIFO
--- ordering, replay budgets, and the views to look at them.
-
-ALTER TABLE courier.subscriptions
-  ADD COLUMN paused_at            timestamptz,
-  ADD COLUMN pause_reason         text,
-  ADD COLUMN disabled_at          timestamptz,
-  ADD COLUMN disabled_reason      text,
-  ADD COLUMN consecutive_failures int NOT NULL DEFAULT 0,
-  ADD COLUMN failing_since        timestamptz,  -- first failure after the last success
-  ADD COLUMN last_success_at      timestamptz,
-  ADD COLUMN last_failure_at      timestamptz,
-  ADD COLUMN last_error           text,
-  -- Limits; NULL = the policy's (or none).
-  ADD COLUMN max_in_flight        int CHECK (max_in_flight > 0),
-  ADD COLUMN rate_limit_per_second double precision CHECK (rate_limit_per_second > 0),
-  ADD COLUMN rate_limit_burst     int CHECK (rate_limit_burst > 0),
-  -- FIFO per ordering key: a delivery is not sent before the earlier one with
-  -- the same key is delivered, failed or dead-lettered.
-  ADD COLUMN ordering             text NOT NULL DEFAULT 'none' CHECK (ordering IN ('none', 'fifo')),
-  -- Where the key comes from when the event has no ordering_key: a top-level
-  -- payload field name (e.g. 'order_id').
-  ADD COLUMN ordering_key_field   text;
-
-ALTER TABLE courier.events ADD COLUMN ordering_key text;
-
-ALTER TABLE courier.deliveries
-  ADD COLUMN ordering_key text,
-  -- Attempts made before the last replay: the policy's max_attempts counts
-  -- from here, so a replayed delivery gets a fresh set of attempts while its
-  -- attempt numbers keep increasing.
-  ADD COLUMN attempt_budget_base int NOT NULL DEFAULT 0 CHECK (attempt_budget_base >= 0);
-
--- The FIFO check of the claim query: earlier unfinished deliveries with the same key.
-CREATE INDEX deliveries_fifo ON courier.deliveries (subscription_id, ordering_key, created_at, id)
-  WHERE ordering_key IS NOT NULL AND status IN ('pending', 'delivering', 'retry_scheduled');
-
--- Deliveries of a paused subscription wait at next_attempt_at = 'infinity'
--- (held: never due, never failed) until it is resumed.
-CREATE OR REPLACE FUNCTION courier.fan_out_event() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-  INSERT INTO courier.deliveries (tenant_id, event_id, subscription_id, next_attempt_at, created_at, ordering_key)
-  SELECT NEW.tenant_id, NEW.id, s.id,
-         CASE WHEN s.paused_at IS NULL THEN now() ELSE 'infinity'::timestamptz END,
-         now(),
-         CASE WHEN s.ordering = 'fifo'
-              THEN coalesce(NEW.ordering_key, NEW.payload ->> s.ordering_key_field) END
-  FROM courier.subscriptions s
-  WHERE s.tenant_id = NEW.tenant_id
-    AND s.active
-    AND courier.event_type_matches(s.event_types, NEW.event_type);
-  RETURN NULL;
-END
-$$;
-
--- publish gains an optional ordering key (the 5-argument calls keep working).
-DROP FUNCTION courier.publish(text, text, jsonb, text, text);
-CREATE FUNCTION courier.publish(tenant_id text, event_type text, payload jsonb,
-                                idempotency_key text DEFAULT NULL, trace_id text DEFAULT NULL,
-                                ordering_key text DEFAULT NULL)
-RETURNS text
-LANGUAGE plpgsql AS $$
-#variable_conflict use_column
-DECLARE
-  new_event_id text;
-BEGIN
-  IF publish.tenant_id IS NULL OR publish.tenant_id = '' THEN
-    RAISE EXCEPTION 'courier.publish: tenant_id is required' USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  IF publish.event_type IS NULL OR publish.event_type = '' THEN
-    RAISE EXCEPTION 'courier.publish: event_type is required' USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  INSERT INTO courier.events AS e (tenant_id, event_type, payload, idempotency_key, trace_id, ordering_key)
-  VALUES (publish.tenant_id, publish.event_type, coalesce(publish.payload, '{}'::jsonb),
-          publish.idempotency_key, publish.trace_id, publish.ordering_key)
-  ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-  RETURNING e.id INTO new_event_id;
-  IF new_event_id IS NULL THEN
-    SELECT e.id INTO new_event_id FROM courier.events e
-    WHERE e.tenant_id = publish.tenant_id AND e.idempotency_key = publish.idempotency_key;
-  END IF;
-  RETURN new_event_id;
-END
-$$;
+-- 20_subscriptions: what operators need to trust a subscription: pause,
+-- resume, disable, replay and re-delivery from a cursor, and the health view
+-- to look at them. The columns they change (paused_at, consecutive_failures,
+-- limits, ordering...) are in courier.subscriptions (10_core.sql).
+-- The operating functions change tables operators cannot touch directly, so
+-- they run with the schema owner's rights (SECURITY DEFINER, with a fixed
+-- search_path); 90_roles.sql grants them to courier_operator.
 
 -- Pause: hold every waiting delivery of the subscription.
 CREATE FUNCTION courier.pause_subscription(subscription_id text, reason text DEFAULT 'paused by an operator')
 RETURNS boolean
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier AS $$
 #variable_conflict use_column
 BEGIN
   UPDATE courier.subscriptions s
@@ -108,7 +29,7 @@ $$;
 -- Resume: re-enable, reset the failure counters, release the held deliveries.
 CREATE FUNCTION courier.resume_subscription(subscription_id text)
 RETURNS integer
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier AS $$
 #variable_conflict use_column
 DECLARE
   released integer;
@@ -134,7 +55,7 @@ $$;
 -- ("subscription is not active"). resume_subscription() re-enables.
 CREATE FUNCTION courier.disable_subscription(subscription_id text, reason text DEFAULT 'disabled by an operator')
 RETURNS boolean
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier AS $$
 #variable_conflict use_column
 BEGIN
   UPDATE courier.subscriptions s
@@ -152,7 +73,7 @@ CREATE FUNCTION courier.replay_deliveries(
     statuses text[] DEFAULT ARRAY['dead_lettered', 'failed'], include_delivered boolean DEFAULT false,
     dry_run boolean DEFAULT false)
 RETURNS integer
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier AS $$
 #variable_conflict use_variable
 DECLARE
   wanted text[] := statuses || CASE WHEN include_delivered THEN ARRAY['delivered'] ELSE ARRAY[]::text[] END;
@@ -193,7 +114,7 @@ $$;
 CREATE FUNCTION courier.redeliver_events(subscription_id text, from_event text DEFAULT NULL,
                                          since timestamptz DEFAULT NULL, max_events integer DEFAULT 1000)
 RETURNS TABLE (events_processed integer, next_cursor text)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier AS $$
 #variable_conflict use_variable
 DECLARE
   sub courier.subscriptions;
@@ -235,13 +156,6 @@ BEGIN
 END
 $$;
 
--- A delivery's timeline, one row per attempt (dashboards, pgcourierctl inspect).
-CREATE VIEW courier.delivery_timeline AS
-SELECT a.delivery_id, d.tenant_id, d.subscription_id, d.event_id, a.attempt, a.started_at, a.duration_ms,
-       a.status_code, a.outcome, a.error_class, a.retryable, a.error_summary, a.worker
-FROM courier.delivery_attempts a
-JOIN courier.deliveries d ON d.id = a.delivery_id;
-
 -- Per-subscription health.
 CREATE VIEW courier.subscription_health AS
 SELECT s.id AS subscription_id, s.tenant_id, s.url, s.policy,
@@ -252,8 +166,3 @@ SELECT s.id AS subscription_id, s.tenant_id, s.url, s.policy,
         WHERE d.subscription_id = s.id AND d.status IN ('pending', 'retry_scheduled')
           AND d.next_attempt_at = 'infinity') AS held_deliveries
 FROM courier.subscriptions s;
-
--- A destination refused by the endpoint-safety rules is its own error class.
-ALTER TABLE courier.delivery_attempts DROP CONSTRAINT delivery_attempts_error_class_check;
-ALTER TABLE courier.delivery_attempts ADD CONSTRAINT delivery_attempts_error_class_check
-  CHECK (error_class IN ('transient', 'rate_limited', 'auth', 'validation', 'poison', 'blocked_destination'));

@@ -1,4 +1,4 @@
--- 006_integration_runs: governed outbound API calls ("runs") against
+-- 40_integrations: governed outbound API calls ("runs") against
 -- configured connections, with credentials (versioned, sealed), classified
 -- failures, escalations and an outbox of canonical events.
 --
@@ -10,6 +10,8 @@
 --   running -> pending (retry / waiting) | completed | failed | dead_lettered
 --   failed, dead_lettered -> pending only through courier.replay_run()
 --   completed -> never changes again; attempts never decrease.
+-- The producers' tenant check on runs (courier.check_run_tenant) and every
+-- grant are in 90_roles.sql.
 
 -- Outbox: canonical events for other systems, consumed with SQL (ORDER BY
 -- position) and woken by NOTIFY courier_outbox at commit.
@@ -26,15 +28,12 @@ CREATE TABLE courier.outbox (
 CREATE INDEX outbox_tenant_type ON courier.outbox (tenant_id, event_type, position);
 -- No index on created_at: position follows time, and retention walks the primary key.
 
-CREATE FUNCTION courier.notify_outbox() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
-BEGIN
-  PERFORM pg_notify('courier_outbox', '');
-  RETURN NULL;
-END
-$$;
+-- NOTIFY courier_outbox once per inserting statement that added rows
+-- (courier.notify_when_inserted(), 10_core.sql); 'deferrable': the daemon's
+-- outcome statement leaves it to one coalesced NOTIFY after its commits.
 CREATE TRIGGER outbox_notify AFTER INSERT ON courier.outbox
-  FOR EACH STATEMENT EXECUTE FUNCTION courier.notify_outbox();
+  REFERENCING NEW TABLE AS inserted
+  FOR EACH STATEMENT EXECUTE FUNCTION courier.notify_when_inserted('courier_outbox', 'deferrable');
 
 CREATE FUNCTION courier.emit(event_type text, tenant_id text, subject_id text, trace_id text, body jsonb)
 RETURNS void
@@ -80,7 +79,7 @@ CREATE UNIQUE INDEX credential_versions_one_rotating ON courier.credential_versi
   WHERE status = 'rotating';
 
 CREATE FUNCTION courier.check_credential_has_active_version() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
 DECLARE
   row_json jsonb := to_jsonb(CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END);
   cred_id text := CASE WHEN TG_TABLE_NAME = 'credentials' THEN row_json ->> 'id' ELSE row_json ->> 'credential_id' END;
@@ -168,7 +167,15 @@ CREATE TABLE courier.runs (
   created_at            timestamptz NOT NULL DEFAULT now(),
   updated_at            timestamptz NOT NULL DEFAULT now(),
   CHECK ((status = 'running') = (lease_owner IS NOT NULL AND lease_expires_at IS NOT NULL))
-) WITH (fillfactor = 80);
+) WITH (
+  fillfactor = 80,  -- room for HOT updates on the claim/complete path, as courier.deliveries
+  -- Vacuumed early, like courier.deliveries (10_core.sql says why).
+  autovacuum_vacuum_scale_factor = 0.01,
+  autovacuum_vacuum_threshold = 1000,
+  autovacuum_vacuum_insert_scale_factor = 0.05,
+  autovacuum_analyze_scale_factor = 0.02,
+  autovacuum_vacuum_cost_delay = 0
+);
 CREATE UNIQUE INDEX runs_tenant_idempotency_key ON courier.runs (tenant_id, idempotency_key)
   WHERE idempotency_key IS NOT NULL;
 CREATE INDEX runs_due ON courier.runs (next_attempt_at) WHERE status = 'pending';
@@ -176,7 +183,7 @@ CREATE INDEX runs_leased ON courier.runs (lease_expires_at) WHERE status = 'runn
 CREATE INDEX runs_connection ON courier.runs (connection_id, status);
 CREATE INDEX runs_finished ON courier.runs (completed_at) WHERE completed_at IS NOT NULL;
 
--- Partitioned by day like courier.delivery_attempts (see sql/005): retention drops whole
+-- Partitioned by day like courier.delivery_attempts (10_core.sql): retention drops whole
 -- partitions. No foreign key to runs: attempts outlive a pruned run until their day is dropped
 -- (the views join the runs, so they are invisible meanwhile).
 CREATE TABLE courier.run_attempts (
@@ -209,70 +216,8 @@ $$;
 CREATE TRIGGER run_attempts_append_only BEFORE UPDATE ON courier.run_attempts
   FOR EACH ROW EXECUTE FUNCTION courier.forbid_run_attempt_changes();
 
--- Daily partitions of an attempts table, named <table>_pYYYYMMDD: one
--- implementation for courier.delivery_attempts (the functions of sql/005
--- become wrappers) and courier.run_attempts.
-CREATE FUNCTION courier.maintain_daily_partitions(parent text, days_ahead integer DEFAULT 7,
-                                                  days_back integer DEFAULT 0)
-RETURNS integer
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
-DECLARE
-  today date := (now() AT TIME ZONE 'UTC')::date;
-  day date;
-  name text;
-  created integer := 0;
-BEGIN
-  FOR day IN SELECT generate_series(today - days_back, today + days_ahead, interval '1 day')::date LOOP
-    name := parent || '_p' || to_char(day, 'YYYYMMDD');
-    CONTINUE WHEN to_regclass('courier.' || name) IS NOT NULL;
-    BEGIN
-      EXECUTE format('CREATE TABLE courier.%I PARTITION OF courier.%I FOR VALUES FROM (%L) TO (%L)',
-                     name, parent, day::text || ' 00:00:00+00', (day + 1)::text || ' 00:00:00+00');
-      created := created + 1;
-    EXCEPTION WHEN others THEN
-      RAISE NOTICE 'pgcourier: cannot create partition % (%); its rows stay in the default partition', name, SQLERRM;
-    END;
-  END LOOP;
-  RETURN created;
-END
-$$;
-
--- Drops the daily partitions of `parent` that end before `older_than` and
--- deletes its default partition's rows older than it. Returns how many it dropped.
-CREATE FUNCTION courier.drop_daily_partitions(parent text, older_than timestamptz)
-RETURNS integer
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
-DECLARE
-  part record;
-  dropped integer := 0;
-BEGIN
-  FOR part IN
-    SELECT c.relname
-    FROM pg_inherits i
-    JOIN pg_class c ON c.oid = i.inhrelid
-    WHERE i.inhparent = ('courier.' || parent)::regclass
-      AND c.relname ~ ('^' || parent || '_p[0-9]{8}$')
-      AND (to_date(right(c.relname, 8), 'YYYYMMDD') + 1)::timestamp AT TIME ZONE 'UTC' <= older_than
-  LOOP
-    EXECUTE format('DROP TABLE courier.%I', part.relname);
-    dropped := dropped + 1;
-  END LOOP;
-  EXECUTE format('DELETE FROM courier.%I WHERE started_at < $1', parent || '_default') USING older_than;
-  RETURN dropped;
-END
-$$;
-
-CREATE OR REPLACE FUNCTION courier.maintain_attempt_partitions(days_ahead integer DEFAULT 7, days_back integer DEFAULT 0)
-RETURNS integer
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
-  SELECT courier.maintain_daily_partitions('delivery_attempts', days_ahead, days_back)
-$$;
-CREATE OR REPLACE FUNCTION courier.drop_attempt_partitions(older_than timestamptz)
-RETURNS integer
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
-  SELECT courier.drop_daily_partitions('delivery_attempts', older_than)
-$$;
-
+-- The daily partitions (courier.maintain_daily_partitions(), 10_core.sql) from
+-- yesterday's to a week ahead's exist from the start; prune_runs() keeps them ahead.
 SELECT courier.maintain_daily_partitions('run_attempts', 7, 1);
 
 CREATE TABLE courier.failures (
@@ -345,8 +290,10 @@ CREATE TRIGGER failures_resolved AFTER UPDATE OF resolved_at ON courier.failures
   EXECUTE FUNCTION courier.on_failure_resolved();
 
 -- Monotonic run state, enforced for every writer (daemon, operator, producer).
+-- Not SECURITY DEFINER: its current_user check must see the writer (the schema
+-- owner only inside courier.replay_run()).
 CREATE FUNCTION courier.guard_run_transition() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, courier, pg_temp AS $$
 BEGIN
   IF NEW.attempts < OLD.attempts THEN
     RAISE EXCEPTION 'run %: attempts cannot decrease (% -> %)', OLD.id, OLD.attempts, NEW.attempts
@@ -401,34 +348,10 @@ CREATE TRIGGER runs_finished AFTER UPDATE OF status ON courier.runs
   FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status AND NEW.status IN ('completed', 'failed', 'dead_lettered'))
   EXECUTE FUNCTION courier.on_run_finished();
 
-CREATE FUNCTION courier.notify_runs() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
-BEGIN
-  PERFORM pg_notify('courier_runs', '');
-  RETURN NULL;
-END
-$$;
+-- Wakes the daemons' run claimers (courier.notify_when_inserted(), 10_core.sql).
 CREATE TRIGGER runs_notify AFTER INSERT ON courier.runs
-  FOR EACH STATEMENT EXECUTE FUNCTION courier.notify_runs();
-
--- Producers may insert runs only for their tenants (same table as publish).
-CREATE FUNCTION courier.check_run_tenant() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
-BEGIN
-  IF NOT courier.caller_may_publish(NEW.tenant_id) THEN
-    RAISE EXCEPTION 'role % may not enqueue runs for tenant %', session_user, NEW.tenant_id
-      USING ERRCODE = 'insufficient_privilege';
-  END IF;
-  -- A producer's INSERT cannot start a run anywhere but at the beginning.
-  IF NEW.status <> 'pending' OR NEW.attempts <> 0 OR NEW.lease_owner IS NOT NULL OR NEW.external_ref IS NOT NULL THEN
-    RAISE EXCEPTION 'a new run starts pending with no attempts, lease or external_ref'
-      USING ERRCODE = 'check_violation';
-  END IF;
-  RETURN NEW;
-END
-$$;
-CREATE TRIGGER runs_check_tenant BEFORE INSERT ON courier.runs
-  FOR EACH ROW EXECUTE FUNCTION courier.check_run_tenant();
+  REFERENCING NEW TABLE AS inserted
+  FOR EACH STATEMENT EXECUTE FUNCTION courier.notify_when_inserted('courier_runs');
 
 -- enqueue_run: the producer's call, in its own transaction. The same
 -- (tenant_id, idempotency_key) returns the first run's id and creates nothing.
@@ -499,13 +422,24 @@ $$;
 -- takeover changes nothing). Failed attempts become failures rows; a run that
 -- completes or is dead-lettered resolves its open failures. Returns the ids
 -- that applied.
+-- Two choices found while profiling the delivery outcome statement (issue 6):
+-- * LANGUAGE plpgsql, not sql: a LANGUAGE sql function with SET search_path is
+--   never inlined, its statement planned again on every call; as plpgsql the
+--   plan is cached per session;
+-- * the input's columns ride along in UPDATE ... RETURNING: joining the
+--   materialised input CTE with the updated CTE (for attempts_written and
+--   failures_written) may be nested-looped by the planner, quadratic in the
+--   batch.
+-- tests/pg/runs_schema_test.cpp checks the contract.
 CREATE FUNCTION courier.record_run_outcomes(
     worker text, ids text[], attempts int[], owners text[], statuses text[], delays_ms bigint[],
     status_codes int[], outcomes text[], error_classes text[], error_codes text[], retryables boolean[],
     summaries text[], excerpts text[], started_us bigint[], durations_ms float8[], external_refs text[],
     next_actions text[], credential_versions int[])
 RETURNS SETOF text
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+BEGIN
+  RETURN QUERY
   WITH input AS (
     SELECT * FROM unnest(ids, attempts, owners, statuses, delays_ms, status_codes, outcomes, error_classes,
                          error_codes, retryables, summaries, excerpts, started_us, durations_ms, external_refs,
@@ -531,14 +465,16 @@ LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS 
         updated_at = now()
     FROM input i
     WHERE r.id = i.id AND r.status = 'running' AND r.lease_owner = i.owner AND r.attempts = i.attempt - 1
-    RETURNING r.id, r.tenant_id, r.trace_id, r.status
+    RETURNING r.id, r.tenant_id, r.trace_id, r.status, i.attempt, i.started_us, i.duration_ms, i.status_code,
+              i.outcome, i.error_class, i.error_code, i.retryable, i.summary, i.excerpt, i.credential_version,
+              i.next_action
   ), attempts_written AS (
     INSERT INTO courier.run_attempts (run_id, attempt, started_at, duration_ms, status_code, outcome, error_class,
                                       error_code, retryable, error_summary, response_excerpt, credential_version,
                                       worker)
-    SELECT i.id, i.attempt, to_timestamp(i.started_us / 1000000.0), i.duration_ms, i.status_code, i.outcome,
-           i.error_class, i.error_code, i.retryable, i.summary, i.excerpt, i.credential_version, worker
-    FROM input i JOIN updated u ON u.id = i.id
+    SELECT u.id, u.attempt, to_timestamp(u.started_us / 1000000.0), u.duration_ms, u.status_code, u.outcome,
+           u.error_class, u.error_code, u.retryable, u.summary, u.excerpt, u.credential_version, worker
+    FROM updated u
   ), resolved AS (
     -- Earlier failures end when the run completes or is dead-lettered. This statement sees
     -- the table as it was before it, so the failure of the attempt that dead-letters the run
@@ -552,12 +488,13 @@ LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS 
     INSERT INTO courier.failures (tenant_id, source, source_id, category, error_code, message, attempt,
                                   next_action, trace_id)
     SELECT u.tenant_id, 'run', u.id,
-           CASE WHEN i.error_class = 'blocked_destination' THEN 'validation' ELSE i.error_class END,
-           coalesce(i.error_code, i.outcome), i.summary, i.attempt, coalesce(i.next_action, 'retry'), u.trace_id
-    FROM input i JOIN updated u ON u.id = i.id
-    WHERE i.error_class IS NOT NULL
+           CASE WHEN u.error_class = 'blocked_destination' THEN 'validation' ELSE u.error_class END,
+           coalesce(u.error_code, u.outcome), u.summary, u.attempt, coalesce(u.next_action, 'retry'), u.trace_id
+    FROM updated u
+    WHERE u.error_class IS NOT NULL
   )
-  SELECT u.id FROM updated u
+  SELECT u.id FROM updated u;
+END
 $$;
 
 -- Gives claimed runs back without an attempt (waiting for a limit, a token
@@ -815,46 +752,3 @@ BEGIN
   RETURN removed;
 END
 $$;
-
--- Privileges -----------------------------------------------------------------
-ALTER FUNCTION courier.check_credential_has_active_version() SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp;
-ALTER FUNCTION courier.guard_run_transition() SET search_path = pg_catalog, courier, pg_temp;
-REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA courier FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION courier.new_id(text), courier.event_type_matches(text[], text) TO PUBLIC;
-
-DO $grants$
-BEGIN
-  IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'courier_producer') THEN
-    -- Producers enqueue runs for their tenants; they read nothing (no credentials, no other tenant's runs).
-    GRANT EXECUTE ON FUNCTION courier.enqueue_run(text, text, text, text, text, text, jsonb, text, text, text)
-      TO courier_producer;
-    -- Only the request's own columns: state, budget and lease columns keep their defaults.
-    GRANT INSERT (tenant_id, connection_id, operation, method, path, headers, body, idempotency_key,
-                  external_ref_pointer, trace_id) ON courier.runs TO courier_producer;
-  END IF;
-  IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'courier_operator') THEN
-    GRANT SELECT ON courier.run_status, courier.run_timeline, courier.run_dead_letters, courier.connection_health,
-                    courier.credential_expiry, courier.open_failures, courier.outbox, courier.escalations
-      TO courier_operator;
-    GRANT EXECUTE ON FUNCTION courier.replay_run(text), courier.run_queue_metrics(interval) TO courier_operator;
-  END IF;
-  IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'courier_daemon') THEN
-    GRANT SELECT ON courier.connections, courier.credentials, courier.credential_versions, courier.runs,
-                    courier.outbox TO courier_daemon;
-    -- record_outcomes writes delivery events and failures in the same statement as the outcomes.
-    GRANT INSERT ON courier.outbox, courier.failures TO courier_daemon;
-    GRANT USAGE ON SEQUENCE courier.outbox_position_seq TO courier_daemon;
-    GRANT UPDATE (status, lease_owner, lease_expires_at, started_at, updated_at) ON courier.runs TO courier_daemon;
-    GRANT EXECUTE ON FUNCTION courier.record_run_outcomes(text, text[], int[], text[], text[], bigint[], int[], text[],
-                                                          text[], text[], boolean[], text[], text[], bigint[],
-                                                          float8[], text[], text[], int[]),
-                              courier.release_runs(text, text[], bigint[], text[]),
-                              courier.degrade_connection(text, text, int),
-                              courier.record_probe(text, boolean, int, text, int),
-                              courier.finish_rotation(text, boolean, text, text),
-                              courier.run_queue_metrics(interval),
-                              courier.prune_runs(timestamptz, timestamptz, integer)
-      TO courier_daemon;
-  END IF;
-END
-$grants$;
