@@ -18,7 +18,7 @@ CREATE SCHEMA courier;
 
 CREATE FUNCTION courier.caller_may_publish(tenant text) RETURNS boolean
     LANGUAGE plpgsql STABLE SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'courier'
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
     AS $$
 BEGIN
   RETURN
@@ -63,9 +63,15 @@ $$;
 
 CREATE FUNCTION courier.check_event_tenant() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'courier'
-    AS $$
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $_$
 BEGIN
+  IF NEW.id !~ '^[A-Za-z0-9_][A-Za-z0-9_.:~-]{0,254}$' THEN
+    RAISE EXCEPTION 'courier.events.id must be 1 to 255 characters of A-Z a-z 0-9 _ . : ~ -, not starting with . : ~ or - (it is sent as the webhook-id header)'
+      USING ERRCODE = 'check_violation',
+            DETAIL = format('the id given has %s characters', length(NEW.id)),
+            HINT = 'leave id out and courier.new_id(''evt_'') generates one';
+  END IF;
   IF NOT courier.caller_may_publish(NEW.tenant_id) THEN
     RAISE EXCEPTION 'role % may not publish events for tenant %', session_user, NEW.tenant_id
       USING ERRCODE = 'insufficient_privilege',
@@ -73,7 +79,7 @@ BEGIN
   END IF;
   RETURN NEW;
 END
-$$;
+$_$;
 
 
 --
@@ -88,6 +94,16 @@ BEGIN
   IF NOT courier.caller_may_publish(NEW.tenant_id) THEN
     RAISE EXCEPTION 'role % may not enqueue runs for tenant %', session_user, NEW.tenant_id
       USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  -- The same answer for another tenant's connection and for none at all, so
+  -- a producer cannot learn which connection ids exist.
+  IF NOT EXISTS (SELECT 1 FROM courier.connections c WHERE c.id = NEW.connection_id AND c.tenant_id = NEW.tenant_id) THEN
+    RAISE EXCEPTION 'courier.runs.connection_id: % is not a connection of tenant %', NEW.connection_id, NEW.tenant_id
+      USING ERRCODE = 'foreign_key_violation';
+  END IF;
+  IF NEW.idempotency_key ~ '[[:cntrl:]]' THEN
+    RAISE EXCEPTION 'courier.runs.idempotency_key must not contain control characters (it is sent as the Idempotency-Key header)'
+      USING ERRCODE = 'check_violation';
   END IF;
   -- A producer's INSERT cannot start a run anywhere but at the beginning.
   IF NEW.status <> 'pending' OR NEW.attempts <> 0 OR NEW.lease_owner IS NOT NULL OR NEW.external_ref IS NOT NULL THEN
@@ -135,7 +151,7 @@ $$;
 
 CREATE FUNCTION courier.disable_subscription(subscription_id text, reason text DEFAULT 'disabled by an operator'::text) RETURNS boolean
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'courier'
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
     AS $$
 #variable_conflict use_column
 BEGIN
@@ -241,7 +257,7 @@ $$;
 
 CREATE FUNCTION courier.event_type_matches(patterns text[], event_type text) RETURNS boolean
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
-    SET search_path TO 'pg_catalog', 'courier'
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
     AS $$
 DECLARE
   p text;
@@ -262,7 +278,7 @@ $$;
 
 CREATE FUNCTION courier.fan_out_event() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'courier'
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
     AS $$
 BEGIN
   INSERT INTO courier.deliveries (tenant_id, event_id, subscription_id, next_attempt_at, created_at, ordering_key)
@@ -337,6 +353,7 @@ $$;
 
 CREATE FUNCTION courier.forbid_attempt_changes() RETURNS trigger
     LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
     AS $$
 BEGIN
   RAISE EXCEPTION 'courier.delivery_attempts rows are written once and never updated (delivery %, attempt %)',
@@ -351,6 +368,7 @@ $$;
 
 CREATE FUNCTION courier.forbid_run_attempt_changes() RETURNS trigger
     LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
     AS $$
 BEGIN
   RAISE EXCEPTION 'courier.run_attempts rows are written once and never updated (run %, attempt %)',
@@ -547,7 +565,7 @@ $$;
 
 CREATE FUNCTION courier.pause_subscription(subscription_id text, reason text DEFAULT 'paused by an operator'::text) RETURNS boolean
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'courier'
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
     AS $$
 #variable_conflict use_column
 BEGIN
@@ -572,6 +590,7 @@ $$;
 
 CREATE FUNCTION courier.prune(completed_before timestamp with time zone, dead_before timestamp with time zone, batch_size integer DEFAULT 5000) RETURNS integer
     LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
     AS $$
 DECLARE
   removed integer;
@@ -644,7 +663,7 @@ $$;
 
 CREATE FUNCTION courier.publish(tenant_id text, event_type text, payload jsonb, idempotency_key text DEFAULT NULL::text, trace_id text DEFAULT NULL::text, ordering_key text DEFAULT NULL::text) RETURNS text
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'courier'
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
     AS $$
 #variable_conflict use_column
 DECLARE
@@ -676,6 +695,7 @@ $$;
 
 CREATE FUNCTION courier.queue_metrics(OUT due bigint, OUT scheduled bigint, OUT held bigint, OUT delivering bigint, OUT dead_lettered bigint, OUT paused_subscriptions bigint, OUT oldest_due_seconds double precision) RETURNS record
     LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
     AS $$
   SELECT count(*) FILTER (WHERE status <> 'delivering' AND next_attempt_at <= now()),
          count(*) FILTER (WHERE status <> 'delivering' AND next_attempt_at > now() AND next_attempt_at <> 'infinity'),
@@ -740,10 +760,10 @@ $$;
 
 
 --
--- Name: record_run_outcomes(text, text[], integer[], text[], text[], bigint[], integer[], text[], text[], text[], boolean[], text[], text[], bigint[], double precision[], text[], text[], integer[]); Type: FUNCTION; Schema: courier; Owner: -
+-- Name: record_run_outcomes(text, text[], integer[], text[], text[], bigint[], integer[], text[], text[], text[], boolean[], text[], text[], bigint[], double precision[], text[], text[], integer[], boolean[]); Type: FUNCTION; Schema: courier; Owner: -
 --
 
-CREATE FUNCTION courier.record_run_outcomes(worker text, ids text[], attempts integer[], owners text[], statuses text[], delays_ms bigint[], status_codes integer[], outcomes text[], error_classes text[], error_codes text[], retryables boolean[], summaries text[], excerpts text[], started_us bigint[], durations_ms double precision[], external_refs text[], next_actions text[], credential_versions integer[]) RETURNS SETOF text
+CREATE FUNCTION courier.record_run_outcomes(worker text, ids text[], attempts integer[], owners text[], statuses text[], delays_ms bigint[], status_codes integer[], outcomes text[], error_classes text[], error_codes text[], retryables boolean[], summaries text[], excerpts text[], started_us bigint[], durations_ms double precision[], external_refs text[], next_actions text[], credential_versions integer[], rescues boolean[] DEFAULT NULL::boolean[]) RETURNS SETOF text
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
     AS $$
@@ -752,9 +772,9 @@ BEGIN
   WITH input AS (
     SELECT * FROM unnest(ids, attempts, owners, statuses, delays_ms, status_codes, outcomes, error_classes,
                          error_codes, retryables, summaries, excerpts, started_us, durations_ms, external_refs,
-                         next_actions, credential_versions)
+                         next_actions, credential_versions, coalesce(rescues, '{}'))
       AS t(id, attempt, owner, status, delay_ms, status_code, outcome, error_class, error_code, retryable, summary,
-           excerpt, started_us, duration_ms, external_ref, next_action, credential_version)
+           excerpt, started_us, duration_ms, external_ref, next_action, credential_version, rescue)
   ), updated AS (
     UPDATE courier.runs r
     SET status = i.status,
@@ -774,6 +794,7 @@ BEGIN
         updated_at = now()
     FROM input i
     WHERE r.id = i.id AND r.status = 'running' AND r.lease_owner = i.owner AND r.attempts = i.attempt - 1
+      AND (NOT coalesce(i.rescue, false) OR r.lease_expires_at < now())
     RETURNING r.id, r.tenant_id, r.trace_id, r.status, i.attempt, i.started_us, i.duration_ms, i.status_code,
               i.outcome, i.error_class, i.error_code, i.retryable, i.summary, i.excerpt, i.credential_version,
               i.next_action
@@ -808,12 +829,30 @@ $$;
 
 
 --
+-- Name: redact_path(text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.redact_path(path text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN regexp_replace(path, '[?#].*$'::text, '?***'::text);
+
+
+--
+-- Name: redact_url(text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.redact_url(url text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN regexp_replace(regexp_replace(url, '^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@'::text, '\1***@'::text), '[?#].*$'::text, '?***'::text);
+
+
+--
 -- Name: redeliver_events(text, text, timestamp with time zone, integer); Type: FUNCTION; Schema: courier; Owner: -
 --
 
 CREATE FUNCTION courier.redeliver_events(subscription_id text, from_event text DEFAULT NULL::text, since timestamp with time zone DEFAULT NULL::timestamp with time zone, max_events integer DEFAULT 1000) RETURNS TABLE(events_processed integer, next_cursor text)
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'courier'
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
     AS $$
 #variable_conflict use_variable
 DECLARE
@@ -886,7 +925,7 @@ $$;
 
 CREATE FUNCTION courier.replay_deliveries(tenant_id text DEFAULT NULL::text, subscription_id text DEFAULT NULL::text, event_type text DEFAULT NULL::text, since timestamp with time zone DEFAULT NULL::timestamp with time zone, until timestamp with time zone DEFAULT NULL::timestamp with time zone, statuses text[] DEFAULT ARRAY['dead_lettered'::text, 'failed'::text], include_delivered boolean DEFAULT false, dry_run boolean DEFAULT false) RETURNS integer
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'courier'
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
     AS $$
 #variable_conflict use_variable
 DECLARE
@@ -961,7 +1000,7 @@ $$;
 
 CREATE FUNCTION courier.resume_subscription(subscription_id text) RETURNS integer
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'courier'
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
     AS $$
 #variable_conflict use_column
 DECLARE
@@ -1163,7 +1202,7 @@ CREATE VIEW courier.connection_health AS
  SELECT c.id,
     c.tenant_id,
     c.provider,
-    c.base_url,
+    courier.redact_url(c.base_url) AS base_url,
     c.auth_mode,
     c.status,
     c.status_reason,
@@ -1314,7 +1353,7 @@ CREATE VIEW courier.dead_letters AS
  SELECT d.id AS delivery_id,
     d.tenant_id,
     d.subscription_id,
-    s.url,
+    courier.redact_url(s.url) AS url,
     d.attempts,
     d.last_status_code,
     d.last_error,
@@ -1390,7 +1429,7 @@ CREATE VIEW courier.delivery_status AS
     d.event_id,
     e.event_type,
     d.subscription_id,
-    s.url,
+    courier.redact_url(s.url) AS url,
     d.status,
     d.attempts,
     d.next_attempt_at,
@@ -1622,7 +1661,7 @@ CREATE VIEW courier.run_dead_letters AS
     r.connection_id,
     r.operation,
     r.method,
-    r.path,
+    courier.redact_path(r.path) AS path,
     r.headers,
     r.body,
     r.idempotency_key,
@@ -1648,7 +1687,7 @@ CREATE VIEW courier.run_status AS
     c.provider,
     r.operation,
     r.method,
-    r.path,
+    courier.redact_path(r.path) AS path,
     r.status,
     r.attempts,
     r.next_attempt_at,
@@ -1713,7 +1752,7 @@ CREATE TABLE courier.schema_migrations (
 CREATE VIEW courier.subscription_health AS
  SELECT s.id AS subscription_id,
     s.tenant_id,
-    s.url,
+    courier.redact_url(s.url) AS url,
     s.policy,
         CASE
             WHEN (NOT s.active) THEN 'disabled'::text
@@ -2431,11 +2470,11 @@ GRANT ALL ON FUNCTION courier.record_probe(connection_id text, ok boolean, statu
 
 
 --
--- Name: FUNCTION record_run_outcomes(worker text, ids text[], attempts integer[], owners text[], statuses text[], delays_ms bigint[], status_codes integer[], outcomes text[], error_classes text[], error_codes text[], retryables boolean[], summaries text[], excerpts text[], started_us bigint[], durations_ms double precision[], external_refs text[], next_actions text[], credential_versions integer[]); Type: ACL; Schema: courier; Owner: -
+-- Name: FUNCTION record_run_outcomes(worker text, ids text[], attempts integer[], owners text[], statuses text[], delays_ms bigint[], status_codes integer[], outcomes text[], error_classes text[], error_codes text[], retryables boolean[], summaries text[], excerpts text[], started_us bigint[], durations_ms double precision[], external_refs text[], next_actions text[], credential_versions integer[], rescues boolean[]); Type: ACL; Schema: courier; Owner: -
 --
 
-REVOKE ALL ON FUNCTION courier.record_run_outcomes(worker text, ids text[], attempts integer[], owners text[], statuses text[], delays_ms bigint[], status_codes integer[], outcomes text[], error_classes text[], error_codes text[], retryables boolean[], summaries text[], excerpts text[], started_us bigint[], durations_ms double precision[], external_refs text[], next_actions text[], credential_versions integer[]) FROM PUBLIC;
-GRANT ALL ON FUNCTION courier.record_run_outcomes(worker text, ids text[], attempts integer[], owners text[], statuses text[], delays_ms bigint[], status_codes integer[], outcomes text[], error_classes text[], error_codes text[], retryables boolean[], summaries text[], excerpts text[], started_us bigint[], durations_ms double precision[], external_refs text[], next_actions text[], credential_versions integer[]) TO courier_daemon;
+REVOKE ALL ON FUNCTION courier.record_run_outcomes(worker text, ids text[], attempts integer[], owners text[], statuses text[], delays_ms bigint[], status_codes integer[], outcomes text[], error_classes text[], error_codes text[], retryables boolean[], summaries text[], excerpts text[], started_us bigint[], durations_ms double precision[], external_refs text[], next_actions text[], credential_versions integer[], rescues boolean[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.record_run_outcomes(worker text, ids text[], attempts integer[], owners text[], statuses text[], delays_ms bigint[], status_codes integer[], outcomes text[], error_classes text[], error_codes text[], retryables boolean[], summaries text[], excerpts text[], started_us bigint[], durations_ms double precision[], external_refs text[], next_actions text[], credential_versions integer[], rescues boolean[]) TO courier_daemon;
 
 
 --
@@ -2645,7 +2684,70 @@ GRANT SELECT ON TABLE courier.credential_expiry TO courier_operator;
 -- Name: TABLE deliveries; Type: ACL; Schema: courier; Owner: -
 --
 
-GRANT SELECT,DELETE,UPDATE ON TABLE courier.deliveries TO courier_daemon;
+GRANT SELECT,DELETE ON TABLE courier.deliveries TO courier_daemon;
+
+
+--
+-- Name: COLUMN deliveries.status; Type: ACL; Schema: courier; Owner: -
+--
+
+GRANT UPDATE(status) ON TABLE courier.deliveries TO courier_daemon;
+
+
+--
+-- Name: COLUMN deliveries.attempts; Type: ACL; Schema: courier; Owner: -
+--
+
+GRANT UPDATE(attempts) ON TABLE courier.deliveries TO courier_daemon;
+
+
+--
+-- Name: COLUMN deliveries.next_attempt_at; Type: ACL; Schema: courier; Owner: -
+--
+
+GRANT UPDATE(next_attempt_at) ON TABLE courier.deliveries TO courier_daemon;
+
+
+--
+-- Name: COLUMN deliveries.lease_owner; Type: ACL; Schema: courier; Owner: -
+--
+
+GRANT UPDATE(lease_owner) ON TABLE courier.deliveries TO courier_daemon;
+
+
+--
+-- Name: COLUMN deliveries.lease_expires_at; Type: ACL; Schema: courier; Owner: -
+--
+
+GRANT UPDATE(lease_expires_at) ON TABLE courier.deliveries TO courier_daemon;
+
+
+--
+-- Name: COLUMN deliveries.last_status_code; Type: ACL; Schema: courier; Owner: -
+--
+
+GRANT UPDATE(last_status_code) ON TABLE courier.deliveries TO courier_daemon;
+
+
+--
+-- Name: COLUMN deliveries.last_error; Type: ACL; Schema: courier; Owner: -
+--
+
+GRANT UPDATE(last_error) ON TABLE courier.deliveries TO courier_daemon;
+
+
+--
+-- Name: COLUMN deliveries.updated_at; Type: ACL; Schema: courier; Owner: -
+--
+
+GRANT UPDATE(updated_at) ON TABLE courier.deliveries TO courier_daemon;
+
+
+--
+-- Name: COLUMN deliveries.completed_at; Type: ACL; Schema: courier; Owner: -
+--
+
+GRANT UPDATE(completed_at) ON TABLE courier.deliveries TO courier_daemon;
 
 
 --
@@ -2660,7 +2762,42 @@ GRANT SELECT,DELETE ON TABLE courier.events TO courier_daemon;
 -- Name: TABLE subscriptions; Type: ACL; Schema: courier; Owner: -
 --
 
-GRANT SELECT,UPDATE ON TABLE courier.subscriptions TO courier_daemon;
+GRANT SELECT ON TABLE courier.subscriptions TO courier_daemon;
+
+
+--
+-- Name: COLUMN subscriptions.consecutive_failures; Type: ACL; Schema: courier; Owner: -
+--
+
+GRANT UPDATE(consecutive_failures) ON TABLE courier.subscriptions TO courier_daemon;
+
+
+--
+-- Name: COLUMN subscriptions.failing_since; Type: ACL; Schema: courier; Owner: -
+--
+
+GRANT UPDATE(failing_since) ON TABLE courier.subscriptions TO courier_daemon;
+
+
+--
+-- Name: COLUMN subscriptions.last_success_at; Type: ACL; Schema: courier; Owner: -
+--
+
+GRANT UPDATE(last_success_at) ON TABLE courier.subscriptions TO courier_daemon;
+
+
+--
+-- Name: COLUMN subscriptions.last_failure_at; Type: ACL; Schema: courier; Owner: -
+--
+
+GRANT UPDATE(last_failure_at) ON TABLE courier.subscriptions TO courier_daemon;
+
+
+--
+-- Name: COLUMN subscriptions.last_error; Type: ACL; Schema: courier; Owner: -
+--
+
+GRANT UPDATE(last_error) ON TABLE courier.subscriptions TO courier_daemon;
 
 
 --

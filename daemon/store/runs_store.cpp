@@ -82,7 +82,7 @@ std::string FirstLineCut(std::string_view text, std::size_t max_bytes) {
 // The columns of courier.record_run_outcomes, as array literals.
 std::vector<std::string> OutcomeArrays(const std::string& worker, const std::vector<model::RunOutcome>& outcomes) {
   ArrayBuilder ids, attempts, owners, statuses, delays, codes, names, classes, error_codes, retryable, summaries,
-      excerpts, started, durations, external_refs, next_actions, versions;
+      excerpts, started, durations, external_refs, next_actions, versions, rescues;
   for (const auto& o : outcomes) {
     ids.AddText(o.run_id);
     attempts.AddNumber(o.attempt);
@@ -101,11 +101,12 @@ std::vector<std::string> OutcomeArrays(const std::string& worker, const std::vec
     external_refs.AddTextOrNull(o.external_ref);
     next_actions.AddTextOrNull(model::ToString(o.next_action));
     if (o.credential_version > 0) versions.AddNumber(o.credential_version); else versions.AddNull();
+    rescues.AddBool(o.rescue);
   }
   return {ids.Finish(),       attempts.Finish(),      owners.Finish(),   statuses.Finish(),  delays.Finish(),
           codes.Finish(),     names.Finish(),         classes.Finish(),  error_codes.Finish(), retryable.Finish(),
           summaries.Finish(), excerpts.Finish(),      started.Finish(),  durations.Finish(), external_refs.Finish(),
-          next_actions.Finish(), versions.Finish()};
+          next_actions.Finish(), versions.Finish(), rescues.Finish()};
 }
 
 class PgRunsStore final : public RunsStore {
@@ -253,7 +254,8 @@ class PgRunsStore final : public RunsStore {
   std::vector<std::string> RecordBatch(const std::string& worker, const std::vector<model::RunOutcome>& outcomes) {
     const auto p = OutcomeArrays(worker, outcomes);
     const pqxx::result rows = s_.ExecCommitted(query::kRecordRunOutcomes, worker, p[0], p[1], p[2], p[3], p[4], p[5],
-                                               p[6], p[7], p[8], p[9], p[10], p[11], p[12], p[13], p[14], p[15], p[16]);
+                                               p[6], p[7], p[8], p[9], p[10], p[11], p[12], p[13], p[14], p[15], p[16],
+                                               p[17]);
     std::vector<std::string> applied;
     applied.reserve(rows.size());
     for (const auto& row : rows) applied.push_back(row["id"].as<std::string>());

@@ -34,6 +34,18 @@ LANGUAGE sql VOLATILE PARALLEL SAFE
 RETURN prefix
     || lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000000)::bigint), 13, '0')
     || encode(substring(uuid_send(gen_random_uuid()) FROM 9 FOR 8), 'hex');
+
+-- What an operator is shown of a URL or a run's path: user:password@ becomes
+-- ***@ and the query string and fragment become ?*** (tokens live there). The
+-- same rule as the daemon's RedactUrls / RedactPath (daemon/retry/text.hpp);
+-- every operator view goes through these. SQL-standard bodies, bound to
+-- pg_catalog like new_id.
+CREATE FUNCTION courier.redact_url(url text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN regexp_replace(regexp_replace(url, '^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@', '\1***@'), '[?#].*$', '?***');
+CREATE FUNCTION courier.redact_path(path text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN regexp_replace(path, '[?#].*$', '?***');
 SET LOCAL search_path TO DEFAULT;
 
 -- event_types entries: exact names ('order.created'), prefix patterns
@@ -46,7 +58,7 @@ SET LOCAL search_path TO DEFAULT;
 -- function's plans are cached per session (the producer path measurements are
 -- with caller_may_publish in 90_roles.sql).
 CREATE FUNCTION courier.event_type_matches(patterns text[], event_type text) RETURNS boolean
-LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, courier AS $$
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, courier, pg_temp AS $$
 DECLARE
   p text;
 BEGIN
@@ -221,7 +233,7 @@ CREATE TABLE courier.delivery_attempts (
 CREATE TABLE courier.delivery_attempts_default PARTITION OF courier.delivery_attempts DEFAULT;
 
 CREATE FUNCTION courier.forbid_attempt_changes() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, courier, pg_temp AS $$
 BEGIN
   RAISE EXCEPTION 'courier.delivery_attempts rows are written once and never updated (delivery %, attempt %)',
     OLD.delivery_id, OLD.attempt USING ERRCODE = 'integrity_constraint_violation';
@@ -308,7 +320,7 @@ SELECT courier.maintain_attempt_partitions(7, 1);
 -- Deliveries of a paused subscription wait at next_attempt_at = 'infinity'
 -- (held: never due, never failed) until it is resumed.
 CREATE FUNCTION courier.fan_out_event() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
 BEGIN
   INSERT INTO courier.deliveries (tenant_id, event_id, subscription_id, next_attempt_at, created_at, ordering_key)
   SELECT NEW.tenant_id, NEW.id, s.id,
@@ -374,7 +386,7 @@ CREATE FUNCTION courier.publish(tenant_id text, event_type text, payload jsonb,
                                 idempotency_key text DEFAULT NULL, trace_id text DEFAULT NULL,
                                 ordering_key text DEFAULT NULL)
 RETURNS text
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
 #variable_conflict use_column
 DECLARE
   new_event_id text;

@@ -9,7 +9,7 @@
 -- Pause: hold every waiting delivery of the subscription.
 CREATE FUNCTION courier.pause_subscription(subscription_id text, reason text DEFAULT 'paused by an operator')
 RETURNS boolean
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
 #variable_conflict use_column
 BEGIN
   UPDATE courier.subscriptions s
@@ -29,7 +29,7 @@ $$;
 -- Resume: re-enable, reset the failure counters, release the held deliveries.
 CREATE FUNCTION courier.resume_subscription(subscription_id text)
 RETURNS integer
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
 #variable_conflict use_column
 DECLARE
   released integer;
@@ -55,7 +55,7 @@ $$;
 -- ("subscription is not active"). resume_subscription() re-enables.
 CREATE FUNCTION courier.disable_subscription(subscription_id text, reason text DEFAULT 'disabled by an operator')
 RETURNS boolean
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
 #variable_conflict use_column
 BEGIN
   UPDATE courier.subscriptions s
@@ -73,7 +73,7 @@ CREATE FUNCTION courier.replay_deliveries(
     statuses text[] DEFAULT ARRAY['dead_lettered', 'failed'], include_delivered boolean DEFAULT false,
     dry_run boolean DEFAULT false)
 RETURNS integer
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
 #variable_conflict use_variable
 DECLARE
   wanted text[] := statuses || CASE WHEN include_delivered THEN ARRAY['delivered'] ELSE ARRAY[]::text[] END;
@@ -114,7 +114,7 @@ $$;
 CREATE FUNCTION courier.redeliver_events(subscription_id text, from_event text DEFAULT NULL,
                                          since timestamptz DEFAULT NULL, max_events integer DEFAULT 1000)
 RETURNS TABLE (events_processed integer, next_cursor text)
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
 #variable_conflict use_variable
 DECLARE
   sub courier.subscriptions;
@@ -158,7 +158,7 @@ $$;
 
 -- Per-subscription health.
 CREATE VIEW courier.subscription_health AS
-SELECT s.id AS subscription_id, s.tenant_id, s.url, s.policy,
+SELECT s.id AS subscription_id, s.tenant_id, courier.redact_url(s.url) AS url, s.policy,
        CASE WHEN NOT s.active THEN 'disabled' WHEN s.paused_at IS NOT NULL THEN 'paused' ELSE 'active' END AS state,
        s.paused_at, s.pause_reason, s.disabled_at, s.disabled_reason,
        s.consecutive_failures, s.failing_since, s.last_success_at, s.last_failure_at, s.last_error,

@@ -5,9 +5,11 @@
 -- courier.runs in 40_integrations.sql), and so are the partial indexes these
 -- views and prune() read. 90_roles.sql grants the views to courier_operator.
 
--- Operator views.
+-- Operator views. URLs are shown through courier.redact_url: an operator
+-- (or a dashboard) never sees a receiver's token in a query string.
 CREATE VIEW courier.delivery_status AS
-SELECT d.id, d.tenant_id, d.event_id, e.event_type, d.subscription_id, s.url, d.status, d.attempts,
+SELECT d.id, d.tenant_id, d.event_id, e.event_type, d.subscription_id, courier.redact_url(s.url) AS url, d.status,
+       d.attempts,
        d.next_attempt_at, d.lease_owner, d.lease_expires_at, d.last_status_code, d.last_error,
        d.created_at, d.updated_at, d.completed_at
 FROM courier.deliveries d
@@ -15,7 +17,8 @@ JOIN courier.events e ON e.id = d.event_id
 JOIN courier.subscriptions s ON s.id = d.subscription_id;
 
 CREATE VIEW courier.dead_letters AS
-SELECT d.id AS delivery_id, d.tenant_id, d.subscription_id, s.url, d.attempts, d.last_status_code,
+SELECT d.id AS delivery_id, d.tenant_id, d.subscription_id, courier.redact_url(s.url) AS url, d.attempts,
+       d.last_status_code,
        d.last_error, d.completed_at AS dead_lettered_at,
        e.id AS event_id, e.event_type, e.payload, e.idempotency_key, e.trace_id, e.created_at AS event_created_at
 FROM courier.deliveries d
@@ -65,7 +68,7 @@ WHERE status IN ('pending', 'retry_scheduled') AND next_attempt_at <= now();
 CREATE FUNCTION courier.queue_metrics(OUT due bigint, OUT scheduled bigint, OUT held bigint, OUT delivering bigint,
                                       OUT dead_lettered bigint, OUT paused_subscriptions bigint,
                                       OUT oldest_due_seconds double precision)
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE SET search_path = pg_catalog, courier, pg_temp AS $$
   SELECT count(*) FILTER (WHERE status <> 'delivering' AND next_attempt_at <= now()),
          count(*) FILTER (WHERE status <> 'delivering' AND next_attempt_at > now() AND next_attempt_at <> 'infinity'),
          count(*) FILTER (WHERE status <> 'delivering' AND next_attempt_at = 'infinity'),
@@ -91,7 +94,7 @@ $$;
 -- it calls are SECURITY DEFINER.
 CREATE FUNCTION courier.prune(completed_before timestamptz, dead_before timestamptz, batch_size integer DEFAULT 5000)
 RETURNS integer
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, courier, pg_temp AS $$
 DECLARE
   removed integer;
 BEGIN

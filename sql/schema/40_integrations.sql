@@ -207,7 +207,7 @@ CREATE TABLE courier.run_attempts (
 CREATE TABLE courier.run_attempts_default PARTITION OF courier.run_attempts DEFAULT;
 
 CREATE FUNCTION courier.forbid_run_attempt_changes() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, courier, pg_temp AS $$
 BEGIN
   RAISE EXCEPTION 'courier.run_attempts rows are written once and never updated (run %, attempt %)',
     OLD.run_id, OLD.attempt USING ERRCODE = 'integrity_constraint_violation';
@@ -430,12 +430,14 @@ $$;
 --   materialised input CTE with the updated CTE (for attempts_written and
 --   failures_written) may be nested-looped by the planner, quadratic in the
 --   batch.
+-- rescues[i]: the row is a rescue of a dead owner's lease, and applies only
+-- while that lease is still expired (an owner that renewed it keeps it).
 -- tests/pg/runs_schema_test.cpp checks the contract.
 CREATE FUNCTION courier.record_run_outcomes(
     worker text, ids text[], attempts int[], owners text[], statuses text[], delays_ms bigint[],
     status_codes int[], outcomes text[], error_classes text[], error_codes text[], retryables boolean[],
     summaries text[], excerpts text[], started_us bigint[], durations_ms float8[], external_refs text[],
-    next_actions text[], credential_versions int[])
+    next_actions text[], credential_versions int[], rescues boolean[] DEFAULT NULL)
 RETURNS SETOF text
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
 BEGIN
@@ -443,9 +445,9 @@ BEGIN
   WITH input AS (
     SELECT * FROM unnest(ids, attempts, owners, statuses, delays_ms, status_codes, outcomes, error_classes,
                          error_codes, retryables, summaries, excerpts, started_us, durations_ms, external_refs,
-                         next_actions, credential_versions)
+                         next_actions, credential_versions, coalesce(rescues, '{}'))
       AS t(id, attempt, owner, status, delay_ms, status_code, outcome, error_class, error_code, retryable, summary,
-           excerpt, started_us, duration_ms, external_ref, next_action, credential_version)
+           excerpt, started_us, duration_ms, external_ref, next_action, credential_version, rescue)
   ), updated AS (
     UPDATE courier.runs r
     SET status = i.status,
@@ -465,6 +467,7 @@ BEGIN
         updated_at = now()
     FROM input i
     WHERE r.id = i.id AND r.status = 'running' AND r.lease_owner = i.owner AND r.attempts = i.attempt - 1
+      AND (NOT coalesce(i.rescue, false) OR r.lease_expires_at < now())
     RETURNING r.id, r.tenant_id, r.trace_id, r.status, i.attempt, i.started_us, i.duration_ms, i.status_code,
               i.outcome, i.error_class, i.error_code, i.retryable, i.summary, i.excerpt, i.credential_version,
               i.next_action
@@ -642,7 +645,8 @@ $$;
 -- Operator views -------------------------------------------------------------
 
 CREATE VIEW courier.run_status AS
-SELECT r.id, r.tenant_id, r.connection_id, c.provider, r.operation, r.method, r.path, r.status, r.attempts,
+SELECT r.id, r.tenant_id, r.connection_id, c.provider, r.operation, r.method, courier.redact_path(r.path) AS path,
+       r.status, r.attempts,
        r.next_attempt_at, r.lease_owner, r.lease_expires_at, r.external_ref, r.last_status_code, r.last_error,
        r.last_error_code, r.trace_id, r.created_at, r.started_at, r.completed_at, r.latency_ms,
        CASE WHEN r.status = 'pending' AND c.id IS NOT NULL
@@ -659,14 +663,16 @@ FROM courier.run_attempts a
 JOIN courier.runs r ON r.id = a.run_id;
 
 CREATE VIEW courier.run_dead_letters AS
-SELECT r.id AS run_id, r.tenant_id, r.connection_id, r.operation, r.method, r.path, r.headers, r.body,
+SELECT r.id AS run_id, r.tenant_id, r.connection_id, r.operation, r.method, courier.redact_path(r.path) AS path,
+       r.headers, r.body,
        r.idempotency_key, r.trace_id, r.attempts, r.last_status_code, r.last_error, r.last_error_code,
        r.created_at, r.completed_at AS dead_lettered_at
 FROM courier.runs r
 WHERE r.status = 'dead_lettered';
 
 CREATE VIEW courier.connection_health AS
-SELECT c.id, c.tenant_id, c.provider, c.base_url, c.auth_mode, c.status, c.status_reason, c.health,
+SELECT c.id, c.tenant_id, c.provider, courier.redact_url(c.base_url) AS base_url, c.auth_mode, c.status,
+       c.status_reason, c.health,
        c.consecutive_probe_failures, c.last_checked_at, c.last_health_error, c.credential_id,
        v.version AS credential_version, v.expires_at AS credential_expires_at,
        (SELECT count(*) FROM courier.runs r WHERE r.connection_id = c.id AND r.status = 'pending') AS runs_waiting,

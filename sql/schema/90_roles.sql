@@ -30,7 +30,7 @@ CREATE TABLE courier.producer_tenants (
 -- transactions/s, 8 clients 1,052 -> 1,659, with the same results for every
 -- input (tests/pg and the role tests prove them).
 CREATE FUNCTION courier.caller_may_publish(tenant text) RETURNS boolean
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, courier AS $$
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
 BEGIN
   RETURN
     -- not a producer (the owner, a superuser, the daemon, a migration): unrestricted
@@ -44,9 +44,18 @@ BEGIN
 END
 $$;
 
+-- Every new event: a producer writes only for its own tenants, and an id it
+-- chose itself is a token (it is sent as the webhook-id header: CR, LF or a
+-- space there would let it write headers, or a second request, of its own).
 CREATE FUNCTION courier.check_event_tenant() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
 BEGIN
+  IF NEW.id !~ '^[A-Za-z0-9_][A-Za-z0-9_.:~-]{0,254}$' THEN
+    RAISE EXCEPTION 'courier.events.id must be 1 to 255 characters of A-Z a-z 0-9 _ . : ~ -, not starting with . : ~ or - (it is sent as the webhook-id header)'
+      USING ERRCODE = 'check_violation',
+            DETAIL = format('the id given has %s characters', length(NEW.id)),
+            HINT = 'leave id out and courier.new_id(''evt_'') generates one';
+  END IF;
   IF NOT courier.caller_may_publish(NEW.tenant_id) THEN
     RAISE EXCEPTION 'role % may not publish events for tenant %', session_user, NEW.tenant_id
       USING ERRCODE = 'insufficient_privilege',
@@ -58,13 +67,25 @@ $$;
 CREATE TRIGGER events_check_tenant BEFORE INSERT ON courier.events
   FOR EACH ROW EXECUTE FUNCTION courier.check_event_tenant();
 
--- Producers may insert runs only for their tenants (same table as publish).
+-- Producers may insert runs only for their tenants (same table as publish),
+-- only on a connection of that tenant, and with an idempotency key that can
+-- go into a header as it is (it is sent as Idempotency-Key).
 CREATE FUNCTION courier.check_run_tenant() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
 BEGIN
   IF NOT courier.caller_may_publish(NEW.tenant_id) THEN
     RAISE EXCEPTION 'role % may not enqueue runs for tenant %', session_user, NEW.tenant_id
       USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  -- The same answer for another tenant's connection and for none at all, so
+  -- a producer cannot learn which connection ids exist.
+  IF NOT EXISTS (SELECT 1 FROM courier.connections c WHERE c.id = NEW.connection_id AND c.tenant_id = NEW.tenant_id) THEN
+    RAISE EXCEPTION 'courier.runs.connection_id: % is not a connection of tenant %', NEW.connection_id, NEW.tenant_id
+      USING ERRCODE = 'foreign_key_violation';
+  END IF;
+  IF NEW.idempotency_key ~ '[[:cntrl:]]' THEN
+    RAISE EXCEPTION 'courier.runs.idempotency_key must not contain control characters (it is sent as the Idempotency-Key header)'
+      USING ERRCODE = 'check_violation';
   END IF;
   -- A producer's INSERT cannot start a run anywhere but at the beginning.
   IF NEW.status <> 'pending' OR NEW.attempts <> 0 OR NEW.lease_owner IS NOT NULL OR NEW.external_ref IS NOT NULL THEN
@@ -78,9 +99,11 @@ CREATE TRIGGER runs_check_tenant BEFORE INSERT ON courier.runs
   FOR EACH ROW EXECUTE FUNCTION courier.check_run_tenant();
 
 -- Functions are executable by PUBLIC by default; take that back, except for
--- the two that column defaults and the fan-out use (harmless, no side effects).
+-- the pure ones that column defaults, the fan-out and the views use
+-- (harmless, no side effects).
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA courier FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION courier.new_id(text), courier.event_type_matches(text[], text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION courier.new_id(text), courier.event_type_matches(text[], text),
+                          courier.redact_url(text), courier.redact_path(text) TO PUBLIC;
 -- notify_when_inserted kept PostgreSQL's default EXECUTE for PUBLIC in the
 -- databases migrated before this baseline (it was created after the last
 -- REVOKE above); kept so the baseline grants exactly the same. Harmless: a
@@ -126,9 +149,14 @@ BEGIN
                             courier.queue_metrics() TO courier_operator;
 
   -- The daemon: claim, complete, rescue, maintain.
+  -- Exactly the columns it writes: a daemon's account cannot point a
+  -- subscription at another URL or move work to another tenant.
   GRANT SELECT ON courier.schema_migrations, courier.events, courier.subscription_secrets TO courier_daemon;
-  GRANT SELECT, UPDATE ON courier.subscriptions TO courier_daemon;
-  GRANT SELECT, UPDATE, DELETE ON courier.deliveries TO courier_daemon;
+  GRANT SELECT, UPDATE (consecutive_failures, failing_since, last_success_at, last_failure_at, last_error)
+    ON courier.subscriptions TO courier_daemon;
+  GRANT SELECT, DELETE, UPDATE (status, attempts, next_attempt_at, lease_owner, lease_expires_at, last_status_code,
+                                last_error, updated_at, completed_at)
+    ON courier.deliveries TO courier_daemon;
   GRANT DELETE ON courier.events TO courier_daemon;
   GRANT EXECUTE ON FUNCTION courier.pause_subscription(text, text), courier.disable_subscription(text, text),
                             courier.queue_metrics(), courier.prune(timestamptz, timestamptz, integer)
@@ -167,7 +195,7 @@ BEGIN
     GRANT UPDATE (status, lease_owner, lease_expires_at, started_at, updated_at) ON courier.runs TO courier_daemon;
     GRANT EXECUTE ON FUNCTION courier.record_run_outcomes(text, text[], int[], text[], text[], bigint[], int[], text[],
                                                           text[], text[], boolean[], text[], text[], bigint[],
-                                                          float8[], text[], text[], int[]),
+                                                          float8[], text[], text[], int[], boolean[]),
                               courier.release_runs(text, text[], bigint[], text[]),
                               courier.degrade_connection(text, text, int),
                               courier.record_probe(text, boolean, int, text, int),

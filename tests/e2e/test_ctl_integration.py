@@ -421,11 +421,13 @@ def test_run_enqueue_prints_only_the_id_stores_the_request_and_is_idempotent_by_
         [{"method": "POST", "path": "/", "headers": {}, "body": None}]
 
 
-def test_run_enqueue_for_an_unknown_connection_queues_the_run_and_warns_on_stderr(db, ctl):
-    result = ctl("run", "enqueue", "--tenant", "acme", "--connection", "conn_nope", "--operation", "op")
-    run = only_id(result, "run")
-    assert "no connection conn_nope; the run becomes poison when claimed" in result.stderr, result
-    assert db.value("SELECT status FROM courier.runs WHERE id = %s", run) == "pending"
+def test_run_enqueue_for_an_unknown_or_foreign_connection_is_refused_and_creates_nothing(db, ctl):
+    globex = create_connection(ctl, tenant="globex")
+    for connection in ("conn_nope", globex):
+        result = ctl("run", "enqueue", "--tenant", "acme", "--connection", connection, "--operation", "op", check=False)
+        assert result.returncode == 1, result
+        assert f"{connection} is not a connection of tenant acme" in result.stderr, result
+    assert db.value("SELECT count(*) FROM courier.runs") == 0
 
 
 @pytest.mark.parametrize("options, message", [

@@ -644,15 +644,25 @@ def test_poison_runs_are_dead_lettered_at_once_with_their_envelope_and_escalated
     courier.ctl("connection", "retire", retired)
     foreign = courier.connection(vendor.base_url, tenant="globex", auth="api_key",
                                  credential=courier.credential(key, tenant="globex"))
+    # Another tenant's connection, or one that does not exist, is refused at enqueue (issue 13): same error.
+    import psycopg2
+    for other in (foreign, "conn_doesnotexist"):
+        try:
+            courier.enqueue_sql(other, path="/v1/things", body='{"a": 3}')
+            raise AssertionError(f"a run on {other} was accepted")
+        except psycopg2.Error as e:
+            assert f"{other} is not a connection of tenant {TENANT}" in str(e)
+    # A connection deleted after the run was enqueued is only found out at claim: poison.
+    deleted = courier.connection(vendor.base_url, auth="api_key", credential=cred)
+    headers = {"X-Origin": "orders"}
+    unknown = courier.enqueue_sql(deleted, path="/v1/things", body='{"a": 1}', headers=headers)
+    courier.db.query("DELETE FROM courier.connections WHERE id = %s", deleted)
+    courier.shown.remove(("connection", deleted))
     courier.start()
 
-    headers = {"X-Origin": "orders"}
     poison = {
-        "unknown connection": courier.enqueue_sql("conn_doesnotexist", path="/v1/things", body='{"a": 1}',
-                                                  headers=headers),
+        "unknown connection": unknown,
         "retired connection": courier.enqueue_sql(retired, path="/v1/things", body='{"a": 2}', headers=headers),
-        "another tenant's connection": courier.enqueue_sql(foreign, path="/v1/things", body='{"a": 3}',
-                                                           headers=headers),
         "invalid JSON body": courier.enqueue_sql(conn, path="/v1/things", body='{"a": 4', headers=headers),
         "unsupported method": courier.enqueue_sql(conn, method="TRACE", path="/v1/things", body='{"a": 5}',
                                                   headers=headers),

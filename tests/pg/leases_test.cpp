@@ -232,3 +232,39 @@ TEST_CASE("a rescue outcome does not apply once the lease is no longer expired (
   CHECK(d[2].as<int>() == 0);
   CHECK(Count(conn, "SELECT count(*) FROM courier.delivery_attempts WHERE delivery_id = $1", id) == 0);
 }
+
+TEST_CASE("a run rescue applies to an expired run lease, but not to one renewed between the read and the write") {
+  TestDb db;
+  pqxx::connection conn(db.url());
+  const auto connection = pgtest::Scalar<std::string>(
+      conn, "INSERT INTO courier.connections (tenant_id, provider, base_url) VALUES ('acme', 'sms', 'https://api.test') "
+            "RETURNING id");
+  const auto renewed = pgtest::Scalar<std::string>(conn, "SELECT courier.enqueue_run('acme', $1, 'sms.send')", connection);
+  const auto expired = pgtest::Scalar<std::string>(conn, "SELECT courier.enqueue_run('acme', $1, 'sms.send')", connection);
+  DaemonSession owner(db.url());
+  REQUIRE(owner.runs->Claim({{"worker-old", 10, 1ms, {}}, {}}).size() == 2);
+  std::this_thread::sleep_for(20ms);
+  DaemonSession rescuer(db.url());
+  const auto leases = rescuer.runs->FindExpired(10);
+  REQUIRE(leases.size() == 2);
+  Exec(conn, "UPDATE courier.runs SET lease_expires_at = now() + interval '1 min' WHERE id = $1", renewed);
+  std::vector<pgcourier::model::RunOutcome> outcomes;
+  for (const auto& lease : leases) {
+    pgcourier::model::RunOutcome o;
+    o.run_id = lease.run_id;
+    o.expected_owner = lease.lease_owner;
+    o.rescue = true;
+    o.attempt = lease.previous_attempts + 1;
+    o.next_status = pgcourier::model::RunStatus::kPending;
+    o.retry_delay_ms = 0;
+    o.outcome = "lease_expired";
+    o.failure_class = FailureClass::kTransient;
+    o.error_code = "lease_expired";
+    o.next_action = pgcourier::model::NextAction::kRetry;
+    outcomes.push_back(o);
+  }
+  CHECK(rescuer.runs->Record("worker-rescuer", outcomes) == std::vector<std::string>{expired});
+  CHECK(pgtest::Scalar<std::string>(conn, "SELECT status FROM courier.runs WHERE id = $1", renewed) == "running");
+  CHECK(pgtest::Scalar<std::string>(conn, "SELECT status FROM courier.runs WHERE id = $1", expired) == "pending");
+  CHECK(Count(conn, "SELECT count(*) FROM courier.run_attempts WHERE run_id = $1", renewed) == 0);
+}

@@ -6,52 +6,9 @@
 
 #include "test_db.hpp"
 
-namespace {
+using pgtest::LoginRole;
+using pgtest::Refused;
 
-// A login role that is a member of `group`, dropped at the end of the test.
-class LoginRole {
- public:
-  LoginRole(const pgtest::TestDb& db, const std::string& group) : admin_url_(db.url()) {
-    std::mt19937_64 rng{std::random_device{}()};
-    name_ = "t_" + group + "_" + std::to_string(rng() % 1000000000);
-    pqxx::connection admin(admin_url_);
-    pgtest::Exec(admin, "CREATE ROLE " + name_ + " LOGIN IN ROLE " + group);
-    // The URL with the role as user (the test cluster trusts 127.0.0.1).
-    url_ = admin_url_;
-    const auto at = url_.find('@');
-    url_ = "postgresql://" + name_ + url_.substr(at);
-  }
-  ~LoginRole() {
-    try {
-      pqxx::connection admin(admin_url_);
-      pgtest::Exec(admin, "DROP OWNED BY " + name_);
-      pgtest::Exec(admin, "DROP ROLE " + name_);
-    } catch (...) {
-    }
-  }
-  const std::string& name() const { return name_; }
-  const std::string& url() const { return url_; }
-
- private:
-  std::string admin_url_, name_, url_;
-};
-
-// True when `sql` fails with insufficient privilege (SQLSTATE 42501; libpqxx
-// 6.4 throws pqxx::insufficient_privilege without filling sqlstate()).
-bool Refused(pqxx::connection& conn, const std::string& sql) {
-  try {
-    pgtest::Exec(conn, sql);
-    return false;
-  } catch (const pqxx::insufficient_privilege&) {
-    return true;
-  } catch (const pqxx::sql_error& e) {
-    const std::string what = e.what();
-    MESSAGE("unexpected error for " << sql << ": " << what);
-    return false;
-  }
-}
-
-}  // namespace
 
 TEST_CASE("a producer publishes only for its own tenants and cannot read events, secrets or change deliveries") {
   pgtest::TestDb db;

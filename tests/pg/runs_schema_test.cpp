@@ -22,39 +22,13 @@ using namespace std::chrono_literals;
 using pgtest::Count;
 using pgtest::Exec;
 using pgtest::Row;
+using pgtest::ErrorOf;
 using pgtest::Scalar;
 using pgtest::TestDb;
 
 constexpr std::int64_t kStartedUs = 1700000000123456;  // 2023-11-14T22:13:20.123456Z
 
 bool Contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
-
-// The error text of `sql` run in its own transaction; empty when it succeeds.
-template <typename... Args>
-std::string ErrorOf(pqxx::connection& conn, const std::string& sql, Args&&... args) {
-  try {
-    Exec(conn, sql, std::forward<Args>(args)...);
-    return {};
-  } catch (const pqxx::sql_error& e) {
-    const std::string what = e.what();
-    return what.empty() ? "(empty error)" : what;
-  }
-}
-
-// True when `sql` fails with insufficient privilege (SQLSTATE 42501; libpqxx
-// 6.4 throws pqxx::insufficient_privilege without filling sqlstate()).
-template <typename... Args>
-bool Refused(pqxx::connection& conn, const std::string& sql, Args&&... args) {
-  try {
-    Exec(conn, sql, std::forward<Args>(args)...);
-    return false;
-  } catch (const pqxx::insufficient_privilege&) {
-    return true;
-  } catch (const pqxx::sql_error& e) {
-    MESSAGE("unexpected error for " << sql << ": " << e.what());
-    return false;
-  }
-}
 
 std::vector<std::string> Column(const pqxx::result& r) {
   std::vector<std::string> out;
@@ -309,36 +283,10 @@ int Collect(pqxx::connection& conn, Notifications& n, std::chrono::milliseconds 
   return n.received() - before;
 }
 
-// ---- roles ----
-
-// A login role that is a member of `group`, dropped at the end of the test.
-class LoginRole {
- public:
-  LoginRole(const TestDb& db, const std::string& group) : admin_url_(db.url()) {
-    std::mt19937_64 rng{std::random_device{}()};
-    name_ = "t_" + group + "_" + std::to_string(rng() % 1000000000);
-    pqxx::connection admin(admin_url_);
-    Exec(admin, "CREATE ROLE " + name_ + " LOGIN IN ROLE " + group);
-    const auto at = admin_url_.find('@');
-    url_ = "postgresql://" + name_ + admin_url_.substr(at);  // the test cluster trusts 127.0.0.1
-  }
-  ~LoginRole() {
-    try {
-      pqxx::connection admin(admin_url_);
-      Exec(admin, "DROP OWNED BY " + name_);
-      Exec(admin, "DROP ROLE " + name_);
-    } catch (...) {}
-  }
-  LoginRole(const LoginRole&) = delete;
-  LoginRole& operator=(const LoginRole&) = delete;
-  const std::string& name() const { return name_; }
-  const std::string& url() const { return url_; }
-
- private:
-  std::string admin_url_, name_, url_;
-};
-
 }  // namespace
+
+using pgtest::LoginRole;
+using pgtest::Refused;
 
 TEST_SUITE_BEGIN("runs_schema");
 
@@ -553,7 +501,7 @@ TEST_CASE("enqueue_run creates a pending run, once per tenant and idempotency ke
   CHECK(Scalar<std::string>(conn, "SELECT connection_id FROM courier.runs WHERE id = $1", first) == c1);
 
   // Another tenant's key space is separate; no key means no deduplication.
-  const auto other_tenant = Enqueue(conn, "globex", c1, "order-1");
+  const auto other_tenant = Enqueue(conn, "globex", AddConnection(conn, "globex"), "order-1");
   CHECK(other_tenant != first);
   const auto a = Enqueue(conn, "acme", c1);
   const auto b = Enqueue(conn, "acme", c1);
@@ -1279,7 +1227,10 @@ TEST_CASE("run_queue_metrics counts due, scheduled, waiting, running and dead-le
 
   Enqueue(conn, "acme", ok);
   Enqueue(conn, "acme", ok);
-  Enqueue(conn, "acme", "conn_missing");  // poison, but due: the daemon dead-letters it
+  // A run whose connection was deleted after it was enqueued: poison, but due (the daemon dead-letters it).
+  const auto gone = AddConnection(conn, "acme");
+  Enqueue(conn, "acme", gone);
+  Exec(conn, "DELETE FROM courier.connections WHERE id = $1", gone);
   const auto later = Enqueue(conn, "acme", ok);
   const auto later_degraded = Enqueue(conn, "acme", degraded);
   Exec(conn, "UPDATE courier.runs SET next_attempt_at = now() + interval '1 hour' WHERE id IN ($1, $2)", later,
@@ -1418,7 +1369,7 @@ TEST_CASE("a producer enqueues runs only for its tenants and reads nothing") {
   pqxx::connection admin(db.url());
   const auto c = AddConnection(admin, "acme");
   const auto cred = AddCredential(admin, "acme");
-  const auto globex_run = Enqueue(admin, "globex", c, "shared-key");
+  const auto globex_run = Enqueue(admin, "globex", AddConnection(admin, "globex"), "shared-key");
   LoginRole producer(db, "courier_producer");
   Exec(admin, "INSERT INTO courier.producer_tenants VALUES ($1, 'acme')", producer.name());
 

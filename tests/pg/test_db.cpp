@@ -103,6 +103,23 @@ std::string NewDelivery(pqxx::connection& conn, const std::string& tenant, const
   return DeliveryOf(conn, Publish(conn, tenant, event_type, payload_json), subscription_id);
 }
 
+LoginRole::LoginRole(const TestDb& db, const std::string& group) : admin_url_(db.url()) {
+  name_ = "t_" + group + "_" + RandomSuffix().substr(0, 10);
+  pqxx::connection admin(admin_url_);
+  Exec(admin, "CREATE ROLE " + name_ + " LOGIN IN ROLE " + group);
+  const auto at = admin_url_.find('@');
+  url_ = "postgresql://" + name_ + admin_url_.substr(at);
+}
+
+LoginRole::~LoginRole() {
+  try {
+    pqxx::connection admin(admin_url_);
+    Exec(admin, "DROP OWNED BY " + name_);
+    Exec(admin, "DROP ROLE " + name_);
+  } catch (...) {  // NOLINT(bugprone-empty-catch): the test database is dropped anyway
+  }
+}
+
 DaemonSession::DaemonSession(const std::string& url, const std::string& delivery_events)
     : session(pgcourier::store::SessionOptions{url, {}}),
       deliveries(pgcourier::store::NewDeliveriesStore(session, delivery_events)),

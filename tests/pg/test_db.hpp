@@ -7,6 +7,8 @@
 // either is missing the test FAILS with a message saying so.
 #pragma once
 
+#include <doctest/doctest.h>
+
 #include <chrono>
 #include <memory>
 #include <pqxx/pqxx>
@@ -55,6 +57,22 @@ struct DaemonSession {
   }
 };
 
+// A login role that is a member of `group` (courier_producer, courier_operator,
+// courier_daemon), dropped with what it owns at the end of the test. The
+// test cluster trusts 127.0.0.1, so url() logs in as it without a password.
+class LoginRole {
+ public:
+  LoginRole(const TestDb& db, const std::string& group);
+  ~LoginRole();
+  LoginRole(const LoginRole&) = delete;
+  LoginRole& operator=(const LoginRole&) = delete;
+  const std::string& name() const { return name_; }
+  const std::string& url() const { return url_; }
+
+ private:
+  std::string admin_url_, name_, url_;
+};
+
 // `url` with its database (the URI path) replaced by `database`.
 std::string WithDatabase(const std::string& url, const std::string& database);
 
@@ -84,6 +102,34 @@ T Scalar(pqxx::connection& conn, const std::string& sql, Args&&... args) {
 template <typename... Args>
 long long Count(pqxx::connection& conn, const std::string& sql, Args&&... args) {
   return Scalar<long long>(conn, sql, std::forward<Args>(args)...);
+}
+
+// True when `sql` fails with insufficient privilege (SQLSTATE 42501; libpqxx
+// 6.4 throws pqxx::insufficient_privilege without filling sqlstate()). Any
+// other error is reported (MESSAGE) and counts as not refused.
+template <typename... Args>
+bool Refused(pqxx::connection& conn, const std::string& sql, Args&&... args) {
+  try {
+    Exec(conn, sql, std::forward<Args>(args)...);
+    return false;
+  } catch (const pqxx::insufficient_privilege&) {
+    return true;
+  } catch (const pqxx::sql_error& e) {
+    MESSAGE("unexpected error for " << sql << ": " << e.what());
+    return false;
+  }
+}
+
+// The error text of `sql` run in its own transaction; empty when it succeeds.
+template <typename... Args>
+std::string ErrorOf(pqxx::connection& conn, const std::string& sql, Args&&... args) {
+  try {
+    Exec(conn, sql, std::forward<Args>(args)...);
+    return {};
+  } catch (const pqxx::sql_error& e) {
+    const std::string what = e.what();
+    return what.empty() ? "(empty error)" : what;
+  }
 }
 
 // Current wall-clock time of the server, as timestamptz text.
