@@ -65,7 +65,18 @@ CREATE FUNCTION courier.check_event_tenant() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
     AS $_$
+DECLARE
+  max_bytes bigint;
 BEGIN
+  NEW.payload_bytes := octet_length(NEW.payload::text);
+  SELECT s.value INTO max_bytes FROM courier.settings s WHERE s.name = 'max_payload_bytes';
+  IF NEW.payload_bytes > max_bytes THEN
+    RAISE EXCEPTION 'courier.events.payload is % bytes, over the limit of % bytes (courier.settings max_payload_bytes)',
+      NEW.payload_bytes, max_bytes
+      USING ERRCODE = 'program_limit_exceeded',
+            HINT = 'publish a reference to the data instead, or raise the limit as the schema owner: '
+                   'UPDATE courier.settings SET value = ... WHERE name = ''max_payload_bytes''';
+  END IF;
   IF NEW.id !~ '^[A-Za-z0-9_][A-Za-z0-9_.:~-]{0,254}$' THEN
     RAISE EXCEPTION 'courier.events.id must be 1 to 255 characters of A-Z a-z 0-9 _ . : ~ -, not starting with . : ~ or - (it is sent as the webhook-id header)'
       USING ERRCODE = 'check_violation',
@@ -281,12 +292,14 @@ CREATE FUNCTION courier.fan_out_event() RETURNS trigger
     SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
     AS $$
 BEGIN
-  INSERT INTO courier.deliveries (tenant_id, event_id, subscription_id, next_attempt_at, created_at, ordering_key)
+  INSERT INTO courier.deliveries (tenant_id, event_id, subscription_id, next_attempt_at, created_at, ordering_key,
+                                  payload_bytes)
   SELECT NEW.tenant_id, NEW.id, s.id,
          CASE WHEN s.paused_at IS NULL THEN now() ELSE 'infinity'::timestamptz END,
          now(),
          CASE WHEN s.ordering = 'fifo'
-              THEN coalesce(NEW.ordering_key, NEW.payload ->> s.ordering_key_field) END
+              THEN coalesce(NEW.ordering_key, NEW.payload ->> s.ordering_key_field) END,
+         NEW.payload_bytes
   FROM courier.subscriptions s
   WHERE s.tenant_id = NEW.tenant_id
     AND s.active
@@ -575,10 +588,13 @@ BEGIN
   IF NOT FOUND THEN
     RETURN false;
   END IF;
+  -- Its waiting deliveries, found through the queue (the leased ones are held
+  -- when their attempt's result is written).
   UPDATE courier.deliveries d
   SET next_attempt_at = 'infinity', updated_at = now()
-  WHERE d.subscription_id = pause_subscription.subscription_id
-    AND d.status IN ('pending', 'retry_scheduled') AND d.next_attempt_at <> 'infinity';
+  FROM courier.delivery_queue q
+  WHERE q.subscription_id = pause_subscription.subscription_id AND q.due_at <> 'infinity'
+    AND q.lease_owner IS NULL AND d.id = q.delivery_id AND d.status IN ('pending', 'retry_scheduled');
   RETURN true;
 END
 $$;
@@ -593,25 +609,37 @@ CREATE FUNCTION courier.prune(completed_before timestamp with time zone, dead_be
     SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
     AS $$
 DECLARE
-  removed integer;
+  removed integer := 0;
+  cursor_at timestamptz;
+  swept_to timestamptz;
+  reached_end boolean := false;
 BEGIN
   PERFORM courier.maintain_attempt_partitions(7, 0);
   PERFORM courier.drop_attempt_partitions(least(completed_before, dead_before));
-  WITH victims AS (
-    SELECT d.id, d.event_id FROM courier.deliveries d
-    WHERE (d.status IN ('delivered', 'failed') AND d.completed_at < completed_before)
-       OR (d.status = 'dead_lettered' AND d.completed_at < dead_before)
-    ORDER BY d.completed_at
-    LIMIT batch_size
-    FOR UPDATE SKIP LOCKED
-  ), gone AS (
-    DELETE FROM courier.deliveries d USING victims v WHERE d.id = v.id RETURNING d.id, d.event_id
-  ), gone_events AS (
-    DELETE FROM courier.events e
-    WHERE e.id IN (SELECT event_id FROM gone)
-      AND NOT EXISTS (SELECT 1 FROM courier.deliveries d2
-                      WHERE d2.event_id = e.id AND d2.id NOT IN (SELECT id FROM gone)))
-  SELECT count(*) INTO removed FROM gone;
+  -- Dead letters past their window.
+  removed := courier.remove_deliveries(ARRAY(
+    SELECT x.delivery_id FROM courier.delivery_dead_letters x
+    WHERE x.dead_lettered_at < dead_before ORDER BY x.dead_lettered_at LIMIT batch_size));
+  -- Delivered and failed ones: stretches of the sweep, until batch_size are
+  -- removed or the sweep reaches the window (it then starts over next time).
+  SELECT c.created_after INTO cursor_at FROM courier.prune_cursor c FOR UPDATE;
+  FOR stretch IN 1..20 LOOP
+    EXIT WHEN removed >= batch_size;
+    SELECT max(x.created_at) INTO swept_to
+    FROM (SELECT d.created_at FROM courier.deliveries d
+          WHERE d.created_at > cursor_at AND d.created_at < completed_before
+          ORDER BY d.created_at LIMIT batch_size) x;
+    IF swept_to IS NULL THEN
+      reached_end := true;
+      EXIT;
+    END IF;
+    removed := removed + courier.remove_deliveries(ARRAY(
+      SELECT d.id FROM courier.deliveries d
+      WHERE d.created_at > cursor_at AND d.created_at <= swept_to
+        AND d.status IN ('delivered', 'failed') AND d.completed_at < completed_before));
+    cursor_at := swept_to;
+  END LOOP;
+  UPDATE courier.prune_cursor SET created_after = CASE WHEN reached_end THEN '-infinity' ELSE cursor_at END;
   RETURN removed;
 END
 $$;
@@ -690,6 +718,47 @@ $$;
 
 
 --
+-- Name: queue_deleted_deliveries(); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.queue_deleted_deliveries() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    SET enable_seqscan TO 'off'
+    AS $$
+BEGIN
+  DELETE FROM courier.delivery_queue q USING deleted o WHERE q.delivery_id = o.id;
+  DELETE FROM courier.delivery_dead_letters x USING deleted o WHERE x.delivery_id = o.id;
+  RETURN NULL;
+END
+$$;
+
+
+--
+-- Name: queue_inserted_deliveries(); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.queue_inserted_deliveries() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    SET enable_seqscan TO 'off'
+    AS $$
+BEGIN
+  INSERT INTO courier.delivery_queue (delivery_id, event_id, subscription_id, tenant_id, due_at, retry, attempts,
+                                      attempt_budget_base, payload_bytes, ordering_key, created_at)
+  SELECT n.id, n.event_id, n.subscription_id, n.tenant_id, n.next_attempt_at, n.attempts > n.attempt_budget_base,
+         n.attempts, n.attempt_budget_base, n.payload_bytes, n.ordering_key, n.created_at
+  FROM inserted n
+  WHERE n.status IN ('pending', 'retry_scheduled');
+  INSERT INTO courier.delivery_dead_letters (delivery_id, tenant_id, subscription_id, dead_lettered_at)
+  SELECT n.id, n.tenant_id, n.subscription_id, coalesce(n.completed_at, now())
+  FROM inserted n WHERE n.status = 'dead_lettered';
+  RETURN NULL;
+END
+$$;
+
+
+--
 -- Name: queue_metrics(); Type: FUNCTION; Schema: courier; Owner: -
 --
 
@@ -697,16 +766,57 @@ CREATE FUNCTION courier.queue_metrics(OUT due bigint, OUT scheduled bigint, OUT 
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
     AS $$
-  SELECT count(*) FILTER (WHERE status <> 'delivering' AND next_attempt_at <= now()),
-         count(*) FILTER (WHERE status <> 'delivering' AND next_attempt_at > now() AND next_attempt_at <> 'infinity'),
-         count(*) FILTER (WHERE status <> 'delivering' AND next_attempt_at = 'infinity'),
-         count(*) FILTER (WHERE status = 'delivering'),
-         (SELECT count(*) FROM courier.deliveries WHERE status = 'dead_lettered'),
+  SELECT count(*) FILTER (WHERE lease_owner IS NULL AND due_at <= now()),
+         count(*) FILTER (WHERE lease_owner IS NULL AND due_at > now() AND due_at <> 'infinity'),
+         count(*) FILTER (WHERE lease_owner IS NULL AND due_at = 'infinity'),
+         count(*) FILTER (WHERE lease_owner IS NOT NULL),
+         (SELECT count(*) FROM courier.delivery_dead_letters),
          (SELECT count(*) FROM courier.subscriptions WHERE paused_at IS NOT NULL AND active),
-         coalesce(extract(epoch FROM now() - min(next_attempt_at)
-                          FILTER (WHERE status <> 'delivering' AND next_attempt_at <= now())), 0)
-  FROM courier.deliveries
-  WHERE status IN ('pending', 'retry_scheduled', 'delivering')
+         coalesce(extract(epoch FROM now() - min(due_at) FILTER (WHERE lease_owner IS NULL AND due_at <= now())), 0)
+  FROM courier.delivery_queue
+$$;
+
+
+--
+-- Name: queue_updated_deliveries(); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.queue_updated_deliveries() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    SET enable_seqscan TO 'off'
+    AS $$
+BEGIN
+  IF current_setting('courier.queue_maintained', true) = 'on' THEN
+    RETURN NULL;
+  END IF;
+  DELETE FROM courier.delivery_queue q USING updated n
+  WHERE q.delivery_id = n.id AND n.status IN ('delivered', 'failed', 'dead_lettered');
+  UPDATE courier.delivery_queue q
+  SET due_at = n.next_attempt_at, retry = n.attempts > n.attempt_budget_base, attempts = n.attempts,
+      attempt_budget_base = n.attempt_budget_base,
+      lease_owner = CASE WHEN n.attempts = q.attempts THEN q.lease_owner END,
+      lease_expires_at = CASE WHEN n.attempts = q.attempts THEN q.lease_expires_at END
+  FROM updated n
+  WHERE q.delivery_id = n.id AND n.status IN ('pending', 'retry_scheduled')
+    AND (q.due_at, q.attempts, q.attempt_budget_base) IS DISTINCT FROM (n.next_attempt_at, n.attempts, n.attempt_budget_base);
+  INSERT INTO courier.delivery_queue (delivery_id, event_id, subscription_id, tenant_id, due_at, retry, attempts,
+                                      attempt_budget_base, payload_bytes, ordering_key, created_at)
+  SELECT n.id, n.event_id, n.subscription_id, n.tenant_id, n.next_attempt_at, n.attempts > n.attempt_budget_base,
+         n.attempts, n.attempt_budget_base, n.payload_bytes, n.ordering_key, n.created_at
+  FROM updated n JOIN previous o ON o.id = n.id
+  WHERE n.status IN ('pending', 'retry_scheduled') AND o.status IN ('delivered', 'failed', 'dead_lettered')
+  ON CONFLICT (delivery_id) DO NOTHING;
+  -- Dead letters in (or their time corrected), replayed ones out.
+  INSERT INTO courier.delivery_dead_letters AS x (delivery_id, tenant_id, subscription_id, dead_lettered_at)
+  SELECT n.id, n.tenant_id, n.subscription_id, coalesce(n.completed_at, now())
+  FROM updated n WHERE n.status = 'dead_lettered'
+  ON CONFLICT (delivery_id) DO UPDATE SET dead_lettered_at = excluded.dead_lettered_at
+    WHERE x.dead_lettered_at IS DISTINCT FROM excluded.dead_lettered_at;
+  DELETE FROM courier.delivery_dead_letters x USING updated n JOIN previous o ON o.id = n.id
+  WHERE x.delivery_id = n.id AND o.status = 'dead_lettered' AND n.status <> 'dead_lettered';
+  RETURN NULL;
+END
 $$;
 
 
@@ -871,7 +981,7 @@ BEGIN
   END IF;
   RETURN QUERY
   WITH picked AS (
-    SELECT e.id, e.tenant_id, e.created_at, e.ordering_key, e.payload
+    SELECT e.id, e.tenant_id, e.created_at, e.ordering_key, e.payload, e.payload_bytes
     FROM courier.events e
     WHERE e.tenant_id = sub.tenant_id
       AND courier.event_type_matches(sub.event_types, e.event_type)
@@ -880,9 +990,10 @@ BEGIN
     ORDER BY e.created_at, e.id
     LIMIT max_events
   ), upserted AS (
-    INSERT INTO courier.deliveries AS d (tenant_id, event_id, subscription_id, ordering_key)
+    INSERT INTO courier.deliveries AS d (tenant_id, event_id, subscription_id, ordering_key, payload_bytes)
     SELECT p.tenant_id, p.id, sub.id,
-           CASE WHEN sub.ordering = 'fifo' THEN coalesce(p.ordering_key, p.payload ->> sub.ordering_key_field) END
+           CASE WHEN sub.ordering = 'fifo' THEN coalesce(p.ordering_key, p.payload ->> sub.ordering_key_field) END,
+           p.payload_bytes
     FROM picked p
     ON CONFLICT ON CONSTRAINT deliveries_event_id_subscription_id_key DO UPDATE
       SET status = 'pending', next_attempt_at = now(), completed_at = NULL, attempt_budget_base = d.attempts,
@@ -916,6 +1027,25 @@ BEGIN
   GET DIAGNOSTICS n = ROW_COUNT;
   RETURN n;
 END
+$$;
+
+
+--
+-- Name: remove_deliveries(text[]); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.remove_deliveries(ids text[]) RETURNS integer
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+  WITH gone AS (
+    DELETE FROM courier.deliveries d WHERE d.id = ANY (ids) RETURNING d.id, d.event_id
+  ), gone_events AS (
+    DELETE FROM courier.events e
+    WHERE e.id IN (SELECT event_id FROM gone)
+      AND NOT EXISTS (SELECT 1 FROM courier.deliveries d2
+                      WHERE d2.event_id = e.id AND d2.id NOT IN (SELECT id FROM gone)))
+  SELECT count(*)::integer FROM gone
 $$;
 
 
@@ -1015,8 +1145,9 @@ BEGIN
   END IF;
   UPDATE courier.deliveries d
   SET next_attempt_at = now(), updated_at = now()
-  WHERE d.subscription_id = resume_subscription.subscription_id
-    AND d.status IN ('pending', 'retry_scheduled') AND d.next_attempt_at = 'infinity';
+  FROM courier.delivery_queue q
+  WHERE q.subscription_id = resume_subscription.subscription_id AND q.due_at = 'infinity'
+    AND d.id = q.delivery_id AND d.status IN ('pending', 'retry_scheduled');
   GET DIAGNOSTICS released = ROW_COUNT;
   PERFORM pg_notify('courier_deliveries', '');
   RETURN released;
@@ -1272,8 +1403,6 @@ CREATE TABLE courier.deliveries (
     status text DEFAULT 'pending'::text NOT NULL,
     attempts integer DEFAULT 0 NOT NULL,
     next_attempt_at timestamp with time zone DEFAULT now() NOT NULL,
-    lease_owner text,
-    lease_expires_at timestamp with time zone,
     last_status_code integer,
     last_error text,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
@@ -1281,12 +1410,24 @@ CREATE TABLE courier.deliveries (
     completed_at timestamp with time zone,
     ordering_key text,
     attempt_budget_base integer DEFAULT 0 NOT NULL,
+    payload_bytes integer DEFAULT 0 NOT NULL,
     CONSTRAINT deliveries_attempt_budget_base_check CHECK ((attempt_budget_base >= 0)),
     CONSTRAINT deliveries_attempts_check CHECK ((attempts >= 0)),
-    CONSTRAINT deliveries_check CHECK (((status = 'delivering'::text) = ((lease_owner IS NOT NULL) AND (lease_expires_at IS NOT NULL)))),
-    CONSTRAINT deliveries_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'delivering'::text, 'delivered'::text, 'retry_scheduled'::text, 'failed'::text, 'dead_lettered'::text])))
+    CONSTRAINT deliveries_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'delivered'::text, 'retry_scheduled'::text, 'failed'::text, 'dead_lettered'::text])))
 )
-WITH (fillfactor='80', autovacuum_vacuum_scale_factor='0.01', autovacuum_vacuum_threshold='1000', autovacuum_vacuum_insert_scale_factor='0.05', autovacuum_analyze_scale_factor='0.02', autovacuum_vacuum_cost_delay='0');
+WITH (fillfactor='50', autovacuum_vacuum_scale_factor='0.01', autovacuum_vacuum_threshold='1000', autovacuum_vacuum_insert_scale_factor='0.05', autovacuum_analyze_scale_factor='0.02', autovacuum_vacuum_cost_delay='0');
+
+
+--
+-- Name: delivery_dead_letters; Type: TABLE; Schema: courier; Owner: -
+--
+
+CREATE TABLE courier.delivery_dead_letters (
+    delivery_id text NOT NULL,
+    tenant_id text NOT NULL,
+    subscription_id text NOT NULL,
+    dead_lettered_at timestamp with time zone NOT NULL
+);
 
 
 --
@@ -1302,7 +1443,9 @@ CREATE TABLE courier.events (
     trace_id text,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     ordering_key text,
+    payload_bytes integer DEFAULT 0 NOT NULL,
     CONSTRAINT events_event_type_check CHECK ((event_type <> ''::text)),
+    CONSTRAINT events_payload_bytes_check CHECK ((payload_bytes >= 0)),
     CONSTRAINT events_tenant_id_check CHECK ((tenant_id <> ''::text))
 );
 
@@ -1364,10 +1507,10 @@ CREATE VIEW courier.dead_letters AS
     e.idempotency_key,
     e.trace_id,
     e.created_at AS event_created_at
-   FROM ((courier.deliveries d
+   FROM (((courier.delivery_dead_letters x
+     JOIN courier.deliveries d ON ((d.id = x.delivery_id)))
      JOIN courier.events e ON ((e.id = d.event_id)))
-     JOIN courier.subscriptions s ON ((s.id = d.subscription_id)))
-  WHERE (d.status = 'dead_lettered'::text);
+     JOIN courier.subscriptions s ON ((s.id = d.subscription_id)));
 
 
 --
@@ -1420,6 +1563,29 @@ CREATE TABLE courier.delivery_attempts_default (
 
 
 --
+-- Name: delivery_queue; Type: TABLE; Schema: courier; Owner: -
+--
+
+CREATE TABLE courier.delivery_queue (
+    delivery_id text NOT NULL,
+    event_id text NOT NULL,
+    subscription_id text NOT NULL,
+    tenant_id text NOT NULL,
+    due_at timestamp with time zone NOT NULL,
+    retry boolean NOT NULL,
+    attempts integer NOT NULL,
+    attempt_budget_base integer NOT NULL,
+    lease_owner text,
+    lease_expires_at timestamp with time zone,
+    payload_bytes integer NOT NULL,
+    ordering_key text,
+    created_at timestamp with time zone NOT NULL,
+    CONSTRAINT delivery_queue_check CHECK (((lease_owner IS NULL) = (lease_expires_at IS NULL)))
+)
+WITH (fillfactor='70', autovacuum_vacuum_scale_factor='0.01', autovacuum_vacuum_threshold='1000', autovacuum_vacuum_insert_scale_factor='0.05', autovacuum_analyze_scale_factor='0.02', autovacuum_vacuum_cost_delay='0');
+
+
+--
 -- Name: delivery_status; Type: VIEW; Schema: courier; Owner: -
 --
 
@@ -1430,19 +1596,23 @@ CREATE VIEW courier.delivery_status AS
     e.event_type,
     d.subscription_id,
     courier.redact_url(s.url) AS url,
-    d.status,
+        CASE
+            WHEN (q.lease_owner IS NOT NULL) THEN 'delivering'::text
+            ELSE d.status
+        END AS status,
     d.attempts,
-    d.next_attempt_at,
-    d.lease_owner,
-    d.lease_expires_at,
+    COALESCE(q.due_at, d.next_attempt_at) AS next_attempt_at,
+    q.lease_owner,
+    q.lease_expires_at,
     d.last_status_code,
     d.last_error,
     d.created_at,
     d.updated_at,
     d.completed_at
-   FROM ((courier.deliveries d
+   FROM (((courier.deliveries d
      JOIN courier.events e ON ((e.id = d.event_id)))
-     JOIN courier.subscriptions s ON ((s.id = d.subscription_id)));
+     JOIN courier.subscriptions s ON ((s.id = d.subscription_id)))
+     LEFT JOIN courier.delivery_queue q ON ((q.delivery_id = d.id)));
 
 
 --
@@ -1547,28 +1717,38 @@ CREATE TABLE courier.producer_tenants (
 
 
 --
+-- Name: prune_cursor; Type: TABLE; Schema: courier; Owner: -
+--
+
+CREATE TABLE courier.prune_cursor (
+    only_row boolean DEFAULT true NOT NULL,
+    created_after timestamp with time zone DEFAULT '-infinity'::timestamp with time zone NOT NULL,
+    CONSTRAINT prune_cursor_only_row_check CHECK (only_row)
+);
+
+
+--
 -- Name: queue_depth; Type: VIEW; Schema: courier; Owner: -
 --
 
 CREATE VIEW courier.queue_depth AS
- SELECT d.tenant_id,
-    d.subscription_id,
+ SELECT q.tenant_id,
+    q.subscription_id,
         CASE
-            WHEN (d.status = 'delivering'::text) THEN 'delivering'::text
-            WHEN (d.next_attempt_at = 'infinity'::timestamp with time zone) THEN 'held'::text
-            WHEN (d.next_attempt_at <= now()) THEN 'due'::text
+            WHEN (q.lease_owner IS NOT NULL) THEN 'delivering'::text
+            WHEN (q.due_at = 'infinity'::timestamp with time zone) THEN 'held'::text
+            WHEN (q.due_at <= now()) THEN 'due'::text
             ELSE 'scheduled'::text
         END AS state,
     count(*) AS deliveries,
-    min(d.created_at) AS oldest_created_at,
-    min(d.next_attempt_at) FILTER (WHERE (d.status <> 'delivering'::text)) AS earliest_next_attempt_at
-   FROM courier.deliveries d
-  WHERE (d.status = ANY (ARRAY['pending'::text, 'retry_scheduled'::text, 'delivering'::text]))
-  GROUP BY d.tenant_id, d.subscription_id,
+    min(q.created_at) AS oldest_created_at,
+    min(q.due_at) FILTER (WHERE (q.lease_owner IS NULL)) AS earliest_next_attempt_at
+   FROM courier.delivery_queue q
+  GROUP BY q.tenant_id, q.subscription_id,
         CASE
-            WHEN (d.status = 'delivering'::text) THEN 'delivering'::text
-            WHEN (d.next_attempt_at = 'infinity'::timestamp with time zone) THEN 'held'::text
-            WHEN (d.next_attempt_at <= now()) THEN 'due'::text
+            WHEN (q.lease_owner IS NOT NULL) THEN 'delivering'::text
+            WHEN (q.due_at = 'infinity'::timestamp with time zone) THEN 'held'::text
+            WHEN (q.due_at <= now()) THEN 'due'::text
             ELSE 'scheduled'::text
         END;
 
@@ -1579,10 +1759,10 @@ CREATE VIEW courier.queue_depth AS
 
 CREATE VIEW courier.queue_lag AS
  SELECT count(*) AS due_now,
-    min(deliveries.next_attempt_at) AS oldest_due_at,
-    (COALESCE(EXTRACT(epoch FROM (now() - min(deliveries.next_attempt_at))), (0)::numeric))::double precision AS lag_seconds
-   FROM courier.deliveries
-  WHERE ((deliveries.status = ANY (ARRAY['pending'::text, 'retry_scheduled'::text])) AND (deliveries.next_attempt_at <= now()));
+    min(delivery_queue.due_at) AS oldest_due_at,
+    (COALESCE(EXTRACT(epoch FROM (now() - min(delivery_queue.due_at))), (0)::numeric))::double precision AS lag_seconds
+   FROM courier.delivery_queue
+  WHERE ((delivery_queue.lease_owner IS NULL) AND (delivery_queue.due_at <= now()));
 
 
 --
@@ -1590,12 +1770,21 @@ CREATE VIEW courier.queue_lag AS
 --
 
 CREATE VIEW courier.queue_summary AS
- SELECT deliveries.status,
+ SELECT
+        CASE
+            WHEN (q.lease_owner IS NOT NULL) THEN 'delivering'::text
+            ELSE d.status
+        END AS status,
     count(*) AS deliveries,
-    count(*) FILTER (WHERE ((deliveries.status = ANY (ARRAY['pending'::text, 'retry_scheduled'::text])) AND (deliveries.next_attempt_at <= now()))) AS due_now,
-    min(deliveries.next_attempt_at) FILTER (WHERE (deliveries.status = ANY (ARRAY['pending'::text, 'retry_scheduled'::text]))) AS oldest_due_at
-   FROM courier.deliveries
-  GROUP BY deliveries.status;
+    count(*) FILTER (WHERE ((q.lease_owner IS NULL) AND (q.due_at <= now()))) AS due_now,
+    min(q.due_at) FILTER (WHERE (q.lease_owner IS NULL)) AS oldest_due_at
+   FROM (courier.deliveries d
+     LEFT JOIN courier.delivery_queue q ON ((q.delivery_id = d.id)))
+  GROUP BY
+        CASE
+            WHEN (q.lease_owner IS NOT NULL) THEN 'delivering'::text
+            ELSE d.status
+        END;
 
 
 --
@@ -1746,6 +1935,18 @@ CREATE TABLE courier.schema_migrations (
 
 
 --
+-- Name: settings; Type: TABLE; Schema: courier; Owner: -
+--
+
+CREATE TABLE courier.settings (
+    name text NOT NULL,
+    value bigint NOT NULL,
+    CONSTRAINT settings_name_check CHECK ((name = 'max_payload_bytes'::text)),
+    CONSTRAINT settings_value_check CHECK ((value > 0))
+);
+
+
+--
 -- Name: subscription_health; Type: VIEW; Schema: courier; Owner: -
 --
 
@@ -1769,8 +1970,8 @@ CREATE VIEW courier.subscription_health AS
     s.last_failure_at,
     s.last_error,
     ( SELECT count(*) AS count
-           FROM courier.deliveries d
-          WHERE ((d.subscription_id = s.id) AND (d.status = ANY (ARRAY['pending'::text, 'retry_scheduled'::text])) AND (d.next_attempt_at = 'infinity'::timestamp with time zone))) AS held_deliveries
+           FROM courier.delivery_queue q
+          WHERE ((q.subscription_id = s.id) AND (q.due_at = 'infinity'::timestamp with time zone) AND (q.lease_owner IS NULL))) AS held_deliveries
    FROM courier.subscriptions s;
 
 
@@ -1876,6 +2077,22 @@ ALTER TABLE ONLY courier.delivery_attempts_default
 
 
 --
+-- Name: delivery_dead_letters delivery_dead_letters_pkey; Type: CONSTRAINT; Schema: courier; Owner: -
+--
+
+ALTER TABLE ONLY courier.delivery_dead_letters
+    ADD CONSTRAINT delivery_dead_letters_pkey PRIMARY KEY (delivery_id);
+
+
+--
+-- Name: delivery_queue delivery_queue_pkey; Type: CONSTRAINT; Schema: courier; Owner: -
+--
+
+ALTER TABLE ONLY courier.delivery_queue
+    ADD CONSTRAINT delivery_queue_pkey PRIMARY KEY (delivery_id);
+
+
+--
 -- Name: escalations escalations_pkey; Type: CONSTRAINT; Schema: courier; Owner: -
 --
 
@@ -1916,6 +2133,14 @@ ALTER TABLE ONLY courier.producer_tenants
 
 
 --
+-- Name: prune_cursor prune_cursor_pkey; Type: CONSTRAINT; Schema: courier; Owner: -
+--
+
+ALTER TABLE ONLY courier.prune_cursor
+    ADD CONSTRAINT prune_cursor_pkey PRIMARY KEY (only_row);
+
+
+--
 -- Name: run_attempts run_attempts_pkey; Type: CONSTRAINT; Schema: courier; Owner: -
 --
 
@@ -1945,6 +2170,14 @@ ALTER TABLE ONLY courier.runs
 
 ALTER TABLE ONLY courier.schema_migrations
     ADD CONSTRAINT schema_migrations_pkey PRIMARY KEY (version);
+
+
+--
+-- Name: settings settings_pkey; Type: CONSTRAINT; Schema: courier; Owner: -
+--
+
+ALTER TABLE ONLY courier.settings
+    ADD CONSTRAINT settings_pkey PRIMARY KEY (name);
 
 
 --
@@ -1985,31 +2218,10 @@ CREATE UNIQUE INDEX credential_versions_one_rotating ON courier.credential_versi
 
 
 --
--- Name: deliveries_due; Type: INDEX; Schema: courier; Owner: -
+-- Name: deliveries_created; Type: INDEX; Schema: courier; Owner: -
 --
 
-CREATE INDEX deliveries_due ON courier.deliveries USING btree (next_attempt_at) WHERE (status = ANY (ARRAY['pending'::text, 'retry_scheduled'::text]));
-
-
---
--- Name: deliveries_fifo; Type: INDEX; Schema: courier; Owner: -
---
-
-CREATE INDEX deliveries_fifo ON courier.deliveries USING btree (subscription_id, ordering_key, created_at, id) WHERE ((ordering_key IS NOT NULL) AND (status = ANY (ARRAY['pending'::text, 'delivering'::text, 'retry_scheduled'::text])));
-
-
---
--- Name: deliveries_finished; Type: INDEX; Schema: courier; Owner: -
---
-
-CREATE INDEX deliveries_finished ON courier.deliveries USING btree (completed_at) WHERE (status = ANY (ARRAY['delivered'::text, 'failed'::text, 'dead_lettered'::text]));
-
-
---
--- Name: deliveries_leased; Type: INDEX; Schema: courier; Owner: -
---
-
-CREATE INDEX deliveries_leased ON courier.deliveries USING btree (lease_expires_at) WHERE (status = 'delivering'::text);
+CREATE INDEX deliveries_created ON courier.deliveries USING btree (created_at);
 
 
 --
@@ -2017,6 +2229,48 @@ CREATE INDEX deliveries_leased ON courier.deliveries USING btree (lease_expires_
 --
 
 CREATE INDEX deliveries_subscription ON courier.deliveries USING btree (subscription_id, created_at);
+
+
+--
+-- Name: delivery_dead_letters_at; Type: INDEX; Schema: courier; Owner: -
+--
+
+CREATE INDEX delivery_dead_letters_at ON courier.delivery_dead_letters USING btree (dead_lettered_at);
+
+
+--
+-- Name: delivery_queue_fifo; Type: INDEX; Schema: courier; Owner: -
+--
+
+CREATE INDEX delivery_queue_fifo ON courier.delivery_queue USING btree (subscription_id, ordering_key, created_at, delivery_id) WHERE (ordering_key IS NOT NULL);
+
+
+--
+-- Name: delivery_queue_first; Type: INDEX; Schema: courier; Owner: -
+--
+
+CREATE INDEX delivery_queue_first ON courier.delivery_queue USING btree (subscription_id, due_at) WHERE ((lease_owner IS NULL) AND (NOT retry) AND (due_at <> 'infinity'::timestamp with time zone));
+
+
+--
+-- Name: delivery_queue_held; Type: INDEX; Schema: courier; Owner: -
+--
+
+CREATE INDEX delivery_queue_held ON courier.delivery_queue USING btree (subscription_id) WHERE (due_at = 'infinity'::timestamp with time zone);
+
+
+--
+-- Name: delivery_queue_leased; Type: INDEX; Schema: courier; Owner: -
+--
+
+CREATE INDEX delivery_queue_leased ON courier.delivery_queue USING btree (delivery_id) WHERE (lease_owner IS NOT NULL);
+
+
+--
+-- Name: delivery_queue_retry; Type: INDEX; Schema: courier; Owner: -
+--
+
+CREATE INDEX delivery_queue_retry ON courier.delivery_queue USING btree (due_at) WHERE ((lease_owner IS NULL) AND retry);
 
 
 --
@@ -2136,6 +2390,27 @@ CREATE CONSTRAINT TRIGGER credentials_one_active AFTER INSERT OR UPDATE ON couri
 --
 
 CREATE TRIGGER deliveries_notify AFTER INSERT ON courier.deliveries REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION courier.notify_when_inserted('courier_deliveries');
+
+
+--
+-- Name: deliveries deliveries_queue_delete; Type: TRIGGER; Schema: courier; Owner: -
+--
+
+CREATE TRIGGER deliveries_queue_delete AFTER DELETE ON courier.deliveries REFERENCING OLD TABLE AS deleted FOR EACH STATEMENT EXECUTE FUNCTION courier.queue_deleted_deliveries();
+
+
+--
+-- Name: deliveries deliveries_queue_insert; Type: TRIGGER; Schema: courier; Owner: -
+--
+
+CREATE TRIGGER deliveries_queue_insert AFTER INSERT ON courier.deliveries REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION courier.queue_inserted_deliveries();
+
+
+--
+-- Name: deliveries deliveries_queue_update; Type: TRIGGER; Schema: courier; Owner: -
+--
+
+CREATE TRIGGER deliveries_queue_update AFTER UPDATE ON courier.deliveries REFERENCING OLD TABLE AS previous NEW TABLE AS updated FOR EACH STATEMENT EXECUTE FUNCTION courier.queue_updated_deliveries();
 
 
 --
@@ -2453,12 +2728,33 @@ GRANT ALL ON FUNCTION courier.publish(tenant_id text, event_type text, payload j
 
 
 --
+-- Name: FUNCTION queue_deleted_deliveries(); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.queue_deleted_deliveries() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION queue_inserted_deliveries(); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.queue_inserted_deliveries() FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION queue_metrics(OUT due bigint, OUT scheduled bigint, OUT held bigint, OUT delivering bigint, OUT dead_lettered bigint, OUT paused_subscriptions bigint, OUT oldest_due_seconds double precision); Type: ACL; Schema: courier; Owner: -
 --
 
 REVOKE ALL ON FUNCTION courier.queue_metrics(OUT due bigint, OUT scheduled bigint, OUT held bigint, OUT delivering bigint, OUT dead_lettered bigint, OUT paused_subscriptions bigint, OUT oldest_due_seconds double precision) FROM PUBLIC;
 GRANT ALL ON FUNCTION courier.queue_metrics(OUT due bigint, OUT scheduled bigint, OUT held bigint, OUT delivering bigint, OUT dead_lettered bigint, OUT paused_subscriptions bigint, OUT oldest_due_seconds double precision) TO courier_operator;
 GRANT ALL ON FUNCTION courier.queue_metrics(OUT due bigint, OUT scheduled bigint, OUT held bigint, OUT delivering bigint, OUT dead_lettered bigint, OUT paused_subscriptions bigint, OUT oldest_due_seconds double precision) TO courier_daemon;
+
+
+--
+-- Name: FUNCTION queue_updated_deliveries(); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.queue_updated_deliveries() FROM PUBLIC;
 
 
 --
@@ -2491,6 +2787,14 @@ GRANT ALL ON FUNCTION courier.redeliver_events(subscription_id text, from_event 
 
 REVOKE ALL ON FUNCTION courier.release_runs(worker text, ids text[], delays_ms bigint[], reasons text[]) FROM PUBLIC;
 GRANT ALL ON FUNCTION courier.release_runs(worker text, ids text[], delays_ms bigint[], reasons text[]) TO courier_daemon;
+
+
+--
+-- Name: FUNCTION remove_deliveries(ids text[]); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.remove_deliveries(ids text[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.remove_deliveries(ids text[]) TO courier_daemon;
 
 
 --
@@ -2709,20 +3013,6 @@ GRANT UPDATE(next_attempt_at) ON TABLE courier.deliveries TO courier_daemon;
 
 
 --
--- Name: COLUMN deliveries.lease_owner; Type: ACL; Schema: courier; Owner: -
---
-
-GRANT UPDATE(lease_owner) ON TABLE courier.deliveries TO courier_daemon;
-
-
---
--- Name: COLUMN deliveries.lease_expires_at; Type: ACL; Schema: courier; Owner: -
---
-
-GRANT UPDATE(lease_expires_at) ON TABLE courier.deliveries TO courier_daemon;
-
-
---
 -- Name: COLUMN deliveries.last_status_code; Type: ACL; Schema: courier; Owner: -
 --
 
@@ -2748,6 +3038,13 @@ GRANT UPDATE(updated_at) ON TABLE courier.deliveries TO courier_daemon;
 --
 
 GRANT UPDATE(completed_at) ON TABLE courier.deliveries TO courier_daemon;
+
+
+--
+-- Name: TABLE delivery_dead_letters; Type: ACL; Schema: courier; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE courier.delivery_dead_letters TO courier_daemon;
 
 
 --
@@ -2815,6 +3112,48 @@ GRANT SELECT,INSERT,DELETE ON TABLE courier.delivery_attempts TO courier_daemon;
 
 
 --
+-- Name: TABLE delivery_queue; Type: ACL; Schema: courier; Owner: -
+--
+
+GRANT SELECT,DELETE ON TABLE courier.delivery_queue TO courier_daemon;
+
+
+--
+-- Name: COLUMN delivery_queue.due_at; Type: ACL; Schema: courier; Owner: -
+--
+
+GRANT UPDATE(due_at) ON TABLE courier.delivery_queue TO courier_daemon;
+
+
+--
+-- Name: COLUMN delivery_queue.retry; Type: ACL; Schema: courier; Owner: -
+--
+
+GRANT UPDATE(retry) ON TABLE courier.delivery_queue TO courier_daemon;
+
+
+--
+-- Name: COLUMN delivery_queue.attempts; Type: ACL; Schema: courier; Owner: -
+--
+
+GRANT UPDATE(attempts) ON TABLE courier.delivery_queue TO courier_daemon;
+
+
+--
+-- Name: COLUMN delivery_queue.lease_owner; Type: ACL; Schema: courier; Owner: -
+--
+
+GRANT UPDATE(lease_owner) ON TABLE courier.delivery_queue TO courier_daemon;
+
+
+--
+-- Name: COLUMN delivery_queue.lease_expires_at; Type: ACL; Schema: courier; Owner: -
+--
+
+GRANT UPDATE(lease_expires_at) ON TABLE courier.delivery_queue TO courier_daemon;
+
+
+--
 -- Name: TABLE delivery_status; Type: ACL; Schema: courier; Owner: -
 --
 
@@ -2855,6 +3194,13 @@ GRANT SELECT,INSERT ON TABLE courier.outbox TO courier_daemon;
 --
 
 GRANT USAGE ON SEQUENCE courier.outbox_position_seq TO courier_daemon;
+
+
+--
+-- Name: TABLE prune_cursor; Type: ACL; Schema: courier; Owner: -
+--
+
+GRANT SELECT,UPDATE ON TABLE courier.prune_cursor TO courier_daemon;
 
 
 --
@@ -2904,6 +3250,13 @@ GRANT SELECT ON TABLE courier.run_timeline TO courier_operator;
 --
 
 GRANT SELECT ON TABLE courier.schema_migrations TO courier_daemon;
+
+
+--
+-- Name: TABLE settings; Type: ACL; Schema: courier; Owner: -
+--
+
+GRANT SELECT ON TABLE courier.settings TO courier_daemon;
 
 
 --

@@ -1,6 +1,7 @@
 #include "app/app.hpp"
 #include "app/logging.hpp"
 
+#include <malloc.h>
 #include <poll.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
@@ -32,7 +33,7 @@ namespace {
 
 constexpr const char* kUsage = R"(usage: pgcourierd [--config FILE] [--policies FILE] [--log-format text|json] [--check-config]
 
-  --config FILE     YAML settings (database_url, worker_id, concurrency, lease_margin,
+  --config FILE     YAML settings (database_url, worker_id, concurrency, lease_duration,
                     poll_interval, policies_file, master_key_file, shutdown_grace,
                     metrics_address, log_level, ...)
   --policies FILE   policies file (overrides policies_file)
@@ -176,6 +177,13 @@ void Reload(const CommandLine& cl, LoadedConfig& current, engine::Engine& engine
 }  // namespace
 
 int Main(int argc, char** argv, const char* version) {
+  // Buffers of 1 MiB and more (large payloads, and the database connection's
+  // buffer for them) come from mmap and go back to the system when freed.
+  // Otherwise glibc raises its mmap threshold to the largest buffer freed (up
+  // to 32 MiB), and from then on every thread's arena keeps such buffers:
+  // the memory budget (max_in_flight_bytes) would hold for the payloads in
+  // use, but not for the process's resident size.
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
   const auto cl = ParseCommandLine(argc, argv);
   if (!cl) return 2;
 
@@ -187,12 +195,14 @@ int Main(int argc, char** argv, const char* version) {
     return 1;
   }
   if (cl->check_config) {
+    for (const std::string& notice : loaded.settings.notices) std::cout << "note: " << notice << "\n";
     std::cout << "configuration OK: " << loaded.policies->all().size() << " policies from "
               << loaded.settings.policies_file << "; worker " << loaded.settings.worker_id << "; master key "
               << (loaded.secret_box ? loaded.settings.master_key_file : std::string("not configured")) << "\n";
     return 0;
   }
   ConfigureLogging(loaded.settings.log_format, loaded.settings.log_level);
+  for (const std::string& notice : loaded.settings.notices) spdlog::warn("{}", notice);
   if (!loaded.secret_box) {
     spdlog::warn("no master key configured (master_key_file, PGCOURIER_MASTER_KEY_FILE or systemd credential "
                  "'master-key'): deliveries of subscriptions with signing secrets will be held");

@@ -5,7 +5,9 @@
 //   worker_id: "host-a"          # string without control characters
 //   concurrency: 256             # 1..100000
 //   max_claim_batch: 256         # 1..10000
-//   lease_margin: 30s            # duration > 0
+//   max_claim_bytes: 8388608     # 1 MiB..1 GiB: payload bytes of one claim
+//   max_in_flight_bytes: 67108864   # 1 MiB..2 GiB: payload bytes held at once
+//   lease_duration: 15s          # 100ms..1h: renewed by heartbeat while in flight
 //   poll_interval: 1s            # duration > 0
 //   rescue_interval: 5s          # duration > 0
 //   shutdown_grace: 25s          # duration > 0, <= 1h
@@ -153,13 +155,15 @@ std::string CheckMetricsAddress(const std::string& value) {
          Quote(value);
 }
 
-constexpr std::array<IntField, 2> kIntFields{{
+constexpr std::array<IntField, 4> kIntFields{{
     {"concurrency", &Settings::concurrency, 1, 100000},
     {"max_claim_batch", &Settings::max_claim_batch, 1, 10000},
+    {"max_claim_bytes", &Settings::max_claim_bytes, 1 << 20, 1 << 30},
+    {"max_in_flight_bytes", &Settings::max_in_flight_bytes, 1 << 20, 2147483647},
 }};
 
 constexpr std::array<DurationField, 8> kDurationFields{{
-    {"lease_margin", &Settings::lease_margin, Millis{1}, kMaxDuration},
+    {"lease_duration", &Settings::lease_duration, Millis{100}, Millis{3600000}},
     {"poll_interval", &Settings::poll_interval, Millis{1}, kMaxDuration},
     {"rescue_interval", &Settings::rescue_interval, Millis{1}, kMaxDuration},
     {"shutdown_grace", &Settings::shutdown_grace, Millis{1}, Millis{3600000}},
@@ -183,7 +187,8 @@ constexpr std::array<StringField, 9> kStringFields{{
 }};
 
 constexpr std::string_view kKnownKeys =
-    "database_url, worker_id, concurrency, max_claim_batch, lease_margin, poll_interval, rescue_interval, "
+    "database_url, worker_id, concurrency, max_claim_batch, max_claim_bytes, max_in_flight_bytes, lease_duration, "
+    "poll_interval, rescue_interval, "
     "shutdown_grace, maintenance_interval, retention_completed, retention_dead_lettered, credential_expiry_warning, "
     "policies_file, master_key_file, metrics_address, log_level, log_format, user_agent, tenants";
 
@@ -250,6 +255,16 @@ void ParseEntry(const Entry& entry, Settings& settings, Reporter& reporter) {
       tenants.push_back(item.Scalar());
     }
     settings.tenants = std::move(tenants);
+    return;
+  }
+  if (entry.key == "lease_margin") {
+    // Retired: a lease was the longest request timeout plus this margin. A
+    // file written for that version still starts the daemon.
+    const YAML::Mark where = entry.Where();
+    settings.notices.push_back(reporter.source() + (where.is_null() ? "" : ":" + std::to_string(where.line + 1)) +
+                               ": lease_margin is no longer used (a lease lasts lease_duration, " +
+                               FormatDuration(settings.lease_duration) +
+                               " by default, and is renewed while its request runs); remove it");
     return;
   }
   ReportUnknownKey(entry, kKnownKeys, reporter);

@@ -14,7 +14,14 @@ struct Settings {
   std::string worker_id;          // default: hostname-pid
   int concurrency = 256;          // max HTTP requests in flight
   int max_claim_batch = 256;      // max deliveries claimed per round trip
-  model::Millis lease_margin{30000};   // lease = longest policy timeout + margin
+  // Memory: payload bytes of one claim, and of every delivery held at once
+  // (in flight or waiting to be written). Payloads are measured at publish.
+  int max_claim_bytes = 8 << 20;
+  int max_in_flight_bytes = 64 << 20;
+  // A claimed delivery's or run's lease: renewed every third of it while its
+  // request is in flight (the heartbeat), so a killed daemon's work is taken
+  // back within lease_duration + rescue_interval, whatever the request timeout.
+  model::Millis lease_duration{15000};
   model::Millis poll_interval{1000};   // fallback poll when no NOTIFY arrives (jittered)
   model::Millis rescue_interval{5000}; // how often expired leases are looked for
   model::Millis shutdown_grace{25000}; // SIGTERM: time to let in-flight requests finish
@@ -36,6 +43,9 @@ struct Settings {
   std::string delivery_events = "all";
   std::vector<std::string> tenants;  // serve only these tenants; empty = all
   std::string user_agent = "pgcourier/0.1";
+  // Settings of earlier versions that are accepted but no longer used: one
+  // sentence each (where, and what replaced it), logged at start-up.
+  std::vector<std::string> notices;
 };
 
 // Parses YAML text (source used in messages). Unknown keys and wrong types are

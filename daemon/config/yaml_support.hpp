@@ -58,6 +58,8 @@ class Reporter {
   // Throws ConfigError with every problem added so far, if there is any.
   void ThrowIfAny();
 
+  const std::string& source() const { return source_; }
+
  private:
   std::string source_;
   std::vector<std::pair<int, std::string>> problems_;  // line number (0 = none), message

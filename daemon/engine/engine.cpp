@@ -71,6 +71,7 @@ struct Engine::Impl {
   Steady next_connect{};
   Steady next_poll{};
   Steady next_outbox_notify{};
+  Steady next_heartbeat{};
   bool ready_sent = false;
   bool wake_held = true;  // at start-up too: a restart may have fixed what held them
 
@@ -79,10 +80,12 @@ struct Engine::Impl {
         settings(options.settings),
         clock(options.clock ? *options.clock : system_clock),
         metrics(options.metrics ? *options.metrics : null_metrics),
+        // A request that waits longer than a lease for a transfer slot goes back
+        // unsent (the slots are all taken by slow receivers): another daemon may do better.
         executor(http::ExecutorOptions{settings.concurrency, settings.user_agent, 1 << 20, settings.concurrency,
-                                       settings.lease_margin / 2}),
+                                       settings.lease_duration}),
         writer(WriterOptions{settings.database_url, settings.worker_id, settings.delivery_events, Observer()}),
-        policies(options.policies, settings.lease_margin),
+        policies(options.policies),
         maintenance(settings, clock, metrics),
         shutdown(settings.shutdown_grace) {
     const lanes::LaneContext context{settings,
@@ -133,6 +136,7 @@ struct Engine::Impl {
       fresh.deliveries = store::NewDeliveriesStore(*fresh.session, settings.delivery_events);
       fresh.runs = store::NewRunsStore(*fresh.session);
       main = std::move(fresh);
+      maintenance.Connected();
       if (!reconnect.reset() || ready_sent) {
         spdlog::info("database connection established");
         if (ready_sent) metrics.DatabaseReconnect();
@@ -254,6 +258,17 @@ struct Engine::Impl {
     }
   }
 
+  // Every third of the lease: the leases of everything in flight are renewed,
+  // through the writer like any other write.
+  void MaybeHeartbeat() {
+    const Steady now = clock.Now();
+    if (now < next_heartbeat) return;
+    next_heartbeat = now + settings.lease_duration / 3;
+    for (auto* lane : lane_ptrs) {
+      if (auto job = lane->Heartbeat()) writer.Submit(lane, std::move(job), /*turn=*/false);
+    }
+  }
+
   void MaybeNotifyOutbox() {
     if (!outbox.owed() || !main.session || clock.Now() < next_outbox_notify) return;
     try {
@@ -310,8 +325,8 @@ struct Engine::Impl {
     if (poll_due && main.session) next_poll = now + JitteredPoll();
     if (claimed_any && !ready_sent) {
       ready_sent = true;
-      spdlog::info("pgcourierd {} ready: concurrency {}, lease {} ms", settings.worker_id, settings.concurrency,
-                   policies.lease().count());
+      spdlog::info("pgcourierd {} ready: concurrency {}, lease {} ms renewed every {} ms", settings.worker_id,
+                   settings.concurrency, settings.lease_duration.count(), settings.lease_duration.count() / 3);
       if (options.on_ready) options.on_ready();
     }
   }
@@ -323,6 +338,7 @@ struct Engine::Impl {
       until = std::min(until, next_connect);
     } else if (shutdown.claiming()) {
       until = std::min({until, next_poll, maintenance.next_due()});
+      until = std::min(until, next_heartbeat);
       for (const auto* lane : lane_ptrs) {
         // (A due retry that found no free slot waits for a completion, not a busy loop.)
         if (auto wake = lane->NextWake(); wake && *wake > now) until = std::min(until, *wake + Millis(1));
@@ -364,6 +380,7 @@ struct Engine::Impl {
       if (options.heartbeat) options.heartbeat();
       AdoptNewPolicies();
       CollectCompletions();
+      MaybeHeartbeat();
       Writes();
       MaybeNotifyOutbox();
       metrics.InFlight(Busy());

@@ -45,7 +45,7 @@ void Maintenance::Tick(store::Session& main, const lanes::Stores& stores, const 
         next_maintenance_ = now;
       }
     }
-    if (leader_) {
+    if (leader_ && now >= rescue_not_before_) {
       for (auto* lane : lanes) {
         if (rescuing_.count(lane)) continue;  // the previous rescue is not written yet: it would find the same rows
         Step("rescuing expired leases", lane->name(), [&] {

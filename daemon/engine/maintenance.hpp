@@ -35,6 +35,12 @@ class Maintenance {
   // Called every turn while connected: tries for leadership every
   // rescue_interval, and as leader does what is due.
   void Tick(store::Session& main, const lanes::Stores& stores, const std::vector<lanes::Lane*>& lanes, Writer& writer);
+  // The main session (re)connected. No lease is taken back for one
+  // lease_duration after that: the other daemons, whose connections come back
+  // at about the same time, first write the results they kept through the
+  // outage and renew their leases (so an outage longer than a lease does not
+  // turn into duplicate deliveries).
+  void Connected() { rescue_not_before_ = clock_.Now() + settings_.lease_duration; }
   // A rescue job of `lane` came back from the writer: the lane may rescue again.
   void RescueWritten(const lanes::Lane* lane) { rescuing_.erase(lane); }
   // The main session was lost: so was the lock.
@@ -51,6 +57,7 @@ class Maintenance {
   std::set<const lanes::Lane*> rescuing_;  // a rescue job of the lane is with the writer
   std::chrono::steady_clock::time_point next_rescue_{};
   std::chrono::steady_clock::time_point next_maintenance_{};
+  std::chrono::steady_clock::time_point rescue_not_before_{};
 };
 
 }  // namespace pgcourier::engine

@@ -2,15 +2,11 @@
 
 namespace pgcourier::lanes {
 
-Policies::Policies(std::shared_ptr<const config::PolicySet> policies, model::Millis lease_margin)
-    : lease_margin_(lease_margin) {
-  Replace(std::move(policies));
-}
+Policies::Policies(std::shared_ptr<const config::PolicySet> policies) { Replace(std::move(policies)); }
 
 void Policies::Replace(std::shared_ptr<const config::PolicySet> policies) {
   current_ = std::move(policies);
   rules_.clear();
-  lease_ = current_->LongestRequestTimeout() + lease_margin_;
 }
 
 std::shared_ptr<const netguard::EndpointRules> Policies::RulesFor(const model::Policy& policy) {

@@ -25,23 +25,19 @@ class SecretBox;
 namespace pgcourier::lanes {
 
 // The policies in force (replaced on SIGHUP by the engine) and what is
-// compiled from them: endpoint rules per policy, the lease length.
+// compiled from them: endpoint rules per policy.
 class Policies {
  public:
-  Policies(std::shared_ptr<const config::PolicySet> policies, model::Millis lease_margin);
+  explicit Policies(std::shared_ptr<const config::PolicySet> policies);
 
   const std::shared_ptr<const config::PolicySet>& current() const { return current_; }
   void Replace(std::shared_ptr<const config::PolicySet> policies);
-  // A delivery's lease: the longest request timeout of any policy + lease_margin.
-  model::Millis lease() const { return lease_; }
   // The compiled endpoint rules of `policy`. Only the current policies' are
   // cached: a request started under replaced policies gets its own.
   std::shared_ptr<const netguard::EndpointRules> RulesFor(const model::Policy& policy);
 
  private:
   std::shared_ptr<const config::PolicySet> current_;
-  model::Millis lease_margin_;
-  model::Millis lease_{0};
   std::unordered_map<std::string, std::shared_ptr<const netguard::EndpointRules>> rules_;
 };
 

@@ -96,6 +96,12 @@ class Lane {
   // A job of this lane (from TakeWrites or Rescue) was written.
   virtual void Written(std::unique_ptr<WriteJob> job) = 0;
 
+  // The heartbeat: a job renewing the leases of everything the lane holds
+  // (requests in flight, items waiting for a token), or nullptr. The engine
+  // asks every third of lease_duration; a job that fails is retried like any
+  // other write, and the leases have the remaining two thirds to spare.
+  virtual std::unique_ptr<WriteJob> Heartbeat() = 0;
+
   // --- maintenance (the leader only) --------------------------------------
   // Reads expired leases on the main session and decides (pure) what each
   // becomes; the job writes that, fenced by the dead owner and attempt.

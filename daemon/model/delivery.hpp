@@ -3,6 +3,7 @@
 // Value types; not synchronised.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -22,6 +23,11 @@ enum class FailureClass { kNone, kTransient, kRateLimited, kAuth, kValidation, k
 std::string_view ToString(FailureClass failure_class);  // "" for kNone, else "transient", ...
 
 // A delivery claimed by this worker (status 'delivering', lease held).
+// Spare capacity the envelope needs around a payload whose event type is
+// `event_type_bytes` long ({"type":...,"timestamp":...,"data": and "}", the
+// type JSON-quoted: at most 6 bytes per byte).
+inline std::size_t EnvelopeRoom(std::size_t event_type_bytes) { return 96 + 6 * event_type_bytes; }
+
 struct ClaimedDelivery {
   std::string id;
   std::string tenant_id;
@@ -39,11 +45,16 @@ struct ClaimedDelivery {
   int rate_burst = 0;
   bool tenant_consistent = true;    // delivery, event and subscription name the same tenant
   std::string trace_id;             // may be empty
-  std::string payload_json;         // the event payload, as JSON text
+  // The event payload, as JSON text. The store reads it with EnvelopeRoom()
+  // bytes of spare capacity, so the webhook envelope is built around it in
+  // its own buffer (lanes/deliveries/request.hpp: TakeEnvelope): a large
+  // payload is in memory once, not twice.
+  std::string payload_json;
   std::string event_created_at;     // RFC 3339, UTC
   std::int64_t event_created_us = 0;  // unix microseconds
   int previous_attempts = 0;        // attempts recorded before this claim
   std::vector<std::string> sealed_secrets;  // encrypted signing secrets, newest first
+  int payload_bytes = 0;            // the payload's size as measured at publish
   int Attempt() const { return previous_attempts + 1; }
   // The attempt number within the current budget (what max_attempts counts).
   int BudgetAttempt() const { return Attempt() - attempt_budget_base; }

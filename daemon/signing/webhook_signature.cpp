@@ -2,12 +2,13 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/params.h>
 #include <openssl/rand.h>
 
 #include <algorithm>
 #include <array>
 #include <climits>
+#include <memory>
 #include <stdexcept>
 
 namespace pgcourier::signing {
@@ -130,21 +131,27 @@ std::string Sign(std::string_view key, std::string_view msg_id, std::int64_t tim
   if (key.size() > static_cast<std::size_t>(INT_MAX)) {
     throw std::invalid_argument("signing key is too long");
   }
-  std::string message;
   const std::string timestamp_text = std::to_string(timestamp);
-  message.reserve(msg_id.size() + timestamp_text.size() + body.size() + 2);
-  message.append(msg_id).append(".").append(timestamp_text).append(".").append(body);
 
-  // A null key pointer means "keep the previous key" in parts of OpenSSL's HMAC
+  // A null key pointer means "keep the previous key" in parts of OpenSSL's MAC
   // API; a real pointer keeps an empty key (legal for HMAC) unambiguous.
   static constexpr unsigned char kEmptyKey = 0;
-  const void* key_ptr = key.empty() ? static_cast<const void*>(&kEmptyKey) : key.data();
+  const auto* key_ptr = key.empty() ? &kEmptyKey : reinterpret_cast<const unsigned char*>(key.data());
 
+  // HMAC over "msg_id.timestamp.body", fed in pieces: the body (which can be
+  // megabytes) is never copied.
+  static EVP_MAC* const kHmac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+  if (kHmac == nullptr) throw std::runtime_error("HMAC is not available in this OpenSSL");
+  const std::unique_ptr<EVP_MAC_CTX, decltype(&EVP_MAC_CTX_free)> ctx(EVP_MAC_CTX_new(kHmac), &EVP_MAC_CTX_free);
+  char digest[] = "SHA256";
+  const OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", digest, 0), OSSL_PARAM_construct_end()};
+  const auto feed = [&](std::string_view piece) {
+    return EVP_MAC_update(ctx.get(), reinterpret_cast<const unsigned char*>(piece.data()), piece.size()) == 1;
+  };
   unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int mac_len = 0;
-  if (HMAC(EVP_sha256(), key_ptr, static_cast<int>(key.size()),
-           reinterpret_cast<const unsigned char*>(message.data()), message.size(), mac,
-           &mac_len) == nullptr) {
+  std::size_t mac_len = 0;
+  if (!ctx || EVP_MAC_init(ctx.get(), key_ptr, key.size(), params) != 1 || !feed(msg_id) || !feed(".") ||
+      !feed(timestamp_text) || !feed(".") || !feed(body) || EVP_MAC_final(ctx.get(), mac, &mac_len, sizeof mac) != 1) {
     throw std::runtime_error("HMAC-SHA256 failed");
   }
   return std::string(kSignatureVersion) +

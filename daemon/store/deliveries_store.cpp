@@ -19,7 +19,6 @@ const RowMapping<model::ClaimedDelivery> kClaimedColumns = {
     {"subscription_id", &model::ClaimedDelivery::subscription_id},
     {"previous_attempts", &model::ClaimedDelivery::previous_attempts},
     {"event_type", &model::ClaimedDelivery::event_type},
-    {"payload_json", &model::ClaimedDelivery::payload_json},
     {"trace_id", &model::ClaimedDelivery::trace_id},
     {"event_created_at", &model::ClaimedDelivery::event_created_at},
     {"event_created_us", &model::ClaimedDelivery::event_created_us},
@@ -33,6 +32,7 @@ const RowMapping<model::ClaimedDelivery> kClaimedColumns = {
     {"rate_per_second", &model::ClaimedDelivery::rate_per_second},
     {"rate_burst", &model::ClaimedDelivery::rate_burst},
     {"tenant_consistent", &model::ClaimedDelivery::tenant_consistent},
+    {"payload_bytes", &model::ClaimedDelivery::payload_bytes},
 };
 
 const RowMapping<ExpiredLease> kExpiredColumns = {
@@ -99,16 +99,29 @@ class PgDeliveriesStore final : public DeliveriesStore {
   PgDeliveriesStore(Session& session, std::string delivery_events)
       : s_(session.impl()), delivery_events_(std::move(delivery_events)) {}
 
-  std::vector<model::ClaimedDelivery> Claim(const ClaimRequest& request) override {
+  ClaimedDeliveries Claim(const DeliveryClaimRequest& request) override {
+    const auto& c = request.claim;
+    pg::ArrayBuilder slots;
+    for (const int n : request.window_slots) slots.AddNumber(n);
     const pqxx::result rows =
-        s_.ExecCommitted(query::kClaimDue, request.worker, request.limit,
-                         static_cast<long long>(request.lease.count()), pg::TextArray(request.tenants));
-    auto claimed = kClaimedColumns.ReadAll(rows);
-    const auto secrets = rows.column_number("sealed_secrets");
-    for (std::size_t i = 0; i < claimed.size(); ++i) {
-      const pqxx::field f = rows[static_cast<pqxx::result::size_type>(i)][secrets];
-      if (!f.is_null()) claimed[i].sealed_secrets = SplitSecrets(f.as<std::string>());
+        s_.ExecCommitted(query::kClaimDue, c.worker, c.limit, static_cast<long long>(c.lease.count()),
+                         pg::TextArray(c.tenants), static_cast<long long>(request.max_bytes),
+                         pg::TextArray(request.window_subscriptions), slots.Finish(), request.default_slots,
+                         pg::TextArray(request.excluded_subscriptions), pg::TextArray(request.excluded_tenants),
+                         request.resume_after, static_cast<long long>(request.max_first_bytes));
+    ClaimedDeliveries claimed;
+    claimed.rows = kClaimedColumns.ReadAll(rows);
+    const auto secrets = rows.column_number("sealed_secrets"), payload = rows.column_number("payload_json");
+    for (std::size_t i = 0; i < claimed.rows.size(); ++i) {
+      const pqxx::row row = rows[static_cast<pqxx::result::size_type>(i)];
+      auto& d = claimed.rows[i];
+      if (const pqxx::field f = row[secrets]; !f.is_null()) d.sealed_secrets = SplitSecrets(f.as<std::string>());
+      // Read with room for the envelope (model::EnvelopeRoom): one buffer per payload.
+      const pqxx::field p = row[payload];
+      d.payload_json.reserve(p.size() + model::EnvelopeRoom(d.event_type.size()));
+      d.payload_json.append(p.c_str(), p.size());
     }
+    if (!rows.empty()) claimed.candidates = rows[0]["candidates"].as<int>();
     return claimed;
   }
 
@@ -150,6 +163,14 @@ class PgDeliveriesStore final : public DeliveriesStore {
     return static_cast<int>(s_.ExecCommitted(query::kReleaseLeases, worker, a[0], a[1], a[2]).affected_rows());
   }
 
+  int RenewLeases(const std::string& worker, const std::vector<std::string>& ids,
+                  std::chrono::milliseconds lease) override {
+    if (ids.empty()) return 0;
+    return static_cast<int>(
+        s_.ExecCommitted(query::kRenewLeases, worker, pg::TextArray(ids), static_cast<long long>(lease.count()))
+            .affected_rows());
+  }
+
   std::vector<ExpiredLease> FindExpired(int limit) override {
     return kExpiredColumns.ReadAll(s_.ExecRead(query::kFindExpiredLeases, limit));
   }
@@ -189,7 +210,7 @@ class PgDeliveriesStore final : public DeliveriesStore {
     const auto p = OutcomeArrays(worker, outcomes);
     return Translate(query::kRecordOutcomes, [&] {
       pqxx::work txn(s_.conn);
-      s_.Exec(txn, query::kDeferOutboxNotify);
+      s_.Exec(txn, query::kBeginOutcomes);
       const pqxx::result rows = s_.Exec(txn, query::kRecordOutcomes, worker, p[0], p[1], p[2], p[3], p[4], p[5],
                                         p[6], p[7], p[8], p[9], p[10], p[11], p[12], delivery_events_, p[13]);
       txn.commit();

@@ -20,12 +20,24 @@ namespace pgcourier::store {
 
 class Session;
 
+// What a claim leased, and how many due rows it looked at: more than it
+// leased means more is due for subscriptions whose windows are now full, and
+// the next claim (which leaves them out) can go on at once.
+struct ClaimedDeliveries {
+  std::vector<model::ClaimedDelivery> rows;
+  int candidates = 0;
+};
+
 class DeliveriesStore {
  public:
   virtual ~DeliveriesStore() = default;
 
-  // Leases due deliveries (claim_due).
-  virtual std::vector<model::ClaimedDelivery> Claim(const ClaimRequest& request) = 0;
+  // Leases due deliveries (claim_due), fairly and within the request's bounds.
+  virtual ClaimedDeliveries Claim(const DeliveryClaimRequest& request) = 0;
+  // The heartbeat: `worker`'s leases of `ids` last `lease` more (renew_leases);
+  // returns how many were still its own.
+  virtual int RenewLeases(const std::string& worker, const std::vector<std::string>& ids,
+                          std::chrono::milliseconds lease) = 0;
   // Records attempts and next states in one transaction (record_outcomes). An
   // outcome applies only while its expected owner (empty: `worker`) still
   // holds the lease at that attempt number (and, for a rescue, while that

@@ -31,6 +31,7 @@ inline constexpr const char* kPauseSubscription = "pause_subscription";
 inline constexpr const char* kDisableSubscription = "disable_subscription";
 inline constexpr const char* kQueueMetrics = "queue_metrics";
 inline constexpr const char* kPrune = "prune";
+inline constexpr const char* kRenewLeases = "renew_leases";
 // Integration runs.
 inline constexpr const char* kClaimRuns = "claim_runs";
 inline constexpr const char* kRecordRunOutcomes = "record_run_outcomes";
@@ -43,20 +44,21 @@ inline constexpr const char* kPendingRotations = "pending_rotations";
 inline constexpr const char* kFinishRotation = "finish_rotation";
 inline constexpr const char* kRunQueueMetrics = "run_queue_metrics";
 inline constexpr const char* kPruneRuns = "prune_runs";
+inline constexpr const char* kRenewRunLeases = "renew_run_leases";
 // The engine: schema check, leadership, outbox wake-ups.
 inline constexpr const char* kSchemaTableExists = "schema_table_exists";
 inline constexpr const char* kSchemaVersions = "schema_versions";
 inline constexpr const char* kTryLeadership = "try_leadership";
 inline constexpr const char* kNotifyOutbox = "notify_outbox";
-inline constexpr const char* kDeferOutboxNotify = "defer_outbox_notify";
+inline constexpr const char* kBeginOutcomes = "begin_outcomes";
 
 // Every name above (a test checks that each has its file and each file its name).
 inline constexpr const char* kAll[] = {
     kClaimDue, kRecordOutcomes, kQuarantineOutcome, kFindExpiredLeases, kReleaseLeases, kWakeHeld,
-    kPauseSubscription, kDisableSubscription, kQueueMetrics, kPrune, kClaimRuns, kRecordRunOutcomes,
+    kPauseSubscription, kDisableSubscription, kQueueMetrics, kPrune, kRenewLeases, kClaimRuns, kRecordRunOutcomes,
     kFindExpiredRunLeases, kReleaseRuns, kDegradeConnection, kConnectionsToProbe, kRecordProbe, kPendingRotations,
-    kFinishRotation, kRunQueueMetrics, kPruneRuns, kSchemaTableExists, kSchemaVersions, kTryLeadership,
-    kNotifyOutbox, kDeferOutboxNotify};
+    kFinishRotation, kRunQueueMetrics, kPruneRuns, kRenewRunLeases, kSchemaTableExists, kSchemaVersions, kTryLeadership,
+    kNotifyOutbox, kBeginOutcomes};
 }  // namespace query
 
 }  // namespace pgcourier::store

@@ -178,6 +178,14 @@ class PgRunsStore final : public RunsStore {
     return s_.ExecCommitted(query::kReleaseRuns, worker, a[0], a[1], a[2])[0]["released"].as<int>();
   }
 
+  int RenewLeases(const std::string& worker, const std::vector<std::string>& ids,
+                  std::chrono::milliseconds lease) override {
+    if (ids.empty()) return 0;
+    return static_cast<int>(
+        s_.ExecCommitted(query::kRenewRunLeases, worker, pg::TextArray(ids), static_cast<long long>(lease.count()))
+            .affected_rows());
+  }
+
   std::vector<ExpiredRunLease> FindExpired(int limit) override {
     return kExpiredColumns.ReadAll(s_.ExecRead(query::kFindExpiredRunLeases, limit));
   }

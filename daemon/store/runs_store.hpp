@@ -41,6 +41,9 @@ class RunsStore {
   // the database's error. Returns the ids that applied.
   virtual std::vector<std::string> Record(const std::string& worker, const std::vector<model::RunOutcome>& outcomes) = 0;
   virtual int Release(const std::string& worker, const std::vector<Release>& releases) = 0;
+  // The heartbeat of `worker`'s runs in flight (renew_run_leases).
+  virtual int RenewLeases(const std::string& worker, const std::vector<std::string>& ids,
+                          std::chrono::milliseconds lease) = 0;
   virtual std::vector<ExpiredRunLease> FindExpired(int limit) = 0;
   // False when nothing changed (not active, or `credential_version` > 0 is no longer its active version).
   virtual bool DegradeConnection(const std::string& connection_id, const std::string& reason,

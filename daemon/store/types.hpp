@@ -70,6 +70,23 @@ struct ClaimRequest {
   std::vector<std::string> tenants;
 };
 
+// A delivery claim: ClaimRequest plus the fair-share bounds of the daemon
+// (claim_due.sql says how each is applied).
+struct DeliveryClaimRequest {
+  ClaimRequest claim;
+  std::int64_t max_bytes = 0;                    // payload bytes of the whole batch...
+  std::int64_t max_first_bytes = 0;              // ...but its first row may be larger, up to this
+  std::vector<std::string> window_subscriptions;  // at most window_slots[i] rows of window_subscriptions[i]
+  std::vector<int> window_slots;
+  int default_slots = 0;                          // of any other subscription
+  std::vector<std::string> excluded_subscriptions;  // at their cap: not looked at
+  std::vector<std::string> excluded_tenants;
+  // First attempts: the subscriptions are visited in id order from just after
+  // this one (where the previous claim stopped), round to it again.
+  std::string resume_after;
+};
+
+
 // What a batch of delivery outcomes did: the ids that applied (the others had
 // lost their lease), and the subscriptions whose failure counters changed.
 struct RecordedOutcomes {

@@ -122,6 +122,15 @@ CREATE TABLE courier.subscription_secrets (
 );
 CREATE INDEX subscription_secrets_subscription ON courier.subscription_secrets (subscription_id);
 
+-- Limits every writer meets, set by the schema owner (a producer cannot
+-- change them, unlike a session setting). max_payload_bytes: the largest
+-- event payload a producer may publish (its jsonb size); 1 MiB by default.
+CREATE TABLE courier.settings (
+  name  text PRIMARY KEY CHECK (name IN ('max_payload_bytes')),
+  value bigint NOT NULL CHECK (value > 0)
+);
+INSERT INTO courier.settings VALUES ('max_payload_bytes', 1048576);
+
 CREATE TABLE courier.events (
   id              text PRIMARY KEY DEFAULT courier.new_id('evt_'),
   tenant_id       text NOT NULL CHECK (tenant_id <> ''),
@@ -130,22 +139,36 @@ CREATE TABLE courier.events (
   idempotency_key text,
   trace_id        text,
   created_at      timestamptz NOT NULL DEFAULT now(),
-  ordering_key    text
+  ordering_key    text,
+  -- The payload's size, measured at insert (90_roles.sql: events_check_tenant
+  -- refuses one over settings.max_payload_bytes): the daemon bounds every
+  -- claim in bytes before it fetches a payload.
+  payload_bytes   int NOT NULL DEFAULT 0 CHECK (payload_bytes >= 0)
 );
 CREATE UNIQUE INDEX events_tenant_idempotency_key ON courier.events (tenant_id, idempotency_key)
   WHERE idempotency_key IS NOT NULL;
 
+-- Deliveries: one per (event, subscription), the record of its state:
+-- status, attempts, next attempt, last result. What is being worked on right
+-- now (the lease) is not here but in courier.delivery_queue (below): a claim
+-- and a heartbeat write only the queue's narrow row, and no index of this
+-- table covers a column that changes after the insert, so the updates it does
+-- get (one per attempt) are HOT (heap only, no index entries), with room left
+-- on each page by the fillfactor.
+--
+-- status is pending (no attempt yet), retry_scheduled, or one of the terminal
+-- delivered, failed, dead_lettered. 'delivering' is what courier.delivery_status
+-- shows while a daemon holds the lease (the row here keeps pending or
+-- retry_scheduled meanwhile).
 CREATE TABLE courier.deliveries (
   id               text PRIMARY KEY DEFAULT courier.new_id('dlv_'),
   tenant_id        text NOT NULL,
   event_id         text NOT NULL REFERENCES courier.events (id),
   subscription_id  text NOT NULL REFERENCES courier.subscriptions (id),
   status           text NOT NULL DEFAULT 'pending'
-                   CHECK (status IN ('pending', 'delivering', 'delivered', 'retry_scheduled', 'failed', 'dead_lettered')),
+                   CHECK (status IN ('pending', 'delivered', 'retry_scheduled', 'failed', 'dead_lettered')),
   attempts         int NOT NULL DEFAULT 0 CHECK (attempts >= 0),
   next_attempt_at  timestamptz NOT NULL DEFAULT now(),
-  lease_owner      text,
-  lease_expires_at timestamptz,
   last_status_code int,
   last_error       text,
   created_at       timestamptz NOT NULL DEFAULT now(),
@@ -156,41 +179,186 @@ CREATE TABLE courier.deliveries (
   -- from here, so a replayed delivery gets a fresh set of attempts while its
   -- attempt numbers keep increasing.
   attempt_budget_base int NOT NULL DEFAULT 0 CHECK (attempt_budget_base >= 0),
-  UNIQUE (event_id, subscription_id),
-  CHECK ((status = 'delivering') = (lease_owner IS NOT NULL AND lease_expires_at IS NOT NULL))
+  payload_bytes    int NOT NULL DEFAULT 0,  -- its event's, for the queue
+  UNIQUE (event_id, subscription_id)
 ) WITH (
-  fillfactor = 80,  -- room for HOT updates on the hot claim/complete path
-  -- Vacuum the queue tables early (courier.runs has the same settings).
-  -- Every delivery leaves dead row versions behind (claim, outcome, prune), and
-  -- the claim-path indexes (deliveries_due, deliveries_leased; runs_due,
-  -- runs_leased) take new keys at their right end while their left pages empty
-  -- out: those pages are reused only after a VACUUM. With the default
-  -- thresholds (20 % of the table dead) a busy queue waits long for it and the
-  -- indexes grow meanwhile (bench/run health). A vacuum after 1 % + 1,000 dead
-  -- rows, without cost-based sleeping, keeps them small; autovacuum_naptime
-  -- (postgresql.conf, default 1 min) decides how soon a worker looks: the README
-  -- recommends 10 s for a busy queue.
+  -- Half of each page is left free at insert: every row of a page can then be
+  -- updated in place once (its attempt), and the dead versions are pruned
+  -- before the next.
+  fillfactor = 50,
+  -- Vacuum the queue tables early (courier.delivery_queue and courier.runs
+  -- have the same settings). Every delivery leaves dead row versions behind
+  -- (claim, outcome, prune), and the claim-path indexes take new keys at their
+  -- right end while their left pages empty out: those pages are reused only
+  -- after a VACUUM. With the default thresholds (20 % of the table dead) a busy
+  -- queue waits long for it and the indexes grow meanwhile (bench/run health).
+  -- A vacuum after 1 % + 1,000 dead rows, without cost-based sleeping, keeps
+  -- them small; autovacuum_naptime (postgresql.conf, default 1 min) decides how
+  -- soon a worker looks: the README recommends 10 s for a busy queue.
   autovacuum_vacuum_scale_factor = 0.01,
   autovacuum_vacuum_threshold = 1000,
   autovacuum_vacuum_insert_scale_factor = 0.05,
   autovacuum_analyze_scale_factor = 0.02,
   autovacuum_vacuum_cost_delay = 0
 );
-
--- The claim query's predicate, exactly: a partial index that only holds due-able rows,
--- so it stays small however many delivered rows the table keeps.
-CREATE INDEX deliveries_due ON courier.deliveries (next_attempt_at)
-  WHERE status IN ('pending', 'retry_scheduled');
--- The rescuer's predicate: leases that may have expired.
-CREATE INDEX deliveries_leased ON courier.deliveries (lease_expires_at)
-  WHERE status = 'delivering';
+-- A subscription's deliveries (replay, redeliver, inspection), and retention
+-- by age: both on columns that never change.
 CREATE INDEX deliveries_subscription ON courier.deliveries (subscription_id, created_at);
--- The FIFO check of the claim query: earlier unfinished deliveries with the same key.
-CREATE INDEX deliveries_fifo ON courier.deliveries (subscription_id, ordering_key, created_at, id)
-  WHERE ordering_key IS NOT NULL AND status IN ('pending', 'delivering', 'retry_scheduled');
--- Finished deliveries by age: retention pruning and dead-letter counts use it.
-CREATE INDEX deliveries_finished ON courier.deliveries (completed_at)
-  WHERE status IN ('delivered', 'failed', 'dead_lettered');
+CREATE INDEX deliveries_created ON courier.deliveries (created_at);
+
+-- The due work: one narrow row per unfinished delivery, with the lease of
+-- the daemon working on it. Kept by the triggers below from every write of
+-- courier.deliveries (so every writer keeps it right), except the daemon's
+-- outcome statement, which writes it itself; claims and heartbeats write its
+-- lease columns only. due_at is the next attempt ('infinity': held until the
+-- subscription is resumed); retry tells first attempts from retries, so that
+-- a storm of due retries cannot hide new events (the claim looks for both);
+-- attempts and the budget base are the delivery's (the outcome's fence, and
+-- what a claim returns without reading the delivery). No index holds
+-- lease_expires_at: a heartbeat, which moves it, is a HOT update; the
+-- rescuer scans the leased rows.
+CREATE TABLE courier.delivery_queue (
+  delivery_id         text PRIMARY KEY,
+  event_id            text NOT NULL,
+  subscription_id     text NOT NULL,
+  tenant_id           text NOT NULL,
+  due_at              timestamptz NOT NULL,
+  retry               boolean NOT NULL,
+  attempts            int NOT NULL,
+  attempt_budget_base int NOT NULL,
+  lease_owner         text,
+  lease_expires_at    timestamptz,
+  payload_bytes       int NOT NULL,
+  ordering_key        text,
+  created_at          timestamptz NOT NULL,
+  CHECK ((lease_owner IS NULL) = (lease_expires_at IS NULL))
+) WITH (
+  fillfactor = 70,
+  autovacuum_vacuum_scale_factor = 0.01,
+  autovacuum_vacuum_threshold = 1000,
+  autovacuum_vacuum_insert_scale_factor = 0.05,
+  autovacuum_analyze_scale_factor = 0.02,
+  autovacuum_vacuum_cost_delay = 0
+);
+-- The claim's two ways in (claim_due.sql). First attempts by subscription,
+-- oldest first: the claim visits the subscriptions with work in turn (a
+-- skip scan of this index), so a subscription's backlog cannot hide another's
+-- new event. Retries by due time (a scheduled retry is due later; held rows
+-- are 'infinity').
+CREATE INDEX delivery_queue_first ON courier.delivery_queue (subscription_id, due_at)
+  WHERE lease_owner IS NULL AND NOT retry AND due_at <> 'infinity';
+CREATE INDEX delivery_queue_retry ON courier.delivery_queue (due_at) WHERE lease_owner IS NULL AND retry;
+-- The leased rows (the rescuer scans them all; outcomes and heartbeats find
+-- theirs by id). Keyed by the id, not the owner: the outcome's join is then
+-- one probe per row whichever index the planner takes, and a heartbeat,
+-- which moves only lease_expires_at, stays a HOT update.
+CREATE INDEX delivery_queue_leased ON courier.delivery_queue (delivery_id) WHERE lease_owner IS NOT NULL;
+-- A subscription's held rows (resume, held counts). Only the held ones: a
+-- claim's update (which leaves due_at alone) then adds no entry here.
+CREATE INDEX delivery_queue_held ON courier.delivery_queue (subscription_id) WHERE due_at = 'infinity';
+-- The FIFO check of the claim: an earlier unfinished delivery with the same key.
+CREATE INDEX delivery_queue_fifo ON courier.delivery_queue (subscription_id, ordering_key, created_at, delivery_id)
+  WHERE ordering_key IS NOT NULL;
+
+-- Dead-lettered deliveries, kept by the same triggers: the dead-letter view
+-- and the metrics count them here, without an index on deliveries.status
+-- (which would make every status change a non-HOT update).
+CREATE TABLE courier.delivery_dead_letters (
+  delivery_id      text PRIMARY KEY,
+  tenant_id        text NOT NULL,
+  subscription_id  text NOT NULL,
+  dead_lettered_at timestamptz NOT NULL
+);
+CREATE INDEX delivery_dead_letters_at ON courier.delivery_dead_letters (dead_lettered_at);
+
+-- The queue follows courier.deliveries, whoever writes it (the daemon, the
+-- operator functions, an administrator's UPDATE): set-based, one statement
+-- per writing statement, from its transition tables. A transition table has
+-- no statistics, and the planner's guess made it scan the whole queue to join
+-- a batch of 256 rows (96 ms instead of 2); so these functions probe the
+-- queue by its primary key (enable_seqscan = off for their statements only).
+CREATE FUNCTION courier.queue_inserted_deliveries() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp
+  SET enable_seqscan = off AS $$
+BEGIN
+  INSERT INTO courier.delivery_queue (delivery_id, event_id, subscription_id, tenant_id, due_at, retry, attempts,
+                                      attempt_budget_base, payload_bytes, ordering_key, created_at)
+  SELECT n.id, n.event_id, n.subscription_id, n.tenant_id, n.next_attempt_at, n.attempts > n.attempt_budget_base,
+         n.attempts, n.attempt_budget_base, n.payload_bytes, n.ordering_key, n.created_at
+  FROM inserted n
+  WHERE n.status IN ('pending', 'retry_scheduled');
+  INSERT INTO courier.delivery_dead_letters (delivery_id, tenant_id, subscription_id, dead_lettered_at)
+  SELECT n.id, n.tenant_id, n.subscription_id, coalesce(n.completed_at, now())
+  FROM inserted n WHERE n.status = 'dead_lettered';
+  RETURN NULL;
+END
+$$;
+CREATE TRIGGER deliveries_queue_insert AFTER INSERT ON courier.deliveries
+  REFERENCING NEW TABLE AS inserted
+  FOR EACH STATEMENT EXECUTE FUNCTION courier.queue_inserted_deliveries();
+
+-- An update: a finished delivery leaves the queue; an unfinished one takes
+-- its new due time and attempt count, and loses its lease when an attempt was
+-- recorded (attempts changed) -- otherwise its lease stays, whoever updated
+-- the row; a finished one that is unfinished again (replay, redelivery)
+-- comes back.
+--
+-- The daemon's outcome statement (record_outcomes) writes the queue rows
+-- itself, in the statement that checks its fence, and says so with
+-- courier.queue_maintained = 'on' for its transaction: this trigger then has
+-- nothing left to do. (Only roles that may UPDATE courier.deliveries can use
+-- that: the daemon, for its outcome columns, and the owner.)
+CREATE FUNCTION courier.queue_updated_deliveries() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp
+  SET enable_seqscan = off AS $$
+BEGIN
+  IF current_setting('courier.queue_maintained', true) = 'on' THEN
+    RETURN NULL;
+  END IF;
+  DELETE FROM courier.delivery_queue q USING updated n
+  WHERE q.delivery_id = n.id AND n.status IN ('delivered', 'failed', 'dead_lettered');
+  UPDATE courier.delivery_queue q
+  SET due_at = n.next_attempt_at, retry = n.attempts > n.attempt_budget_base, attempts = n.attempts,
+      attempt_budget_base = n.attempt_budget_base,
+      lease_owner = CASE WHEN n.attempts = q.attempts THEN q.lease_owner END,
+      lease_expires_at = CASE WHEN n.attempts = q.attempts THEN q.lease_expires_at END
+  FROM updated n
+  WHERE q.delivery_id = n.id AND n.status IN ('pending', 'retry_scheduled')
+    AND (q.due_at, q.attempts, q.attempt_budget_base) IS DISTINCT FROM (n.next_attempt_at, n.attempts, n.attempt_budget_base);
+  INSERT INTO courier.delivery_queue (delivery_id, event_id, subscription_id, tenant_id, due_at, retry, attempts,
+                                      attempt_budget_base, payload_bytes, ordering_key, created_at)
+  SELECT n.id, n.event_id, n.subscription_id, n.tenant_id, n.next_attempt_at, n.attempts > n.attempt_budget_base,
+         n.attempts, n.attempt_budget_base, n.payload_bytes, n.ordering_key, n.created_at
+  FROM updated n JOIN previous o ON o.id = n.id
+  WHERE n.status IN ('pending', 'retry_scheduled') AND o.status IN ('delivered', 'failed', 'dead_lettered')
+  ON CONFLICT (delivery_id) DO NOTHING;
+  -- Dead letters in (or their time corrected), replayed ones out.
+  INSERT INTO courier.delivery_dead_letters AS x (delivery_id, tenant_id, subscription_id, dead_lettered_at)
+  SELECT n.id, n.tenant_id, n.subscription_id, coalesce(n.completed_at, now())
+  FROM updated n WHERE n.status = 'dead_lettered'
+  ON CONFLICT (delivery_id) DO UPDATE SET dead_lettered_at = excluded.dead_lettered_at
+    WHERE x.dead_lettered_at IS DISTINCT FROM excluded.dead_lettered_at;
+  DELETE FROM courier.delivery_dead_letters x USING updated n JOIN previous o ON o.id = n.id
+  WHERE x.delivery_id = n.id AND o.status = 'dead_lettered' AND n.status <> 'dead_lettered';
+  RETURN NULL;
+END
+$$;
+CREATE TRIGGER deliveries_queue_update AFTER UPDATE ON courier.deliveries
+  REFERENCING OLD TABLE AS previous NEW TABLE AS updated
+  FOR EACH STATEMENT EXECUTE FUNCTION courier.queue_updated_deliveries();
+
+CREATE FUNCTION courier.queue_deleted_deliveries() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp
+  SET enable_seqscan = off AS $$
+BEGIN
+  DELETE FROM courier.delivery_queue q USING deleted o WHERE q.delivery_id = o.id;
+  DELETE FROM courier.delivery_dead_letters x USING deleted o WHERE x.delivery_id = o.id;
+  RETURN NULL;
+END
+$$;
+CREATE TRIGGER deliveries_queue_delete AFTER DELETE ON courier.deliveries
+  REFERENCING OLD TABLE AS deleted
+  FOR EACH STATEMENT EXECUTE FUNCTION courier.queue_deleted_deliveries();
 
 -- One row per attempt, written once and never updated. Partitioned by day
 -- (started_at, UTC), so retention removes old attempts by dropping whole
@@ -322,12 +490,14 @@ SELECT courier.maintain_attempt_partitions(7, 1);
 CREATE FUNCTION courier.fan_out_event() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
 BEGIN
-  INSERT INTO courier.deliveries (tenant_id, event_id, subscription_id, next_attempt_at, created_at, ordering_key)
+  INSERT INTO courier.deliveries (tenant_id, event_id, subscription_id, next_attempt_at, created_at, ordering_key,
+                                  payload_bytes)
   SELECT NEW.tenant_id, NEW.id, s.id,
          CASE WHEN s.paused_at IS NULL THEN now() ELSE 'infinity'::timestamptz END,
          now(),
          CASE WHEN s.ordering = 'fifo'
-              THEN coalesce(NEW.ordering_key, NEW.payload ->> s.ordering_key_field) END
+              THEN coalesce(NEW.ordering_key, NEW.payload ->> s.ordering_key_field) END,
+         NEW.payload_bytes
   FROM courier.subscriptions s
   WHERE s.tenant_id = NEW.tenant_id
     AND s.active

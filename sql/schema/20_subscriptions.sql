@@ -18,10 +18,13 @@ BEGIN
   IF NOT FOUND THEN
     RETURN false;
   END IF;
+  -- Its waiting deliveries, found through the queue (the leased ones are held
+  -- when their attempt's result is written).
   UPDATE courier.deliveries d
   SET next_attempt_at = 'infinity', updated_at = now()
-  WHERE d.subscription_id = pause_subscription.subscription_id
-    AND d.status IN ('pending', 'retry_scheduled') AND d.next_attempt_at <> 'infinity';
+  FROM courier.delivery_queue q
+  WHERE q.subscription_id = pause_subscription.subscription_id AND q.due_at <> 'infinity'
+    AND q.lease_owner IS NULL AND d.id = q.delivery_id AND d.status IN ('pending', 'retry_scheduled');
   RETURN true;
 END
 $$;
@@ -43,8 +46,9 @@ BEGIN
   END IF;
   UPDATE courier.deliveries d
   SET next_attempt_at = now(), updated_at = now()
-  WHERE d.subscription_id = resume_subscription.subscription_id
-    AND d.status IN ('pending', 'retry_scheduled') AND d.next_attempt_at = 'infinity';
+  FROM courier.delivery_queue q
+  WHERE q.subscription_id = resume_subscription.subscription_id AND q.due_at = 'infinity'
+    AND d.id = q.delivery_id AND d.status IN ('pending', 'retry_scheduled');
   GET DIAGNOSTICS released = ROW_COUNT;
   PERFORM pg_notify('courier_deliveries', '');
   RETURN released;
@@ -132,7 +136,7 @@ BEGIN
   END IF;
   RETURN QUERY
   WITH picked AS (
-    SELECT e.id, e.tenant_id, e.created_at, e.ordering_key, e.payload
+    SELECT e.id, e.tenant_id, e.created_at, e.ordering_key, e.payload, e.payload_bytes
     FROM courier.events e
     WHERE e.tenant_id = sub.tenant_id
       AND courier.event_type_matches(sub.event_types, e.event_type)
@@ -141,9 +145,10 @@ BEGIN
     ORDER BY e.created_at, e.id
     LIMIT max_events
   ), upserted AS (
-    INSERT INTO courier.deliveries AS d (tenant_id, event_id, subscription_id, ordering_key)
+    INSERT INTO courier.deliveries AS d (tenant_id, event_id, subscription_id, ordering_key, payload_bytes)
     SELECT p.tenant_id, p.id, sub.id,
-           CASE WHEN sub.ordering = 'fifo' THEN coalesce(p.ordering_key, p.payload ->> sub.ordering_key_field) END
+           CASE WHEN sub.ordering = 'fifo' THEN coalesce(p.ordering_key, p.payload ->> sub.ordering_key_field) END,
+           p.payload_bytes
     FROM picked p
     ON CONFLICT ON CONSTRAINT deliveries_event_id_subscription_id_key DO UPDATE
       SET status = 'pending', next_attempt_at = now(), completed_at = NULL, attempt_budget_base = d.attempts,
@@ -162,7 +167,6 @@ SELECT s.id AS subscription_id, s.tenant_id, courier.redact_url(s.url) AS url, s
        CASE WHEN NOT s.active THEN 'disabled' WHEN s.paused_at IS NOT NULL THEN 'paused' ELSE 'active' END AS state,
        s.paused_at, s.pause_reason, s.disabled_at, s.disabled_reason,
        s.consecutive_failures, s.failing_since, s.last_success_at, s.last_failure_at, s.last_error,
-       (SELECT count(*) FROM courier.deliveries d
-        WHERE d.subscription_id = s.id AND d.status IN ('pending', 'retry_scheduled')
-          AND d.next_attempt_at = 'infinity') AS held_deliveries
+       (SELECT count(*) FROM courier.delivery_queue q
+        WHERE q.subscription_id = s.id AND q.due_at = 'infinity' AND q.lease_owner IS NULL) AS held_deliveries
 FROM courier.subscriptions s;

@@ -44,12 +44,29 @@ BEGIN
 END
 $$;
 
--- Every new event: a producer writes only for its own tenants, and an id it
+-- Every new event: a producer writes only for its own tenants, an id it
 -- chose itself is a token (it is sent as the webhook-id header: CR, LF or a
--- space there would let it write headers, or a second request, of its own).
+-- space there would let it write headers, or a second request, of its own),
+-- and its payload is no larger than settings.max_payload_bytes, measured
+-- here (payload_bytes), so no claim ever fetches more than the daemon asked for.
+-- The measure is the payload's text, which is what a claim fetches: not
+-- pg_column_size, which gives a compressed size for a value copied from
+-- another table (INSERT ... SELECT), so a 100 MB payload of one repeated
+-- character would count as 1 MB.
 CREATE FUNCTION courier.check_event_tenant() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+DECLARE
+  max_bytes bigint;
 BEGIN
+  NEW.payload_bytes := octet_length(NEW.payload::text);
+  SELECT s.value INTO max_bytes FROM courier.settings s WHERE s.name = 'max_payload_bytes';
+  IF NEW.payload_bytes > max_bytes THEN
+    RAISE EXCEPTION 'courier.events.payload is % bytes, over the limit of % bytes (courier.settings max_payload_bytes)',
+      NEW.payload_bytes, max_bytes
+      USING ERRCODE = 'program_limit_exceeded',
+            HINT = 'publish a reference to the data instead, or raise the limit as the schema owner: '
+                   'UPDATE courier.settings SET value = ... WHERE name = ''max_payload_bytes''';
+  END IF;
   IF NEW.id !~ '^[A-Za-z0-9_][A-Za-z0-9_.:~-]{0,254}$' THEN
     RAISE EXCEPTION 'courier.events.id must be 1 to 255 characters of A-Z a-z 0-9 _ . : ~ -, not starting with . : ~ or - (it is sent as the webhook-id header)'
       USING ERRCODE = 'check_violation',
@@ -154,12 +171,23 @@ BEGIN
   GRANT SELECT ON courier.schema_migrations, courier.events, courier.subscription_secrets TO courier_daemon;
   GRANT SELECT, UPDATE (consecutive_failures, failing_since, last_success_at, last_failure_at, last_error)
     ON courier.subscriptions TO courier_daemon;
-  GRANT SELECT, DELETE, UPDATE (status, attempts, next_attempt_at, lease_owner, lease_expires_at, last_status_code,
-                                last_error, updated_at, completed_at)
+  GRANT SELECT, DELETE, UPDATE (status, attempts, next_attempt_at, last_status_code, last_error, updated_at,
+                                completed_at)
     ON courier.deliveries TO courier_daemon;
+  -- Claims, heartbeats and releases write the queue's lease and due time; the
+  -- triggers of courier.deliveries write the rest. Retention reads the dead
+  -- letters and moves its cursor.
+  -- The queue: claims and heartbeats write the lease; the outcome statement
+  -- releases a row with its next due time and attempt, or deletes it.
+  GRANT SELECT, DELETE, UPDATE (lease_owner, lease_expires_at, due_at, attempts, retry)
+    ON courier.delivery_queue TO courier_daemon;
+  GRANT SELECT, INSERT ON courier.delivery_dead_letters TO courier_daemon;
+  GRANT SELECT ON courier.settings TO courier_daemon;
+  GRANT SELECT, UPDATE ON courier.prune_cursor TO courier_daemon;
   GRANT DELETE ON courier.events TO courier_daemon;
   GRANT EXECUTE ON FUNCTION courier.pause_subscription(text, text), courier.disable_subscription(text, text),
-                            courier.queue_metrics(), courier.prune(timestamptz, timestamptz, integer)
+                            courier.queue_metrics(), courier.prune(timestamptz, timestamptz, integer),
+                            courier.remove_deliveries(text[])
     TO courier_daemon;
 END
 $roles$;

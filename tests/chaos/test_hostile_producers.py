@@ -10,7 +10,7 @@ import pytest
 from chaos_helpers import rss_kib, summary
 from conftest import wait_for
 
-UNFINISHED = "('pending', 'delivering', 'retry_scheduled')"
+UNFINISHED = "('pending', 'retry_scheduled')"
 
 
 def wait_finished(db, event_ids, timeout=20):
@@ -77,6 +77,17 @@ def test_urls_that_are_not_urls_fail_invalid_url_and_nothing_is_sent(
 
 def test_a_50_mb_payload_fails_payload_too_large_as_poison(db, receiver, create_subscription, daemon_factory):
     create_subscription(receiver.url("/ok"))
+    # With the default max_payload_bytes (1 MiB) it is refused at publish, naming the limit...
+    with db.conn.cursor() as cur:
+        try:
+            cur.execute("INSERT INTO courier.events (tenant_id, event_type, payload) VALUES "
+                        "('acme', 'order.huge', jsonb_build_object('blob', repeat('x', 50 * 1024 * 1024)))")
+            raise AssertionError("a 50 MB payload was accepted under the default limit")
+        except psycopg2.errors.ProgramLimitExceeded as e:
+            assert "over the limit of 1048576 bytes" in str(e), e
+    # ...and with the limit raised by the schema owner, the policy's max_body_bytes (1 MiB) stops it
+    # in the daemon, which holds it within its memory budget and sends nothing.
+    db.query("UPDATE courier.settings SET value = 64 * 1024 * 1024 WHERE name = 'max_payload_bytes'")
     d = daemon_factory("p3", poll_interval="200ms")
     rss_before = rss_kib(d.proc.pid)
     db.conn.autocommit = False
@@ -93,6 +104,7 @@ def test_a_50_mb_payload_fails_payload_too_large_as_poison(db, receiver, create_
             after = cur.fetchone()[0]
         db.conn.commit()
     finally:
+        db.conn.rollback()
         db.conn.autocommit = True
     wait_finished(db, [before, huge, after], timeout=60)
     row = db.delivery(huge)

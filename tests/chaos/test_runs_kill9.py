@@ -81,13 +81,13 @@ def test_kill_9_during_runs_loses_none_completes_each_once_and_repeats_only_take
                    "--api-key-header", API_KEY_HEADER).stdout.strip()
         assert cred.startswith("cred_") and conn.startswith("conn_"), (cred, conn)
 
-        # Short leases: a run's lease is request timeout 1 s + lease_margin 1 s + request timeout 1 s = 3 s
-        # (the last for an OAuth2 token fetch), so a dead daemon's runs come back within seconds.
+        # Short leases (3 s; a live daemon renews them, a token fetch included), so a dead daemon's runs
+        # come back within seconds.
         integration = {"health_check_interval": "30s", "unhealthy_after": 3, "run_when_degraded": False,
                        "max_rate_limited_waits": 20, "token_refresh_margin": "60s"}
         policies = write_policies({"default": policy(max_attempts=10, base="50ms", cap="500ms", connect="500ms",
                                                      request="1s", integration=integration)})
-        settings = dict(policies_file=policies, lease_margin="1s", rescue_interval="200ms",
+        settings = dict(policies_file=policies, lease_duration="3s", rescue_interval="200ms",
                         poll_interval="200ms", maintenance_interval="200ms", log_level="info")
         daemons = [daemon_factory("r1", **settings), daemon_factory("r2", **settings)]
 

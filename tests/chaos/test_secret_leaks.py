@@ -104,8 +104,7 @@ def leak_run(pg_admin_url, tmp_path_factory):
             events.append(cur.fetchone()[0])
 
         def unfinished():
-            cur.execute("SELECT count(*) FROM courier.deliveries WHERE status IN "
-                        "('pending', 'delivering', 'retry_scheduled')")
+            cur.execute("SELECT count(*) FROM courier.delivery_queue")
             return cur.fetchone()[0]
         wait_for(lambda: unfinished() == 0, timeout=30, what="every delivery finished")
         cur.execute("SELECT s.url, d.status, count(*) FROM courier.deliveries d "

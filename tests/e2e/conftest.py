@@ -108,11 +108,13 @@ class Database:
             return [dict(zip(names, row)) for row in cur.fetchall()]
 
     def delivery(self, event_id, subscription_id=None):
-        """The delivery row of an event (for one subscription when given), as a dict."""
-        sql = "SELECT * FROM courier.deliveries WHERE event_id = %s"
+        """The delivery of an event (for one subscription when given), as a dict: its row, with the
+        status and lease an operator sees (courier.delivery_status: 'delivering' while leased)."""
+        sql = ("SELECT d.*, v.status, v.next_attempt_at, v.lease_owner, v.lease_expires_at "
+               "FROM courier.deliveries d JOIN courier.delivery_status v USING (id) WHERE d.event_id = %s")
         args = [event_id]
         if subscription_id is not None:
-            sql += " AND subscription_id = %s"
+            sql += " AND d.subscription_id = %s"
             args.append(subscription_id)
         rows = self.rows(sql, *args)
         assert len(rows) == 1, f"expected one delivery for {event_id}/{subscription_id}, found {len(rows)}"
@@ -124,7 +126,7 @@ class Database:
                          delivery_id)
 
     def statuses(self):
-        return dict(self.query("SELECT status, count(*) FROM courier.deliveries GROUP BY status"))
+        return dict(self.query("SELECT status, count(*) FROM courier.delivery_status GROUP BY status"))
 
     def close(self):
         self.conn.close()

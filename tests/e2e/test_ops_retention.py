@@ -26,10 +26,11 @@ def test_retention_removes_old_deliveries_attempts_and_events_and_keeps_recent_o
     delivery = {e: db.delivery(e)["id"] for e in orders + invoices}
     old_orders, recent_orders = orders[:2], orders[2:]
     dead_90s, dead_3min = invoices
-    db.query("UPDATE courier.deliveries SET completed_at = now() - interval '90 seconds' WHERE event_id = ANY(%s)",
-             old_orders + [dead_90s])
-    db.query("UPDATE courier.deliveries SET completed_at = now() - interval '3 minutes' WHERE event_id = %s",
-             dead_3min)
+    # Made old as they would be: created before they completed (retention sweeps by creation time).
+    db.query("UPDATE courier.deliveries SET created_at = now() - interval '91 seconds', "
+             "completed_at = now() - interval '90 seconds' WHERE event_id = ANY(%s)", old_orders + [dead_90s])
+    db.query("UPDATE courier.deliveries SET created_at = now() - interval '181 seconds', "
+             "completed_at = now() - interval '3 minutes' WHERE event_id = %s", dead_3min)
     removed = {delivery[e] for e in old_orders + [dead_3min]}
 
     wait_for(lambda: db.value("SELECT count(*) FROM courier.deliveries WHERE id = ANY(%s)", list(removed)) == 0,

@@ -93,9 +93,9 @@ def test_grace_period_over_aborts_and_releases_leases_for_another_daemon(
 
 def test_kill_9_mid_flight_leases_expire_and_another_daemon_delivers_everything(
         db, make_receiver, create_subscription, daemon_factory, write_policies):
-    # lease = longest request timeout (1s) + lease_margin (1s) = 2s
+    # 2 s leases, renewed while d1 lives
     policies = write_policies({"default": policy(max_attempts=3, base="100ms", connect="1s", request="1s")})
-    d1 = daemon_factory("d1", policies_file=policies, poll_interval="100ms", lease_margin="1s")
+    d1 = daemon_factory("d1", policies_file=policies, poll_interval="100ms", lease_duration="2s")
     assert "lease 2000 ms" in d1.log()
     eps = endpoints(3, "/hang/3", make_receiver, create_subscription, db)
     events = [e for _, _, e in eps]
@@ -110,7 +110,7 @@ def test_kill_9_mid_flight_leases_expire_and_another_daemon_delivers_everything(
 
     for r, sub_id, _ in eps:
         db.query("UPDATE courier.subscriptions SET url = %s WHERE id = %s", r.url("/ok"), sub_id)
-    d2 = daemon_factory("d2", policies_file=policies, poll_interval="100ms", lease_margin="1s",
+    d2 = daemon_factory("d2", policies_file=policies, poll_interval="100ms", lease_duration="2s",
                         rescue_interval="200ms")
     wait_for(lambda: all(db.delivery(e)["status"] == "delivered" for e in events), timeout=15,
              what="every delivery to be delivered by d2")

@@ -43,7 +43,7 @@ std::set<std::string> Ids(const std::vector<ClaimedDelivery>& claimed) {
 
 }  // namespace
 
-TEST_CASE("ClaimDue claims only due rows and leases them to the worker") {
+TEST_CASE("claim_due claims only due rows and leases them to the worker") {
   TestDb db;
   pqxx::connection conn(db.url());
   const auto sub = AddSubscription(conn, "acme", {"order.*"}, true, "fast", "https://hooks.example.test/acme");
@@ -71,10 +71,8 @@ TEST_CASE("ClaimDue claims only due rows and leases them to the worker") {
   SetState(conn, delivered, "delivered", 1, "-1 hour");
   SetState(conn, failed, "failed", 1, "-1 hour");
   SetState(conn, dead, "dead_lettered", 5, "-1 hour");
-  Exec(conn,
-       "UPDATE courier.deliveries SET status = 'delivering', lease_owner = 'other', "
-       "lease_expires_at = now() + interval '1 minute', next_attempt_at = now() - interval '1 hour' WHERE id = $1",
-       leased);
+  Exec(conn, "UPDATE courier.deliveries SET next_attempt_at = now() - interval '1 hour' WHERE id = $1", leased);
+  pgtest::Lease(conn, leased, "other");
   Exec(conn, "UPDATE courier.events SET trace_id = 'trace-42' WHERE id = "
              "(SELECT event_id FROM courier.deliveries WHERE id = $1)", retry_due);
 
@@ -88,7 +86,7 @@ TEST_CASE("ClaimDue claims only due rows and leases them to the worker") {
 
   // The claimed rows: delivering, leased to worker-1 for 30 s from the claim.
   CHECK(Count(conn,
-              "SELECT count(*) FROM courier.deliveries WHERE id = ANY($1::text[]) AND status = 'delivering' "
+              "SELECT count(*) FROM courier.delivery_status WHERE id = ANY($1::text[]) AND status = 'delivering' "
               "AND lease_owner = 'worker-1' "
               "AND lease_expires_at BETWEEN $2::timestamptz + interval '30 s' AND $3::timestamptz + interval '30 s'",
               "{" + pending + "," + retry_due + "}", before, after) == 2);
@@ -98,7 +96,7 @@ TEST_CASE("ClaimDue claims only due rows and leases them to the worker") {
       {failed, "failed"},                {dead, "dead_lettered"},     {leased, "delivering"}};
   for (const auto& [id, status] : untouched) {
     CAPTURE(status);
-    const auto row = pgtest::Row(conn, "SELECT status, coalesce(lease_owner, '') FROM courier.deliveries WHERE id = $1",
+    const auto row = pgtest::Row(conn, "SELECT status, coalesce(lease_owner, '') FROM courier.delivery_status WHERE id = $1",
                                  id);
     CHECK(row[0].as<std::string>() == status);
     CHECK(row[1].as<std::string>() == (status == "delivering" ? "other" : ""));
@@ -138,7 +136,7 @@ TEST_CASE("ClaimDue claims only due rows and leases them to the worker") {
   CHECK(store.Claim("worker-2", 100, 30s).empty());
 }
 
-TEST_CASE("ClaimDue respects the limit") {
+TEST_CASE("claim_due respects the limit") {
   TestDb db;
   pqxx::connection conn(db.url());
   const auto sub = AddSubscription(conn, "acme", {"*"});
@@ -152,10 +150,10 @@ TEST_CASE("ClaimDue respects the limit") {
     for (const auto& d : batch) CHECK(seen.insert(d.id).second);
   }
   CHECK(seen.size() == 5);
-  CHECK(Count(conn, "SELECT count(*) FROM courier.deliveries WHERE status = 'delivering'") == 5);
+  CHECK(Count(conn, "SELECT count(*) FROM courier.delivery_queue WHERE lease_owner = 'worker-1'") == 5);
 }
 
-TEST_CASE("ClaimDue still claims a delivery whose subscription was deactivated, and says so") {
+TEST_CASE("claim_due still claims a delivery whose subscription was deactivated, and says so") {
   TestDb db;
   pqxx::connection conn(db.url());
   const auto sub = AddSubscription(conn, "acme", {"*"});
@@ -224,9 +222,9 @@ TEST_CASE("concurrent claimers never get the same delivery") {
   CHECK(times.size() == static_cast<std::size_t>(kDeliveries));
 
   // The database agrees on who holds what.
-  CHECK(Count(conn, "SELECT count(*) FROM courier.deliveries WHERE status <> 'delivering'") == 0);
+  CHECK(Count(conn, "SELECT count(*) FROM courier.delivery_queue WHERE lease_owner IS NULL") == 0);
   for (int w = 0; w < kWorkers; ++w) {
-    CHECK(Count(conn, "SELECT count(*) FROM courier.deliveries WHERE lease_owner = $1",
+    CHECK(Count(conn, "SELECT count(*) FROM courier.delivery_queue WHERE lease_owner = $1",
                 "worker-" + std::to_string(w)) == static_cast<long long>(claimed[w].size()));
   }
 }

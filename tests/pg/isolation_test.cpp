@@ -92,7 +92,7 @@ TEST_CASE("a producer-chosen event id must be a token: CR, LF, spaces and other 
   TestDb db;
   pqxx::connection conn(db.url());
   AddSubscription(conn, "acme", {"*"});
-  for (const std::string id : {std::string("evt_1\r\nX-Injected: yes"), std::string("evt 1"), std::string("evt_1\n"),
+  for (const std::string& id : {std::string("evt_1\r\nX-Injected: yes"), std::string("evt 1"), std::string("evt_1\n"),
                                std::string(""), std::string(256, 'a'), std::string("évt"), std::string("-leading")}) {
     CAPTURE(id);
     const auto error = ErrorOf(conn, "INSERT INTO courier.events (id, tenant_id, event_type) VALUES ($1, 'acme', 'x')", id);

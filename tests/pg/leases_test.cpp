@@ -65,7 +65,8 @@ TEST_CASE("a rescue recovers an expired lease for another worker and fences the 
 
   DaemonSession old_owner(db.url());
   REQUIRE(old_owner.Claim("worker-old", 10, 60s).size() == 2);
-  Exec(conn, "UPDATE courier.deliveries SET lease_expires_at = now() - interval '1 s' WHERE id = $1", expired);
+  Exec(conn, "UPDATE courier.delivery_queue SET lease_expires_at = now() - interval '1 s' WHERE delivery_id = $1",
+       expired);
 
   DaemonSession rescuer(db.url());
   std::vector<ExpiredLease> seen;
@@ -83,7 +84,7 @@ TEST_CASE("a rescue recovers an expired lease for another worker and fences the 
   const auto d = Row(conn,
                      "SELECT status, attempts, lease_owner IS NULL AND lease_expires_at IS NULL, "
                      "next_attempt_at > now() + interval '4 s', coalesce(last_error, '') "
-                     "FROM courier.deliveries WHERE id = $1",
+                     "FROM courier.delivery_status WHERE id = $1",
                      expired);
   CHECK(d[0].as<std::string>() == "retry_scheduled");
   CHECK(d[1].as<int>() == 3);
@@ -100,7 +101,7 @@ TEST_CASE("a rescue recovers an expired lease for another worker and fences the 
   CHECK(a[3].as<std::string>() == "transient");
 
   // The lease that has not expired is untouched.
-  const auto l = Row(conn, "SELECT status, lease_owner, attempts FROM courier.deliveries WHERE id = $1", live);
+  const auto l = Row(conn, "SELECT status, lease_owner, attempts FROM courier.delivery_status WHERE id = $1", live);
   CHECK(l[0].as<std::string>() == "delivering");
   CHECK(l[1].as<std::string>() == "worker-old");
   CHECK(l[2].as<int>() == 0);
@@ -178,7 +179,7 @@ TEST_CASE("a release gives claimed deliveries back without recording an attempt"
   // Another worker cannot release them.
   DaemonSession other(db.url());
   CHECK(other.deliveries->Release("worker-2", {{fresh, 0, "not mine"}, {retried, 0, "not mine"}}) == 0);
-  CHECK(Count(conn, "SELECT count(*) FROM courier.deliveries WHERE status = 'delivering' "
+  CHECK(Count(conn, "SELECT count(*) FROM courier.delivery_status WHERE status = 'delivering' "
                     "AND lease_owner = 'worker-1'") == 2);
 
   const auto before = pgtest::ServerClock(conn);
@@ -189,7 +190,7 @@ TEST_CASE("a release gives claimed deliveries back without recording an attempt"
   const std::string kQuery =
       "SELECT status, attempts, lease_owner IS NULL AND lease_expires_at IS NULL, coalesce(last_error, ''), "
       "next_attempt_at BETWEEN $2::timestamptz + $4::interval AND $3::timestamptz + $4::interval "
-      "FROM courier.deliveries WHERE id = $1";
+      "FROM courier.delivery_status WHERE id = $1";
   const auto f = Row(conn, kQuery, fresh, before, after, "0 s");
   CHECK(f[0].as<std::string>() == "pending");
   CHECK(f[1].as<int>() == 0);
@@ -223,10 +224,10 @@ TEST_CASE("a rescue outcome does not apply once the lease is no longer expired (
   const auto expired = rescuer.deliveries->FindExpired(10);
   REQUIRE(expired.size() == 1);
   // Between the rescuer's read and its write, the owner's lease is renewed.
-  Exec(conn, "UPDATE courier.deliveries SET lease_expires_at = now() + interval '1 min' WHERE id = $1", id);
+  Exec(conn, "UPDATE courier.delivery_queue SET lease_expires_at = now() + interval '1 min' WHERE delivery_id = $1", id);
   CHECK(rescuer.deliveries->Record("worker-rescuer", {LeaseExpired(expired[0], DeliveryStatus::kRetryScheduled)})
             .applied.empty());
-  const auto d = Row(conn, "SELECT status, lease_owner, attempts FROM courier.deliveries WHERE id = $1", id);
+  const auto d = Row(conn, "SELECT status, lease_owner, attempts FROM courier.delivery_status WHERE id = $1", id);
   CHECK(d[0].as<std::string>() == "delivering");
   CHECK(d[1].as<std::string>() == "worker-old");
   CHECK(d[2].as<int>() == 0);

@@ -82,7 +82,7 @@ TEST_CASE("record_outcomes applies each transition and writes one attempt row") 
 
   const std::string kDelivery =
       "SELECT status, attempts, lease_owner IS NULL AND lease_expires_at IS NULL, completed_at IS NOT NULL, "
-      "coalesce(last_status_code, -1), coalesce(last_error, '') FROM courier.deliveries WHERE id = $1";
+      "coalesce(last_status_code, -1), coalesce(last_error, '') FROM courier.delivery_status WHERE id = $1";
   const std::string kAttempt =
       "SELECT outcome, coalesce(status_code, -1), duration_ms, coalesce(error_class, ''), retryable, "
       "coalesce(error_summary, ''), coalesce(response_excerpt, ''), worker, "
@@ -107,6 +107,8 @@ TEST_CASE("record_outcomes applies each transition and writes one attempt row") 
     CHECK(a[6].as<std::string>() == R"({"ok": true, "quote": "\" and \\"})");
     CHECK(a[7].as<std::string>() == "worker-1");
     CHECK(a[8].as<long long>() == kStartedUs);
+    // The outcome statement wrote the queue itself: a finished delivery leaves it.
+    CHECK(Count(conn, "SELECT count(*) FROM courier.delivery_queue WHERE delivery_id = $1", ok) == 0);
   }
   SUBCASE("delivering -> retry_scheduled") {
     const auto d = Row(conn, kDelivery, retry);
@@ -126,8 +128,18 @@ TEST_CASE("record_outcomes applies each transition and writes one attempt row") 
     CHECK(a[3].as<std::string>() == "transient");
     CHECK(a[4].as<bool>());
     CHECK(a[5].as<std::string>() == "HTTP 503 Service Unavailable");
+    // The queue row is released at the new attempt count, due when the delivery says.
+    CHECK(Count(conn,
+                "SELECT count(*) FROM courier.delivery_queue q JOIN courier.deliveries d ON d.id = q.delivery_id "
+                "WHERE q.delivery_id = $1 AND q.lease_owner IS NULL AND q.lease_expires_at IS NULL "
+                "AND q.attempts = 1 AND q.retry AND q.due_at = d.next_attempt_at",
+                retry) == 1);
     // Not due before its delay is over.
     CHECK(store.Claim("worker-2", 100, 60s).empty());
+    // The outcome transaction's courier.queue_maintained ended with it: any
+    // later write of the delivery keeps the queue in step by the trigger.
+    pgtest::Exec(conn, "UPDATE courier.deliveries SET status = 'failed' WHERE id = $1", retry);
+    CHECK(Count(conn, "SELECT count(*) FROM courier.delivery_queue WHERE delivery_id = $1", retry) == 0);
   }
   SUBCASE("delivering -> failed") {
     const auto d = Row(conn, kDelivery, failed);
@@ -140,6 +152,8 @@ TEST_CASE("record_outcomes applies each transition and writes one attempt row") 
     const auto a = Row(conn, kAttempt, failed);
     CHECK(a[3].as<std::string>() == "validation");
     CHECK_FALSE(a[4].as<bool>());
+    CHECK(Count(conn, "SELECT count(*) FROM courier.delivery_queue WHERE delivery_id = $1", failed) == 0);
+    CHECK(Count(conn, "SELECT count(*) FROM courier.delivery_dead_letters WHERE delivery_id = $1", failed) == 0);
   }
   SUBCASE("delivering -> dead_lettered") {
     const auto d = Row(conn, kDelivery, dead);
@@ -154,13 +168,15 @@ TEST_CASE("record_outcomes applies each transition and writes one attempt row") 
     CHECK(a[1].as<int>() == -1);
     CHECK(a[3].as<std::string>() == "poison");
     CHECK(Count(conn, "SELECT count(*) FROM courier.dead_letters WHERE delivery_id = $1", dead) == 1);
+    CHECK(Count(conn, "SELECT count(*) FROM courier.delivery_dead_letters WHERE delivery_id = $1", dead) == 1);
+    CHECK(Count(conn, "SELECT count(*) FROM courier.delivery_queue WHERE delivery_id = $1", dead) == 0);
   }
   SUBCASE("recording the same attempt again applies nothing") {
     CHECK(store.deliveries->Record("worker-1", outcomes).applied.empty());
     CHECK(store.deliveries->Record("worker-1", {retry_o}).applied.empty());
     CHECK(Count(conn, "SELECT count(*) FROM courier.delivery_attempts") == 4);
     CHECK(Count(conn, "SELECT count(*) FROM courier.deliveries WHERE attempts = 1") == 4);
-    CHECK(Count(conn, "SELECT count(*) FROM courier.deliveries WHERE status = 'delivering'") == 0);
+    CHECK(Count(conn, "SELECT count(*) FROM courier.delivery_queue WHERE lease_owner IS NOT NULL") == 0);
   }
 }
 
@@ -176,7 +192,7 @@ TEST_CASE("record_outcomes ignores an outcome from a worker that does not hold t
   auto o = Outcome(id, 1, DeliveryStatus::kDelivered, "delivered");
   o.status_code = 200;
   CHECK(intruder.deliveries->Record("worker-2", {o}).applied.empty());
-  const auto d = Row(conn, "SELECT status, lease_owner, attempts FROM courier.deliveries WHERE id = $1", id);
+  const auto d = Row(conn, "SELECT status, lease_owner, attempts FROM courier.delivery_status WHERE id = $1", id);
   CHECK(d[0].as<std::string>() == "delivering");
   CHECK(d[1].as<std::string>() == "worker-1");
   CHECK(d[2].as<int>() == 0);
@@ -235,7 +251,7 @@ void CheckQuarantine(const std::string& bad_summary) {
   // The bad row ends failed, lease released, with the reason.
   const auto d = Row(conn,
                      "SELECT status, attempts, lease_owner IS NULL, completed_at IS NOT NULL, coalesce(last_error, '') "
-                     "FROM courier.deliveries WHERE id = $1",
+                     "FROM courier.delivery_status WHERE id = $1",
                      bad);
   CHECK(d[0].as<std::string>() == "failed");
   CHECK(d[1].as<int>() == 1);
@@ -308,7 +324,7 @@ TEST_CASE("quarantine works when the error it quotes has multi-byte text where i
     CHECK(last_error.find("outcome could not be recorded") != std::string::npos);
     if (threw) break;  // one failing round shows it
     // Leave nothing claimed for the next round.
-    pgtest::Exec(conn, "UPDATE courier.deliveries SET status = 'failed', lease_owner = NULL, lease_expires_at = NULL "
-                       "WHERE status = 'delivering'");
+    pgtest::Exec(conn, "UPDATE courier.deliveries d SET status = 'failed' FROM courier.delivery_queue q "
+                       "WHERE q.delivery_id = d.id AND q.lease_owner IS NOT NULL");
   }
 }

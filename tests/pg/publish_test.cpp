@@ -45,9 +45,9 @@ TEST_CASE("publish fans out one pending delivery per matching active subscriptio
     CHECK(Count(conn, "SELECT count(*) FROM courier.deliveries WHERE event_id = $1", event) == 3);
     // Every delivery: dlv_ id, pending, no attempts, due now, no lease, same tenant.
     CHECK(Count(conn,
-                "SELECT count(*) FROM courier.deliveries WHERE event_id = $1 AND id LIKE 'dlv\\_%' "
-                "AND status = 'pending' AND attempts = 0 AND lease_owner IS NULL AND lease_expires_at IS NULL "
-                "AND next_attempt_at <= now() AND tenant_id = 'acme' AND completed_at IS NULL",
+                "SELECT count(*) FROM courier.delivery_status v JOIN courier.deliveries d USING (id) WHERE v.event_id = $1 AND id LIKE 'dlv\\_%' "
+                "AND v.status = 'pending' AND v.attempts = 0 AND lease_owner IS NULL AND lease_expires_at IS NULL AND payload_bytes > 0 "
+                "AND v.next_attempt_at <= now() AND v.tenant_id = 'acme' AND v.completed_at IS NULL",
                 event) == 3);
     CHECK(Scalar<std::string>(conn, "SELECT payload::text FROM courier.events WHERE id = $1", event) ==
           R"({"id": 1})");
@@ -147,4 +147,62 @@ TEST_CASE("publish refuses an empty tenant or event type") {
     CHECK(sqlstate == "22023");  // invalid_parameter_value
   }
   CHECK(Count(conn, "SELECT count(*) FROM courier.events") == 0);
+}
+
+TEST_CASE("a payload over courier.settings max_payload_bytes is refused, by publish and by a plain INSERT") {
+  TestDb db;
+  pqxx::connection conn(db.url());
+  AddSubscription(conn, "acme", {"*"});
+  const std::string big = "SELECT jsonb_build_object('pad', repeat('x', 1100000))";
+  SUBCASE("publish") {
+    const auto error = pgtest::ErrorOf(conn, "SELECT courier.publish('acme', 'order.created', (" + big + "))");
+    CAPTURE(error);
+    CHECK(error.find("courier.events.payload is 1100011 bytes, over the limit of 1048576 bytes") != std::string::npos);
+    CHECK(error.find("max_payload_bytes") != std::string::npos);
+  }
+  SUBCASE("a plain INSERT") {
+    CHECK_FALSE(pgtest::ErrorOf(conn, "INSERT INTO courier.events (tenant_id, event_type, payload) "
+                                      "VALUES ('acme', 'order.created', (" + big + "))")
+                    .empty());
+  }
+  SUBCASE("a value copied from another table, where PostgreSQL keeps it compressed") {
+    // 5 MB of one repeated character compresses to about 60 kB: pg_column_size would let it through.
+    pgtest::Exec(conn, "CREATE TABLE staging (p jsonb)");
+    pgtest::Exec(conn, "INSERT INTO staging SELECT jsonb_build_object('pad', repeat('x', 5000000))");
+    CHECK(Count(conn, "SELECT pg_column_size(p) FROM staging") < 1048576);
+    const auto error = pgtest::ErrorOf(conn, "INSERT INTO courier.events (tenant_id, event_type, payload) "
+                                             "SELECT 'acme', 'order.created', p FROM staging");
+    CAPTURE(error);
+    CHECK(error.find("courier.events.payload is 5000011 bytes") != std::string::npos);
+  }
+  // Nothing of a refused event is left.
+  CHECK(Count(conn, "SELECT count(*) FROM courier.events") == 0);
+  CHECK(Count(conn, "SELECT count(*) FROM courier.deliveries") == 0);
+  CHECK(Count(conn, "SELECT count(*) FROM courier.delivery_queue") == 0);
+}
+
+TEST_CASE("a payload's size is measured at publish and travels with its deliveries into the queue") {
+  TestDb db;
+  pqxx::connection conn(db.url());
+  const auto sub = AddSubscription(conn, "acme", {"*"});
+  const auto event = Publish(conn, "acme", "order.created", R"({"n": 1, "text": "héllo"})");
+  const auto bytes = Count(conn, "SELECT octet_length(payload::text) FROM courier.events WHERE id = $1", event);
+  CHECK(Count(conn, "SELECT payload_bytes FROM courier.events WHERE id = $1", event) == bytes);
+  CHECK(Count(conn, "SELECT payload_bytes FROM courier.deliveries WHERE event_id = $1", event) == bytes);
+  CHECK(Count(conn, "SELECT payload_bytes FROM courier.delivery_queue WHERE event_id = $1", event) == bytes);
+  // The limit is the schema owner's to raise; then the large payload goes through.
+  pgtest::Exec(conn, "UPDATE courier.settings SET value = 4194304 WHERE name = 'max_payload_bytes'");
+  const auto large = Publish(conn, "acme", "order.created", R"({"pad": ")" + std::string(2000000, 'y') + R"("})");
+  CHECK(Count(conn, "SELECT payload_bytes FROM courier.delivery_queue WHERE event_id = $1", large) > 2000000);
+  (void)sub;
+}
+
+TEST_CASE("a producer cannot raise the payload limit") {
+  TestDb db;
+  pqxx::connection admin(db.url());
+  pgtest::LoginRole producer(db, "courier_producer");
+  pqxx::connection conn(producer.url());
+  CHECK(pgtest::Refused(conn, "UPDATE courier.settings SET value = 1099511627776 WHERE name = 'max_payload_bytes'"));
+  CHECK(pgtest::Refused(conn, "INSERT INTO courier.settings VALUES ('max_payload_bytes', 1)"));
+  CHECK(Count(admin, "SELECT value FROM courier.settings WHERE name = 'max_payload_bytes'") == 1048576);
 }

@@ -57,30 +57,47 @@ TEST_CASE("the daemon role has every right the delivery loop and maintenance nee
   const std::string sub = pgtest::AddSubscription(admin, "acme", {"*"});
   for (int i = 0; i < 3; ++i) pgtest::Publish(admin, "acme", "order.created");
   LoginRole daemon(db, "courier_daemon");
+  for (int i = 0; i < 3; ++i) pgtest::Publish(admin, "acme", "order.created");
   pgtest::DaemonSession store(daemon.url());
   CHECK(store.session.CheckSchema().missing.empty());
   store.session.Listen({"courier_deliveries", "courier_runs"});
   const auto claimed = store.Claim("d1", 10, std::chrono::seconds(30));
-  REQUIRE(claimed.size() == 3);
+  REQUIRE(claimed.size() == 6);
+  CHECK(store.deliveries->RenewLeases("d1", {claimed[0].id, claimed[1].id}, std::chrono::seconds(30)) == 2);
+  // One outcome of each kind, written by the outcome statement itself (a
+  // refused write would be quarantined as 'failed' instead).
+  using pgcourier::model::DeliveryStatus;
   std::vector<pgcourier::model::DeliveryOutcome> outcomes;
-  for (const auto& d : claimed) {
+  const DeliveryStatus next[] = {DeliveryStatus::kDelivered, DeliveryStatus::kRetryScheduled,
+                                 DeliveryStatus::kDeadLettered, DeliveryStatus::kFailed};
+  for (int i = 0; i < 4; ++i) {
     pgcourier::model::DeliveryOutcome o;
-    o.delivery_id = d.id;
+    o.delivery_id = claimed[static_cast<std::size_t>(i)].id;
     o.attempt = 1;
-    o.next_status = pgcourier::model::DeliveryStatus::kDelivered;
-    o.status_code = 200;
-    o.outcome = "delivered";
+    o.next_status = next[i];
+    o.status_code = i == 0 ? 200 : 503;
+    o.outcome = i == 0 ? "delivered" : "http_error";
+    if (next[i] == DeliveryStatus::kRetryScheduled) o.retry_delay_ms = 60000;
     outcomes.push_back(o);
   }
-  CHECK(store.deliveries->Record("d1", {outcomes[0], outcomes[1]}).applied.size() == 2);
-  CHECK(store.deliveries->Release("d1", {{claimed[2].id, 0, "released"}}) == 1);
+  CHECK(store.deliveries->Record("d1", outcomes).applied.size() == 4);
+  CHECK(pgtest::Count(admin, "SELECT count(*) FROM courier.delivery_attempts WHERE outcome = 'record_error'") == 0);
+  CHECK(pgtest::Scalar<std::string>(admin, "SELECT string_agg(status, ',' ORDER BY status) FROM courier.deliveries "
+                                           "WHERE attempts = 1") == "dead_lettered,delivered,failed,retry_scheduled");
+  CHECK(pgtest::Count(admin, "SELECT count(*) FROM courier.delivery_dead_letters") == 1);
+  CHECK(pgtest::Count(admin, "SELECT count(*) FROM courier.delivery_queue") == 3);
+  CHECK(store.deliveries->Release("d1", {{claimed[4].id, 0, "released"}}) == 1);
   CHECK(store.session.TryBecomeLeader());
   CHECK(store.deliveries->ReadQueueMetrics().due == 1);
+  CHECK(store.deliveries->ReadQueueMetrics().delivering == 1);
+  CHECK(store.deliveries->ReadQueueMetrics().dead_lettered == 1);
   CHECK(store.deliveries->FindExpired(10).empty());
   CHECK(store.deliveries->WakeHeld() == 0);
   store.deliveries->PauseSubscription(sub, "test");
   store.deliveries->DisableSubscription(sub, "test");
-  CHECK(store.deliveries->Prune(std::chrono::hours(1), std::chrono::hours(1), 100) == 0);
+  pgtest::Exec(admin, "UPDATE courier.deliveries SET created_at = now() - interval '3 hours', "
+                      "completed_at = now() - interval '2 hours' WHERE id = $1", claimed[0].id);
+  CHECK(store.deliveries->Prune(std::chrono::hours(1), std::chrono::hours(1), 100) == 1);
   // The run lane's reads and maintenance.
   CHECK(store.runs->Claim({{"d1", 10, std::chrono::seconds(30), {}}, {}}).empty());
   CHECK(store.runs->FindExpired(10).empty());

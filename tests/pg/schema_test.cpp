@@ -119,28 +119,53 @@ TEST_CASE("delivery_attempts rows cannot be updated") {
         "delivered");
 }
 
-TEST_CASE("deliveries CHECK constraints refuse an unknown status and delivering without a lease") {
+TEST_CASE("deliveries CHECK constraints refuse an unknown status; the queue a half lease") {
   TestDb db;
   pqxx::connection conn(db.url());
   const auto sub = AddSubscription(conn, "acme", {"*"});
   const auto id = NewDelivery(conn, "acme", sub);
 
   CHECK(SqlState(conn, "UPDATE courier.deliveries SET status = 'lost' WHERE id = $1", id) == "23514");
+  // 'delivering' is not a stored status: the lease lives in the queue.
   CHECK(SqlState(conn, "UPDATE courier.deliveries SET status = 'delivering' WHERE id = $1", id) == "23514");
-  CHECK(SqlState(conn, "UPDATE courier.deliveries SET status = 'delivering', lease_owner = 'w' WHERE id = $1", id) ==
+  CHECK(SqlState(conn, "UPDATE courier.delivery_queue SET lease_owner = 'w' WHERE delivery_id = $1", id) == "23514");
+  CHECK(SqlState(conn, "UPDATE courier.delivery_queue SET lease_expires_at = now() WHERE delivery_id = $1", id) ==
         "23514");
-  CHECK(SqlState(conn,
-                 "UPDATE courier.deliveries SET status = 'delivering', lease_expires_at = now() WHERE id = $1",
-                 id) == "23514");
-  // A lease outside 'delivering' is refused too.
-  CHECK(SqlState(conn,
-                 "UPDATE courier.deliveries SET lease_owner = 'w', lease_expires_at = now() WHERE id = $1", id) ==
-        "23514");
-  // The valid combination is accepted, and the row was never changed before.
-  CHECK(SqlState(conn,
-                 "UPDATE courier.deliveries SET status = 'delivering', lease_owner = 'w', "
-                 "lease_expires_at = now() WHERE id = $1",
+  CHECK(SqlState(conn, "UPDATE courier.delivery_queue SET lease_owner = 'w', lease_expires_at = now() "
+                       "WHERE delivery_id = $1",
                  id) == "");
+}
+
+TEST_CASE("the queue follows every write of courier.deliveries") {
+  TestDb db;
+  pqxx::connection conn(db.url());
+  const auto sub = AddSubscription(conn, "acme", {"*"});
+  const auto id = NewDelivery(conn, "acme", sub);
+  auto queued = [&] { return Count(conn, "SELECT count(*) FROM courier.delivery_queue WHERE delivery_id = $1", id); };
+  CHECK(queued() == 1);
+  // A lease is kept through an update that records no attempt, dropped by one that does.
+  pgtest::Lease(conn, id, "w1");
+  Exec(conn, "UPDATE courier.deliveries SET last_error = 'note' WHERE id = $1", id);
+  CHECK(Scalar<std::string>(conn, "SELECT lease_owner FROM courier.delivery_queue WHERE delivery_id = $1", id) == "w1");
+  Exec(conn, "UPDATE courier.deliveries SET status = 'retry_scheduled', attempts = 1, "
+             "next_attempt_at = now() + interval '1 hour' WHERE id = $1", id);
+  const auto q = pgtest::Row(conn, "SELECT lease_owner IS NULL, retry, attempts, due_at > now() + interval '59 min' "
+                                   "FROM courier.delivery_queue WHERE delivery_id = $1", id);
+  CHECK(q[0].as<bool>());
+  CHECK(q[1].as<bool>());
+  CHECK(q[2].as<int>() == 1);
+  CHECK(q[3].as<bool>());
+  // Finished: out of the queue; dead-lettered: in the dead letters; replayed: back in the queue only.
+  Exec(conn, "UPDATE courier.deliveries SET status = 'dead_lettered', completed_at = now() WHERE id = $1", id);
+  CHECK(queued() == 0);
+  CHECK(Count(conn, "SELECT count(*) FROM courier.delivery_dead_letters WHERE delivery_id = $1", id) == 1);
+  CHECK(Scalar<int>(conn, "SELECT courier.replay_deliveries(subscription_id => $1)", sub) == 1);
+  CHECK(queued() == 1);
+  CHECK(Count(conn, "SELECT count(*) FROM courier.delivery_dead_letters") == 0);
+  CHECK_FALSE(Scalar<bool>(conn, "SELECT retry FROM courier.delivery_queue WHERE delivery_id = $1", id));  // a fresh budget
+  Exec(conn, "DELETE FROM courier.delivery_attempts");
+  Exec(conn, "DELETE FROM courier.deliveries WHERE id = $1", id);
+  CHECK(queued() == 0);
 }
 
 TEST_CASE("two Migrate calls racing on an empty database apply each migration once") {

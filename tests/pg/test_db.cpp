@@ -103,6 +103,14 @@ std::string NewDelivery(pqxx::connection& conn, const std::string& tenant, const
   return DeliveryOf(conn, Publish(conn, tenant, event_type, payload_json), subscription_id);
 }
 
+void Lease(pqxx::connection& conn, const std::string& delivery_id, const std::string& owner,
+           const std::string& lasts) {
+  Exec(conn,
+       "UPDATE courier.delivery_queue SET lease_owner = $2, lease_expires_at = now() + $3::interval "
+       "WHERE delivery_id = $1",
+       delivery_id, owner, lasts);
+}
+
 LoginRole::LoginRole(const TestDb& db, const std::string& group) : admin_url_(db.url()) {
   name_ = "t_" + group + "_" + RandomSuffix().substr(0, 10);
   pqxx::connection admin(admin_url_);

@@ -53,7 +53,12 @@ struct DaemonSession {
   // claim_due for `worker`, every tenant.
   std::vector<pgcourier::model::ClaimedDelivery> Claim(const std::string& worker, int limit,
                                                        std::chrono::milliseconds lease) {
-    return deliveries->Claim({worker, limit, lease, {}});
+    pgcourier::store::DeliveryClaimRequest request;
+    request.claim = {worker, limit, lease, {}};
+    request.max_bytes = std::int64_t{1} << 40;
+    request.max_first_bytes = request.max_bytes;
+    request.default_slots = limit;
+    return deliveries->Claim(request).rows;
   }
 };
 
@@ -131,6 +136,11 @@ std::string ErrorOf(pqxx::connection& conn, const std::string& sql, Args&&... ar
     return what.empty() ? "(empty error)" : what;
   }
 }
+
+// Leases `delivery_id` to `owner` until now() + `lasts` (an interval), as a
+// claim by another daemon would: the lease lives in courier.delivery_queue.
+void Lease(pqxx::connection& conn, const std::string& delivery_id, const std::string& owner,
+           const std::string& lasts = "1 minute");
 
 // Current wall-clock time of the server, as timestamptz text.
 std::string ServerClock(pqxx::connection& conn);

@@ -486,7 +486,7 @@ TEST_CASE("Settings are parsed from every key") {
 worker_id: worker-1
 concurrency: 64
 max_claim_batch: 32
-lease_margin: 45s
+lease_duration: 45s
 poll_interval: 500ms
 rescue_interval: 10s
 shutdown_grace: 1m
@@ -501,7 +501,7 @@ user_agent: "pgcourier-test/1"
   CHECK(settings.worker_id == "worker-1");
   CHECK(settings.concurrency == 64);
   CHECK(settings.max_claim_batch == 32);
-  CHECK(settings.lease_margin == 45s);
+  CHECK(settings.lease_duration == 45s);
   CHECK(settings.poll_interval == 500ms);
   CHECK(settings.rescue_interval == 10s);
   CHECK(settings.shutdown_grace == 1min);
@@ -527,7 +527,7 @@ TEST_CASE("An empty settings file gives the defaults; a key without value gives 
 
 TEST_CASE("Settings errors name file, line, key, expectation and are collected together") {
   const auto problems = SettingsProblems(R"(concurrency: lots
-lease_margin: 30
+lease_duration: 30
 shutdown_grace: 2h
 log_level: verbose
 metrics_address: nowhere
@@ -537,7 +537,8 @@ databse_url: x
 )");
   REQUIRE(problems.size() == 8);
   CHECK(problems[0] == "s.yaml:1: concurrency: expected an integer from 1 to 100000, got 'lots'");
-  CHECK(problems[1] == "s.yaml:2: lease_margin: expected a duration greater than 0 (like 250ms, 5s, 2m or 1h), got '30'");
+  CHECK(problems[1] ==
+        "s.yaml:2: lease_duration: expected a duration from 100ms to 1h (like 250ms, 5s, 2m or 1h), got '30'");
   CHECK(problems[2] ==
         "s.yaml:3: shutdown_grace: expected a duration greater than 0 and at most 1h (like 250ms, 5s, 2m or 1h), got '2h'");
   CHECK(problems[3] ==
@@ -564,7 +565,7 @@ TEST_CASE("ValidateSettings reports every out-of-range value with the source") {
   Settings settings;
   settings.concurrency = 0;
   settings.max_claim_batch = 10001;
-  settings.lease_margin = 0ms;
+  settings.lease_duration = 99ms;
   settings.poll_interval = -1ms;
   settings.rescue_interval = 0ms;
   settings.shutdown_grace = 1h + 1ms;
@@ -578,7 +579,7 @@ TEST_CASE("ValidateSettings reports every out-of-range value with the source") {
   CHECK(problems.size() == 10);
   CHECK(all.find("settings: concurrency: expected an integer from 1 to 100000, got 0\n") != std::string::npos);
   CHECK(all.find("settings: max_claim_batch: expected an integer from 1 to 10000, got 10001\n") != std::string::npos);
-  CHECK(all.find("settings: lease_margin: expected a duration greater than 0") != std::string::npos);
+  CHECK(all.find("settings: lease_duration: expected a duration from 100ms to 1h") != std::string::npos);
   CHECK(all.find("settings: poll_interval: ") != std::string::npos);
   CHECK(all.find("settings: rescue_interval: ") != std::string::npos);
   CHECK(all.find("settings: shutdown_grace: expected a duration greater than 0 and at most 1h (like 250ms, 5s, 2m "
@@ -594,7 +595,7 @@ TEST_CASE("Settings range boundaries are inclusive") {
   settings.concurrency = 100000;
   settings.max_claim_batch = 10000;
   settings.shutdown_grace = 1h;
-  settings.lease_margin = 1ms;
+  settings.lease_duration = 100ms;
   CHECK(ValidationProblems(settings).empty());
   settings.concurrency = 1;
   settings.max_claim_batch = 1;
@@ -727,4 +728,13 @@ TEST_CASE("a document starting with a comma is an error, not a hang (found by fu
   CHECK(pgcourier::config::ParsePolicies("policies:\n  default: {max_attempts: 3, response_excerpt_bytes: 10}\n", "ok.yaml")
             .Find("default")
             ->max_attempts == 3);
+}
+
+TEST_CASE("A retired setting (lease_margin) still loads, with a notice that names it and its line") {
+  const Settings settings = ParseSettings("concurrency: 8\nlease_margin: 30s\n", "s.yaml");
+  CHECK(settings.concurrency == 8);
+  REQUIRE(settings.notices.size() == 1);
+  CHECK(settings.notices[0].rfind("s.yaml:2: lease_margin is no longer used", 0) == 0);
+  CHECK(settings.notices[0].find("lease_duration") != std::string::npos);
+  CHECK(ParseSettings("concurrency: 8\n", "s.yaml").notices.empty());
 }

@@ -4,7 +4,7 @@
 #include "lanes/deliveries/request.hpp"
 #include "signing/webhook_signature.hpp"
 
-using pgcourier::lanes::deliveries::BuildEnvelope;
+using pgcourier::lanes::deliveries::TakeEnvelope;
 using pgcourier::lanes::deliveries::BuildHeaders;
 using pgcourier::base::JsonQuote;
 using pgcourier::base::TraceParent;
@@ -22,15 +22,36 @@ pgcourier::model::ClaimedDelivery SampleDelivery() {
 }  // namespace
 
 TEST_CASE("the envelope wraps the payload with its type and timestamp, byte for byte") {
-  CHECK(BuildEnvelope(SampleDelivery()) ==
+  auto d = SampleDelivery();
+  CHECK(TakeEnvelope(d) ==
         R"({"type":"order.created","timestamp":"2026-11-22T05:00:00.000000Z","data":{"order_id": 42}})");
+  CHECK(d.payload_json.empty());  // taken
+}
+
+TEST_CASE("the envelope is built in the payload's own buffer when the store left room for it") {
+  auto d = SampleDelivery();
+  const std::string payload = R"({"pad": ")" + std::string(100000, 'x') + R"("})";
+  d.payload_json.reserve(payload.size() + pgcourier::model::EnvelopeRoom(d.event_type.size()));
+  d.payload_json = payload;
+  const char* buffer = d.payload_json.data();
+  const std::string body = TakeEnvelope(d);
+  CHECK(body.data() == buffer);  // no second buffer of the payload's size
+  CHECK(body.size() == payload.size() + 74);
+  CHECK(body.substr(body.size() - payload.size() - 1) == payload + "}");
+  // A hostile event type (every byte needing \u escaping) still fits the room.
+  auto odd = SampleDelivery();
+  odd.event_type = std::string(200, '\x01');
+  odd.payload_json.reserve(10 + pgcourier::model::EnvelopeRoom(odd.event_type.size()));
+  odd.payload_json = "[1,2,3]";
+  const char* odd_buffer = odd.payload_json.data();
+  CHECK(TakeEnvelope(odd).data() == odd_buffer);
 }
 
 TEST_CASE("event types with quotes and control characters are escaped in the envelope") {
   CHECK(JsonQuote("a\"b\\c\n\x01") == R"("a\"b\\c\n\u0001")");
   auto d = SampleDelivery();
   d.event_type = "odd\"type";
-  CHECK(BuildEnvelope(d).find(R"("type":"odd\"type")") != std::string::npos);
+  CHECK(TakeEnvelope(d).find(R"("type":"odd\"type")") != std::string::npos);
 }
 
 TEST_CASE("headers carry the event id as webhook-id and one signature per key") {

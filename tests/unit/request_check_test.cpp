@@ -15,7 +15,7 @@ TEST_CASE("header lines with CR, LF, NUL or DEL in the value are refused, naming
   CHECK_FALSE(HeaderLineProblem("Expect:").has_value());
   CHECK_FALSE(HeaderLineProblem("X-Tabbed: a\tb").has_value());
   CHECK_FALSE(HeaderLineProblem("Authorization: Bearer tok.en/+==").has_value());
-  for (const std::string bad : {std::string("webhook-id: a\r\nX-Injected: 1"), std::string("webhook-id: a\nb"),
+  for (const std::string& bad : {std::string("webhook-id: a\r\nX-Injected: 1"), std::string("webhook-id: a\nb"),
                                 std::string("webhook-id: a\rb"), std::string("webhook-id: a\0b", 15),
                                 std::string("webhook-id: a\x7f"), std::string("webhook-id: a\x01")}) {
     CAPTURE(bad);

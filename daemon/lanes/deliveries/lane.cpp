@@ -2,11 +2,13 @@
 
 #include <spdlog/spdlog.h>
 
+#include <limits>
 #include <queue>
 #include <unordered_map>
 #include <vector>
 
 #include "lanes/deliveries/decide.hpp"
+#include "lanes/deliveries/fairness.hpp"
 #include "lanes/deliveries/request.hpp"
 #include "lanes/deliveries/signing_keys.hpp"
 #include "lanes/hold_log.hpp"
@@ -74,6 +76,23 @@ class DeliveryWrites final : public WriteJob {
   std::size_t pauses_written_ = 0;
 };
 
+// The heartbeat of the lane's requests in flight.
+class RenewDeliveryLeases final : public WriteJob {
+ public:
+  RenewDeliveryLeases(std::vector<std::string> ids, std::chrono::milliseconds lease)
+      : ids_(std::move(ids)), lease_(lease) {}
+  std::size_t items() const override { return 0; }  // holds no result: never a reason to stop claiming
+  void Execute(const Stores& writer, const std::string& worker) override {
+    renewed = writer.deliveries.RenewLeases(worker, ids_, lease_);
+  }
+  std::size_t asked() const { return ids_.size(); }
+  int renewed = 0;
+
+ private:
+  std::vector<std::string> ids_;
+  std::chrono::milliseconds lease_;
+};
+
 struct InFlight {
   model::ClaimedDelivery delivery;
   std::shared_ptr<const config::PolicySet> policies;  // keeps `policy` alive
@@ -86,7 +105,8 @@ class DeliveryLane final : public Lane {
       : ctx_(context),
         settings_(context.settings),
         keys_(context.secret_box),
-        holds_(context.clock, "delivery(ies)", "subscription") {}
+        holds_(context.clock, "delivery(ies)", "subscription"),
+        fairness_(context.clock, context.settings.concurrency) {}
 
   const char* name() const override { return "deliveries"; }
   const char* channel() const override { return "courier_deliveries"; }
@@ -106,13 +126,42 @@ class DeliveryLane final : public Lane {
 
   ClaimResult Claim(const Stores& main, int slots) override {
     const int limit = std::min(slots, settings_.max_claim_batch);
+    // The memory budget: payloads held at once (in flight), and per claim.
+    const std::int64_t bytes_left = static_cast<std::int64_t>(settings_.max_in_flight_bytes) - bytes_in_flight_;
     if (limit <= 0) return {};
+    if (bytes_left <= 0) {
+      // Claim again once a finished delivery gives bytes back (not before:
+      // the loop would spin on claims that may not take anything).
+      backlog_ = false;
+      memory_full_ = true;
+      return {};
+    }
     const Steady started = ctx_.clock.Now();
-    auto claimed = main.deliveries.Claim({settings_.worker_id, limit, ctx_.policies.lease(), settings_.tenants});
+    store::DeliveryClaimRequest request;
+    request.claim = {settings_.worker_id, limit, settings_.lease_duration, settings_.tenants};
+    request.max_bytes = std::min<std::int64_t>(settings_.max_claim_bytes, bytes_left);
+    // One payload larger than the claim's share still goes, within what the
+    // budget has left, or alone when nothing else is held: the budget is
+    // max_in_flight_bytes, or a single payload larger than that.
+    request.max_first_bytes = bytes_in_flight_ == 0 ? std::numeric_limits<std::int64_t>::max() : bytes_left;
+    fairness_.Tidy();
+    fairness_.Bound(request);
+    auto batch = main.deliveries.Claim(request);
+    auto& claimed = batch.rows;
     notified_ = false;
     while (!own_retries_due_.empty() && own_retries_due_.top() <= started) own_retries_due_.pop();
-    backlog_ = static_cast<int>(claimed.size()) == limit;
-    const ClaimResult result{static_cast<int>(claimed.size()), backlog_};
+    // More is due now when the claim was full, or when it locked due rows it
+    // could not take (over its byte budget, or retries beside first
+    // attempts): the next claim can go on at once. A subscription that filled
+    // its window probably has more too: when one of its requests finishes
+    // (Unheld) the lane claims again.
+    const int n = static_cast<int>(claimed.size());
+    backlog_ = n == limit || batch.candidates > n;
+    std::vector<std::string> subscriptions;
+    subscriptions.reserve(claimed.size());
+    for (const auto& d : claimed) subscriptions.push_back(d.subscription_id);
+    fairness_.Claimed(subscriptions);
+    const ClaimResult result{n, backlog_};
     if (!claimed.empty()) {
       ctx_.metrics.ClaimBatch(result.claimed);
       Dispatch(std::move(claimed));
@@ -129,10 +178,12 @@ class DeliveryLane final : public Lane {
     const auto& r = c.result;
     limiter_.Done(d.subscription_id);
     if (r.transport_error == model::TransportError::kAborted) {  // shutdown, or never got a slot
+      Unheld(d, deliveries::EndpointSignal::kNeither);
       next_.releases.push_back({d.id, 0, "released by " + settings_.worker_id + ": " + r.error_message});
       return true;
     }
     auto done = deliveries::Complete(d, *f.policy, r, ctx_.random(), ctx_.clock.UnixMicros() / 1000);
+    Unheld(d, deliveries::SignalOf(done.verdict.success, done.verdict.outcome, r.status_code));
     UpdateEndpointHealth(d, *f.policy, done.verdict);
     policy_of_subscription_[d.subscription_id] = d.policy_name;
     if (!d.ordering_key.empty() && model::IsTerminal(done.outcome.next_status)) next_.fifo_finished = true;
@@ -163,7 +214,23 @@ class DeliveryLane final : public Lane {
 
   std::size_t unwritten() const override { return next_.items(); }
 
+  std::unique_ptr<WriteJob> Heartbeat() override {
+    if (in_flight_.empty()) return nullptr;
+    std::vector<std::string> ids;
+    ids.reserve(in_flight_.size());
+    for (const auto& [token, f] : in_flight_) ids.push_back(f.delivery.id);
+    return std::make_unique<RenewDeliveryLeases>(std::move(ids), settings_.lease_duration);
+  }
+
   void Written(std::unique_ptr<WriteJob> written) override {
+    if (auto* heartbeat = dynamic_cast<RenewDeliveryLeases*>(written.get())) {
+      if (static_cast<std::size_t>(heartbeat->renewed) < heartbeat->asked()) {
+        spdlog::warn("heartbeat: {} of {} delivery lease(s) were no longer this daemon's (taken back after they "
+                     "expired); their results will not be recorded",
+                     heartbeat->asked() - static_cast<std::size_t>(heartbeat->renewed), heartbeat->asked());
+      }
+      return;
+    }
     auto& job = static_cast<DeliveryWrites&>(*written);
     const auto& applied = job.recorded.applied;
     if (job.rescue) {
@@ -265,18 +332,22 @@ class DeliveryLane final : public Lane {
     const auto policies = ctx_.policies.current();
     const std::int64_t now_us = ctx_.clock.UnixMicros();
     for (auto& d : claimed) {
+      Held(d);
       const model::Policy* policy = policies->Find(d.policy_name);
       const Admission admission = deliveries::Admit(d, policy, policy ? CheckedUrl(d.url) : kNoProblem,
                                                     settings_.policies_file);
       switch (admission.action) {
         case Admission::Action::kHold:
+          Unheld(d, deliveries::EndpointSignal::kNeither);
           Hold(d, admission.reason);
           continue;
         case Admission::Action::kFail:
+          Unheld(d, deliveries::EndpointSignal::kNeither);
           Finished(d, deliveries::Unsent(d, model::DeliveryStatus::kFailed, admission.outcome,
                                          admission.failure_class, admission.reason, now_us));
           continue;
         case Admission::Action::kRelease:
+          Unheld(d, deliveries::EndpointSignal::kNeither);
           next_.releases.push_back({d.id, admission.delay_ms, admission.reason});
           continue;
         case Admission::Action::kSend:
@@ -285,14 +356,19 @@ class DeliveryLane final : public Lane {
       std::string reason;
       auto keys = keys_.For(d, reason);
       if (!keys) {
+        Unheld(d, deliveries::EndpointSignal::kNeither);
         Hold(d, reason);
         continue;
       }
-      if (!WithinLimits(d, *policy)) continue;
+      if (!WithinLimits(d, *policy)) {
+        Unheld(d, deliveries::EndpointSignal::kNeither);
+        continue;
+      }
       http::Request r;
-      r.body = deliveries::BuildEnvelope(d);
+      r.body = deliveries::TakeEnvelope(d);  // the payload's own buffer
       if (auto too_large = deliveries::BodyTooLarge(d, r.body.size(), *policy, now_us)) {
         limiter_.Done(d.subscription_id);
+        Unheld(d, deliveries::EndpointSignal::kNeither);
         Finished(d, std::move(*too_large));
         continue;
       }
@@ -310,6 +386,22 @@ class DeliveryLane final : public Lane {
       requests.push_back(std::move(r));
     }
     ctx_.executor.Submit(std::move(requests));
+  }
+
+  // A claimed delivery counts against its endpoint's window, its tenant's
+  // share and the memory budget from its claim until it is written back
+  // (sent and completed, or given back unsent).
+  void Held(const model::ClaimedDelivery& d) {
+    fairness_.Started(d.subscription_id, d.tenant_id);
+    bytes_in_flight_ += d.payload_bytes;
+  }
+  void Unheld(const model::ClaimedDelivery& d, deliveries::EndpointSignal signal) {
+    fairness_.Finished(d.subscription_id, d.tenant_id, signal);
+    bytes_in_flight_ -= d.payload_bytes;
+    if (memory_full_ || fairness_.backlogged(d.subscription_id)) {
+      memory_full_ = false;
+      backlog_ = true;
+    }
   }
 
   void Hold(const model::ClaimedDelivery& d, const std::string& reason) {
@@ -408,6 +500,9 @@ class DeliveryLane final : public Lane {
   const config::Settings& settings_;
   deliveries::SigningKeys keys_;
   HoldLog holds_;
+  deliveries::Fairness fairness_;
+  std::int64_t bytes_in_flight_ = 0;  // payload bytes of the claimed deliveries not finished yet
+  bool memory_full_ = false;          // the last claim found no bytes left in the budget
   Limiter limiter_{"subscription"};
   std::unordered_map<std::string, limits::CircuitBreaker> breakers_;  // by endpoint (scheme://host:port)
   std::unordered_map<std::string, std::string> policy_of_subscription_;  // for auto-pause after a write

@@ -5,16 +5,19 @@
 
 namespace pgcourier::lanes::deliveries {
 
-std::string BuildEnvelope(const model::ClaimedDelivery& delivery) {
-  std::string body;
-  body.reserve(delivery.payload_json.size() + delivery.event_type.size() + 64);
-  body += "{\"type\":";
-  body += base::JsonQuote(delivery.event_type);
-  body += ",\"timestamp\":";
-  body += base::JsonQuote(delivery.event_created_at);
-  body += ",\"data\":";
-  body += delivery.payload_json;  // already JSON text (jsonb output)
-  body += "}";
+std::string TakeEnvelope(model::ClaimedDelivery& delivery) {
+  std::string prefix = "{\"type\":";
+  prefix += base::JsonQuote(delivery.event_type);
+  prefix += ",\"timestamp\":";
+  prefix += base::JsonQuote(delivery.event_created_at);
+  prefix += ",\"data\":";
+  // The payload is already JSON text (jsonb output). It becomes the body in
+  // place: with the room the store left, no second buffer of its size.
+  std::string body = std::move(delivery.payload_json);
+  delivery.payload_json.clear();
+  if (body.capacity() < body.size() + prefix.size() + 1) body.reserve(body.size() + prefix.size() + 1);
+  body.insert(0, prefix);
+  body.push_back('}');
   return body;
 }
 

@@ -12,7 +12,7 @@
 namespace pgcourier::lanes::deliveries {
 
 // {"type":<event_type>,"timestamp":<event created_at>,"data":<payload>}
-std::string BuildEnvelope(const model::ClaimedDelivery& delivery);
+std::string TakeEnvelope(model::ClaimedDelivery& delivery);
 
 // content-type, webhook-id (event id: the same on every retry), webhook-timestamp,
 // webhook-signature (one per key), and traceparent when the event carries a

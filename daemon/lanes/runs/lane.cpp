@@ -92,6 +92,22 @@ class RunWrites final : public WriteJob {
   std::size_t probes_written_ = 0;
 };
 
+// The heartbeat of the lane's runs in flight and waiting for a token.
+class RenewRunLeases final : public WriteJob {
+ public:
+  RenewRunLeases(std::vector<std::string> ids, std::chrono::milliseconds lease) : ids_(std::move(ids)), lease_(lease) {}
+  std::size_t items() const override { return 0; }
+  void Execute(const Stores& writer, const std::string& worker) override {
+    renewed = writer.runs.RenewLeases(worker, ids_, lease_);
+  }
+  std::size_t asked() const { return ids_.size(); }
+  int renewed = 0;
+
+ private:
+  std::vector<std::string> ids_;
+  std::chrono::milliseconds lease_;
+};
+
 struct InFlightRun {
   model::ClaimedRun run;
   std::shared_ptr<const config::PolicySet> policies;  // keeps `policy` alive
@@ -128,9 +144,7 @@ class RunLane final : public Lane {
     if (limit <= 0) return {};
     const auto policies = ctx_.policies.current();
     store::RunClaimRequest request;
-    // An OAuth2 run may wait one request timeout for its token before its own request.
-    request.claim = {settings_.worker_id, limit, ctx_.policies.lease() + policies->LongestRequestTimeout(),
-                     settings_.tenants};
+    request.claim = {settings_.worker_id, limit, settings_.lease_duration, settings_.tenants};
     for (const auto& [name, policy] : policies->all()) {
       if (policy.integration.run_when_degraded) request.degraded_ok_policies.push_back(name);
     }
@@ -165,7 +179,7 @@ class RunLane final : public Lane {
   }
 
   int busy() const override {
-    return static_cast<int>(runs_.size() + token_requests_.size() + probes_.size()) + runs_waiting_for_token_;
+    return static_cast<int>(runs_.size() + token_requests_.size() + probes_.size() + waiting_for_token_.size());
   }
 
   void StopSending() override { stopping_ = true; }
@@ -180,7 +194,21 @@ class RunLane final : public Lane {
 
   std::size_t unwritten() const override { return next_.items(); }
 
+  std::unique_ptr<WriteJob> Heartbeat() override {
+    std::vector<std::string> ids(waiting_for_token_.begin(), waiting_for_token_.end());
+    for (const auto& [token, f] : runs_) ids.push_back(f.run.id);
+    if (ids.empty()) return nullptr;
+    return std::make_unique<RenewRunLeases>(std::move(ids), settings_.lease_duration);
+  }
+
   void Written(std::unique_ptr<WriteJob> written) override {
+    if (auto* heartbeat = dynamic_cast<RenewRunLeases*>(written.get())) {
+      if (static_cast<std::size_t>(heartbeat->renewed) < heartbeat->asked()) {
+        spdlog::warn("heartbeat: {} of {} run lease(s) were no longer this daemon's (taken back after they expired)",
+                     heartbeat->asked() - static_cast<std::size_t>(heartbeat->renewed), heartbeat->asked());
+      }
+      return;
+    }
     auto& job = static_cast<RunWrites&>(*written);
     if (job.rescue) {
       if (!job.applied.empty()) {
@@ -373,11 +401,11 @@ class RunLane final : public Lane {
       Send(std::move(run), runs::AuthHeaders(c, *secret, {}), policies, policy);
       return;
     }
-    ++runs_waiting_for_token_;
+    waiting_for_token_.insert(run.id);
     auto shared_run = std::make_shared<model::ClaimedRun>(std::move(run));
     WithToken(shared_run->connection, *secret, *policy,
               [this, shared_run, policies, policy](const std::string* token, const model::HttpResult* failure) {
-                --runs_waiting_for_token_;
+                waiting_for_token_.erase(shared_run->id);
                 if (stopping_) {
                   limiter_.Done(shared_run->connection.id);
                   ReleaseAtShutdown(*shared_run);
@@ -557,7 +585,7 @@ class RunLane final : public Lane {
   std::unordered_map<std::uint64_t, InFlightRun> runs_;
   std::unordered_map<std::uint64_t, InFlightToken> token_requests_;
   std::unordered_map<std::uint64_t, InFlightProbe> probes_;
-  int runs_waiting_for_token_ = 0;
+  std::unordered_set<std::string> waiting_for_token_;  // run ids claimed, waiting for an OAuth2 token
   std::unordered_set<std::string> probing_;    // connection ids with a probe in flight
   std::unordered_set<std::string> verifying_;  // credential version ids being verified
   RunWrites next_;

@@ -1,9 +1,16 @@
 -- record_outcomes: one batch of attempt results of worker $1, one array per
 -- column ($2..$14), $15 the delivery_events setting (all, failures, none),
 -- $16 per row: true when the row is a rescue (the lease must have expired:
--- an owner that renewed it in the meantime keeps it). A row applies only
--- while its expected owner still holds the lease at that attempt number, so a
--- late result from a daemon whose lease was taken over changes nothing.
+-- an owner that renewed it in the meantime keeps it). Runs after
+-- begin_outcomes, in one transaction.
+--
+-- The fence: a row applies only while its queue row is still leased by the
+-- expected owner at the attempt before this one, so a late result from a
+-- daemon whose lease was taken over changes nothing. The queue row is written
+-- by the statement that checks the fence (deleted when the delivery is
+-- finished, released with its next due time otherwise): a concurrent writer
+-- of the same row makes PostgreSQL re-check the fence on its new version, and
+-- the delivery is then updated only for the queue rows actually written.
 -- Returns one 'd' row per applied delivery and one 's' row per subscription
 -- whose failure counters changed (the engine checks auto-pause with them).
 WITH input AS (
@@ -11,28 +18,46 @@ WITH input AS (
                        $9::text[], $10::bool[], $11::text[], $12::text[], $13::bigint[], $14::float8[], $16::bool[])
     AS t(id, attempt, owner, status, delay_ms, status_code, outcome, error_class, retryable,
          error_summary, excerpt, started_us, duration_ms, rescue)
-), updated AS (
-  UPDATE courier.deliveries d
-  SET status = i.status,
-      attempts = i.attempt,
-      next_attempt_at = CASE
-        WHEN i.delay_ms IS NULL THEN d.next_attempt_at
-        -- a retry of a paused subscription is held until it is resumed
-        WHEN EXISTS (SELECT 1 FROM courier.subscriptions s
-                     WHERE s.id = d.subscription_id AND s.paused_at IS NOT NULL) THEN 'infinity'
-        ELSE now() + i.delay_ms * interval '1 millisecond' END,
-      lease_owner = NULL, lease_expires_at = NULL,
-      last_status_code = i.status_code,
-      last_error = i.error_summary,
-      updated_at = now(),
-      completed_at = CASE WHEN i.status IN ('delivered', 'failed', 'dead_lettered') THEN now() END
-  FROM input i
-  WHERE d.id = i.id AND d.status = 'delivering' AND d.lease_owner = i.owner AND d.attempts = i.attempt - 1
-    AND (NOT i.rescue OR d.lease_expires_at < now())
+), finished_queue AS (
+  DELETE FROM courier.delivery_queue q
+  USING input i
+  WHERE q.delivery_id = i.id AND i.status IN ('delivered', 'failed', 'dead_lettered')
+    AND q.lease_owner = i.owner AND q.attempts = i.attempt - 1 AND (NOT i.rescue OR q.lease_expires_at < now())
   -- The input's columns ride along, so no later step joins two CTE scans
   -- (a nested loop over both: quadratic in the batch size).
+  RETURNING i.*, NULL::timestamptz AS due_at
+), retried_queue AS (
+  UPDATE courier.delivery_queue q
+  SET lease_owner = NULL, lease_expires_at = NULL, attempts = i.attempt, retry = true,
+      due_at = CASE
+        WHEN i.delay_ms IS NULL THEN q.due_at
+        -- a retry of a paused subscription is held until it is resumed
+        WHEN EXISTS (SELECT 1 FROM courier.subscriptions s
+                     WHERE s.id = q.subscription_id AND s.paused_at IS NOT NULL) THEN 'infinity'
+        ELSE now() + i.delay_ms * interval '1 millisecond' END
+  FROM input i
+  WHERE q.delivery_id = i.id AND i.status NOT IN ('delivered', 'failed', 'dead_lettered')
+    AND q.lease_owner = i.owner AND q.attempts = i.attempt - 1 AND (NOT i.rescue OR q.lease_expires_at < now())
+  RETURNING i.*, q.due_at
+), written AS (
+  SELECT * FROM finished_queue UNION ALL SELECT * FROM retried_queue
+), updated AS (
+  UPDATE courier.deliveries d
+  SET status = w.status,
+      attempts = w.attempt,
+      next_attempt_at = coalesce(w.due_at, d.next_attempt_at),
+      last_status_code = w.status_code,
+      last_error = w.error_summary,
+      updated_at = now(),
+      completed_at = CASE WHEN w.status IN ('delivered', 'failed', 'dead_lettered') THEN now() END
+  FROM written w
+  WHERE d.id = w.id
   RETURNING d.id, d.subscription_id, d.tenant_id, d.event_id, d.status, d.attempts, d.last_status_code,
-            i.outcome, i.error_class, i.retryable, i.error_summary, i.excerpt, i.started_us, i.duration_ms
+            w.outcome, w.error_class, w.retryable, w.error_summary, w.excerpt, w.started_us, w.duration_ms
+), dead_lettered AS (
+  INSERT INTO courier.delivery_dead_letters (delivery_id, tenant_id, subscription_id, dead_lettered_at)
+  SELECT u.id, u.tenant_id, u.subscription_id, now() FROM updated u WHERE u.status = 'dead_lettered'
+  ON CONFLICT (delivery_id) DO NOTHING
 ), finished AS (
   -- $15: which delivery outcomes reach the outbox and the failures table (all, failures, none).
   SELECT u.*, e.trace_id

@@ -1,0 +1,191 @@
+// Fair shares of the daemon's request slots (lanes/deliveries/fairness.hpp):
+// per-endpoint AIMD windows, the tenant cap, and the bounds a claim carries.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "base/clock.hpp"
+#include "lanes/deliveries/fairness.hpp"
+
+using pgcourier::base::ManualClock;
+using pgcourier::lanes::deliveries::EndpointSignal;
+using pgcourier::lanes::deliveries::Fairness;
+using pgcourier::lanes::deliveries::SignalOf;
+using pgcourier::store::DeliveryClaimRequest;
+
+namespace {
+
+DeliveryClaimRequest Bounds(const Fairness& f) {
+  DeliveryClaimRequest r;
+  f.Bound(r);
+  return r;
+}
+
+bool Contains(const std::vector<std::string>& v, const std::string& x) {
+  return std::find(v.begin(), v.end(), x) != v.end();
+}
+
+int SlotsOf(const DeliveryClaimRequest& r, const std::string& subscription) {
+  if (Contains(r.excluded_subscriptions, subscription)) return 0;
+  for (std::size_t i = 0; i < r.window_subscriptions.size(); ++i) {
+    if (r.window_subscriptions[i] == subscription) return r.window_slots[i];
+  }
+  return r.default_slots;
+}
+
+}  // namespace
+
+TEST_CASE("an endpoint starts with concurrency / 32 slots (at least 2) and every other one is bounded the same") {
+  ManualClock clock;
+  CHECK(Fairness(clock, 256).initial_window() == 8);
+  CHECK(Fairness(clock, 16).initial_window() == 2);
+  CHECK(Fairness(clock, 1).initial_window() == 2);
+  const Fairness f(clock, 256);
+  const auto r = Bounds(f);
+  CHECK(r.default_slots == 8);
+  CHECK(r.excluded_subscriptions.empty());
+  CHECK(r.excluded_tenants.empty());
+}
+
+TEST_CASE("an endpoint whose window is full is not looked at; a finished request frees its slot") {
+  ManualClock clock;
+  Fairness f(clock, 64);  // window 2
+  f.Started("sub_a", "acme");
+  CHECK(SlotsOf(Bounds(f), "sub_a") == 1);
+  f.Started("sub_a", "acme");
+  CHECK(Contains(Bounds(f).excluded_subscriptions, "sub_a"));
+  CHECK(SlotsOf(Bounds(f), "sub_b") == 2);  // another endpoint is not affected
+  f.Finished("sub_a", "acme", EndpointSignal::kNeither);
+  CHECK(SlotsOf(Bounds(f), "sub_a") == 1);
+}
+
+TEST_CASE("successes widen an endpoint's window by one up to the concurrency; failures halve it, to 1 at least") {
+  ManualClock clock;
+  Fairness f(clock, 16);  // window 2
+  for (int i = 0; i < 30; ++i) {
+    f.Started("sub", "acme");
+    f.Finished("sub", "acme", EndpointSignal::kHealthy);
+  }
+  CHECK(f.window("sub") == 16);  // capped at the concurrency
+  f.Started("sub", "acme");
+  f.Finished("sub", "acme", EndpointSignal::kUnwell);
+  CHECK(f.window("sub") == 8);
+  for (int i = 0; i < 10; ++i) {
+    f.Started("sub", "acme");
+    f.Finished("sub", "acme", EndpointSignal::kUnwell);
+  }
+  CHECK(f.window("sub") == 1);  // never 0: the endpoint can still show it recovered
+  f.Started("sub", "acme");
+  f.Finished("sub", "acme", EndpointSignal::kNeither);  // a 4xx says nothing of the endpoint's health
+  CHECK(f.window("sub") == 1);
+}
+
+TEST_CASE("twenty silent endpoints of one tenant leave slots for another tenant's endpoint") {
+  ManualClock clock;
+  const int concurrency = 256;
+  Fairness f(clock, concurrency);
+  f.Started("sub_b", "bravo");  // bravo was active: two tenants share the daemon
+  f.Finished("sub_b", "bravo", EndpointSignal::kHealthy);
+  // Every endpoint of acme fills its window with requests that never answer.
+  int acme = 0;
+  for (int s = 0; s < 20; ++s) {
+    const std::string sub = "sub_a" + std::to_string(s);
+    while (SlotsOf(Bounds(f), sub) > 0 && !Contains(Bounds(f).excluded_tenants, "acme")) {
+      f.Started(sub, "acme");
+      ++acme;
+    }
+  }
+  CHECK(acme == 20 * f.initial_window());  // 160: each endpoint its window
+  CHECK(acme <= f.tenant_cap());
+  CHECK(concurrency - acme >= 64);  // free for bravo
+  CHECK(SlotsOf(Bounds(f), "sub_b") > 0);
+  // Their requests time out: each endpoint gets half as many next time.
+  for (int s = 0; s < 20; ++s) {
+    const std::string sub = "sub_a" + std::to_string(s);
+    for (int i = 0; i < f.initial_window(); ++i) f.Finished(sub, "acme", EndpointSignal::kUnwell);
+    CHECK(f.window(sub) == 1);  // halved eight times
+  }
+}
+
+TEST_CASE("a tenant is capped at 3/4 of the slots once another tenant was active, not while it is alone") {
+  ManualClock clock;
+  Fairness f(clock, 8);  // cap 6 with two tenants
+  CHECK(f.tenant_cap() == 8);
+  for (int s = 0; s < 8; ++s) f.Started("sub_" + std::to_string(s), "acme");
+  CHECK(f.active_tenants() == 1);
+  CHECK(Bounds(f).excluded_tenants.empty());  // alone: it may use every slot
+  f.Started("sub_b", "bravo");
+  CHECK(f.active_tenants() == 2);
+  CHECK(f.tenant_cap() == 6);
+  CHECK(Contains(Bounds(f).excluded_tenants, "acme"));
+  CHECK_FALSE(Contains(Bounds(f).excluded_tenants, "bravo"));
+  // bravo stays "active" for the window after its last request, then is forgotten.
+  f.Finished("sub_b", "bravo", EndpointSignal::kHealthy);
+  clock.Advance(Fairness::kActiveWindow - std::chrono::seconds(1));
+  CHECK(f.active_tenants() == 2);
+  clock.Advance(std::chrono::seconds(2));
+  f.Tidy();
+  CHECK(f.active_tenants() == 1);
+  CHECK(Bounds(f).excluded_tenants.empty());
+}
+
+TEST_CASE("an idle endpoint is forgotten and starts again from the initial window") {
+  ManualClock clock;
+  Fairness f(clock, 256);
+  f.Started("sub", "acme");
+  f.Finished("sub", "acme", EndpointSignal::kUnwell);
+  CHECK(f.window("sub") == 4);
+  clock.Advance(Fairness::kForgetAfter - std::chrono::seconds(1));
+  f.Tidy();
+  CHECK(f.window("sub") == 4);
+  clock.Advance(std::chrono::seconds(2));
+  f.Tidy();
+  CHECK(f.window("sub") == 8);
+  // One with a request in flight is never forgotten.
+  f.Started("busy", "acme");
+  clock.Advance(Fairness::kForgetAfter * 2);
+  f.Tidy();
+  CHECK(f.in_flight("busy") == 1);
+}
+
+TEST_CASE("what an attempt's result says about its endpoint") {
+  CHECK(SignalOf(true, "delivered", 200) == EndpointSignal::kHealthy);
+  CHECK(SignalOf(false, "http_error", 503) == EndpointSignal::kUnwell);
+  CHECK(SignalOf(false, "http_error", 429) == EndpointSignal::kUnwell);
+  CHECK(SignalOf(false, "timeout", -1) == EndpointSignal::kUnwell);
+  CHECK(SignalOf(false, "connection_error", -1) == EndpointSignal::kUnwell);
+  CHECK(SignalOf(false, "http_error", 400) == EndpointSignal::kNeither);
+  CHECK(SignalOf(false, "blocked_destination", -1) == EndpointSignal::kNeither);
+  CHECK(SignalOf(false, "invalid_request", -1) == EndpointSignal::kNeither);
+}
+
+TEST_CASE("the claim cursor is the last subscription of the visit order, wrapping round") {
+  ManualClock clock;
+  Fairness f(clock, 256);
+  CHECK(f.cursor().empty());
+  f.Claimed({"sub_b", "sub_a", "sub_c"});  // a fresh visit: ids after "" in order, the last is sub_c
+  CHECK(f.cursor() == "sub_c");
+  CHECK(Bounds(f).resume_after == "sub_c");
+  f.Claimed({"sub_d", "sub_a"});  // after sub_c: sub_d, then wrapped round to sub_a
+  CHECK(f.cursor() == "sub_a");
+  f.Claimed({"sub_b", "sub_c"});  // no wrap
+  CHECK(f.cursor() == "sub_c");
+  f.Claimed({});  // nothing leased: the cursor stays
+  CHECK(f.cursor() == "sub_c");
+}
+
+TEST_CASE("a subscription that took every free slot is backlogged until a claim gives it fewer") {
+  ManualClock clock;
+  Fairness f(clock, 64);  // window 2
+  f.Claimed({"full", "full", "half"});
+  CHECK(f.backlogged("full"));
+  CHECK_FALSE(f.backlogged("half"));
+  CHECK_FALSE(f.backlogged("never"));
+  f.Started("full", "acme");
+  f.Started("full", "acme");
+  f.Finished("full", "acme", EndpointSignal::kHealthy);  // window 3, one in flight: two free
+  f.Claimed({"full"});
+  CHECK_FALSE(f.backlogged("full"));
+}
