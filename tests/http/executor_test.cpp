@@ -611,3 +611,36 @@ TEST_CASE("allow_only_hosts: an unlisted destination is refused unsent, with or 
   REQUIRE(target.Seen().size() == 1);
   CHECK(target.Seen()[0].path == "/named");
 }
+
+TEST_CASE("concurrent requests of policies with different proxy credentials each send their own") {
+  LoopbackServer proxy;
+  proxy.status = 407;
+  proxy.Start();
+  Executor executor(ExecutorOptions{});
+  executor.Start();
+  const int closed_port = ClosedPort();
+  const std::string http_url = "http://localhost:" + std::to_string(closed_port) + "/plain";
+  const std::string https_url = "https://localhost:" + std::to_string(closed_port) + "/tls";
+  for (std::uint64_t round = 0; round < 5; ++round) {
+    std::vector<Request> batch;
+    batch.push_back(MakeRequest(3 * round + 1, http_url, "POST", "{}"));
+    batch.back().rules = LocalRules(&proxy, {}, "courier", "right");
+    batch.push_back(MakeRequest(3 * round + 2, https_url, "POST", "{}"));
+    batch.back().rules = LocalRules(&proxy, {}, "courier", "wrong");
+    batch.push_back(MakeRequest(3 * round + 3, https_url, "POST", "{}"));
+    batch.back().rules = LocalRules(&proxy, {}, "courier", "right");
+    executor.Submit(std::move(batch));
+    for (const auto& [token, c] : Await(executor, 3)) {
+      CAPTURE(token);
+      CHECK(c.result.transport_error == TransportError::kBlocked);  // every one answered 407
+    }
+  }
+  std::map<std::string, int> by_request;  // "METHOD Proxy-Authorization" -> requests seen
+  for (const auto& seen : proxy.Seen()) {
+    const auto auth = seen.headers.find("proxy-authorization");
+    by_request[seen.method + " " + (auth == seen.headers.end() ? std::string("none") : auth->second)]++;
+  }
+  const std::string right = "Basic Y291cmllcjpyaWdodA==";  // courier:right
+  const std::string wrong = "Basic Y291cmllcjp3cm9uZw==";  // courier:wrong
+  CHECK(by_request == std::map<std::string, int>{{"POST " + right, 5}, {"CONNECT " + right, 5}, {"CONNECT " + wrong, 5}});
+}
