@@ -85,7 +85,7 @@ class Transport {
 class Executor final : public Transport {
  public:
   explicit Executor(ExecutorOptions options);
-  ~Executor();  // Stop()s
+  ~Executor() override;  // Stop()s
   Executor(const Executor&) = delete;
   Executor& operator=(const Executor&) = delete;
 
