@@ -1,5 +1,6 @@
 // Policy: how one class of subscriptions is retried and timed out.
-// Plain data, filled by config/ from YAML and read by retry/ and lanes/.
+// Plain data, filled by config/ from YAML and read by retry/, lanes/ and netguard/
+// (which compiles the endpoint block into the rules http/ applies).
 // Value type; no ownership concerns; not synchronised (copy it per thread).
 #pragma once
 

@@ -5,7 +5,9 @@ What is shown: a destination squid allows is delivered through it (squid's acces
 request, the receiver sees squid's Via header); a destination squid refuses, over plain http and
 over CONNECT, is failed once as blocked_destination and not retried; a destination outside the
 policy's allow_only_hosts is refused by the daemon before anything is sent (squid's log shows
-nothing of it); a proxy that is down is a transient error, retried.
+nothing of it); a proxy that is down is a transient error, retried; proxy credentials from a file or
+the environment authenticate against squid's basic auth, wrong or missing ones are squid's 407
+(blocked, not retried), and no proxy password is written to the log or any row.
 
 Skipped, with the reason, only when squid is not installed or cannot start."""
 import os
