@@ -17,6 +17,13 @@
 //       retryable_statuses: [408, 425, 429, "5xx"]  # ints 100..599, "4xx"/"5xx",
 //                                                   # or ranges like "500-504"; [] = none
 //       response_excerpt_bytes: 1024  # 0..65536
+//       endpoint:                  # SSRF rules and controlled egress (README "Endpoint safety")
+//         require_https: true
+//         allow_cidrs: []          # address blocks allowed although not global
+//         allow_hosts: []          # names whose addresses are allowed although not global
+//         allow_only_hosts: [...]  # optional, non-empty: the only hosts that may be contacted
+//         proxy: http://h:3128     # optional egress proxy; no credentials in the URL
+//         proxy_credentials_file: PATH   # or proxy_credentials_env: NAME ("user:password"); needs proxy
 //
 // Every key inside a policy is optional (defaults are those of model::Policy);
 // `default:` with no value is a policy with all defaults. Unknown keys, duplicate
@@ -29,13 +36,16 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <optional>
 #include <string_view>
 #include <utility>
 
+#include "base/file.hpp"
 #include "config/duration.hpp"
-#include "netguard/address_policy.hpp"
 #include "config/yaml_support.hpp"
+#include "netguard/address_policy.hpp"
+#include "netguard/egress.hpp"
 
 namespace pgcourier::config {
 namespace {
@@ -284,9 +294,86 @@ std::string CheckHostPattern(const std::string& text) {
   return ok ? std::string() : "expected a host name or a pattern like *.svc.internal, got " + Quote(text);
 }
 
+std::string CheckAllowOnlyEntry(const std::string& text) {
+  if (const auto problem = netguard::AllowOnlyEntryProblem(text)) return *problem + ", got " + Quote(text);
+  return {};
+}
+
+// An unquoted or quoted scalar without control characters, or nothing (reported).
+std::optional<std::string> ReadText(const Entry& entry, std::string_view expected, Reporter& reporter) {
+  if (entry.value.IsScalar() && !entry.value.Scalar().empty() && !detail::HasControlCharacters(entry.value.Scalar())) {
+    return entry.value.Scalar();
+  }
+  reporter.Add(entry.Where(), entry.path, "expected " + std::string(expected) + ", got " + Describe(entry.value));
+  return std::nullopt;
+}
+
+// "user:password" (one line, the user without ':'), from a file or an
+// environment variable. Messages name the source, never its content.
+bool SplitCredentials(std::string text, model::Policy::Endpoint& endpoint, std::string& problem) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  const std::size_t colon = text.find(':');
+  const bool one_line = !detail::HasControlCharacters(text);
+  if (colon == std::string::npos || colon == 0 || !one_line) {
+    base::Wipe(text);
+    problem = "expected one line \"user:password\" (a user name without ':', then ':' and the password)";
+    return false;
+  }
+  endpoint.proxy_user = text.substr(0, colon);
+  endpoint.proxy_password = text.substr(colon + 1);
+  base::Wipe(text);
+  return true;
+}
+
+bool IsEnvironmentName(std::string_view name) {
+  if (name.empty() || (name[0] >= '0' && name[0] <= '9')) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+  });
+}
+
+void ReadProxyCredentialsFile(const Entry& entry, model::Policy::Endpoint& endpoint, Reporter& reporter) {
+  const auto path = ReadText(entry, "the path of a file holding \"user:password\"", reporter);
+  if (!path) return;
+  std::string content;
+  try {
+    content = base::ReadSmallFile(*path, base::ReadOptions{4096, false, true});
+  } catch (const base::FileError& e) {
+    reporter.Add(entry.Where(), entry.path, std::string("cannot read the proxy credentials: ") + e.what());
+    return;
+  }
+  std::string problem;
+  if (!SplitCredentials(std::move(content), endpoint, problem)) {
+    reporter.Add(entry.Where(), entry.path, Printable(*path) + ": " + problem);
+  }
+}
+
+void ReadProxyCredentialsEnv(const Entry& entry, model::Policy::Endpoint& endpoint, Reporter& reporter) {
+  const auto name = ReadText(entry, "the name of an environment variable holding \"user:password\"", reporter);
+  if (!name) return;
+  if (!IsEnvironmentName(*name)) {
+    reporter.Add(entry.Where(), entry.path,
+                 "expected an environment variable name (letters, digits and '_'), got " + Quote(*name));
+    return;
+  }
+  const char* value = std::getenv(name->c_str());
+  if (value == nullptr || *value == '\0') {
+    reporter.Add(entry.Where(), entry.path, "the environment variable " + *name + " is not set or empty");
+    return;
+  }
+  std::string problem;
+  if (!SplitCredentials(value, endpoint, problem)) {
+    reporter.Add(entry.Where(), entry.path, "the environment variable " + *name + ": " + problem);
+  }
+}
+
 void ParseEndpoint(const Entry& section, model::Policy& policy, Reporter& reporter) {
   if (!IsMappingOrEmpty(section, "endpoint rules", reporter) || section.value.IsNull()) return;
-  for (const Entry& entry : Entries(section.value, section.path, reporter)) {
+  const std::vector<Entry> entries = Entries(section.value, section.path, reporter);
+  const Entry* proxy_entry = nullptr;
+  const Entry* credentials_file = nullptr;
+  const Entry* credentials_env = nullptr;
+  for (const Entry& entry : entries) {
     if (entry.key == "require_https") {
       if (const auto value = ReadBool(entry, reporter)) policy.endpoint.require_https = *value;
     } else if (entry.key == "allow_cidrs") {
@@ -297,8 +384,49 @@ void ParseEndpoint(const Entry& section, model::Policy& policy, Reporter& report
       if (auto value = ReadStringList(entry, "[localhost, \"*.svc.internal\"]", CheckHostPattern, reporter)) {
         policy.endpoint.allow_hosts = std::move(*value);
       }
+    } else if (entry.key == "allow_only_hosts") {
+      if (entry.value.IsSequence() && entry.value.size() == 0) {
+        reporter.Add(entry.Where(), entry.path,
+                     "an empty list would refuse every destination; list the hosts to allow, or remove the key "
+                     "to allow any host the other endpoint rules allow");
+      } else if (auto value = ReadStringList(entry, "[api.vendor.example, \"*.hooks.partner.example\"]",
+                                             CheckAllowOnlyEntry, reporter)) {
+        policy.endpoint.allow_only_hosts = std::move(*value);
+      }
+    } else if (entry.key == "proxy") {
+      proxy_entry = &entry;
+      if (!entry.value.IsScalar() || entry.value.Scalar().empty()) {
+        reporter.Add(entry.Where(), entry.path,
+                     "expected a proxy URL like http://egress.internal:3128, got " + Describe(entry.value));
+        continue;
+      }
+      std::string problem;
+      if (auto proxy = netguard::ParseProxyUrl(entry.value.Scalar(), problem)) {
+        policy.endpoint.proxy = proxy->url;
+      } else {
+        // The value is not quoted back: it may hold credentials.
+        reporter.Add(entry.Where(), entry.path, problem);
+      }
+    } else if (entry.key == "proxy_credentials_file") {
+      credentials_file = &entry;
+      ReadProxyCredentialsFile(entry, policy.endpoint, reporter);
+    } else if (entry.key == "proxy_credentials_env") {
+      credentials_env = &entry;
+      ReadProxyCredentialsEnv(entry, policy.endpoint, reporter);
     } else {
-      ReportUnknownKey(entry, "require_https, allow_cidrs, allow_hosts", reporter);
+      ReportUnknownKey(entry,
+                       "require_https, allow_cidrs, allow_hosts, allow_only_hosts, proxy, proxy_credentials_file, "
+                       "proxy_credentials_env",
+                       reporter);
+    }
+  }
+  if (credentials_file != nullptr && credentials_env != nullptr) {
+    reporter.Add(credentials_env->key_node.Mark(), credentials_env->path,
+                 "cannot be combined with proxy_credentials_file; give the credentials one way");
+  }
+  for (const Entry* credentials : {credentials_file, credentials_env}) {
+    if (credentials != nullptr && proxy_entry == nullptr) {
+      reporter.Add(credentials->key_node.Mark(), credentials->path, "needs endpoint.proxy (credentials for which proxy?)");
     }
   }
 }

@@ -1,7 +1,11 @@
 #include "http/executor.hpp"
 #include "http/request_check.hpp"
 
+#include "base/file.hpp"
+
 #include <curl/curl.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -9,6 +13,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <chrono>
 #include <cstring>
 #include <deque>
@@ -121,6 +126,9 @@ struct Transfer {
   std::string refused_reason;  // the last address the open-socket check refused
   int addresses_allowed = 0;   // sockets opened to allowed addresses
   std::string blocked_reason;  // set when the pre-request check refused the connection
+  bool proxied = false;        // through the policy's egress proxy
+  bool tunnel = false;         // ... with CONNECT (https); plain-proxy for http
+  std::string proxy_error;     // an X-Squid-Error header: the answer is the proxy's own
 
   // Forgets the previous request's response; keeps string capacity.
   void Clear() {
@@ -136,8 +144,48 @@ struct Transfer {
     refused_reason.clear();
     addresses_allowed = 0;
     blocked_reason.clear();
+    proxied = false;
+    tunnel = false;
+    proxy_error.clear();
   }
 };
+
+int SockaddrPort(const sockaddr* address, socklen_t length) {
+  if (address->sa_family == AF_INET && length >= static_cast<socklen_t>(sizeof(sockaddr_in))) {
+    sockaddr_in in{};
+    std::memcpy(&in, address, sizeof in);
+    return ntohs(in.sin_port);
+  }
+  if (address->sa_family == AF_INET6 && length >= static_cast<socklen_t>(sizeof(sockaddr_in6))) {
+    sockaddr_in6 in6{};
+    std::memcpy(&in6, address, sizeof in6);
+    return ntohs(in6.sin6_port);
+  }
+  return 0;
+}
+
+// Whether a connection to ip:port is one to the egress proxy: its port, and
+// its address when the proxy is given as an address. (A proxy named by host
+// name may have any address; curl resolved that name, not a tenant.)
+bool IsProxyEndpoint(const netguard::IpAddress& ip, int port, const netguard::EgressProxy& proxy) {
+  if (port != proxy.port) return false;
+  const auto literal = netguard::ParseIpLiteral(proxy.host);
+  return !literal || *literal == ip;
+}
+
+// What the rules say about connecting to ip:port for this transfer: with an
+// egress proxy only the proxy may be connected to (curl never connects to the
+// destination then: the proxy resolves it and its own rules decide); without
+// one the address must pass the endpoint rules. nullopt when allowed.
+std::optional<std::string> ConnectRefusal(const Transfer& t, const netguard::IpAddress& ip, int port) {
+  const netguard::EndpointRules& rules = *t.request.rules;
+  if (rules.proxy.enabled()) {
+    if (IsProxyEndpoint(ip, port, rules.proxy)) return std::nullopt;
+    return "a connection to " + netguard::ToString(ip) + " port " + std::to_string(port) +
+           " is not to the policy's egress proxy " + rules.proxy.url;
+  }
+  return netguard::CheckConnectAddress(ip, t.host, rules);
+}
 
 // Called by curl with the exact address it is about to connect to. Refusing
 // one address lets curl try the host's next one; the result is "blocked" only
@@ -151,7 +199,7 @@ curl_socket_t OnOpenSocket(void* user, curlsocktype purpose, curl_sockaddr* addr
       t->refused_reason = "refused to connect to a non-IP address family";
       return CURL_SOCKET_BAD;
     }
-    if (auto why = netguard::CheckConnectAddress(*ip, t->host, *t->request.rules)) {
+    if (auto why = ConnectRefusal(*t, *ip, SockaddrPort(&address->addr, address->addrlen))) {
       t->refused_reason = std::move(*why);
       return CURL_SOCKET_BAD;
     }
@@ -160,10 +208,11 @@ curl_socket_t OnOpenSocket(void* user, curlsocktype purpose, curl_sockaddr* addr
   return socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
 }
 
-// Called once the connection is ready, new or reused, before the request is
-// sent: a kept-alive connection opened under another policy's allow list is
-// checked against this request's rules too.
-int OnBeforeRequest(void* user, char* primary_ip, char*, int, int) noexcept {
+// Called once the connection is ready, new or reused (and, through a proxy,
+// after the CONNECT tunnel is up), before the request is sent: a kept-alive
+// connection opened under another policy's allow list, or for another
+// policy's proxy or no proxy at all, is checked against this request's rules.
+int OnBeforeRequest(void* user, char* primary_ip, char*, int primary_port, int) noexcept {
   auto* t = static_cast<Transfer*>(user);
   if (!t->request.rules) return CURL_PREREQFUNC_OK;
   const auto ip = netguard::ParseIpLiteral(primary_ip ? primary_ip : "");
@@ -171,7 +220,7 @@ int OnBeforeRequest(void* user, char* primary_ip, char*, int, int) noexcept {
     t->blocked_reason = "the connection's address could not be checked";
     return CURL_PREREQFUNC_ABORT;
   }
-  if (auto why = netguard::CheckConnectAddress(*ip, t->host, *t->request.rules)) {
+  if (auto why = ConnectRefusal(*t, *ip, primary_port)) {
     t->blocked_reason = std::move(*why);
     return CURL_PREREQFUNC_ABORT;
   }
@@ -216,12 +265,15 @@ size_t OnHeader(char* data, size_t size, size_t count, void* user) noexcept {
     t->retry_after.clear();
     t->location.clear();
     t->headers_complete = false;
+    t->proxy_error.clear();
   } else if (line == "\r\n" || line == "\n") {
     t->headers_complete = true;
   } else if (StartsWithNoCase(line, "retry-after:")) {
     t->retry_after = Trim(line.substr(12)).substr(0, 128);
   } else if (StartsWithNoCase(line, "location:")) {
     t->location = Trim(line.substr(9)).substr(0, 512);
+  } else if (StartsWithNoCase(line, "x-squid-error:")) {
+    t->proxy_error = Trim(line.substr(14)).substr(0, 128);
   }
   return n;
 }
@@ -250,9 +302,52 @@ void ApplyFixedOptions(Transfer& t, const std::string& user_agent) {
   curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, &t);
   curl_easy_setopt(easy, CURLOPT_PREREQFUNCTION, OnBeforeRequest);
   curl_easy_setopt(easy, CURLOPT_PREREQDATA, &t);
-  // Never through a proxy from the environment (http_proxy...): the
-  // endpoint checks would then see the proxy, not the destination.
-  curl_easy_setopt(easy, CURLOPT_PROXY, "");
+  // The policy decides which destinations bypass its proxy: none. Without
+  // this curl would read no_proxy from the environment.
+  curl_easy_setopt(easy, CURLOPT_NOPROXY, "");
+  curl_easy_setopt(easy, CURLOPT_PROXYTYPE, static_cast<long>(CURLPROXY_HTTP));
+  curl_easy_setopt(easy, CURLOPT_PROXYAUTH, static_cast<long>(CURLAUTH_BASIC));
+  // The proxy's CONNECT answer is not the destination's response.
+  curl_easy_setopt(easy, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
+}
+
+// Every byte but the RFC 3986 unreserved ones as %XX.
+std::string PercentEncode(std::string_view text) {
+  constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(text.size() * 3);
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (std::isalnum(byte) != 0 || c == '-' || c == '.' || c == '_' || c == '~') {
+      out += c;
+    } else {
+      out += '%';
+      out += kHex[byte >> 4];
+      out += kHex[byte & 0xf];
+    }
+  }
+  return out;
+}
+
+// The policy's egress proxy, or none: "" also keeps curl from taking a proxy
+// from the environment (http_proxy...), whose use the endpoint checks would
+// not know about. Set on every request, so that nothing of the previous
+// request's proxy (or its credentials) stays on the handle.
+void ApplyProxyOptions(Transfer& t) {
+  CURL* easy = t.easy.get();
+  const netguard::EgressProxy* proxy =
+      t.request.rules && t.request.rules->proxy.enabled() ? &t.request.rules->proxy : nullptr;
+  curl_easy_setopt(easy, CURLOPT_PROXY, proxy != nullptr ? proxy->url.c_str() : "");
+  const bool credentials = proxy != nullptr && !proxy->user.empty();
+  // curl URL-decodes proxy names and passwords (given either way), so a
+  // password holding "%41" would reach the proxy as "A": hand them over
+  // encoded. curl copies both strings.
+  std::string user = credentials ? PercentEncode(proxy->user) : std::string();
+  std::string password = credentials ? PercentEncode(proxy->password) : std::string();
+  curl_easy_setopt(easy, CURLOPT_PROXYUSERNAME, credentials ? user.c_str() : nullptr);
+  curl_easy_setopt(easy, CURLOPT_PROXYPASSWORD, credentials ? password.c_str() : nullptr);
+  base::Wipe(user);
+  base::Wipe(password);
 }
 
 // Points the handle at t.request. A POST following a POST on the same handle
@@ -266,6 +361,7 @@ void ApplyRequestOptions(Transfer& t, const std::string& user_agent) {
     ApplyFixedOptions(t, user_agent);
   }
   t.plain_post = post;
+  ApplyProxyOptions(t);
   t.header_list.clear();
   for (auto& h : t.request.headers) t.header_list.push_back({h.data(), nullptr});
   // Without this, curl waits up to a second for "100 Continue" on bodies over 1 KiB.
@@ -503,6 +599,7 @@ void Executor::StartWaiting(std::vector<Completion>& finished) {
       continue;
     }
     std::string host;
+    bool https = false;
     if (request.rules) {
       std::optional<std::string> refused;
       auto parts = impl_->url_parts.find(request.url);
@@ -518,7 +615,10 @@ void Executor::StartWaiting(std::vector<Completion>& finished) {
       if (parts == impl_->url_parts.end()) {
         refused = "the URL could not be parsed";
       } else {
+        // Also with an egress proxy: the URL's scheme, its literal host and
+        // allow_only_hosts are decided here, before anything is sent.
         refused = netguard::CheckUrlTarget(parts->second.first, host, *request.rules);
+        https = parts->second.first == "https";
       }
       if (refused) {
         unsent(request, model::TransportError::kBlocked, "destination refused: " + *refused);
@@ -533,6 +633,8 @@ void Executor::StartWaiting(std::vector<Completion>& finished) {
     t->Clear();
     t->request = std::move(request);
     t->host = std::move(host);
+    t->proxied = t->request.rules && t->request.rules->proxy.enabled();
+    t->tunnel = t->proxied && https;
     t->max_body_bytes = options_.max_response_bytes;
     ApplyRequestOptions(*t, options_.user_agent);
     t->started_us = NowUnixMicros();
@@ -541,6 +643,40 @@ void Executor::StartWaiting(std::vector<Completion>& finished) {
 }
 
 namespace {
+
+// The proxy's own answer, when it refused or failed the request: a CONNECT
+// (https) answered with anything but 2xx, or, for plain http through the
+// proxy, a 407 or a 403 carrying squid's X-Squid-Error header (a 403 without
+// it may be the destination's, forwarded). 4xx: the proxy refuses the
+// destination (blocked, not retried); 5xx on CONNECT: it could not reach it
+// (transient). Returns false when the answer is not the proxy's.
+bool ProxyAnswer(CURL* easy, const Transfer& t, model::HttpResult& r) {
+  const std::string& proxy = t.request.rules->proxy.url;
+  long connect_code = 0;
+  curl_easy_getinfo(easy, CURLINFO_HTTP_CONNECTCODE, &connect_code);
+  if (t.tunnel && connect_code >= 300) {
+    const std::string status = "HTTP " + std::to_string(connect_code);
+    r.status_code = 0;  // nothing reached the destination
+    if (connect_code >= 500) {
+      r.transport_error = model::TransportError::kConnect;
+      r.error_message = "egress proxy " + proxy + " could not open a tunnel to " + t.host + ": CONNECT answered " + status;
+    } else {
+      r.transport_error = model::TransportError::kBlocked;
+      r.error_message = "egress proxy " + proxy + " refused the destination " + t.host + ": CONNECT answered " + status +
+                        (connect_code == 407 ? " (proxy authentication required)" : "");
+    }
+    return true;
+  }
+  if (!t.tunnel && (r.status_code == 407 || (r.status_code == 403 && !t.proxy_error.empty()))) {
+    r.transport_error = model::TransportError::kBlocked;
+    r.error_message = "egress proxy " + proxy + " refused the destination " + t.host + ": HTTP " +
+                      std::to_string(r.status_code) +
+                      (t.proxy_error.empty() ? " (proxy authentication required)" : " (X-Squid-Error: " + t.proxy_error + ")");
+    r.status_code = 0;
+    return true;
+  }
+  return false;
+}
 
 model::HttpResult ResultOf(CURL* easy, CURLcode code, Transfer& t) {
   model::HttpResult r;
@@ -556,12 +692,17 @@ model::HttpResult ResultOf(CURL* easy, CURLcode code, Transfer& t) {
   } else if (code != CURLE_OK && !t.refused_reason.empty() && t.addresses_allowed == 0) {
     r.transport_error = model::TransportError::kBlocked;
     r.error_message = "destination refused: " + t.refused_reason;
+  } else if (t.proxied && ProxyAnswer(easy, t, r)) {
+    // r says what the proxy answered
   } else if (code == CURLE_OK && r.status_code != 0 && !t.headers_complete) {
     // curl accepts a connection closed in the middle of the headers; we do not.
     r.transport_error = model::TransportError::kProtocol;
     r.error_message = "the connection closed before the response headers were complete";
   } else if (code != CURLE_OK) {
     r.error_message = t.error_buffer[0] != '\0' ? t.error_buffer : curl_easy_strerror(code);
+    if (t.proxied && code == CURLE_COULDNT_CONNECT) {
+      r.error_message = "egress proxy " + t.request.rules->proxy.url + " unreachable: " + r.error_message;
+    }
     if (t.body_too_large) {
       r.error_message = "response body exceeded " + std::to_string(t.max_body_bytes) + " bytes; stopped reading";
     }

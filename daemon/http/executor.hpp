@@ -1,6 +1,8 @@
 // Executor: runs HTTP requests through one libcurl multi handle on its own
 // thread, driven by curl_multi_socket_action on an epoll set. Connections are
-// kept alive and reused across requests; easy handles are pooled and keep the
+// kept alive and reused across requests (curl keys them by destination and by
+// proxy: a connection through an egress proxy is never reused for a request
+// without that proxy, nor the reverse); easy handles are pooled and keep the
 // options that never change.
 //
 // Thread-safety: Submit, AbortAll, TakeCompletions and completion_fd may be
@@ -33,9 +35,22 @@ struct Request {
   model::Millis connect_timeout{5000};
   model::Millis request_timeout{30000};
   std::size_t excerpt_bytes = 1024;    // response body bytes kept
-  // Endpoint safety: the URL's scheme and host are checked before anything is
-  // sent, and every address is checked again as curl is about to connect to
-  // it (so a DNS answer cannot swap in an internal address). Null: no checks.
+  // Endpoint safety: the URL's scheme and host (and allow_only_hosts) are
+  // checked before anything is sent, and every address is checked again as
+  // curl is about to connect to it (so a DNS answer cannot swap in an
+  // internal address). Null: no checks, no proxy.
+  //
+  // With the rules' egress proxy, the request goes through it (CONNECT for
+  // https, plain-proxy for http; no_proxy from the environment is ignored):
+  // the scheme, the literal host and allow_only_hosts are still checked here
+  // before sending, but curl does not resolve the destination's name, the
+  // proxy does, so its addresses cannot be checked by the daemon; the proxy's
+  // own access rules are the enforcement point for them. Every connection
+  // must then be to the proxy (its port, and its address when it is given as
+  // one), new or kept alive. The proxy refusing the destination (CONNECT
+  // answered 4xx; for plain http 407, or 403 with squid's X-Squid-Error)
+  // completes as kBlocked with the proxy's status in the message; a CONNECT
+  // answered 5xx or an unreachable proxy is kConnect (transient).
   std::shared_ptr<const netguard::EndpointRules> rules;
 };
 
@@ -70,7 +85,7 @@ class Transport {
 class Executor final : public Transport {
  public:
   explicit Executor(ExecutorOptions options);
-  ~Executor();  // Stop()s
+  ~Executor() override;  // Stop()s
   Executor(const Executor&) = delete;
   Executor& operator=(const Executor&) = delete;
 

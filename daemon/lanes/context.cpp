@@ -1,5 +1,7 @@
 #include "lanes/context.hpp"
 
+#include "netguard/egress.hpp"
+
 namespace pgcourier::lanes {
 
 Policies::Policies(std::shared_ptr<const config::PolicySet> policies) { Replace(std::move(policies)); }
@@ -13,15 +15,7 @@ std::shared_ptr<const netguard::EndpointRules> Policies::RulesFor(const model::P
   const bool current = current_->Find(policy.name) == &policy;
   std::shared_ptr<const netguard::EndpointRules> uncached;
   auto& rules = current ? rules_[policy.name] : uncached;
-  if (!rules) {
-    auto compiled = std::make_shared<netguard::EndpointRules>();
-    compiled->require_https = policy.endpoint.require_https;
-    for (const auto& text : policy.endpoint.allow_cidrs) {
-      if (auto cidr = netguard::ParseCidr(text)) compiled->allow_cidrs.push_back(*cidr);  // validated at load
-    }
-    compiled->allow_hosts = policy.endpoint.allow_hosts;
-    rules = std::move(compiled);
-  }
+  if (!rules) rules = std::make_shared<const netguard::EndpointRules>(netguard::CompileEndpointRules(policy.endpoint));
   return rules;
 }
 

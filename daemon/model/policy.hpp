@@ -1,5 +1,6 @@
 // Policy: how one class of subscriptions is retried and timed out.
-// Plain data, filled by config/ from YAML and read by retry/ and lanes/.
+// Plain data, filled by config/ from YAML and read by retry/, lanes/ and netguard/
+// (which compiles the endpoint block into the rules http/ applies).
 // Value type; no ownership concerns; not synchronised (copy it per thread).
 #pragma once
 
@@ -48,6 +49,12 @@ struct Policy {
     bool require_https = true;
     std::vector<std::string> allow_cidrs;  // e.g. "127.0.0.0/8": allowed although not global
     std::vector<std::string> allow_hosts;  // e.g. "localhost", "*.svc.internal"
+    // Controlled egress. Non-empty: the only hosts that may be contacted
+    // (names, "*.suffix", IP addresses), everything else is refused.
+    std::vector<std::string> allow_only_hosts;
+    std::string proxy;           // "http://host:port" (canonical); empty: connect directly
+    std::string proxy_user;      // Basic credentials for the proxy, read from
+    std::string proxy_password;  // proxy_credentials_file/_env at load; never logged
   } endpoint;
 
   // Per-subscription limits (a subscription row's own values win). 0 = none.

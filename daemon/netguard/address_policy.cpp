@@ -386,6 +386,14 @@ bool MatchesAllowHosts(std::string_view host, const std::vector<std::string>& pa
   return false;
 }
 
+bool InAllowOnlyAddresses(const IpAddress& address, const std::vector<IpAddress>& allowed) {
+  const IpAddress embedded = IsIpv4Mapped(address) ? Ipv4At(address.bytes, 12) : address;
+  for (const IpAddress& a : allowed) {
+    if (a == address || a == embedded) return true;
+  }
+  return false;
+}
+
 bool InAllowCidrs(const IpAddress& address, const std::vector<Cidr>& cidrs) {
   const bool mapped = IsIpv4Mapped(address);
   const IpAddress embedded = mapped ? Ipv4At(address.bytes, 12) : IpAddress{};
@@ -497,6 +505,12 @@ std::optional<std::string> CheckUrlTarget(std::string_view scheme, std::string_v
   if (host.empty()) return "the URL has no host";
 
   if (const auto address = ParseIpLiteral(host)) {
+    if (rules.allow_only && !InAllowOnlyAddresses(*address, rules.allow_only_addresses)) {
+      std::string shown = Printable(host);
+      const std::string canonical = ToString(*address);
+      if (ToLowerAscii(host) != canonical) shown += " (" + canonical + ")";
+      return shown + " is not in the policy's allow_only_hosts";
+    }
     const auto reason = NonGlobalReason(*address);
     if (!reason || InAllowCidrs(*address, rules.allow_cidrs)) return std::nullopt;
     std::string shown = Printable(host);
@@ -508,8 +522,13 @@ std::optional<std::string> CheckUrlTarget(std::string_view scheme, std::string_v
   }
 
   if (!IsValidHostName(NormalizeHostName(host))) return Printable(host) + " is not a valid host name";
+  if (rules.allow_only && !MatchesAllowHosts(host, rules.allow_only_hosts)) {
+    return Printable(host) + " is not in the policy's allow_only_hosts";
+  }
   return std::nullopt;  // a name: its addresses go through CheckConnectAddress
 }
+
+bool IsHostName(std::string_view host) { return IsValidHostName(NormalizeHostName(host)); }
 
 std::optional<std::string> CheckConnectAddress(const IpAddress& address, std::string_view host,
                                                const EndpointRules& rules) {

@@ -85,6 +85,19 @@ std::optional<IpAddress> ParseIpLiteral(std::string_view host);
 // An AF_UNSPEC or unknown family gives a reason too.
 std::optional<std::string> NonGlobalReason(const IpAddress& address);
 
+// The egress proxy of a policy (netguard/egress.hpp parses and compiles it;
+// http/ connects through it). Plain value; never logged (it holds credentials).
+struct EgressProxy {
+  std::string url;   // "http://host:port", canonical, never with credentials
+  std::string host;  // lower-case name, dotted quad, or bracketed IPv6
+  int port = 0;
+  // Basic proxy credentials, from a file or the environment (never from the
+  // policies YAML). Empty user: none.
+  std::string user;
+  std::string password;
+  bool enabled() const { return !host.empty(); }
+};
+
 struct EndpointRules {
   bool require_https = true;
   // Explicitly allowed even if not global (e.g. 127.0.0.0/8 for tests). An IPv4
@@ -96,7 +109,26 @@ struct EndpointRules {
   // "example.internal" itself. Compared case-insensitively, a trailing dot
   // ignored. Applies to names only; allow IP literals with allow_cidrs.
   std::vector<std::string> allow_hosts;
+  // Controlled egress (allow_only_hosts): when true, the URL's host must match
+  // one of these or the destination is refused before anything is sent,
+  // globally reachable ones included. Names and "*.suffix" patterns match
+  // exactly as allow_hosts does (and only host names); addresses match an IP
+  // literal host however it is spelled ("0x7f.1" matches 127.0.0.1; an
+  // IPv4-mapped literal matches its IPv4 address). This only narrows: the
+  // address rules above still apply to whatever passes.
+  bool allow_only = false;
+  std::vector<std::string> allow_only_hosts;
+  std::vector<IpAddress> allow_only_addresses;
+  // Every request of the policy goes through this proxy when enabled(); see
+  // http/executor.hpp for which checks then apply where.
+  EgressProxy proxy;
 };
+
+// True if `host` is a syntactically valid ASCII host name (letters, digits,
+// '-', '_', labels of 1..63, total <= 253; case-insensitive, one trailing dot
+// allowed). IP literals in dotted form are also "valid names" here; callers
+// that care try ParseIpLiteral first.
+bool IsHostName(std::string_view host);
 
 // Decision for the URL's scheme and host before connecting. `host` is as in the
 // URL, without port: a name, an IP literal in any form ParseIpLiteral accepts,
@@ -111,6 +143,7 @@ struct EndpointRules {
 //   "<host> is <reason>; not in the policy's allow list"
 //     where <host> is followed by the canonical address when they differ:
 //     "0x7f.1 (127.0.0.1) is loopback (127.0.0.0/8); not in the policy's allow list"
+//   "<host> is not in the policy's allow_only_hosts" (rules.allow_only)
 // Untrusted text is quoted with non-printable bytes escaped and long text cut.
 std::optional<std::string> CheckUrlTarget(std::string_view scheme, std::string_view host,
                                           const EndpointRules& rules);

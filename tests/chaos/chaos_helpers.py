@@ -1,19 +1,22 @@
 """Helpers for the chaos suite: a fast receiver (nginx, or a Python fallback), raw socket servers that
-misbehave on purpose, PostgreSQL stop/start, daemon restarts, and the run summary.
+misbehave on purpose, PostgreSQL stop/start, a primary with a synchronous standby, the daemon's
+backends, daemon restarts, and the run summary.
 
 Everything listens on 127.0.0.1 only; every loop here is bounded by a deadline."""
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from conftest import ROOT, Database, wait_for
+from conftest import PGCOURIERCTL, ROOT, Database, wait_for
 
 NGINX = "/usr/sbin/nginx"
 PG_LOCAL = os.path.join(ROOT, "tools", "pg-local")
@@ -36,6 +39,14 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def port_accepts(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
 
 
 def wait_port(port, timeout=10.0):
@@ -314,3 +325,130 @@ def lease_expired_events(db):
         "SELECT DISTINCT d.event_id FROM courier.delivery_attempts a "
         "JOIN courier.deliveries d ON d.id = a.delivery_id WHERE a.outcome = 'lease_expired'")}
 
+
+
+# ---- replication and backends (tests/chaos/test_failover.py) ----------------------------------------------
+
+PGBIN = "/usr/lib/postgresql/15/bin"
+
+
+def as_postgres(cmd):
+    """cmd run as the 'postgres' user when we are root (PostgreSQL refuses to run as root; tools/pg-local
+    does the same)."""
+    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else list(cmd)
+
+
+class ReplicatedPostgres:
+    """A primary and a synchronous streaming standby on 127.0.0.1, each on its own free port, in one
+    folder under /tmp (owned by 'postgres' when we are root), removed by destroy().
+
+    The primary has wal_level=replica, synchronous_standby_names='*' and synchronous_commit=on, so a
+    commit returns only once the standby has it; the standby is a pg_basebackup -R of it. fsync is off
+    (nothing here survives the machine; a killed server keeps what the kernel has)."""
+
+    def __init__(self, db="courier"):
+        self.dir = tempfile.mkdtemp(prefix="pgcourier-failover-", dir="/tmp")
+        os.chmod(self.dir, 0o755)
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres", "postgres")
+        self.db = db
+        self.nodes = {"primary": {"data": os.path.join(self.dir, "primary"), "port": free_port()},
+                      "standby": {"data": os.path.join(self.dir, "standby"), "port": free_port()}}
+
+    def _run(self, cmd, timeout=120):
+        return subprocess.run(as_postgres(cmd), check=True, capture_output=True, text=True, timeout=timeout)
+
+    def _start(self, name):
+        node = self.nodes[name]
+        opts = f"-c port={node['port']} -c unix_socket_directories={self.dir}"
+        self._run([f"{PGBIN}/pg_ctl", "-D", node["data"], "-l", os.path.join(self.dir, f"{name}.log"),
+                   "-o", opts, "-w", "-t", "60", "start"])
+
+    def start(self):
+        primary = self.nodes["primary"]["data"]
+        self._run([f"{PGBIN}/initdb", "-D", primary, "-U", "postgres", "--auth=trust", "-E", "UTF8",
+                   "--locale=C.UTF-8"])
+        with open(os.path.join(primary, "postgresql.conf"), "a") as f:
+            f.write("\n".join([
+                "listen_addresses = '127.0.0.1'", "max_connections = 200", "shared_buffers = 128MB",
+                "wal_level = replica", "max_wal_senders = 5", "wal_keep_size = 256MB", "hot_standby = on",
+                "synchronous_commit = on", "fsync = off", "log_min_messages = warning"]) + "\n")
+        with open(os.path.join(primary, "pg_hba.conf"), "a") as f:
+            f.write("host replication all 127.0.0.1/32 trust\n")
+        self._start("primary")
+        self._run([f"{PGBIN}/createdb", "-h", "127.0.0.1", "-p", str(self.nodes["primary"]["port"]), "-U", "postgres",
+                   self.db])
+        self._run([f"{PGBIN}/pg_basebackup", "-h", "127.0.0.1", "-p", str(self.nodes["primary"]["port"]), "-U",
+                   "postgres", "-D", self.nodes["standby"]["data"], "-R", "-X", "stream", "-c", "fast"])
+        self._start("standby")
+        primary_db = Database(self.url("primary"))
+        try:
+            # Synchronous only now: with no standby yet, every commit (createdb's too) would wait forever.
+            primary_db.query("ALTER SYSTEM SET synchronous_standby_names = '*'")
+            primary_db.query("SELECT pg_reload_conf()")
+            wait_for(lambda: primary_db.value("SELECT sync_state FROM pg_stat_replication") == "sync", timeout=30,
+                     what="the standby to stream synchronously")
+        finally:
+            primary_db.close()
+        return self
+
+    def url(self, name, db=None):
+        return f"postgresql://postgres@127.0.0.1:{self.nodes[name]['port']}/{db or self.db}"
+
+    def multi_host_url(self, db=None):
+        """libpq's list of hosts: the first one that accepts writes wins, whichever it is now."""
+        return (f"postgresql://postgres@127.0.0.1:{self.nodes['primary']['port']},"
+                f"127.0.0.1:{self.nodes['standby']['port']}/{db or self.db}?target_session_attrs=read-write")
+
+    def kill(self, name, how="immediate"):
+        """Stops a node as a crash would, without a checkpoint: "immediate" is pg_ctl stop -m immediate
+        (every server process quits at once), "sigkill" a SIGKILL of the postmaster alone (its backends
+        notice they are orphans and exit; the clients see their connections drop)."""
+        if how == "sigkill":
+            with open(os.path.join(self.nodes[name]["data"], "postmaster.pid")) as f:
+                pid = int(f.readline())
+            os.kill(pid, signal.SIGKILL)
+            wait_for(lambda: not port_accepts(self.nodes[name]["port"]), timeout=15,
+                     what=f"the {name} to stop listening")
+        else:
+            self._run([f"{PGBIN}/pg_ctl", "-D", self.nodes[name]["data"], "-m", "immediate", "-w", "stop"])
+
+    def promote(self, name="standby"):
+        self._run([f"{PGBIN}/pg_ctl", "-D", self.nodes[name]["data"], "-w", "-t", "60", "promote"])
+
+    def destroy(self):
+        for node in self.nodes.values():
+            if os.path.exists(os.path.join(node["data"], "postmaster.pid")):
+                subprocess.run(as_postgres([f"{PGBIN}/pg_ctl", "-D", node["data"], "-m", "immediate", "-w", "stop"]),
+                               capture_output=True, timeout=60)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def run_ctl(db_url, master_key, *args):
+    """pgcourierctl against db_url; its stdout (fails the test on a non-zero exit)."""
+    env = {**os.environ, "DATABASE_URL": db_url, "PGCOURIER_MASTER_KEY_FILE": master_key}
+    result = subprocess.run([PGCOURIERCTL, *args], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, f"pgcourierctl {' '.join(args)} failed ({result.returncode}): {result.stderr}"
+    return result.stdout
+
+
+def backends(db, application_name):
+    """The pids of the server processes serving clients that gave this application_name."""
+    return {r[0] for r in db.query("SELECT pid FROM pg_stat_activity WHERE application_name = %s",
+                                   application_name)}
+
+
+def terminate_backends(db, application_name):
+    """pg_terminate_backend on every connection with this application_name; the pids terminated.
+    The victims are chosen first (a MATERIALIZED CTE): in one WHERE clause the planner may well call
+    pg_terminate_backend before it compares the name, and terminate everybody, this session included."""
+    return {r[0] for r in db.query(
+        "WITH victims AS MATERIALIZED (SELECT pid FROM pg_stat_activity WHERE application_name = %s) "
+        "SELECT pid FROM victims WHERE pg_terminate_backend(pid)", application_name)}
+
+
+def percentile(values, fraction):
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]

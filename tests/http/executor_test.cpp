@@ -1,7 +1,9 @@
 // The executor against a real HTTP/1.1 server on 127.0.0.1 (a small
 // thread-per-connection server in this file): verbs and bodies on reused
 // handles, the max_active cap, max_wait, DropWaiting, AbortAll, timeouts,
-// refused connections, and the response headers the classifier reads.
+// refused connections, the response headers the classifier reads, and
+// controlled egress: allow_only_hosts, an egress proxy (plain-proxy and
+// CONNECT, its credentials, its refusals, connection reuse with and without it).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -22,6 +24,7 @@
 #include <vector>
 
 #include "http/executor.hpp"
+#include "netguard/address_policy.hpp"
 
 using namespace std::chrono_literals;
 using pgcourier::http::Completion;
@@ -88,12 +91,15 @@ class LoopbackServer {
     return seen_;
   }
   int MaxConcurrent() const { return max_concurrent_.load(); }
+  int Accepted() const { return accepted_.load(); }  // connections accepted so far
+  int port() const { return port_; }
 
  private:
   void Accept() {
     while (!stopping_) {
       const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
       if (fd < 0) return;
+      ++accepted_;
       std::lock_guard lock(mu_);
       connections_.push_back(fd);
       workers_.emplace_back([this, fd] { Serve(fd); });
@@ -171,6 +177,7 @@ class LoopbackServer {
   std::atomic<bool> stopping_{false};
   std::atomic<int> answering_{0};
   std::atomic<int> max_concurrent_{0};
+  std::atomic<int> accepted_{0};
   std::thread acceptor_;
   std::mutex mu_;
   std::vector<int> connections_;   // guarded by mu_
@@ -391,4 +398,249 @@ TEST_CASE("a header or URL that would split the request is refused and nothing r
   REQUIRE(seen.size() == 1);  // only the good request; no smuggled second one
   CHECK(seen[0].headers.at("x-token") == "5");
   CHECK(seen[0].headers.count("x-injected") == 0);
+}
+
+namespace {
+
+using pgcourier::netguard::EndpointRules;
+
+// Plain http to 127.0.0.0/8 allowed (the test servers), optionally through
+// `proxy` (a LoopbackServer playing the proxy: it answers itself, it never
+// forwards), optionally only to `allow_only` hosts.
+std::shared_ptr<const EndpointRules> LocalRules(const LoopbackServer* proxy = nullptr,
+                                                std::vector<std::string> allow_only = {},
+                                                const std::string& user = {}, const std::string& password = {}) {
+  auto rules = std::make_shared<EndpointRules>();
+  rules->require_https = false;
+  rules->allow_cidrs = {*pgcourier::netguard::ParseCidr("127.0.0.0/8")};
+  if (!allow_only.empty()) {
+    rules->allow_only = true;
+    rules->allow_only_hosts = std::move(allow_only);
+  }
+  if (proxy != nullptr) {
+    rules->proxy.host = "127.0.0.1";
+    rules->proxy.port = proxy->port();
+    rules->proxy.url = "http://127.0.0.1:" + std::to_string(proxy->port());
+    rules->proxy.user = user;
+    rules->proxy.password = password;
+  }
+  return rules;
+}
+
+Completion SendOne(Executor& executor, std::uint64_t token, const std::string& url,
+                   std::shared_ptr<const EndpointRules> rules) {
+  std::vector<Request> one;
+  one.push_back(MakeRequest(token, url, "POST", "{}"));
+  one.back().rules = std::move(rules);
+  executor.Submit(std::move(one));
+  return Await(executor, 1).at(token);
+}
+
+int ClosedPort() {
+  LoopbackServer gone;
+  return gone.port();
+}
+
+// Sets an environment variable for the scope of a test.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const std::string& value) : name_(name) { setenv(name, value.c_str(), 1); }
+  ~ScopedEnv() { unsetenv(name_); }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+};
+
+bool Has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+}  // namespace
+
+TEST_CASE("through the egress proxy: plain http goes to the proxy with its credentials; no_proxy is not inherited") {
+  LoopbackServer proxy;
+  proxy.Start();
+  LoopbackServer target;
+  target.Start();
+  // The environment would send 127.0.0.1 around the proxy; the policy decides, not the environment.
+  const ScopedEnv no_proxy("no_proxy", "127.0.0.1,localhost");
+  const ScopedEnv no_proxy_upper("NO_PROXY", "127.0.0.1,localhost");
+  Executor executor(ExecutorOptions{});
+  executor.Start();
+
+  const auto done = SendOne(executor, 1, target.Url(), LocalRules(&proxy, {}, "alice", "pa:ss%41"));
+  CHECK(done.result.transport_error == TransportError::kNone);
+  CHECK(done.result.status_code == 200);
+  CHECK(target.Seen().empty());
+  const auto seen = proxy.Seen();
+  REQUIRE(seen.size() == 1);
+  CHECK(seen[0].path == target.Url());  // the absolute form a plain proxy is sent
+  // Basic "alice:pa:ss%41": name and password taken as they are (not URL-decoded).
+  CHECK(seen[0].headers.at("proxy-authorization") == "Basic YWxpY2U6cGE6c3MlNDE=");
+
+  // The same handle, the same proxy, a policy without credentials: none are sent.
+  const auto second = SendOne(executor, 2, target.Url(), LocalRules(&proxy));
+  CHECK(second.result.status_code == 200);
+  REQUIRE(proxy.Seen().size() == 2);
+  CHECK(proxy.Seen()[1].headers.count("proxy-authorization") == 0);
+}
+
+TEST_CASE("a connection through the egress proxy is never reused without it, nor a direct one through it") {
+  LoopbackServer proxy;
+  proxy.Start();
+  LoopbackServer target;
+  target.Start();
+  // An environment proxy would be taken by a request without a policy proxy if curl were let to.
+  const ScopedEnv http_proxy("http_proxy", "http://127.0.0.1:" + std::to_string(proxy.port()));
+  ExecutorOptions options;
+  options.max_connections = 4;
+  options.max_active = 1;  // one handle, one request at a time: reuse is curl's choice alone
+  Executor executor(options);
+  executor.Start();
+  // Both destinations (the proxy at 127.0.0.1, the target at 127.0.0.1) pass
+  // the address rules, so the pre-request check would not catch a wrong reuse:
+  // what keeps them apart is curl keying connections by proxy.
+  const auto via = LocalRules(&proxy);
+  const auto direct = LocalRules();
+  CHECK(SendOne(executor, 1, target.Url("/a"), via).result.status_code == 200);
+  CHECK(SendOne(executor, 2, target.Url("/b"), direct).result.status_code == 200);
+  CHECK(SendOne(executor, 3, target.Url("/c"), via).result.status_code == 200);
+  CHECK(SendOne(executor, 4, target.Url("/d"), direct).result.status_code == 200);
+  const auto through = proxy.Seen();
+  const auto straight = target.Seen();
+  REQUIRE(through.size() == 2);
+  CHECK(through[0].path == target.Url("/a"));
+  CHECK(through[1].path == target.Url("/c"));
+  REQUIRE(straight.size() == 2);
+  CHECK(straight[0].path == "/b");
+  CHECK(straight[1].path == "/d");
+  // Each kind did reuse its own kept-alive connection: one each.
+  CHECK(proxy.Accepted() == 1);
+  CHECK(target.Accepted() == 1);
+}
+
+TEST_CASE("the proxy refusing a destination is blocked with its status; a failing or missing proxy is transient") {
+  LoopbackServer refuses;  // 403 to CONNECT and to plain requests, like a proxy's deny rule (no squid header)
+  refuses.status = 403;
+  refuses.Start();
+  LoopbackServer wants_auth;
+  wants_auth.status = 407;
+  wants_auth.extra_headers = "Proxy-Authenticate: Basic realm=\"egress\"\r\n";
+  wants_auth.Start();
+  LoopbackServer squid_denies;  // squid's ERR_ACCESS_DENIED page for a plain http request
+  squid_denies.status = 403;
+  squid_denies.extra_headers = "X-Squid-Error: ERR_ACCESS_DENIED 0\r\n";
+  squid_denies.body = "<html>Access Denied</html>";
+  squid_denies.Start();
+  LoopbackServer cannot_reach;
+  cannot_reach.status = 503;
+  cannot_reach.Start();
+  const int closed_port = ClosedPort();
+  Executor executor(ExecutorOptions{});
+  executor.Start();
+  const std::string https_url = "https://127.0.0.1:" + std::to_string(closed_port) + "/hook";
+  const std::string http_url = "http://127.0.0.1:" + std::to_string(closed_port) + "/hook";
+
+  SUBCASE("CONNECT answered 403") {
+    const auto r = SendOne(executor, 1, https_url, LocalRules(&refuses)).result;
+    CHECK(r.transport_error == TransportError::kBlocked);
+    CHECK(r.status_code == 0);
+    CHECK(Has(r.error_message, "egress proxy http://127.0.0.1:" + std::to_string(refuses.port()) +
+                                   " refused the destination 127.0.0.1: CONNECT answered HTTP 403"));
+    REQUIRE(refuses.Seen().size() == 1);
+    CHECK(refuses.Seen()[0].method == "CONNECT");
+    CHECK(refuses.Seen()[0].path == "127.0.0.1:" + std::to_string(closed_port));
+  }
+  SUBCASE("CONNECT answered 407") {
+    const auto r = SendOne(executor, 2, https_url, LocalRules(&wants_auth)).result;
+    CHECK(r.transport_error == TransportError::kBlocked);
+    CHECK(Has(r.error_message, "CONNECT answered HTTP 407 (proxy authentication required)"));
+  }
+  SUBCASE("CONNECT answered 503: the proxy could not reach the destination, which may recover") {
+    const auto r = SendOne(executor, 3, https_url, LocalRules(&cannot_reach)).result;
+    CHECK(r.transport_error == TransportError::kConnect);
+    CHECK(Has(r.error_message, "could not open a tunnel to 127.0.0.1: CONNECT answered HTTP 503"));
+  }
+  SUBCASE("plain http: squid's access-denied page, and a 407") {
+    const auto denied = SendOne(executor, 4, http_url, LocalRules(&squid_denies)).result;
+    CHECK(denied.transport_error == TransportError::kBlocked);
+    CHECK(denied.status_code == 0);
+    CHECK(Has(denied.error_message, "refused the destination 127.0.0.1: HTTP 403 (X-Squid-Error: ERR_ACCESS_DENIED 0)"));
+    const auto auth = SendOne(executor, 5, http_url, LocalRules(&wants_auth)).result;
+    CHECK(auth.transport_error == TransportError::kBlocked);
+    CHECK(Has(auth.error_message, "HTTP 407 (proxy authentication required)"));
+  }
+  SUBCASE("plain http: a 403 without the proxy's mark is the destination's answer") {
+    const auto r = SendOne(executor, 6, http_url, LocalRules(&refuses)).result;
+    CHECK(r.transport_error == TransportError::kNone);
+    CHECK(r.status_code == 403);
+  }
+  SUBCASE("nobody listening at the proxy's address") {
+    auto rules = std::make_shared<EndpointRules>(*LocalRules());
+    rules->proxy.host = "127.0.0.1";
+    rules->proxy.port = closed_port;
+    rules->proxy.url = "http://127.0.0.1:" + std::to_string(closed_port);
+    const auto r = SendOne(executor, 7, https_url, rules).result;
+    CHECK(r.transport_error == TransportError::kConnect);
+    CHECK(Has(r.error_message, "egress proxy http://127.0.0.1:" + std::to_string(closed_port) + " unreachable"));
+  }
+}
+
+TEST_CASE("allow_only_hosts: an unlisted destination is refused unsent, with or without a proxy") {
+  LoopbackServer proxy;
+  proxy.Start();
+  LoopbackServer target;
+  target.Start();
+  Executor executor(ExecutorOptions{});
+  executor.Start();
+  const std::string by_name = "http://localhost:" + std::to_string(target.port()) + "/named";
+
+  const auto refused = SendOne(executor, 1, target.Url(), LocalRules(nullptr, {"localhost"})).result;
+  CHECK(refused.transport_error == TransportError::kBlocked);
+  CHECK(refused.error_message == "destination refused: 127.0.0.1 is not in the policy's allow_only_hosts");
+  const auto through = SendOne(executor, 2, target.Url(), LocalRules(&proxy, {"localhost"})).result;
+  CHECK(through.transport_error == TransportError::kBlocked);
+  CHECK(proxy.Seen().empty());
+  CHECK(target.Seen().empty());
+  CHECK(proxy.Accepted() == 0);
+  CHECK(target.Accepted() == 0);
+
+  const auto listed = SendOne(executor, 3, by_name, LocalRules(nullptr, {"LOCALHOST"})).result;
+  CHECK(listed.transport_error == TransportError::kNone);
+  CHECK(listed.status_code == 200);
+  REQUIRE(target.Seen().size() == 1);
+  CHECK(target.Seen()[0].path == "/named");
+}
+
+TEST_CASE("concurrent requests of policies with different proxy credentials each send their own") {
+  LoopbackServer proxy;
+  proxy.status = 407;
+  proxy.Start();
+  Executor executor(ExecutorOptions{});
+  executor.Start();
+  const int closed_port = ClosedPort();
+  const std::string http_url = "http://localhost:" + std::to_string(closed_port) + "/plain";
+  const std::string https_url = "https://localhost:" + std::to_string(closed_port) + "/tls";
+  for (std::uint64_t round = 0; round < 5; ++round) {
+    std::vector<Request> batch;
+    batch.push_back(MakeRequest(3 * round + 1, http_url, "POST", "{}"));
+    batch.back().rules = LocalRules(&proxy, {}, "courier", "right");
+    batch.push_back(MakeRequest(3 * round + 2, https_url, "POST", "{}"));
+    batch.back().rules = LocalRules(&proxy, {}, "courier", "wrong");
+    batch.push_back(MakeRequest(3 * round + 3, https_url, "POST", "{}"));
+    batch.back().rules = LocalRules(&proxy, {}, "courier", "right");
+    executor.Submit(std::move(batch));
+    for (const auto& [token, c] : Await(executor, 3)) {
+      CAPTURE(token);
+      CHECK(c.result.transport_error == TransportError::kBlocked);  // every one answered 407
+    }
+  }
+  std::map<std::string, int> by_request;  // "METHOD Proxy-Authorization" -> requests seen
+  for (const auto& seen : proxy.Seen()) {
+    const auto auth = seen.headers.find("proxy-authorization");
+    by_request[seen.method + " " + (auth == seen.headers.end() ? std::string("none") : auth->second)]++;
+  }
+  const std::string right = "Basic Y291cmllcjpyaWdodA==";  // courier:right
+  const std::string wrong = "Basic Y291cmllcjp3cm9uZw==";  // courier:wrong
+  CHECK(by_request == std::map<std::string, int>{{"POST " + right, 5}, {"CONNECT " + right, 5}, {"CONNECT " + wrong, 5}});
 }
