@@ -68,7 +68,7 @@ def test_primary_killed_and_standby_promoted_mid_run_loses_nothing(how, master_k
         # rescuer take leases over (lease_expired attempts), one faster does not.
         policies = write_policies({"default": policy(max_attempts=10, base="50ms", cap="500ms", connect="500ms",
                                                      request="1s")})
-        settings = dict(policies_file=policies, lease_margin="2s", rescue_interval="200ms", poll_interval="200ms")
+        settings = dict(policies_file=policies, lease_duration="3s", rescue_interval="200ms", poll_interval="200ms")
         url = cluster.multi_host_url()
         for name in ("f1", "f2"):
             daemons.append(Daemon(url, master_key, str(tmp_path), name, dict(settings)).start())
@@ -139,7 +139,7 @@ def test_terminating_the_daemons_backends_repeatedly_loses_nothing_and_it_is_bac
     policies = write_policies({"default": policy(max_attempts=10, base="50ms", cap="500ms", connect="500ms",
                                                  request="1s")})
     daemon = Daemon(f"{db_url}?application_name={app}", master_key, str(tmp_path), "t1",
-                    dict(policies_file=policies, lease_margin="2s", rescue_interval="200ms", poll_interval="200ms"))
+                    dict(policies_file=policies, lease_duration="3s", rescue_interval="200ms", poll_interval="200ms"))
     stop_producing = threading.Event()
     produced = [0]
     producer_errors = []
