@@ -196,6 +196,16 @@ BEGIN
           USING ERRCODE = 'invalid_parameter_value';
       END IF;
     END LOOP;
+    -- A last label of digits (or 0x and hex) is an IP address: only the
+    -- dotted quad is accepted, not the legacy forms curl and browsers also
+    -- read (2130706433, 0x7f.1, 127.1 are all 127.0.0.1).
+    label := split_part(host, '.', -1);
+    IF label ~* '^([0-9]+|0x[0-9a-f]*)$' AND host !~
+       '^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$' THEN
+      RAISE EXCEPTION '%: host % is an IP address in a legacy spelling (or not a valid one); write it as a dotted quad such as 127.0.0.1',
+        field, courier.quote_untrusted(host)
+        USING ERRCODE = 'invalid_parameter_value';
+    END IF;
   END IF;
   IF port IS NOT NULL AND (port !~ '^[0-9]{1,5}$' OR port::integer NOT BETWEEN 1 AND 65535) THEN
     RAISE EXCEPTION '%: port % is not a number from 1 to 65535', field, courier.quote_untrusted(port)

@@ -39,6 +39,12 @@ HOSTILE_URLS = [
     ("http://" + "a" * 64 + ".example/", "longer than 63 characters"),
     ("http://h_!x/", "is not a valid host name"),
     ("http://[::1/hook", "is not a valid IPv6 literal"),
+    ("http://2130706433/", 'host "2130706433" is an IP address in a legacy spelling'),
+    ("http://0x7f.1/", 'host "0x7f.1" is an IP address in a legacy spelling'),
+    ("http://0x7f000001/", "is an IP address in a legacy spelling"),
+    ("http://127.1/", "is an IP address in a legacy spelling"),
+    ("http://0177.0.0.1/", "is an IP address in a legacy spelling"),
+    ("http://256.1.1.1/", "is an IP address in a legacy spelling (or not a valid one)"),
     ("http://h:99999/", 'port "99999" is not a number from 1 to 65535'),
     ("http://h:0/", 'port "0" is not a number'),
     ("http://h:/", 'port "" is not a number'),
@@ -50,7 +56,7 @@ HOSTILE_URLS = [
 ]
 
 ACCEPTED_URLS = ["http://127.0.0.1:8080/hook?x=1", "https://hooks.example.com/in", "HTTPS://Hooks.Example.COM",
-                 "http://[::1]:9/x", "http://[::ffff:169.254.169.254]/", "http://2130706433/",
+                 "http://[::1]:9/x", "http://[::ffff:169.254.169.254]/", "http://169.254.169.254/latest",
                  "https://xn--bcher-kva.example/in?token=a%20b", "http://localhost/a_b-c~d"]
 
 HOSTILE_TENANTS = ["", "   ", " acme", "acme ", "a b", "a/b", "ac\nme", "Ünïcode", "-acme", ".acme", "a" * 129, "a;b"]
