@@ -22,6 +22,11 @@ sys.path.insert(0, os.path.join(ROOT, "tools"))
 from receiver import Receiver  # noqa: E402
 
 BUILD_DIR = os.environ.get("PGCOURIER_BUILD_DIR", os.path.join(ROOT, "build"))
+# pgcourierctl reads /etc/pgcourier/pgcourierd.yaml and its policies file when they exist; the tests must not
+# depend on this machine's: no settings file, and no policies file (URLs are then checked for syntax only, with
+# a warning). Tests that check URLs against a policy pass --policies.
+os.environ["PGCOURIER_CONFIG"] = ""
+os.environ["PGCOURIER_POLICIES_FILE"] = ""
 PGCOURIERD = os.path.join(BUILD_DIR, "pgcourierd")
 PGCOURIERCTL = os.path.join(BUILD_DIR, "pgcourierctl")
 LOCAL_POLICIES = os.path.join(ROOT, "policies", "local.yaml")
