@@ -143,10 +143,12 @@ std::optional<validate::EndpointUrl> Context::CheckUrl(const std::string& option
   if (!checked.url->rewritten.empty()) Note(flag + ": " + checked.url->rewritten + ": " + checked.url->url);
   const config::PolicySet* policies = Policies();
   if (!policies) {
-    // What the production default (no allow lists) would say, as a warning.
-    if (auto refused = validate::CheckDestination(*checked.url, netguard::EndpointRules{})) {
-      Warn(flag + ": under rules without allow lists the daemon would refuse it: " + *refused +
-           "; policy '" + policy + "' must allow it (endpoint.require_https, allow_cidrs, allow_hosts)");
+    // An address no policy allows unless it lists it, as a warning.
+    netguard::EndpointRules no_allow_list;
+    no_allow_list.require_https = false;
+    if (auto refused = validate::CheckDestination(*checked.url, no_allow_list)) {
+      Warn(flag + ": " + *refused + "; the daemon refuses it unless policy '" + policy +
+           "' allows it (endpoint.allow_cidrs, allow_hosts)");
     }
     return std::move(checked.url);
   }

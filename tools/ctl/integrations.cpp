@@ -18,7 +18,7 @@ using store::admin::ConnectionInfo;
 using store::admin::Refusal;
 
 // A credential is a key, a token or a client secret: a few hundred bytes at most.
-constexpr std::size_t kMaxSecretFileBytes = 64 * 1024;
+constexpr std::size_t kMaxSecretFileBytes = std::size_t{64} * 1024;
 
 bool HasControl(std::string_view text) {
   return std::any_of(text.begin(), text.end(),

@@ -127,7 +127,7 @@ std::vector<Command> SetupCommands() {
        .description = "Never overwrites a file; creates a missing folder. Every daemon and pgcourierctl of one "
                       "database need the same key: the secrets sealed under one key open with no other.",
        .options = {{.name = "out", .value_name = "FILE", .help = "where to write it", .required = true}},
-       .example = "sudo pgcourierctl keygen --out /etc/pgcourier/master.key",
+       .example = "pgcourierctl keygen --out /etc/pgcourier/master.key    # as root (sudo)",
        .run = Keygen},
       {.topic = kTopic,
        .name = "version",

@@ -57,7 +57,7 @@ std::vector<RecentDelivery> Status::Recent(int limit) {
     pqxx::read_transaction txn(connection_.impl().conn);
     return kRecent.ReadAll(txn.exec_params(
         "SELECT d.id, d.event_type, d.subscription_id, d.status, d.attempts, d.last_status_code, d.last_error, "
-        "  to_char(d.updated_at, 'YYYY-MM-DD HH24:MI:SS.MS') AS updated_at "
+        "  to_char(d.updated_at, 'YYYY-MM-DD HH24:MI:SS.MSOF') AS updated_at "
         "FROM courier.delivery_status d ORDER BY d.updated_at DESC LIMIT $1",
         limit));
   });

@@ -126,7 +126,7 @@ std::string Subscriptions::Create(const NewSubscription& sub) {
         .Arg("subscription_id", sub.id)
         .ArgUnlessEmpty("sealed_secret", sub.sealed_secret)
         .ArgUnlessEmpty("secret_last4", sub.secret_last4);
-    const auto id = Text(call.Exec1(txn, "SELECT ")[0]);
+    auto id = Text(call.Exec1(txn, "SELECT ")[0]);
     txn.commit();
     return id;
   });
