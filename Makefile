@@ -130,9 +130,10 @@ SQL_MIGRATIONS = $(wildcard sql/migrations/*.up.sql)
 # Binaries, the systemd unit (its paths follow PREFIX), the SQL (the baseline's
 # sql/schema/ files, the deltas of sql/migrations/ and the snapshot; the
 # binaries embed them, these are for reading), the policies,
-# docs, and example configuration. Files under SYSCONFDIR are installed only
-# when absent (never overwriting an operator's edits) and removed by uninstall
-# only while they are unchanged.
+# docs, and example configuration, and an empty pgpass (0600) for the unit's
+# LoadCredential=. Files under SYSCONFDIR are installed only when absent (never
+# overwriting an operator's edits) and removed by uninstall only while they are
+# unchanged (pgpass: while empty).
 install: build
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/sql/schema $(DESTDIR)$(DATADIR)/sql/migrations \
 	  $(DESTDIR)$(DATADIR)/policies \
@@ -152,6 +153,8 @@ install: build
 	    > $(DESTDIR)$(SYSCONFDIR)/pgcourier/pgcourierd.yaml
 	[ -e $(DESTDIR)$(SYSCONFDIR)/pgcourier/policies.yaml ] || \
 	  install -m 0644 policies/default.yaml $(DESTDIR)$(SYSCONFDIR)/pgcourier/policies.yaml
+	[ -e $(DESTDIR)$(SYSCONFDIR)/pgcourier/pgpass ] || \
+	  install -m 0600 /dev/null $(DESTDIR)$(SYSCONFDIR)/pgcourier/pgpass
 	@echo "installed under $(DESTDIR)$(PREFIX); create the master key with: pgcourierctl keygen --out $(SYSCONFDIR)/pgcourier/master.key"
 
 uninstall:
@@ -162,4 +165,5 @@ uninstall:
 	  rm -f $(DESTDIR)$(SYSCONFDIR)/pgcourier/pgcourierd.yaml || true
 	cmp -s policies/default.yaml $(DESTDIR)$(SYSCONFDIR)/pgcourier/policies.yaml && \
 	  rm -f $(DESTDIR)$(SYSCONFDIR)/pgcourier/policies.yaml || true
+	[ -s $(DESTDIR)$(SYSCONFDIR)/pgcourier/pgpass ] || rm -f $(DESTDIR)$(SYSCONFDIR)/pgcourier/pgpass
 	rmdir $(DESTDIR)$(SYSCONFDIR)/pgcourier 2>/dev/null || true
