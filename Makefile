@@ -15,10 +15,12 @@ DEB_PACKAGES := build-essential cmake pkg-config libpqxx-dev libcurl4-openssl-de
   libyaml-cpp-dev libsimdjson-dev libspdlog-dev libfmt-dev prometheus-cpp-dev doctest-dev \
   libsystemd-dev libidn2-dev postgresql postgresql-client python3 python3-psycopg2 python3-pytest \
   prometheus systemd clang libclang-rt-14-dev clang-tidy cppcheck nginx-light wrk
+# For make deb / make test-deb only: dpkg-buildflags, dpkg-shlibdeps, dpkg-deb, lintian.
+DEB_PACKAGING := dpkg-dev lintian
 
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: all deps build test test-unit test-pg test-e2e test-sanitize test-asan test-tsan test-chaos fuzz lint bench run clean install uninstall schema-snapshot
+.PHONY: all deps build test test-unit test-pg test-e2e test-sanitize test-asan test-tsan test-chaos fuzz lint bench run clean install install-files uninstall schema-snapshot deb test-deb
 
 all: build
 
@@ -135,6 +137,11 @@ SQL_MIGRATIONS = $(wildcard sql/migrations/*.up.sql)
 # overwriting an operator's edits) and removed by uninstall only while they are
 # unchanged (pgpass: while empty).
 install: build
+	@$(MAKE) --no-print-directory install-files
+
+# The files of `make install` from an existing build, without building (the
+# Debian package installs from its own build folder this way).
+install-files:
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/sql/schema $(DESTDIR)$(DATADIR)/sql/migrations \
 	  $(DESTDIR)$(DATADIR)/policies \
 	  $(DESTDIR)$(DATADIR)/examples $(DESTDIR)$(DOCDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/pgcourier
@@ -156,6 +163,18 @@ install: build
 	[ -e $(DESTDIR)$(SYSCONFDIR)/pgcourier/pgpass ] || \
 	  install -m 0600 /dev/null $(DESTDIR)$(SYSCONFDIR)/pgcourier/pgpass
 	@echo "installed under $(DESTDIR)$(PREFIX); create the master key with: pgcourierctl keygen --out $(SYSCONFDIR)/pgcourier/master.key"
+
+# build-deb/pgcourier_<version>_<arch>.deb: its own build with Debian's
+# hardening flags, install-files into a staging root under /usr, dpkg-deb
+# (packaging/deb/build; README: Debian package).
+deb: deps
+	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(DEB_PACKAGING)"
+	packaging/deb/build
+
+# Builds the package, then checks it without installing it: its file list, the
+# binaries run from a dpkg -x root, lintian when installed (tests/deb/).
+test-deb: deb
+	BUILD_DIR=$(BUILD_DIR) tests/deb/run
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/pgcourierd $(DESTDIR)$(BINDIR)/pgcourierctl $(DESTDIR)$(UNITDIR)/pgcourierd.service
