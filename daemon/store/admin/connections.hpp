@@ -34,10 +34,10 @@ struct Checked {
 };
 
 template <typename T>
-Checked<T> Refuse(Refusal refusal, std::string detail = "") {
+Checked<T> Refuse(Refusal refusal, const std::string& detail = "") {
   Checked<T> out;
   out.refusal = refusal;
-  out.detail = std::move(detail);
+  out.detail = detail;
   return out;
 }
 
