@@ -13,12 +13,14 @@ UNITDIR ?= $(PREFIX)/lib/systemd/system
 
 DEB_PACKAGES := build-essential cmake pkg-config libpqxx-dev libcurl4-openssl-dev libssl-dev \
   libyaml-cpp-dev libsimdjson-dev libspdlog-dev libfmt-dev prometheus-cpp-dev doctest-dev \
-  libsystemd-dev postgresql postgresql-client python3 python3-psycopg2 python3-pytest \
+  libsystemd-dev libidn2-dev postgresql postgresql-client python3 python3-psycopg2 python3-pytest \
   prometheus systemd clang libclang-rt-14-dev clang-tidy cppcheck nginx-light wrk squid
+# For make deb / make test-deb only: dpkg-buildflags, dpkg-shlibdeps, dpkg-deb, lintian.
+DEB_PACKAGING := dpkg-dev lintian
 
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: all deps build test test-unit test-pg test-e2e test-sanitize test-asan test-tsan test-chaos fuzz lint bench run clean install uninstall schema-snapshot
+.PHONY: all deps build test test-unit test-pg test-e2e test-sanitize test-asan test-tsan test-chaos fuzz lint bench run clean install install-files uninstall schema-snapshot deb test-deb
 
 all: build
 
@@ -87,13 +89,13 @@ FUZZ_SECONDS ?= 60
 fuzz: deps
 	tests/fuzz/run.sh $(FUZZ_SECONDS)
 
-# Static analysis of the project's own code (daemon/**/*.cpp, tools/pgcourierctl.cpp, and the
+# Static analysis of the project's own code (daemon/**/*.cpp, tools/ctl/*.cpp, and the
 # daemon/ and tools/ headers they include): clang-tidy with the repository's .clang-tidy (every
 # warning is an error), LINT_JOBS files at a time, then cppcheck with the build's flags; any
 # finding fails. Needs the build for compile_commands.json; the generated migrations file under
 # the build folder is not linted. Both tools always run, so one pass shows every finding.
 LINT_JOBS ?= $(JOBS)
-LINT_SOURCES = $(shell find daemon -name '*.cpp' | sort) tools/pgcourierctl.cpp bench/receiver.cpp
+LINT_SOURCES = $(shell find daemon tools/ctl -name '*.cpp' | sort) bench/receiver.cpp
 CLANG_TIDY ?= clang-tidy
 CPPCHECK ?= cppcheck
 
@@ -107,7 +109,7 @@ lint: build
 	   [ $$rc -eq 0 ] || echo "lint: clang-tidy failed on $$0"; exit $$rc' || status=1; \
 	echo "lint: cppcheck"; \
 	$(CPPCHECK) --project=$(BUILD_DIR)/compile_commands.json --file-filter='daemon/*' \
-	  --file-filter=tools/pgcourierctl.cpp --file-filter=bench/receiver.cpp --enable=warning,performance,portability --inline-suppr \
+	  --file-filter='tools/ctl/*' --file-filter=bench/receiver.cpp --enable=warning,performance,portability --inline-suppr \
 	  --std=c++20 --suppress=missingIncludeSystem --error-exitcode=1 --quiet -j$(LINT_JOBS) || status=1; \
 	if [ $$status -eq 0 ]; then echo "lint: no findings"; else echo "lint: FAILED (findings above)"; fi; \
 	exit $$status
@@ -130,10 +132,16 @@ SQL_MIGRATIONS = $(wildcard sql/migrations/*.up.sql)
 # Binaries, the systemd unit (its paths follow PREFIX), the SQL (the baseline's
 # sql/schema/ files, the deltas of sql/migrations/ and the snapshot; the
 # binaries embed them, these are for reading), the policies,
-# docs, and example configuration. Files under SYSCONFDIR are installed only
-# when absent (never overwriting an operator's edits) and removed by uninstall
-# only while they are unchanged.
+# docs, and example configuration, and an empty pgpass (0600) for the unit's
+# LoadCredential=. Files under SYSCONFDIR are installed only when absent (never
+# overwriting an operator's edits) and removed by uninstall only while they are
+# unchanged (pgpass: while empty).
 install: build
+	@$(MAKE) --no-print-directory install-files
+
+# The files of `make install` from an existing build, without building (the
+# Debian package installs from its own build folder this way).
+install-files:
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/sql/schema $(DESTDIR)$(DATADIR)/sql/migrations \
 	  $(DESTDIR)$(DATADIR)/policies \
 	  $(DESTDIR)$(DATADIR)/examples $(DESTDIR)$(DOCDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/pgcourier
@@ -152,7 +160,21 @@ install: build
 	    > $(DESTDIR)$(SYSCONFDIR)/pgcourier/pgcourierd.yaml
 	[ -e $(DESTDIR)$(SYSCONFDIR)/pgcourier/policies.yaml ] || \
 	  install -m 0644 policies/default.yaml $(DESTDIR)$(SYSCONFDIR)/pgcourier/policies.yaml
+	[ -e $(DESTDIR)$(SYSCONFDIR)/pgcourier/pgpass ] || \
+	  install -m 0600 /dev/null $(DESTDIR)$(SYSCONFDIR)/pgcourier/pgpass
 	@echo "installed under $(DESTDIR)$(PREFIX); create the master key with: pgcourierctl keygen --out $(SYSCONFDIR)/pgcourier/master.key"
+
+# build-deb/pgcourier_<version>_<arch>.deb: its own build with Debian's
+# hardening flags, install-files into a staging root under /usr, dpkg-deb
+# (packaging/deb/build; README: Debian package).
+deb: deps
+	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(DEB_PACKAGING)"
+	packaging/deb/build
+
+# Builds the package, then checks it without installing it: its file list, the
+# binaries run from a dpkg -x root, lintian when installed (tests/deb/).
+test-deb: deb
+	BUILD_DIR=$(BUILD_DIR) tests/deb/run
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/pgcourierd $(DESTDIR)$(BINDIR)/pgcourierctl $(DESTDIR)$(UNITDIR)/pgcourierd.service
@@ -162,4 +184,5 @@ uninstall:
 	  rm -f $(DESTDIR)$(SYSCONFDIR)/pgcourier/pgcourierd.yaml || true
 	cmp -s policies/default.yaml $(DESTDIR)$(SYSCONFDIR)/pgcourier/policies.yaml && \
 	  rm -f $(DESTDIR)$(SYSCONFDIR)/pgcourier/policies.yaml || true
+	[ -s $(DESTDIR)$(SYSCONFDIR)/pgcourier/pgpass ] || rm -f $(DESTDIR)$(SYSCONFDIR)/pgcourier/pgpass
 	rmdir $(DESTDIR)$(SYSCONFDIR)/pgcourier 2>/dev/null || true

@@ -32,6 +32,7 @@ namespace pgcourier::app {
 namespace {
 
 constexpr const char* kUsage = R"(usage: pgcourierd [--config FILE] [--policies FILE] [--log-format text|json] [--check-config]
+       pgcourierd --version | --help
 
   --config FILE     YAML settings (database_url, worker_id, concurrency, lease_duration,
                     poll_interval, policies_file, master_key_file, shutdown_grace,
@@ -39,6 +40,7 @@ constexpr const char* kUsage = R"(usage: pgcourierd [--config FILE] [--policies 
   --policies FILE   policies file (overrides policies_file)
   --log-format F    text (default) or json: one JSON object per line
   --check-config    validate settings, policies and the master key, print the result, exit 0 or 1
+  --version         print the version and exit
 
 Environment: DATABASE_URL (libpq URI; overrides database_url; when both are empty the
 libpq variables PGHOST, PGPORT, PGDATABASE, PGUSER... apply), PGCOURIER_MASTER_KEY_FILE,
@@ -52,7 +54,7 @@ struct CommandLine {
   bool check_config = false;
 };
 
-std::optional<CommandLine> ParseCommandLine(int argc, char** argv) {
+std::optional<CommandLine> ParseCommandLine(int argc, char** argv, const char* version) {
   CommandLine cl;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -79,6 +81,9 @@ std::optional<CommandLine> ParseCommandLine(int argc, char** argv) {
       cl.check_config = true;
     } else if (arg == "--help" || arg == "-h") {
       std::cout << kUsage;
+      std::exit(0);  // NOLINT(concurrency-mt-unsafe): argument parsing, before any thread starts
+    } else if (arg == "--version") {
+      std::cout << "pgcourierd " << version << "\n";
       std::exit(0);  // NOLINT(concurrency-mt-unsafe): argument parsing, before any thread starts
     } else {
       std::cerr << "pgcourierd: unknown argument '" << arg << "'\n" << kUsage;
@@ -184,7 +189,7 @@ int Main(int argc, char** argv, const char* version) {
   // the memory budget (max_in_flight_bytes) would hold for the payloads in
   // use, but not for the process's resident size.
   mallopt(M_MMAP_THRESHOLD, 1 << 20);
-  const auto cl = ParseCommandLine(argc, argv);
+  const auto cl = ParseCommandLine(argc, argv, version);
   if (!cl) return 2;
 
   LoadedConfig loaded;

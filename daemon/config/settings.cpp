@@ -16,7 +16,14 @@
 //   metrics_address: "127.0.0.1:9464"   # host:port, [v6addr]:port (port 0..65535;
 //                                       # 0 = ephemeral), or "" to disable
 //   log_level: info              # trace, debug, info, warn, error, critical, off
+//   log_format: text             # text or json
+//   maintenance_interval: 5s     # 100ms..1h
+//   retention_completed: 7d      # >= 10s
+//   retention_dead_lettered: 30d # >= 1m
+//   credential_expiry_warning: 7d  # >= 1m
+//   delivery_events: all         # all, failures or none
 //   user_agent: "pgcourier/0.1"  # string without control characters
+//   tenants: [acme, globex]      # serve only these tenants; empty or absent: all
 //
 // A key with no value means the empty string for string settings and is an
 // error for the others. ParseSettings reports wrong types, unknown and
@@ -186,11 +193,25 @@ constexpr std::array<StringField, 9> kStringFields{{
     {"delivery_events", &Settings::delivery_events, &CheckDeliveryEvents},
 }};
 
-constexpr std::string_view kKnownKeys =
-    "database_url, worker_id, concurrency, max_claim_batch, max_claim_bytes, max_in_flight_bytes, lease_duration, "
-    "poll_interval, rescue_interval, "
-    "shutdown_grace, maintenance_interval, retention_completed, retention_dead_lettered, credential_expiry_warning, "
-    "policies_file, master_key_file, metrics_address, log_level, log_format, user_agent, tenants";
+// Every key a settings file may have, for the unknown-key message: generated
+// from the field tables above (and the one key parsed by hand, tenants), so
+// that the list cannot leave a key out. database_url first (the one every
+// file sets), then alphabetical.
+const std::string& KnownKeys() {
+  static const std::string keys = [] {
+    std::vector<std::string_view> names = {"tenants"};
+    for (const IntField& f : kIntFields) names.push_back(f.name);
+    for (const DurationField& f : kDurationFields) names.push_back(f.name);
+    for (const StringField& f : kStringFields) names.push_back(f.name);
+    std::sort(names.begin(), names.end(), [](std::string_view a, std::string_view b) {
+      return std::make_pair(a != "database_url", a) < std::make_pair(b != "database_url", b);
+    });
+    std::string out;
+    for (const auto name : names) out.append(out.empty() ? "" : ", ").append(name);
+    return out;
+  }();
+  return keys;
+}
 
 // Messages (empty when valid) for one field of `settings`.
 std::string CheckInt(const IntField& field, const Settings& settings) {
@@ -267,7 +288,7 @@ void ParseEntry(const Entry& entry, Settings& settings, Reporter& reporter) {
                                " by default, and is renewed while its request runs); remove it");
     return;
   }
-  ReportUnknownKey(entry, kKnownKeys, reporter);
+  ReportUnknownKey(entry, KnownKeys(), reporter);
 }
 
 }  // namespace

@@ -4,7 +4,8 @@
 -- the schema. Grant the roles to the login roles of your systems
 -- (GRANT courier_producer TO billing_app;).
 --   courier_producer  publish events (courier.publish) and enqueue runs for its own tenants only
---   courier_operator  read the status views, pause/resume/disable/replay
+--   courier_operator  read the status views, pause/resume/disable/replay, and
+--                     manage subscriptions (create, update, rotate and revoke secrets)
 --   courier_daemon    what pgcourierd needs, nothing more
 -- Producers and operators never see signing secrets or credentials. Creating
 -- roles needs CREATEROLE; a migrator without it gets a NOTICE and no roles (the
@@ -126,6 +127,14 @@ GRANT EXECUTE ON FUNCTION courier.new_id(text), courier.event_type_matches(text[
 -- REVOKE above); kept so the baseline grants exactly the same. Harmless: a
 -- trigger function cannot be called outside a trigger.
 GRANT EXECUTE ON FUNCTION courier.notify_when_inserted() TO PUBLIC;
+-- The checks of 50_management.sql are pure and run in the triggers of
+-- whoever writes a subscription, connection or credential; anyone may also
+-- call them to validate input before writing it.
+GRANT EXECUTE ON FUNCTION courier.check_endpoint_url(text, text), courier.check_tenant_id(text, text),
+                          courier.check_identifier(text, text), courier.quote_untrusted(text),
+                          courier.check_event_types(text[], text), courier.check_policy_name(text, text),
+                          courier.check_sealed_secret(text, text)
+  TO PUBLIC;
 
 -- The roles, and the privileges of the delivery path. Only a migrator that
 -- may create roles grants these (the privileges further down are granted
@@ -210,6 +219,12 @@ BEGIN
                     courier.credential_expiry, courier.open_failures, courier.outbox, courier.escalations
       TO courier_operator;
     GRANT EXECUTE ON FUNCTION courier.replay_run(text), courier.run_queue_metrics(interval) TO courier_operator;
+    -- The management API of 50_management.sql.
+    GRANT EXECUTE ON FUNCTION courier.create_subscription(text, text, text[], text, text, text, text, text),
+                              courier.update_subscription(text, jsonb),
+                              courier.rotate_subscription_secret(text, text, text, interval),
+                              courier.revoke_subscription_secrets(text, text)
+      TO courier_operator;
   END IF;
   IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'courier_daemon') THEN
     GRANT SELECT, INSERT, DELETE ON courier.delivery_attempts TO courier_daemon;

@@ -77,9 +77,16 @@ def leak_run(pg_admin_url, tmp_path_factory):
         }
         secrets, subs = [], {}
         for kind, url in urls.items():
-            out = ctl("subscription", "create", "--tenant", "acme", "--url", url, "--events", "*").stdout
+            # pgcourierctl and the database refuse user:password@ (and the invalid URL): create each with a
+            # clean URL, then store the hostile one with the checks off, as a row written before them would be.
+            out = ctl("subscription", "create", "--tenant", "acme", "--url", f"http://127.0.0.1:{port}/ok",
+                      "--events", "*").stdout
             subs[kind] = next(line.split()[-1] for line in out.splitlines() if line.startswith("created subscription"))
             secrets.append(next(line.split()[-1] for line in out.splitlines() if "signing secret" in line))
+            with conn.cursor() as unchecked:
+                unchecked.execute("SET session_replication_role = replica")
+                unchecked.execute("UPDATE courier.subscriptions SET url = %s WHERE id = %s", (url, subs[kind]))
+                unchecked.execute("RESET session_replication_role")
         rotated = ctl("subscription", "rotate-secret", subs["failing"], "--grace", "1h").stdout
         secrets.append(next(line.split()[-1] for line in rotated.splitlines() if line.startswith("signing secret")))
         assert [s for s in secrets if not s.startswith("whsec_")] == [], secrets

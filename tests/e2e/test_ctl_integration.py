@@ -174,9 +174,11 @@ def test_connection_create_refuses_an_unknown_revoked_or_other_tenants_credentia
 
 def test_connection_list_and_show_redact_the_url_and_show_credential_version_expiry_and_failures(db, ctl, tmp_path):
     cred = create_credential(ctl, tmp_path, "tok-abc", "--expires-at", "2099-01-01T00:00:00Z")
+    # user:password@ is refused at the door; a row holding one anyway (checks off) is still shown redacted.
     url = "https://user:hunter2@api.example.com/v1?token=querysecret"
     conn = create_connection(ctl, "--auth", "api_key", "--credential", cred, "--health-check", "HEAD /ping",
-                             base_url=url)
+                             base_url="https://api.example.com/v1?token=querysecret")
+    db.unchecked("UPDATE courier.connections SET base_url = %s WHERE id = %s", url, conn)
     other = create_connection(ctl, tenant="globex", base_url="https://globex.example")
     run = enqueue(ctl, conn)
     db.query("SELECT courier.record_probe(%s, false, 503, 'probe got 503', 3)", conn)

@@ -2,6 +2,10 @@
 failed at once as blocked_destination, without a single byte reaching the network."""
 import socket
 
+import psycopg2
+import psycopg2.errors
+import pytest
+
 from conftest import policy, wait_for
 
 TERMINAL = ("delivered", "failed", "dead_lettered")
@@ -41,14 +45,28 @@ def test_plain_http_is_refused_when_the_policy_requires_https(
 
 
 def test_loopback_is_refused_however_it_is_spelled_and_nothing_is_sent(
-        db, make_scripted_receiver, create_subscription, daemon_factory, write_policies):
+        db, ctl, make_scripted_receiver, create_subscription, daemon_factory, write_policies):
     r = make_scripted_receiver()
     policies = write_policies({"default": policy(max_attempts=3, local_endpoints=False, endpoint=NO_ALLOW_LIST)})
     hosts = {"localhost": "localhost",            # a name resolving to 127.0.0.1: refused at connect time
              "decimal": "2130706433",             # 127.0.0.1 as one decimal number
              "mapped": "[::ffff:127.0.0.1]",      # IPv4-mapped IPv6
              "hex": "0x7f.1"}                     # hex first part, the last part filling three bytes
-    subs = {name: create_subscription(r.url_for(host, f"/{name}"))[0] for name, host in hosts.items()}
+    subs = {}
+    for name, host in hosts.items():
+        url = r.url_for(host, f"/{name}")
+        if name in ("decimal", "hex"):
+            # Legacy spellings are refused at the door (pgcourierctl, courier.check_endpoint_url) with the
+            # address they stand for; a row that holds one anyway (checks off) must still be refused by the daemon.
+            refused = ctl("subscription", "create", "--tenant", "acme", "--url", url, "--events", "*", check=False)
+            assert refused.returncode == 2 and "write it as 127.0.0.1" in refused.stderr, refused
+            with pytest.raises(psycopg2.errors.InvalidParameterValue, match="legacy spelling"):
+                db.query("INSERT INTO courier.subscriptions (tenant_id, url, event_types) VALUES ('acme', %s, '{*}')",
+                         url)
+            subs[name] = create_subscription(r.url_for("127.0.0.1", f"/{name}"))[0]
+            db.unchecked("UPDATE courier.subscriptions SET url = %s WHERE id = %s", url, subs[name])
+        else:
+            subs[name] = create_subscription(url)[0]
     d1 = daemon_factory("d1", policies_file=policies, poll_interval="100ms")
     event_id = db.publish("acme", "order.created", "{}")
 

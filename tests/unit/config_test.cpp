@@ -549,6 +549,24 @@ databse_url: x
   CHECK(problems[7].rfind("s.yaml:8: databse_url: unknown key (expected one of: database_url, ", 0) == 0);
 }
 
+TEST_CASE("The unknown-key message of a settings file lists every key the parser takes") {
+  const auto problems = SettingsProblems("databse_url: x\n");
+  REQUIRE(problems.size() == 1);
+  const std::string& message = problems[0];
+  // Every key of the Settings tables, delivery_events and user_agent included (the hand-written list had left
+  // delivery_events out).
+  for (const char* key : {"database_url", "worker_id", "concurrency", "max_claim_batch", "lease_margin",
+                          "poll_interval", "rescue_interval", "shutdown_grace", "policies_file", "master_key_file",
+                          "metrics_address", "log_level", "log_format", "maintenance_interval", "retention_completed",
+                          "retention_dead_lettered", "credential_expiry_warning", "delivery_events", "tenants",
+                          "user_agent"}) {
+    CAPTURE(key);
+    const std::string listed = std::string(" ") + key;
+    CHECK((message.find(listed + ",") != std::string::npos || message.find(listed + ")") != std::string::npos));
+  }
+  CHECK(message.rfind("s.yaml:1: databse_url: unknown key (expected one of: database_url, concurrency, ", 0) == 0);
+}
+
 TEST_CASE("Settings: duplicate keys, non-mapping documents and syntax errors") {
   CHECK(SettingsProblems("concurrency: 1\nconcurrency: 2\n") ==
         std::vector<std::string>{"s.yaml:2: concurrency: duplicate key"});

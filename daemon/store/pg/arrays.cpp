@@ -1,6 +1,8 @@
 #include "store/pg/arrays.hpp"
 
 #include <cstdio>
+#include <pqxx/pqxx>
+#include <tuple>
 
 namespace pgcourier::store::pg {
 
@@ -21,6 +23,19 @@ void ArrayBuilder::AddDouble(double value) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.6f", value);
   out_ += buf;
+}
+
+std::vector<std::string> ParseTextArray(const char* literal) {
+  std::vector<std::string> out;
+  // UTF-8 is safe to scan as single bytes here: no byte of a multi-byte
+  // sequence is an ASCII quote, comma, brace or backslash.
+  pqxx::array_parser parser(literal);
+  for (auto [juncture, value] = parser.get_next(); juncture != pqxx::array_parser::done;
+       std::tie(juncture, value) = parser.get_next()) {
+    if (juncture == pqxx::array_parser::string_value) out.push_back(std::move(value));
+    if (juncture == pqxx::array_parser::null_value) out.emplace_back();
+  }
+  return out;
 }
 
 std::string TextArray(const std::vector<std::string>& items) {

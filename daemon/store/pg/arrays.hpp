@@ -40,6 +40,10 @@ class ArrayBuilder {
   bool first_ = true;
 };
 
+// The elements of a one-dimensional text[] as PostgreSQL prints it
+// ('{a,"b c",NULL}'); NULL elements read as "". The reverse of TextArray.
+std::vector<std::string> ParseTextArray(const char* literal);
+
 // {"a","b"} of every item.
 std::string TextArray(const std::vector<std::string>& items);
 // The same with a null pointer as a NULL element.

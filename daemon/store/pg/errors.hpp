@@ -38,7 +38,8 @@ auto Translate(std::string_view what, Fn&& fn) -> decltype(fn()) {
     // Deadlock or serialization failure (not an sql_error in libpqxx 6.4).
     throw StoreError(StoreError::Kind::kConflict, std::string(what) + ": " + ServerMessage(e.what()));
   } catch (const pqxx::sql_error& e) {
-    throw StoreError(KindOf(e), std::string(what) + ": " + ServerMessage(e.what()));
+    std::string message = ServerMessage(e.what());
+    throw StoreError(KindOf(e), std::string(what) + ": " + message, e.sqlstate(), message);
   } catch (const std::exception& e) {
     throw StoreError(StoreError::Kind::kStatement, std::string(what) + ": " + e.what());
   }

@@ -16,14 +16,19 @@
 #include <variant>
 #include <vector>
 
+#include "store/pg/arrays.hpp"
+
 namespace pgcourier::store::pg {
 
-// NULL reads as "" for text, 0 for numbers, false for booleans.
+// NULL reads as "" for text, 0 for numbers, false for booleans, {} for a
+// text[] read into a std::vector<std::string>.
 template <typename S>
 class RowMapping {
  public:
   using Member = std::variant<std::string S::*, int S::*, long S::*, long long S::*, double S::*, bool S::*,
-                              std::optional<std::string> S::*, std::optional<int> S::*>;
+                              std::optional<std::string> S::*, std::optional<int> S::*,
+                              std::optional<long long> S::*, std::optional<double> S::*,
+                              std::vector<std::string> S::*>;
   struct Column {
     const char* name;
     Member member;
@@ -87,7 +92,10 @@ class RowMapping {
         [&](auto m) {
           auto& target = out.*m;
           using T = std::remove_reference_t<decltype(target)>;
-          if constexpr (std::is_same_v<T, std::optional<std::string>> || std::is_same_v<T, std::optional<int>>) {
+          if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+            target = f.is_null() ? T{} : ParseTextArray(f.c_str());
+          } else if constexpr (std::is_same_v<T, std::optional<std::string>> || std::is_same_v<T, std::optional<int>> ||
+                               std::is_same_v<T, std::optional<long long>> || std::is_same_v<T, std::optional<double>>) {
             if (f.is_null()) {
               target.reset();
             } else {

@@ -1,0 +1,38 @@
+// pgcourierctl's commands by topic, one file each (subscriptions.cpp,
+// deliveries.cpp, integrations.cpp, runs.cpp, status.cpp, setup.cpp), and the
+// printing they share. main.cpp puts the tables together in this order.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "ctl/args.hpp"
+#include "ctl/print.hpp"
+#include "store/admin/connections.hpp"
+#include "store/admin/subscriptions.hpp"
+
+namespace pgcourier::ctl {
+
+std::vector<Command> SubscriptionCommands();  // subscription ...
+std::vector<Command> DeliveryCommands();      // publish, replay, redeliver, inspect
+std::vector<Command> IntegrationCommands();   // connection ..., credential ...
+std::vector<Command> RunCommands();           // run ...
+std::vector<Command> StatusCommands();        // status
+std::vector<Command> SetupCommands();         // migrate, schema, keygen, version
+
+// Shared by subscriptions and status.
+std::string DescribeState(const store::admin::SubscriptionState& s);  // "paused since T: reason"
+void PrintState(const store::admin::SubscriptionState& s);           // the state and health lines
+void WriteState(Json& json, const store::admin::SubscriptionState& s);  // {"state": ..., "held_deliveries": ...}
+
+// Shared by connections, credentials, runs and status: a connection's health
+// fields, and with `settings` its settings too (not in status).
+void WriteConnection(Json& json, const store::admin::ConnectionInfo& c, bool settings);
+
+// Shared by inspect and run show.
+void PrintAttemptLine(const std::string& attempt, const std::string& started, const std::string& duration,
+                      const std::string& http, const std::string& outcome, const std::string& error_class,
+                      const std::string& retryable, const std::string& summary);
+void WriteAttempt(Json& json, const store::admin::AttemptInfo& a, bool run);
+
+}  // namespace pgcourier::ctl
