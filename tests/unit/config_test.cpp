@@ -555,7 +555,7 @@ TEST_CASE("The unknown-key message of a settings file lists every key the parser
   const std::string& message = problems[0];
   // Every key of the Settings tables, delivery_events and user_agent included (the hand-written list had left
   // delivery_events out).
-  for (const char* key : {"database_url", "worker_id", "concurrency", "max_claim_batch", "lease_margin",
+  for (const char* key : {"database_url", "worker_id", "concurrency", "max_claim_batch", "max_claim_bytes", "max_in_flight_bytes", "lease_duration",
                           "poll_interval", "rescue_interval", "shutdown_grace", "policies_file", "master_key_file",
                           "metrics_address", "log_level", "log_format", "maintenance_interval", "retention_completed",
                           "retention_dead_lettered", "credential_expiry_warning", "delivery_events", "tenants",
