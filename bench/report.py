@@ -167,10 +167,13 @@ def main():
         secs = f(r, "end") - f(r, "start")
         peer = {"row": key, "name": r["name"], "node": r["node"], "config": r["config"], "jobs": n, "seconds": secs,
                 "per_s": n / secs, "worker_cpu_s_per_1k": f(r, "worker_cpu") / n * 1000,
-                "pg_cpu_s_per_1k": (f(r, "pg_cpu1") - f(r, "pg_cpu0")) / n * 1000, "receiver_hits": int(r["hits"])}
+                "pg_cpu_s_per_1k": (f(r, "pg_cpu1") - f(r, "pg_cpu0")) / n * 1000, "receiver_hits": int(r["hits"]),
+                "configurations_tried": r.get("tried")}
         peers.append(peer)
         if int(r["hits"]) != n:
             problems.append(f"{key}: receiver counted {r['hits']} for {n} jobs")
+        if r.get("all_hits_ok", "1") != "1":
+            problems.append(f"{key}: in one of the configurations tried the receiver count did not match the jobs")
         name, version = r["name"].rsplit(" ", 1)
         scenarios.append({"scenario": f"{name} {version}", "deliveries": n, "seconds": secs, "deliveries_per_s": n / secs,
                           "daemon_cpu_s_per_1k": peer["worker_cpu_s_per_1k"], "pg_cpu_s_per_1k": peer["pg_cpu_s_per_1k"]})
@@ -191,7 +194,7 @@ def main():
     print("  ".join(format(h, a) for h, _, a, _ in cols))
     for s in scenarios:
         print("  ".join(format(fmt(s.get(k), spec), a) for _, k, a, spec in cols))
-    print("(CPU s/1k: the daemon's, or the peer worker's; PG CPU: the whole cluster; % of the limits measured above)")
+    print("(CPU s/1k: the daemon's, or the peer workers'; PG CPU: the whole cluster; % of the limits measured above)")
     for s in scenarios:
         if "pct_of_bound" in s:
             print(f"{s['scenario']}: {s['deliveries_per_s']:,.0f}/s = {s['pct_of_bound']:.0f}% of the Little's-law bound "
@@ -217,7 +220,10 @@ def main():
             print(f"{peer['row']}: not measured: {peer['skipped']}")
         else:
             versus = f"; drain / this = {drain_row['deliveries_per_s'] / peer['per_s']:.2f}x" if drain_row else ""
-            print(f"peers: {peer['name']} (node {peer['node']}; {peer['config']}): {peer['per_s']:,.0f} jobs/s{versus}")
+            print(f"peers: {peer['name']} (node {peer['node']}; best of the configurations tried: {peer['config']}): "
+                  f"{peer['per_s']:,.0f} jobs/s{versus}")
+            if peer.get("configurations_tried"):
+                print(f"  tried: {peer['configurations_tried']}")
 
     # ------------------------------------------------------------ targets
     by_name = {s["scenario"]: s for s in scenarios}
