@@ -130,6 +130,7 @@ def main():
             "pg_cpu_s_per_1k": (f(db, "pg_cpu1") - f(db, "pg_cpu0")) / n * 1000,
             "txn_per_delivery": int(db["xacts"]) / n, "commits_per_s": int(db["xacts"]) / secs,
             "pgbench_tps": float(db["pgbench_tps"]), "queue_left": int(db["queue_left"]),
+            "others_cpu_pct": int(db["others_cpu_pct"]) if "others_cpu_pct" in db else None,
         })
         if int(db["queue_left"]) == 0:
             print("WARNING: the DB-limit queue ran dry: the DB limit is a lower bound")
@@ -137,7 +138,8 @@ def main():
         h = rows["http"]
         http_rate = f(h, "rate")
         scenarios.append({"scenario": "HTTP limit (wrk)", "deliveries": int(h["deliveries"]), "seconds": f(h, "seconds"),
-                          "deliveries_per_s": http_rate, "non_2xx": int(h["non2xx"]), "body_bytes": int(h["body_bytes"])})
+                          "deliveries_per_s": http_rate, "non_2xx": int(h["non2xx"]), "body_bytes": int(h["body_bytes"]),
+                          "others_cpu_pct": int(h["others_cpu_pct"]) if "others_cpu_pct" in h else None})
 
     machine_rate = 1 / (1 / db_rate + 1 / http_rate) if db_rate and http_rate else None
     if machine_rate:
@@ -162,6 +164,8 @@ def main():
         }
         if "nginx_cpu" in r:
             row["nginx_cpu_s"] = f(r, "nginx_cpu")
+        if "others_cpu_pct" in r:
+            row["others_cpu_pct"] = int(r["others_cpu_pct"])
         row.update(extra)
         if row["receiver_hits"] != n or row["rows"] != n:
             problems.append(f"{label}: receiver counted {row['receiver_hits']}, {row['rows']} rows delivered, expected {n}")
@@ -239,8 +243,10 @@ def main():
         if r.get("all_hits_ok", "1") != "1":
             problems.append(f"{key}: in one of the configurations tried the receiver count did not match the jobs")
         name, version = r["name"].rsplit(" ", 1)
+        peer["others_cpu_pct"] = int(r["others_cpu_pct"]) if "others_cpu_pct" in r else None
         scenarios.append({"scenario": f"{name} {version}", "deliveries": n, "seconds": secs, "deliveries_per_s": n / secs,
-                          "daemon_cpu_s_per_1k": peer["worker_cpu_s_per_1k"], "pg_cpu_s_per_1k": peer["pg_cpu_s_per_1k"]})
+                          "daemon_cpu_s_per_1k": peer["worker_cpu_s_per_1k"], "pg_cpu_s_per_1k": peer["pg_cpu_s_per_1k"],
+                          "others_cpu_pct": peer["others_cpu_pct"]})
     for s in scenarios:
         if db_rate:
             s["pct_db_limit"] = 100 * s["deliveries_per_s"] / db_rate
@@ -266,7 +272,7 @@ def main():
                          "connections_open_2s_after_start": int(r["a_open_at_start"])},
             "grace_s": int(r["grace"]), "waited_after_publisher_s": int(r["waited_after_publish"]),
             "daemon_alive": r["daemon_alive"] == "1", "daemon_cpu_s": float(r["daemon_cpu"]),
-            "peak_rss_mib": int(r["rss_kib"] or 0) / 1024,
+            "peak_rss_mib": int(r["rss_kib"] or 0) / 1024, "others_cpu_pct": int(r.get("others_cpu_pct", -1)),
         }
         if arrived != published:
             problems.append(f"noisy: tenant B: {arrived} of {published} events arrived within {r['grace']} s after "
@@ -296,6 +302,7 @@ def main():
             "big_statuses_at_end": big_counts, "big_last_error": r["big_error"],
             "daemon_alive": r["daemon_alive"] == "1", "daemon_exit_code": r["exit_code"],
             "peak_rss_mib": peak, "vmhwm_mib": int(r["rss_kib"] or 0) / 1024,
+            "others_cpu_pct": int(r.get("others_cpu_pct", -1)),
             "rss_mib_every_0_5s": [(round(t, 1), m) for i, (t, m) in enumerate(rss_series) if i % 5 == 0],
             "other_tenant": {"published": published, "arrived": arrived, "duplicate_arrivals": dup,
                              "rate_per_s": int(r["rate"]), "from_commit_ms": lat,
@@ -325,6 +332,7 @@ def main():
             "kill_to_last_delivered_s": last - float(r["t_kill"]) if counts.get("delivered") == n else None,
             "statuses_at_end": counts, "attempt_rows": int(r["attempts"]), "delivered_by_daemon_2": int(r["delivered_by_2"]),
             "arrivals_after_kill": len(ids), "distinct_after_kill": len(set(ids)), "waited_at_most_s": int(r["wait"]),
+            "others_cpu_pct": int(r.get("others_cpu_pct", -1)),
         }
         if counts.get("delivered") != n:
             problems.append(f"rescue: {counts} after {r['wait']} s, expected {n} delivered")
@@ -386,7 +394,8 @@ def main():
                 "during_mean_rate_per_s": sum(during) / len(during) if during else None,
                 "recovery_s": recovery, "windows": windows, "sizes_every_10s": sizes,
                 "queued": int(r["queued"]), "delivered": int(r["delivered"]), "peak_rss_mib": int(r["rss_kib"] or 0) / 1024,
-                "daemon_log_error_lines": int(r["log_errors"]), "holder_error": r.get("holder_error", "")}
+                "daemon_log_error_lines": int(r["log_errors"]), "holder_error": r.get("holder_error", ""),
+                "others_cpu_pct": int(r.get("others_cpu_pct", -1))}
         if r.get("holder_error", "").strip():
             problems.append(f"xmin: the snapshot-holding session failed: {r['holder_error']}")
 
@@ -398,12 +407,14 @@ def main():
             ("% DB", "pct_db_limit", ">6", ".1f"), ("% HTTP", "pct_http_limit", ">6", ".1f"),
             ("% machine", "pct_machine_limit", ">9", ".1f"),
             ("CPU s/1k", "daemon_cpu_s_per_1k", ">8", ".3f"), ("PG CPU s/1k", "pg_cpu_s_per_1k", ">11", ".3f"),
-            ("txn/delivery", "txn_per_delivery", ">12", ".4f"), ("peak RSS MiB", "peak_rss_mib", ">12", ".1f")]
+            ("txn/delivery", "txn_per_delivery", ">12", ".4f"), ("peak RSS MiB", "peak_rss_mib", ">12", ".1f"),
+            ("other CPU %", "others_cpu_pct", ">11", "d")]
     print("  ".join(format(h, a) for h, _, a, _ in cols))
     for s in scenarios:
         print("  ".join(format(fmt(s.get(k), spec), a) for _, k, a, spec in cols))
     print("(CPU s/1k: the daemon's, or the peer workers'; PG CPU: the whole cluster; % of the limits measured above;"
-          " machine limit = 1 / (1/DB + 1/HTTP): both limits share the same cores)")
+          " machine limit = 1 / (1/DB + 1/HTTP): both limits share the same cores;"
+          " other CPU %: the machine's CPU used by processes outside the benchmark meanwhile, of all cores)")
     for s in scenarios:
         if "pct_of_bound" in s:
             print(f"{s['scenario']}: {s['deliveries_per_s']:,.0f}/s = {s['pct_of_bound']:.0f}% of the Little's-law bound "
@@ -442,7 +453,7 @@ def main():
               f"{a['silent_endpoints']['accepted']} connections, at most {a['silent_endpoints']['max_open']} open at once); "
               f"tenant B {b['rate_per_s']}/s for {b['seconds']} s: {b['arrived']:,} of {b['published']:,} arrived "
               f"(waited up to {noisy['grace_s']} s after publishing), commit to arrival p50 {fmt_ms(c['p50'])}, "
-              f"p99 {fmt_ms(c['p99'])}, max {fmt_ms(c['max'])}")
+              f"p99 {fmt_ms(c['p99'])}, max {fmt_ms(c['max'])} (other CPU {noisy['others_cpu_pct']} %)")
         worst = ", ".join(f"{sec}s:{fmt_ms(m)}" for sec, _, m in b["max_ms_by_second_published"][::2])
         print(f"  tenant B, worst latency by second of publication (every 2nd): {worst}")
     if memory:
@@ -455,22 +466,24 @@ def main():
               f"{'; ' + memory['big_last_error'] if memory['big_last_error'] else ''}); daemon "
               f"{'alive' if memory['daemon_alive'] else 'EXITED (' + str(memory['daemon_exit_code']) + ')'}, peak RSS "
               f"{memory['peak_rss_mib']:,.0f} MiB; the other tenant ({o['rate_per_s']}/s): {o['arrived']:,} of "
-              f"{o['published']:,} arrived, p50 {fmt_ms(c['p50'])}, p99 {fmt_ms(c['p99'])}, max {fmt_ms(c['max'])}")
+              f"{o['published']:,} arrived, p50 {fmt_ms(c['p50'])}, p99 {fmt_ms(c['p99'])}, max {fmt_ms(c['max'])} "
+              f"(other CPU {memory['others_cpu_pct']} %)")
         worst = ", ".join(f"{sec}s:{fmt_ms(m)}" for sec, _, m in o["max_ms_by_second_published"][::2])
         print(f"  the other tenant, worst latency by second of publication (every 2nd): {worst}")
-        print("  daemon RSS MiB by second: " + ", ".join(f"{t:.0f}s:{m}" for t, m in memory["rss_mib_every_0_5s"][::2]))
+        print("  daemon RSS MiB by second: " + ", ".join(f"{round(t) + 0:d}s:{m}" for t, m in memory["rss_mib_every_0_5s"][::2]))
     if rescue:
         t = rescue["kill_to_last_delivered_s"]
         print(f"rescue: {rescue['deliveries']} deliveries in flight at daemon 1 (lease {rescue['lease_left_at_kill_s']:.0f} s "
               f"left at the kill, {rescue['claim_to_kill_s']:.1f} s after its start); daemon 2 sent the first again "
               f"{rescue['kill_to_first_resent_s'] or float('nan'):.1f} s after the kill, the last was delivered "
               f"{'%.1f s' % t if t is not None else 'never (within %d s)' % rescue['waited_at_most_s']} after it; "
-              f"{rescue['delivered_by_daemon_2']} delivered by daemon 2")
+              f"{rescue['delivered_by_daemon_2']} delivered by daemon 2 (other CPU {rescue['others_cpu_pct']} %)")
     if xmin:
         print(f"xmin: snapshot held {xmin['held_s']:.0f} s; deliveries/s before {xmin['before_rate_per_s'] or 0:,.0f}, "
               f"during min {xmin['during_min_rate_per_s'] or 0:,.0f} / mean {xmin['during_mean_rate_per_s'] or 0:,.0f}; "
               f"back to 90 % of before "
-              f"{'%.0f s after the commit' % xmin['recovery_s'] if xmin['recovery_s'] is not None else 'not within the run'}")
+              f"{'%.0f s after the commit' % xmin['recovery_s'] if xmin['recovery_s'] is not None else 'not within the run'}"
+              f" (other CPU {xmin['others_cpu_pct']} %)")
         print("  10 s windows (s from the start of the hold: deliveries/s, ms per claim, rows per claim): " + "; ".join(
             f"{w['from_s']:.0f}{'*' if w['phase'] == 'during' else ''}: {w['deliveries_per_s']:,.0f}/s "
             f"{w['claim_ms'] if w['claim_ms'] is not None else float('nan'):.1f} ms {w['rows_per_claim'] or 0:.0f}"
