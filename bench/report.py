@@ -166,6 +166,8 @@ def main():
             row["nginx_cpu_s"] = f(r, "nginx_cpu")
         if "others_cpu_pct" in r:
             row["others_cpu_pct"] = int(r["others_cpu_pct"])
+        if "nginx_cpu" in r:  # the receiver is nginx: every process of the delivery is measured
+            row["all_cpu_us_per_delivery"] = (row["daemon_cpu_s"] + row["pg_cpu_s"] + row["nginx_cpu_s"]) / n * 1e6
         row.update(extra)
         if row["receiver_hits"] != n or row["rows"] != n:
             problems.append(f"{label}: receiver counted {row['receiver_hits']}, {row['rows']} rows delivered, expected {n}")
@@ -233,9 +235,11 @@ def main():
             continue
         n = int(r["deliveries"])
         secs = f(r, "end") - f(r, "start")
+        cn = int(r.get("cpu_jobs", n)) or n  # the jobs done while the CPU was counted (from the first request on)
         peer = {"row": key, "name": r["name"], "node": r["node"], "config": r["config"], "jobs": n, "seconds": secs,
-                "per_s": n / secs, "worker_cpu_s_per_1k": f(r, "worker_cpu") / n * 1000,
-                "pg_cpu_s_per_1k": (f(r, "pg_cpu1") - f(r, "pg_cpu0")) / n * 1000, "receiver_hits": int(r["hits"]),
+                "per_s": n / secs, "worker_cpu_s_per_1k": f(r, "worker_cpu") / cn * 1000,
+                "pg_cpu_s_per_1k": (f(r, "pg_cpu1") - f(r, "pg_cpu0")) / cn * 1000, "receiver_hits": int(r["hits"]),
+                "cpu_counted_for_jobs": cn,
                 "configurations_tried": r.get("tried")}
         peers.append(peer)
         if int(r["hits"]) != n:
@@ -244,9 +248,12 @@ def main():
             problems.append(f"{key}: in one of the configurations tried the receiver count did not match the jobs")
         name, version = r["name"].rsplit(" ", 1)
         peer["others_cpu_pct"] = int(r["others_cpu_pct"]) if "others_cpu_pct" in r else None
+        if "nginx_cpu" in r:
+            peer["all_cpu_us_per_delivery"] = (f(r, "worker_cpu") + f(r, "pg_cpu1") - f(r, "pg_cpu0") + f(r, "nginx_cpu")) / cn * 1e6
         scenarios.append({"scenario": f"{name} {version}", "deliveries": n, "seconds": secs, "deliveries_per_s": n / secs,
                           "daemon_cpu_s_per_1k": peer["worker_cpu_s_per_1k"], "pg_cpu_s_per_1k": peer["pg_cpu_s_per_1k"],
-                          "others_cpu_pct": peer["others_cpu_pct"]})
+                          "others_cpu_pct": peer["others_cpu_pct"],
+                          "all_cpu_us_per_delivery": peer.get("all_cpu_us_per_delivery")})
     for s in scenarios:
         if db_rate:
             s["pct_db_limit"] = 100 * s["deliveries_per_s"] / db_rate
@@ -408,12 +415,13 @@ def main():
             ("% machine", "pct_machine_limit", ">9", ".1f"),
             ("CPU s/1k", "daemon_cpu_s_per_1k", ">8", ".3f"), ("PG CPU s/1k", "pg_cpu_s_per_1k", ">11", ".3f"),
             ("txn/delivery", "txn_per_delivery", ">12", ".4f"), ("peak RSS MiB", "peak_rss_mib", ">12", ".1f"),
-            ("other CPU %", "others_cpu_pct", ">11", "d")]
+            ("all CPU us", "all_cpu_us_per_delivery", ">10", ".0f"), ("other CPU %", "others_cpu_pct", ">11", "d")]
     print("  ".join(format(h, a) for h, _, a, _ in cols))
     for s in scenarios:
         print("  ".join(format(fmt(s.get(k), spec), a) for _, k, a, spec in cols))
     print("(CPU s/1k: the daemon's, or the peer workers'; PG CPU: the whole cluster; % of the limits measured above;"
           " machine limit = 1 / (1/DB + 1/HTTP): both limits share the same cores;"
+          " all CPU us: daemon or peer workers + PostgreSQL + nginx per delivery;"
           " other CPU %: the machine's CPU used by processes outside the benchmark meanwhile, of all cores)")
     for s in scenarios:
         if "pct_of_bound" in s:
@@ -440,11 +448,22 @@ def main():
             print(f"{peer['row']}: not measured: {peer['skipped']}")
         else:
             versus = f"; drain / this = {drain_row['deliveries_per_s'] / peer['per_s']:.2f}x" if drain_row else ""
+            if drain_row and drain_row.get("all_cpu_us_per_delivery") and peer.get("all_cpu_us_per_delivery"):
+                versus += (f" (by CPU per delivery, all processes: {peer['all_cpu_us_per_delivery']:.0f} vs "
+                           f"{drain_row['all_cpu_us_per_delivery']:.0f} us = "
+                           f"{peer['all_cpu_us_per_delivery'] / drain_row['all_cpu_us_per_delivery']:.2f}x)")
             share = f"; {peer['per_s'] / machine_rate * 100:.0f} % of the machine limit" if machine_rate else ""
             print(f"peers: {peer['name']} (node {peer['node']}; best of the configurations tried: {peer['config']}): "
                   f"{peer['per_s']:,.0f} jobs/s{share}{versus}")
             if peer.get("configurations_tried"):
                 print(f"  tried: {peer['configurations_tried']}")
+    # CPU per delivery of every process involved hardly depends on what else runs (the rates do): on a
+    # CPU-bound machine the rates compare as the inverse of these.
+    by_cpu = [(x["scenario"], x["all_cpu_us_per_delivery"]) for x in scenarios if x.get("all_cpu_us_per_delivery")]
+    if by_cpu:
+        ncpu = os.cpu_count()
+        print(f"CPU per delivery, all processes (what {ncpu} free cores would allow): " + "; ".join(
+            f"{name} {us:.0f} us ({ncpu / us * 1e6:,.0f}/s)" for name, us in by_cpu))
     if noisy:
         b, a = noisy["tenant_b"], noisy["tenant_a"]
         c = b["from_commit_ms"]
