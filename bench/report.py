@@ -354,7 +354,7 @@ def main():
             v = [float(x) for x in line.split()]
             if len(v) >= 9:
                 samples.append(v)
-        h0, h1, t0 = float(r["hold_start"]), float(r["hold_end"]), float(r["t0"])
+        h0, h1 = float(r["hold_start"]), float(r["hold_end"])
         end = samples[-1][0] if samples else h1
 
         def window(a, b):
