@@ -507,7 +507,7 @@ def main():
             f"{w['from_s']:.0f}{'*' if w['phase'] == 'during' else ''}: {w['deliveries_per_s']:,.0f}/s "
             f"{w['claim_ms'] if w['claim_ms'] is not None else float('nan'):.1f} ms {w['rows_per_claim'] or 0:.0f}"
             for w in xmin["windows"]) + "  (* = snapshot held)")
-        print("  claim indexes KiB / dead tuples of deliveries every 10 s: " + ", ".join(
+        print("  claim indexes KiB / dead tuples of delivery_queue every 10 s: " + ", ".join(
             f"{round(p['second']) + 0:d}s:{p['claim_indexes_kib']:,}/{p['dead_tuples']:,}" for p in xmin["sizes_every_10s"]))
 
     # ------------------------------------------------------------ targets

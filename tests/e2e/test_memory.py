@@ -62,3 +62,35 @@ def test_a_payload_over_the_limit_is_refused_at_publish_and_nothing_is_queued(db
         db.conn.rollback()
     assert db.value("SELECT count(*) FROM courier.events") == 0
     assert db.value("SELECT count(*) FROM courier.delivery_queue") == 0
+
+
+def test_payloads_beyond_the_budget_go_one_at_a_time_while_the_others_deliveries_go_on(
+        db, make_receiver, create_subscription, daemon_factory, write_policies):
+    # A 2 MiB budget and three 6 MB payloads: each is beyond it, so each goes alone, outside the
+    # budget, and small deliveries keep going beside it.
+    db.query("UPDATE courier.settings SET value = %s WHERE name = 'max_payload_bytes'", 8 * MIB)
+    policies = write_policies({"default": policy(request="10s"),
+                               "big": {**policy(request="10s"), "max_body_bytes": 8 * MIB}})
+    big_receiver = make_receiver()
+    small_receiver = make_receiver()
+    create_subscription(big_receiver.url("/hang/1"), events="export.*", tenant="acme", policy="big")
+    create_subscription(small_receiver.url("/ok"), events="order.*", tenant="globex")
+    for i in range(3):
+        db.query("SELECT courier.publish('acme', 'export.ready', jsonb_build_object('n', %s, 'pad', "
+                 "repeat(md5(%s::text), 6 * 1024 * 1024 / 32)))", i, str(i))
+    d = daemon_factory("d1", policies_file=policies, poll_interval="100ms", max_in_flight_bytes=2 * MIB,
+                       max_claim_bytes=MIB)
+    small = []
+    for i in range(20):
+        small.append(db.publish("globex", "order.created", f'{{"n": {i}}}'))
+        wait_for(lambda: len(small_receiver.hits) > i, timeout=10, what=f"globex's event {i}")
+    wait_for(lambda: len(big_receiver.hits) == 3, timeout=30, what="the three large deliveries")
+    # globex's events went out while the large ones were being sent one by one (1 s each).
+    arrivals = sorted(h["arrived_at"] for h in big_receiver.hits)
+    assert arrivals[1] - arrivals[0] >= 0.9 and arrivals[2] - arrivals[1] >= 0.9, arrivals
+    small_arrivals = sorted(h["arrived_at"] for h in small_receiver.hits)
+    assert small_arrivals[0] < arrivals[1], "globex waited for the large deliveries"
+    assert {h["headers"]["webhook-id"] for h in small_receiver.hits} == set(small)
+    wait_for(lambda: db.value("SELECT count(*) FROM courier.deliveries WHERE status = 'delivered'") == 23,
+             timeout=10, what="every outcome")
+    assert peak_rss_bytes(d.proc.pid) < 128 * MIB

@@ -162,3 +162,23 @@ TEST_CASE("a claim stops at its byte budget, but always takes one row however la
   r.max_first_bytes = each;
   CHECK(d.deliveries->Claim(r).rows.size() == 1);
 }
+
+TEST_CASE("a payload beyond the budget does not keep smaller ones behind it out of the claim") {
+  TestDb db;
+  pqxx::connection conn(db.url());
+  const auto big = AddSubscription(conn, "acme", {"export.*"});
+  const auto small = AddSubscription(conn, "globex", {"order.*"});
+  NewDelivery(conn, "acme", big, "export.ready", R"({"pad": ")" + std::string(100000, 'x') + R"("})");
+  for (int i = 0; i < 3; ++i) NewDelivery(conn, "globex", small, "order.created", R"({"n": 1})");
+  DaemonSession d(db.url());
+  auto r = Request(100);
+  r.max_bytes = 10000;
+  SUBCASE("while a large one is held: the small ones go, the large one waits") {
+    r.max_first_bytes = 10000;
+    CHECK(PerSubscription(d.deliveries->Claim(r).rows) == std::map<std::string, int>{{small, 3}});
+  }
+  SUBCASE("otherwise the large one goes first, the small ones beside it") {
+    r.max_first_bytes = std::int64_t{1} << 40;
+    CHECK(PerSubscription(d.deliveries->Claim(r).rows) == std::map<std::string, int>{{big, 1}, {small, 3}});
+  }
+}

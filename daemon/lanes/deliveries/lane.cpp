@@ -140,14 +140,20 @@ class DeliveryLane final : public Lane {
     store::DeliveryClaimRequest request;
     request.claim = {settings_.worker_id, limit, settings_.lease_duration, settings_.tenants};
     request.max_bytes = std::min<std::int64_t>(settings_.max_claim_bytes, bytes_left);
-    // One payload larger than the claim's share still goes, within what the
-    // budget has left, or alone when nothing else is held: the budget is
-    // max_in_flight_bytes, or a single payload larger than that.
-    request.max_first_bytes = bytes_in_flight_ == 0 ? std::numeric_limits<std::int64_t>::max() : bytes_left;
+    // A payload larger than the claim's share still goes, so none is ever
+    // stuck: one within what the budget has left, or, one at a time, a
+    // "large" one beyond it, which is held outside the budget so that the
+    // others' deliveries go on meanwhile. Payload bytes held at once: at most
+    // max_in_flight_bytes plus one payload (itself at most max_payload_bytes).
+    request.max_first_bytes = large_id_.empty() ? std::numeric_limits<std::int64_t>::max() : bytes_left;
     fairness_.Tidy();
     fairness_.Bound(request);
     auto batch = main.deliveries.Claim(request);
     auto& claimed = batch.rows;
+    // Only a batch's first row can be beyond the budget (the others fit in it).
+    for (const auto& d : claimed) {
+      if (d.payload_bytes > bytes_left) large_id_ = d.id;
+    }
     notified_ = false;
     while (!own_retries_due_.empty() && own_retries_due_.top() <= started) own_retries_due_.pop();
     // More is due now when the claim was full, or when it locked due rows it
@@ -393,11 +399,15 @@ class DeliveryLane final : public Lane {
   // (sent and completed, or given back unsent).
   void Held(const model::ClaimedDelivery& d) {
     fairness_.Started(d.subscription_id, d.tenant_id);
-    bytes_in_flight_ += d.payload_bytes;
+    if (d.id != large_id_) bytes_in_flight_ += d.payload_bytes;
   }
   void Unheld(const model::ClaimedDelivery& d, deliveries::EndpointSignal signal) {
     fairness_.Finished(d.subscription_id, d.tenant_id, signal);
-    bytes_in_flight_ -= d.payload_bytes;
+    if (d.id == large_id_) {
+      large_id_.clear();
+    } else {
+      bytes_in_flight_ -= d.payload_bytes;
+    }
     if (memory_full_ || fairness_.backlogged(d.subscription_id)) {
       memory_full_ = false;
       backlog_ = true;
@@ -503,6 +513,7 @@ class DeliveryLane final : public Lane {
   deliveries::Fairness fairness_;
   std::int64_t bytes_in_flight_ = 0;  // payload bytes of the claimed deliveries not finished yet
   bool memory_full_ = false;          // the last claim found no bytes left in the budget
+  std::string large_id_;              // the one delivery held beyond the budget (see Claim), if any
   Limiter limiter_{"subscription"};
   std::unordered_map<std::string, limits::CircuitBreaker> breakers_;  // by endpoint (scheme://host:port)
   std::unordered_map<std::string, std::string> policy_of_subscription_;  // for auto-pause after a write

@@ -1,7 +1,8 @@
 -- claim_due: leases due deliveries to worker $1 for $3 ms: at most $2 rows and
--- $5 payload bytes (the first row even when it is larger, if it is at most
--- $12 bytes: what the daemon's memory budget has left, so one large payload
--- is never stuck), only of the tenants in $4 (empty: every tenant), fairly:
+-- $5 payload bytes, and besides them the first row even when it is larger,
+-- if it is at most $12 bytes (so one large payload is never stuck; the daemon
+-- says how large: lanes/deliveries/lane.cpp), only of the tenants in $4
+-- (empty: every tenant), fairly:
 --   * never a subscription in $9 or a tenant in $10 (at their in-flight cap
 --     in this daemon: their rows are not even looked at);
 --   * at most $7[i] rows of subscription $6[i], $8 of any other (the
@@ -83,16 +84,20 @@ WITH RECURSIVE after_cursor AS (
   SELECT c.*, row_number() OVER (PARTITION BY c.subscription_id ORDER BY c.class, c.due_at, c.delivery_id) AS nth
   FROM candidates c
 ), allowed AS (
-  SELECT r.*, row_number() OVER (ORDER BY r.nth, r.class, r.due_at, r.delivery_id) AS position,
-         sum(r.payload_bytes) OVER (ORDER BY r.nth, r.class, r.due_at, r.delivery_id) AS bytes_so_far
+  -- The byte budget counts the rows that fit it: one larger row (which can
+  -- only go first) does not keep the small ones behind it out.
+  SELECT r.*, row_number() OVER w AS position,
+         sum(CASE WHEN r.payload_bytes <= $5::bigint THEN r.payload_bytes ELSE 0 END) OVER w AS fitting_bytes
   FROM ranked r
-  LEFT JOIN unnest($6::text[], $7::int[]) AS w(subscription_id, slots) ON w.subscription_id = r.subscription_id
-  WHERE r.nth <= coalesce(w.slots, $8)
+  LEFT JOIN unnest($6::text[], $7::int[]) AS s(subscription_id, slots) ON s.subscription_id = r.subscription_id
+  WHERE r.nth <= coalesce(s.slots, $8)
+  WINDOW w AS (ORDER BY r.nth, r.class, r.due_at, r.delivery_id)
 ), picked AS (
   -- The locked rows are found again by their row id (ctid: they cannot move
   -- while this transaction holds their lock), not by another index probe.
   SELECT a.row_id FROM allowed a
-  WHERE a.position <= $2 AND (a.bytes_so_far <= $5 OR (a.position = 1 AND a.payload_bytes <= $12::bigint))
+  WHERE a.position <= $2
+    AND ((a.payload_bytes <= $5::bigint AND a.fitting_bytes <= $5::bigint) OR (a.position = 1 AND a.payload_bytes <= $12::bigint))
 ), claimed AS (
   UPDATE courier.delivery_queue q
   SET lease_owner = $1, lease_expires_at = now() + $3::bigint * interval '1 millisecond'
