@@ -10,6 +10,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <csignal>
 #include <cstdint>
 #include <cstdlib>
@@ -30,6 +31,9 @@
 
 namespace pgcourier::app {
 namespace {
+
+// How long past shutdown_grace a stop may take before the process leaves anyway.
+constexpr std::chrono::milliseconds kHardStopSlack{1000};
 
 constexpr const char* kUsage = R"(usage: pgcourierd [--config FILE] [--policies FILE] [--log-format text|json] [--check-config]
        pgcourierd --version | --help
@@ -188,7 +192,7 @@ int Main(int argc, char** argv, const char* version) {
   // to 32 MiB), and from then on every thread's arena keeps such buffers:
   // the memory budget (max_in_flight_bytes) would hold for the payloads in
   // use, but not for the process's resident size.
-  mallopt(M_MMAP_THRESHOLD, 1 << 20);
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);  // NOLINT(concurrency-mt-unsafe): before any thread starts
   const auto cl = ParseCommandLine(argc, argv, version);
   if (!cl) return 2;
 
@@ -245,6 +249,8 @@ int Main(int argc, char** argv, const char* version) {
   options.metrics = metrics.get();
   options.lanes = {lanes::NewDeliveryLane, lanes::NewRunLane};
   options.on_ready = [] { sd_notify(0, "READY=1\nSTATUS=delivering"); };
+  // `systemctl status` shows why the daemon is not delivering (the database is unreachable, it drains).
+  options.on_status = [](bool, const std::string& reason) { sd_notifyf(0, "STATUS=%s", reason.c_str()); };
   // systemd watchdog: the engine's loop proves it is alive (at most twice per WatchdogSec).
   std::uint64_t watchdog_usec = 0;
   if (sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0) {
@@ -271,9 +277,28 @@ int Main(int argc, char** argv, const char* version) {
   });
 
   int terminations = 0;
+  // The last resort of a stop: the engine ends within shutdown_grace by
+  // itself, but a round trip that cannot be interrupted (a connection attempt
+  // to a database that does not answer) must not hold the process. Nothing is
+  // lost by leaving: what was not written is still leased in the database.
+  std::optional<std::chrono::steady_clock::time_point> hard_deadline;
   while (true) {
     pollfd fds[2] = {{signal_fd, POLLIN, 0}, {done_fd, POLLIN, 0}};
-    if (poll(fds, 2, -1) < 0) continue;
+    int timeout_ms = -1;
+    if (hard_deadline) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*hard_deadline -
+                                                                              std::chrono::steady_clock::now());
+      if (left.count() <= 0) {
+        spdlog::critical("still stopping {} ms after SIGTERM (shutdown_grace {} ms): exiting now; work not written "
+                         "back is still leased in the database and returns when the leases expire",
+                         loaded.settings.shutdown_grace.count() + kHardStopSlack.count(),
+                         loaded.settings.shutdown_grace.count());
+        spdlog::shutdown();
+        std::_Exit(1);
+      }
+      timeout_ms = static_cast<int>(left.count());
+    }
+    if (poll(fds, 2, timeout_ms) <= 0) continue;
     if (fds[1].revents & POLLIN) break;
     if (!(fds[0].revents & POLLIN)) continue;
     signalfd_siginfo info{};
@@ -287,6 +312,7 @@ int Main(int argc, char** argv, const char* version) {
     ++terminations;
     if (terminations == 1) {
       spdlog::info("received {}: draining (send it again to stop at once)", SignalName(info.ssi_signo));
+      hard_deadline = std::chrono::steady_clock::now() + loaded.settings.shutdown_grace + kHardStopSlack;
       sd_notify(0, "STOPPING=1");
       engine.Drain();
     } else {

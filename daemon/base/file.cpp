@@ -1,11 +1,11 @@
 #include "base/file.hpp"
 
 #include <fcntl.h>
-#include <string.h>  // explicit_bzero
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>  // explicit_bzero (glibc declares it in <string.h>)
 #include <system_error>
 
 namespace pgcourier::base {

@@ -8,6 +8,7 @@
 //   max_claim_bytes: 8388608     # 1 MiB..1 GiB: payload bytes of one claim
 //   max_in_flight_bytes: 67108864   # 1 MiB..2 GiB: payload bytes held at once
 //   lease_duration: 15s          # 100ms..1h: renewed by heartbeat while in flight
+//   database_timeout: 15s        # 1s..10m: a round trip longer than this is a hung database
 //   poll_interval: 1s            # duration > 0
 //   rescue_interval: 5s          # duration > 0
 //   shutdown_grace: 25s          # duration > 0, <= 1h
@@ -169,8 +170,9 @@ constexpr std::array<IntField, 4> kIntFields{{
     {"max_in_flight_bytes", &Settings::max_in_flight_bytes, 1 << 20, 2147483647},
 }};
 
-constexpr std::array<DurationField, 8> kDurationFields{{
+constexpr std::array<DurationField, 9> kDurationFields{{
     {"lease_duration", &Settings::lease_duration, Millis{100}, Millis{3600000}},
+    {"database_timeout", &Settings::database_timeout, Millis{1000}, Millis{600000}},
     {"poll_interval", &Settings::poll_interval, Millis{1}, kMaxDuration},
     {"rescue_interval", &Settings::rescue_interval, Millis{1}, kMaxDuration},
     {"shutdown_grace", &Settings::shutdown_grace, Millis{1}, Millis{3600000}},

@@ -22,6 +22,12 @@ struct Settings {
   // request is in flight (the heartbeat), so a killed daemon's work is taken
   // back within lease_duration + rescue_interval, whatever the request timeout.
   model::Millis lease_duration{15000};
+  // A database round trip that takes longer than this means the database is
+  // hung (a stopped server, a partition): the connection is dropped and
+  // re-established, results are kept in memory meanwhile. Also the server's
+  // statement_timeout for the daemon's statements (less 20 %), and the
+  // bound of TCP keepalives and tcp_user_timeout (store/session.hpp).
+  model::Millis database_timeout{15000};
   model::Millis poll_interval{1000};   // fallback poll when no NOTIFY arrives (jittered)
   model::Millis rescue_interval{5000}; // how often expired leases are looked for
   model::Millis shutdown_grace{25000}; // SIGTERM: time to let in-flight requests finish

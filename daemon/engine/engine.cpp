@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <atomic>
 #include <mutex>
+#include <optional>
 #include <random>
+#include <string>
 
 #include "base/fd.hpp"
 #include "engine/backoff.hpp"
@@ -17,6 +19,7 @@
 #include "store/deliveries_store.hpp"
 #include "store/runs_store.hpp"
 #include "store/session.hpp"
+#include "store/watchdog.hpp"
 
 namespace pgcourier::engine {
 namespace {
@@ -53,6 +56,10 @@ struct Engine::Impl {
   std::mutex policies_mu;
   std::shared_ptr<const config::PolicySet> replacement_policies;  // guarded by policies_mu
 
+  // The deadline of every database round trip, shared by the main session
+  // and the writer's; Interrupt() on a hard stop (thread-safe).
+  std::shared_ptr<store::Watchdog> watchdog = std::make_shared<store::Watchdog>();
+
   // Owned by the engine's thread.
   http::Executor executor;
   Writer writer;
@@ -84,7 +91,7 @@ struct Engine::Impl {
         // unsent (the slots are all taken by slow receivers): another daemon may do better.
         executor(http::ExecutorOptions{settings.concurrency, settings.user_agent, 1 << 20, settings.concurrency,
                                        settings.lease_duration}),
-        writer(WriterOptions{settings.database_url, settings.worker_id, settings.delivery_events, Observer()}),
+        writer(WriterOptions{SessionOptions(), settings.worker_id, settings.delivery_events}),
         policies(options.policies),
         maintenance(settings, clock, metrics),
         shutdown(settings.shutdown_grace) {
@@ -107,19 +114,46 @@ struct Engine::Impl {
     return [this](const char* name, double seconds) { metrics.StatementDuration(name, seconds); };
   }
 
+  store::SessionOptions SessionOptions() {
+    store::SessionOptions o;
+    o.database_url = settings.database_url;
+    o.observer = Observer();
+    o.watchdog = watchdog;
+    o.round_trip_timeout = settings.database_timeout;
+    // The server cancels a slow statement first (the connection stays), the
+    // watchdog drops a connection that does not answer at all.
+    o.statement_timeout = settings.database_timeout * 4 / 5;
+    return o;
+  }
+
   Millis JitteredPoll() {
     const double factor = 0.8 + 0.4 * unit(rng);
     return Millis(static_cast<std::int64_t>(static_cast<double>(settings.poll_interval.count()) * factor));
+  }
+
+  // Readiness ------------------------------------------------------------------
+
+  std::optional<std::pair<bool, std::string>> status;  // the last one reported
+
+  // Tells /readyz and systemd's STATUS= once per change.
+  void Status(bool ready, std::string reason) {
+    if (status && status->first == ready && status->second == reason) return;
+    metrics.Readiness(ready, reason);
+    if (options.on_status) options.on_status(ready, reason);
+    status.emplace(ready, std::move(reason));
   }
 
   // The main session -----------------------------------------------------------
 
   // False when the daemon must not run (schema too old).
   bool EnsureConnected() {
-    if (main.session || clock.Now() < next_connect) return true;
+    // Only claims, maintenance and LISTEN need the main session: once
+    // draining, the writer's is enough, and a connection attempt to a hung
+    // database would only hold the loop.
+    if (main.session || clock.Now() < next_connect || !shutdown.claiming()) return true;
     try {
       MainSession fresh;
-      fresh.session = std::make_unique<store::Session>(store::SessionOptions{settings.database_url, Observer()});
+      fresh.session = std::make_unique<store::Session>(SessionOptions());
       const auto schema = fresh.session->CheckSchema();
       if (!schema.missing.empty()) {
         std::string missing;
@@ -128,6 +162,8 @@ struct Engine::Impl {
             "database schema is at version {} but pgcourierd needs version {}: missing migration(s) {}; "
             "run 'pgcourierctl migrate' against this database",
             schema.current_version, schema.required_version, missing);
+        Status(false, fmt::format("database schema is at version {}, pgcourierd needs {}", schema.current_version,
+                                  schema.required_version));
         return false;
       }
       std::vector<std::string> channels;
@@ -143,7 +179,9 @@ struct Engine::Impl {
       }
       reconnect.Reset();
       for (auto* lane : lane_ptrs) lane->Notified();
+      Status(true, "delivering");
     } catch (const store::StoreError& e) {
+      Status(false, OneLine("database unreachable: ", e.what()));
       const auto delay = reconnect.Next();
       spdlog::warn("cannot reach the database ({}); retrying in {} ms", e.what(), delay.count());
       next_connect = clock.Now() + delay;
@@ -158,6 +196,13 @@ struct Engine::Impl {
     spdlog::error("database connection lost: {}; {} result(s) kept in memory until it is back", e.what(), unwritten);
     main = MainSession{};
     next_connect = clock.Now() + reconnect.Next();
+    if (shutdown.claiming()) Status(false, OneLine("database unreachable: ", e.what()));
+  }
+
+  static std::string OneLine(std::string_view prefix, std::string_view text) {
+    std::string line(prefix);
+    for (const char c : text) line += (c == '\n' || c == '\r') ? ' ' : c;
+    return line;
   }
 
   // Runs fn on the main session's stores, turning a lost connection into a
@@ -367,6 +412,7 @@ struct Engine::Impl {
   }
 
   int Run() {
+    bool left_unwritten = false;
     executor.Start();
     writer.Start();
     int exit_code = 0;
@@ -386,6 +432,7 @@ struct Engine::Impl {
       metrics.InFlight(Busy());
       const auto phase_before = shutdown.phase();
       const auto actions = shutdown.Step(clock.Now(), Settled());
+      if (!shutdown.claiming()) Status(false, "stopping: draining the requests in flight");
       if (actions.drop_waiting) {
         executor.DropWaiting();  // requests not started yet go back to the database unsent
         spdlog::info("draining: {} request(s) in flight, grace {} ms", Busy(), settings.shutdown_grace.count());
@@ -399,6 +446,7 @@ struct Engine::Impl {
       }
       if (actions.done) {
         if (actions.unwritten) {
+          left_unwritten = true;
           spdlog::error("stopping with {} result(s) unwritten (database unreachable); their leases will expire "
                         "and another daemon will retry them",
                         Unwritten() + static_cast<std::size_t>(Busy()));
@@ -412,10 +460,17 @@ struct Engine::Impl {
       }
       WaitForWork();
     }
-    if (outbox.owed()) {  // do not leave outbox consumers waiting for their next poll
+    // Leaving with results unwritten means the database does not answer:
+    // no round trip of the exit (the outbox notice, the writer's last try)
+    // may wait for it.
+    if (left_unwritten) watchdog->Interrupt();
+    if (outbox.owed() && !watchdog->interrupted()) {  // do not leave outbox consumers waiting for their next poll
       next_outbox_notify = clock.Now();
       MaybeNotifyOutbox();
     }
+    // Whatever the database does, the writer's thread (perhaps waiting for a
+    // hung one) is released now: what it could not write is in the log above.
+    watchdog->Interrupt();
     writer.Stop();
     executor.Stop();
     spdlog::info("engine stopped");
@@ -443,6 +498,8 @@ void Engine::ReplacePolicies(std::shared_ptr<const config::PolicySet> policies) 
 
 void Engine::Stop() {
   impl_->stop_requested = true;
+  // A second SIGTERM: no database round trip may hold the stop.
+  impl_->watchdog->Interrupt();
   impl_->control.Signal();
 }
 

@@ -44,6 +44,9 @@ struct EngineOptions {
   metrics::Metrics* metrics = nullptr;                    // null: none
   std::vector<LaneFactory> lanes;                         // in claim order
   std::function<void()> on_ready;                         // once, after the first claim round
+  // When readiness changes: true while connected with a current schema and
+  // claiming; the reason is one line ("database unreachable: ...", "draining").
+  std::function<void(bool ready, const std::string& reason)> on_status;
   std::function<void()> heartbeat;                        // every loop turn (systemd watchdog)
   std::chrono::milliseconds heartbeat_interval{0};        // the loop turns at least this often (0: no bound)
 };

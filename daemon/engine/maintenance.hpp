@@ -36,11 +36,12 @@ class Maintenance {
   // rescue_interval, and as leader does what is due.
   void Tick(store::Session& main, const lanes::Stores& stores, const std::vector<lanes::Lane*>& lanes, Writer& writer);
   // The main session (re)connected. No lease is taken back for one
-  // lease_duration after that: the other daemons, whose connections come back
-  // at about the same time, first write the results they kept through the
-  // outage and renew their leases (so an outage longer than a lease does not
-  // turn into duplicate deliveries).
-  void Connected() { rescue_not_before_ = clock_.Now() + settings_.lease_duration; }
+  // lease_duration plus the longest reconnect delay (Backoff: 5 s) after that:
+  // the other daemons, whose connections come back within that, first write
+  // the results they kept through the outage and renew their leases (so an
+  // outage longer than a lease does not turn into duplicate deliveries).
+  void Connected() { rescue_not_before_ = clock_.Now() + settings_.lease_duration + kReconnectBound; }
+  static constexpr std::chrono::milliseconds kReconnectBound{5000};
   // A rescue job of `lane` came back from the writer: the lane may rescue again.
   void RescueWritten(const lanes::Lane* lane) { rescuing_.erase(lane); }
   // The main session was lost: so was the lock.

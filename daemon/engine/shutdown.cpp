@@ -15,7 +15,7 @@ Shutdown::Actions Shutdown::Step(Steady now, bool settled) {
   }
   if (drain_requested_ && phase_ == Phase::kRunning) {
     phase_ = Phase::kDraining;
-    deadline_ = now + grace_;
+    deadline_ = now + grace_ - abort_window_;
     actions.drop_waiting = true;
   }
   if (phase_ == Phase::kDraining && now >= *deadline_) {

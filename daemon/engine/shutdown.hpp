@@ -3,9 +3,11 @@
 //
 //   running --Drain()--> draining: no new claims; requests not started yet
 //                        go back unsent (drop waiting); those in flight may
-//                        finish within the grace period
-//   draining --grace over--> aborting: every request is aborted and its
-//                        lease released; a short window to write that
+//                        finish until the grace period less the abort window
+//   draining --that is over--> aborting: every request is aborted and its
+//                        lease released; the abort window (2 s, at most a
+//                        quarter of the grace) to write that, so the whole
+//                        stop ends within the grace period
 //   running --Stop()--> aborting (a second SIGTERM)
 //   draining/aborting --settled--> done (exit 0)
 //   aborting --window over--> done, with results unwritten (the database is
@@ -15,6 +17,7 @@
 // its atomics). Unit-tested with a manual clock in tests/unit/shutdown_test.cpp.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <optional>
 
@@ -33,7 +36,8 @@ class Shutdown {
     bool unwritten = false;     // with done: results are left unwritten
   };
 
-  Shutdown(Millis grace, Millis abort_window = Millis(2000)) : grace_(grace), abort_window_(abort_window) {}
+  Shutdown(Millis grace, Millis abort_window = Millis(2000))
+      : grace_(grace), abort_window_(std::min(abort_window, grace / 4)) {}
 
   void RequestDrain() { drain_requested_ = true; }
   void RequestStop() { stop_requested_ = true; }

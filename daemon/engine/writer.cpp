@@ -5,6 +5,7 @@
 #include "store/deliveries_store.hpp"
 #include "store/runs_store.hpp"
 #include "store/session.hpp"
+#include "store/watchdog.hpp"
 
 namespace pgcourier::engine {
 namespace {
@@ -93,7 +94,10 @@ void Writer::Run() {
     bool written = false;
     try {
       if (!session) {
-        session = std::make_unique<store::Session>(store::SessionOptions{options_.database_url, options_.observer});
+        if (options_.session.watchdog && options_.session.watchdog->interrupted()) {
+          throw store::StoreError(store::StoreError::Kind::kConnectionLost, "the daemon is stopping");
+        }
+        session = std::make_unique<store::Session>(options_.session);
         deliveries = store::NewDeliveriesStore(*session, options_.delivery_events);
         runs = store::NewRunsStore(*session);
       }

@@ -26,15 +26,15 @@
 #include "base/fd.hpp"
 #include "engine/backoff.hpp"
 #include "lanes/lane.hpp"
+#include "store/session.hpp"
 #include "store/types.hpp"
 
 namespace pgcourier::engine {
 
 struct WriterOptions {
-  std::string database_url;
+  store::SessionOptions session;  // its watchdog, once interrupted, also stops reconnects
   std::string worker_id;
   std::string delivery_events;  // all, failures, none (store::NewDeliveriesStore)
-  store::StatementObserver observer;
   std::chrono::milliseconds retry_min{100};
   std::chrono::milliseconds retry_max{5000};
 };

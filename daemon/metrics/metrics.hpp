@@ -18,6 +18,10 @@ class Metrics {
 
   // The bound port of the /metrics listener (useful with port 0), or "" when not serving.
   virtual std::string bound_address() const = 0;
+  // What GET /readyz answers on the metrics address: 200 while ready, 503
+  // with `reason` (one line) otherwise; also the pgcourier_ready gauge.
+  // GET /healthz answers 200 while the process serves at all.
+  virtual void Readiness(bool ready, std::string_view reason) = 0;
 
   virtual void AttemptRecorded(std::string_view outcome, std::string_view error_class, double duration_seconds) = 0;
   virtual void DeliveryFinished(std::string_view status, double lag_seconds) = 0;  // terminal states only
@@ -55,6 +59,7 @@ class Metrics {
 class NullMetrics final : public Metrics {
  public:
   std::string bound_address() const override { return ""; }
+  void Readiness(bool, std::string_view) override {}
   void AttemptRecorded(std::string_view, std::string_view, double) override {}
   void DeliveryFinished(std::string_view, double) override {}
   void ClaimBatch(int) override {}

@@ -1,11 +1,14 @@
 #include "metrics/metrics.hpp"
 
+#include <CivetServer.h>
 #include <prometheus/counter.h>
-#include <prometheus/exposer.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
 
+#include <mutex>
+#include <sstream>
 #include <stdexcept>
 
 namespace pgcourier::metrics {
@@ -15,10 +18,61 @@ using prometheus::BuildCounter;
 using prometheus::BuildGauge;
 using prometheus::BuildHistogram;
 
+// The HTTP side of the metrics address: /metrics (the registry in the text
+// format), /healthz and /readyz. civetweb directly, as prometheus-cpp's own
+// Exposer does, because the probes need their own status codes.
+class Probes final : public CivetHandler {
+ public:
+  explicit Probes(std::shared_ptr<prometheus::Registry> registry) : registry_(std::move(registry)) {}
+
+  void Set(bool ready, std::string_view reason) {
+    std::lock_guard lock(mu_);
+    ready_ = ready;
+    reason_ = std::string(reason);
+  }
+
+  bool handleGet(CivetServer*, mg_connection* conn) override {
+    const mg_request_info* request = mg_get_request_info(conn);
+    const std::string uri = request && request->local_uri ? request->local_uri : "";
+    if (uri == "/metrics") {
+      std::ostringstream body;
+      prometheus::TextSerializer().Serialize(body, registry_->Collect());
+      Reply(conn, 200, "text/plain; version=0.0.4; charset=utf-8", body.str());
+    } else if (uri == "/healthz") {
+      Reply(conn, 200, "text/plain; charset=utf-8", "alive\n");
+    } else if (uri == "/readyz") {
+      std::lock_guard lock(mu_);
+      if (ready_) {
+        Reply(conn, 200, "text/plain; charset=utf-8", "ready\n");
+      } else {
+        Reply(conn, 503, "text/plain; charset=utf-8", (reason_.empty() ? "not ready" : reason_) + "\n");
+      }
+    } else {
+      Reply(conn, 404, "text/plain; charset=utf-8", "not found\n");
+    }
+    return true;
+  }
+
+ private:
+  static void Reply(mg_connection* conn, int status, const char* type, const std::string& body) {
+    const char* text = status == 200 ? "OK" : status == 503 ? "Service Unavailable" : "Not Found";
+    mg_printf(conn, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nCache-Control: no-store\r\n\r\n",
+              status, text, type, body.size());
+    mg_write(conn, body.data(), body.size());
+  }
+
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::mutex mu_;
+  bool ready_ = false;                               // guarded by mu_
+  std::string reason_ = "starting: not connected to the database yet";  // guarded by mu_
+};
+
 class PrometheusMetrics final : public Metrics {
  public:
   PrometheusMetrics(const std::string& listen_address, const std::string& version);
+  ~PrometheusMetrics() override;
   std::string bound_address() const override;
+  void Readiness(bool ready, std::string_view reason) override;
   void AttemptRecorded(std::string_view outcome, std::string_view error_class, double duration_seconds) override;
   void DeliveryFinished(std::string_view status, double lag_seconds) override;
   void ClaimBatch(int size) override;
@@ -51,7 +105,11 @@ class PrometheusMetrics final : public Metrics {
 
 struct PrometheusMetrics::Impl {
   std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
-  std::unique_ptr<prometheus::Exposer> exposer;
+  Probes http{registry};
+  std::unique_ptr<CivetServer> server;  // after http: stopped before it goes
+
+  prometheus::Family<prometheus::Gauge>& ready =
+      BuildGauge().Name("pgcourier_ready").Help("1 while the daemon is ready (connected, schema current, not stopping)").Register(*registry);
 
   prometheus::Family<prometheus::Counter>& attempts =
       BuildCounter().Name("pgcourier_attempts_total").Help("HTTP attempts by outcome and error class").Register(*registry);
@@ -138,20 +196,32 @@ PrometheusMetrics::PrometheusMetrics(const std::string& listen_address, const st
   for (const char* result : {"success", "failure"}) impl_->token_requests.Add({{"result", result}});
   for (const char* result : {"promoted", "rejected"}) impl_->rotations.Add({{"result", result}});
   impl_->credentials_expiring.Add({}).Set(0);
+  impl_->ready.Add({}).Set(0);
   if (!listen_address.empty()) {
     try {
-      impl_->exposer = std::make_unique<prometheus::Exposer>(listen_address);
+      const std::vector<std::string> options = {"listening_ports", listen_address, "num_threads", "2",
+                                                "request_timeout_ms", "5000"};
+      impl_->server = std::make_unique<CivetServer>(options);
     } catch (const std::exception& e) {
       throw std::runtime_error("cannot serve metrics on " + listen_address + ": " + e.what());
     }
-    impl_->exposer->RegisterCollectable(impl_->registry);
+    for (const char* uri : {"/metrics", "/healthz", "/readyz"}) impl_->server->addHandler(uri, impl_->http);
   }
 }
 
+PrometheusMetrics::~PrometheusMetrics() {
+  if (impl_->server) impl_->server->close();
+}
+
 std::string PrometheusMetrics::bound_address() const {
-  if (!impl_->exposer) return "";
-  const auto ports = impl_->exposer->GetListeningPorts();
+  if (!impl_->server) return "";
+  const auto ports = impl_->server->getListeningPorts();
   return ports.empty() ? "" : std::to_string(ports.front());
+}
+
+void PrometheusMetrics::Readiness(bool ready, std::string_view reason) {
+  impl_->http.Set(ready, reason);
+  impl_->ready.Add({}).Set(ready ? 1 : 0);
 }
 
 void PrometheusMetrics::AttemptRecorded(std::string_view outcome, std::string_view error_class, double duration_seconds) {

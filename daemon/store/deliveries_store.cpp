@@ -208,7 +208,7 @@ class PgDeliveriesStore final : public DeliveriesStore {
  private:
   RecordedOutcomes RecordBatch(const std::string& worker, const std::vector<model::DeliveryOutcome>& outcomes) {
     const auto p = OutcomeArrays(worker, outcomes);
-    return Translate(query::kRecordOutcomes, [&] {
+    return s_.Guarded(query::kRecordOutcomes, [&] {
       pqxx::work txn(s_.conn);
       s_.Exec(txn, query::kBeginOutcomes);
       const pqxx::result rows = s_.Exec(txn, query::kRecordOutcomes, worker, p[0], p[1], p[2], p[3], p[4], p[5],

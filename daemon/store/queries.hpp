@@ -51,6 +51,7 @@ inline constexpr const char* kSchemaVersions = "schema_versions";
 inline constexpr const char* kTryLeadership = "try_leadership";
 inline constexpr const char* kNotifyOutbox = "notify_outbox";
 inline constexpr const char* kBeginOutcomes = "begin_outcomes";
+inline constexpr const char* kDatabaseNow = "database_now";
 
 // Every name above (a test checks that each has its file and each file its name).
 inline constexpr const char* kAll[] = {
@@ -58,7 +59,7 @@ inline constexpr const char* kAll[] = {
     kPauseSubscription, kDisableSubscription, kQueueMetrics, kPrune, kRenewLeases, kClaimRuns, kRecordRunOutcomes,
     kFindExpiredRunLeases, kReleaseRuns, kDegradeConnection, kConnectionsToProbe, kRecordProbe, kPendingRotations,
     kFinishRotation, kRunQueueMetrics, kPruneRuns, kRenewRunLeases, kSchemaTableExists, kSchemaVersions, kTryLeadership,
-    kNotifyOutbox, kBeginOutcomes};
+    kNotifyOutbox, kBeginOutcomes, kDatabaseNow};
 }  // namespace query
 
 }  // namespace pgcourier::store

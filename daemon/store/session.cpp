@@ -1,7 +1,10 @@
 #include "store/session.hpp"
 
+#include <libpq-fe.h>
+
 #include <algorithm>
 #include <cstdio>
+#include <map>
 #include <set>
 
 #include "store/migrations.hpp"
@@ -27,12 +30,69 @@ class ChannelReceiver final : public pqxx::notification_receiver {
   std::vector<Session::Notified>* notified_;
 };
 
+// A conninfo value, quoted for the key=value form.
+std::string Quoted(const char* value) {
+  std::string out = "'";
+  for (const char* p = value; *p; ++p) {
+    if (*p == '\\' || *p == '\'') out += '\\';
+    out += *p;
+  }
+  return out + "'";
+}
+
 }  // namespace
 
-Session::Impl::Impl(const SessionOptions& options) : conn(options.database_url), observer(options.observer) {
+std::string WithDeadlines(const std::string& url, std::chrono::milliseconds timeout) {
+  char* error = nullptr;
+  PQconninfoOption* options = PQconninfoParse(url.c_str(), &error);
+  if (options == nullptr) {
+    std::string message = error ? error : "out of memory";
+    PQfreemem(error);
+    while (!message.empty() && message.back() == '\n') message.pop_back();
+    throw StoreError(StoreError::Kind::kStatement, "database_url: " + message);
+  }
+  const long long seconds = std::max<long long>(1, timeout.count() / 1000);
+  // A connection attempt (per host of the URL) gets a third of the timeout,
+  // 2 to 10 s (libpq's minimum is 2): short enough that trying every host,
+  // or a stop meanwhile, is not held long by a server that accepts TCP and
+  // never answers. Keepalives: idle a third of the timeout, then a probe
+  // every sixth, three of them: a dead peer is noticed within the timeout.
+  const long long connect = std::clamp<long long>(seconds / 3, 2, 10);
+  const long long idle = std::max<long long>(1, seconds / 3), interval = std::max<long long>(1, seconds / 6);
+  std::map<std::string, std::string> wanted = {
+      {"connect_timeout", std::to_string(connect)},
+      {"keepalives", "1"},
+      {"keepalives_idle", std::to_string(idle)},
+      {"keepalives_interval", std::to_string(interval)},
+      {"keepalives_count", "3"},
+      {"tcp_user_timeout", std::to_string(timeout.count())},
+  };
+  std::string out;
+  for (PQconninfoOption* o = options; o->keyword != nullptr; ++o) {
+    if (o->val == nullptr) continue;
+    wanted.erase(o->keyword);
+    out.append(out.empty() ? "" : " ").append(o->keyword).append("=").append(Quoted(o->val));
+  }
+  PQconninfoFree(options);
+  for (const auto& [key, value] : wanted) out.append(out.empty() ? "" : " ").append(key).append("=").append(value);
+  return out;
+}
+
+Session::Impl::Impl(const SessionOptions& options)
+    : conn(options.watchdog ? WithDeadlines(options.database_url, options.round_trip_timeout) : options.database_url),
+      observer(options.observer),
+      watchdog(options.watchdog),
+      round_trip_timeout(options.round_trip_timeout) {
   // Registered here, prepared by libpqxx on first use: a database that is
   // not migrated yet can still be asked which migrations it lacks.
   for (const auto& q : EmbeddedQueries()) conn.prepare(q.name, q.sql);
+  if (options.statement_timeout.count() > 0) {
+    Guarded("statement_timeout", [&] {
+      pqxx::nontransaction txn(conn);
+      txn.exec("SET statement_timeout = " + std::to_string(options.statement_timeout.count()));
+      return 0;
+    });
+  }
 }
 
 Session::Session(const SessionOptions& options) {
@@ -65,7 +125,7 @@ SchemaStatus Session::CheckSchema() {
 }
 
 void Session::Listen(const std::vector<std::string>& channels) {
-  pg::Translate("listen", [&] {
+  impl_->Guarded("listen", [&] {
     for (const auto& channel : channels) {
       impl_->receivers.push_back(std::make_unique<ChannelReceiver>(impl_->conn, channel, &impl_->notified));
     }
@@ -76,14 +136,14 @@ void Session::Listen(const std::vector<std::string>& channels) {
 int Session::socket() const { return impl_->conn.sock(); }
 
 std::vector<Session::Notified> Session::TakeNotifications() {
-  return pg::Translate("notifications", [&] {
+  return impl_->Guarded("notifications", [&] {
     impl_->conn.get_notifs();
     return std::exchange(impl_->notified, {});
   });
 }
 
 void Session::NotifyOutbox() {
-  pg::Translate(query::kNotifyOutbox, [&] {
+  impl_->Guarded(query::kNotifyOutbox, [&] {
     pqxx::nontransaction txn(impl_->conn);
     impl_->Exec(txn, query::kNotifyOutbox);
     return 0;
@@ -91,10 +151,14 @@ void Session::NotifyOutbox() {
 }
 
 bool Session::TryBecomeLeader() {
-  return pg::Translate(query::kTryLeadership, [&] {
+  return impl_->Guarded(query::kTryLeadership, [&] {
     pqxx::nontransaction txn(impl_->conn);
     return impl_->Exec(txn, query::kTryLeadership)[0]["leader"].as<bool>();
   });
+}
+
+std::int64_t Session::DatabaseNowMicros() {
+  return impl_->ExecRead(query::kDatabaseNow)[0]["now_us"].as<std::int64_t>();
 }
 
 }  // namespace pgcourier::store

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,10 +20,27 @@
 
 namespace pgcourier::store {
 
+class Watchdog;
+
 struct SessionOptions {
   std::string database_url;  // libpq URI or key=value; empty: the libpq environment (PGHOST...)
   StatementObserver observer;
+  // A database that does not answer a round trip within this is taken as
+  // hung: the connection is dropped (watchdog.hpp). It also bounds the
+  // connection attempt (connect_timeout, per host) and the kernel's patience
+  // (tcp_user_timeout, TCP keepalives), unless the URL sets those itself.
+  // Null watchdog: no deadlines (the CLI).
+  std::shared_ptr<Watchdog> watchdog;
+  std::chrono::milliseconds round_trip_timeout{15000};
+  // The server's statement_timeout for the daemon's statements (0: the
+  // server's own setting), set when the session starts.
+  std::chrono::milliseconds statement_timeout{0};
 };
+
+// `url` with connect_timeout, keepalives and tcp_user_timeout derived from
+// `timeout` for each of them the URL does not set (the URL always wins).
+// Throws StoreError (kStatement) when libpq cannot parse the URL.
+std::string WithDeadlines(const std::string& url, std::chrono::milliseconds timeout);
 
 class Session {
  public:
@@ -50,6 +68,8 @@ class Session {
   void NotifyOutbox();
   // Maintenance leadership: true while this connection holds the session lock.
   bool TryBecomeLeader();
+  // The database's clock (now()), in unix microseconds.
+  std::int64_t DatabaseNowMicros();
 
   struct Impl;  // store/pg/session_impl.hpp: for the lane stores only
   Impl& impl() { return *impl_; }

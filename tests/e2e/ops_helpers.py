@@ -1,6 +1,7 @@
 """Helpers for the operations end-to-end tests (test_ops_*.py): a daemon serving /metrics on an
 ephemeral port, scraping and parsing the Prometheus text format, publishing in one transaction."""
 import re
+import urllib.error
 import urllib.request
 
 from conftest import wait_for
@@ -41,6 +42,15 @@ def scrape(port, timeout=5):
         assert response.status == 200
         assert response.headers.get("Content-Type", "").startswith("text/plain"), response.headers
         return response.read().decode()
+
+
+def probe(port, path, timeout=5):
+    """GET a probe (/healthz, /readyz) on the metrics address: (status, body text), 503 included."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
 
 
 def parse_samples(text):

@@ -1,9 +1,15 @@
 """Bounded memory (issue 15): a payload's size is known before it is fetched, a claim is bounded in
 bytes and so is everything the daemon holds at once, so large payloads cannot take the daemon's
 memory, and the other tenants' deliveries go on meanwhile."""
+import os
+
 from conftest import policy, wait_for
 
 MIB = 1 << 20
+# Under ASan/TSan (make test-asan, make test-tsan) freed memory sits in the sanitizer's quarantine
+# and every allocation carries shadow memory: the resident size says nothing about the daemon's
+# budget there, so only the behaviour is checked; the bounds hold for the builds users run.
+SANITIZED = bool(os.environ.get("ASAN_OPTIONS") or os.environ.get("TSAN_OPTIONS"))
 
 
 def peak_rss_bytes(pid):
@@ -45,7 +51,7 @@ def test_large_payloads_stay_within_the_memory_budget_and_others_deliveries_cont
     print(f"daemon peak RSS {peak / MIB:.0f} MiB (at start {baseline / MIB:.0f} MiB) for six 30 MB payloads")
     # 180 MB of payloads passed through; the budget is 64 MiB of them at a time (each held about
     # twice while its request is built), plus the daemon itself.
-    assert peak < 256 * MIB, f"peak RSS {peak / MIB:.0f} MiB"
+    assert SANITIZED or peak < 256 * MIB, f"peak RSS {peak / MIB:.0f} MiB"
     assert "out of memory" not in d.log()
 
 
@@ -93,4 +99,4 @@ def test_payloads_beyond_the_budget_go_one_at_a_time_while_the_others_deliveries
     assert {h["headers"]["webhook-id"] for h in small_receiver.hits} == set(small)
     wait_for(lambda: db.value("SELECT count(*) FROM courier.deliveries WHERE status = 'delivered'") == 23,
              timeout=10, what="every outcome")
-    assert peak_rss_bytes(d.proc.pid) < 128 * MIB
+    assert SANITIZED or peak_rss_bytes(d.proc.pid) < 128 * MIB

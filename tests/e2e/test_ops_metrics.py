@@ -3,10 +3,11 @@ rules and Grafana dashboard only use what the daemon exports."""
 import json
 import os
 import re
+import signal
 import subprocess
 
 from conftest import ROOT, wait_for
-from ops_helpers import (exact_sample, family_types, metrics_daemon, metrics_port, parse_samples,
+from ops_helpers import (exact_sample, family_types, metrics_daemon, metrics_port, parse_samples, probe,
                          publish_together, sample_value, scrape)
 
 
@@ -142,3 +143,26 @@ def test_alert_rules_pass_promtool_and_dashboards_and_alerts_use_only_exported_m
     missing = {name: where for name, where in sorted(used.items()) if not exported(name, types)}
     assert missing == {}, (f"names the dashboard/alerts query but the daemon does not export "
                            f"(exported: {sorted(types)})")
+
+
+def test_probes_on_the_metrics_address_say_alive_and_ready_and_not_ready_once_draining(
+        db, receiver, create_subscription, daemon_factory):
+    create_subscription(receiver.url("/hang/1"))
+    d = metrics_daemon(daemon_factory, "probed", poll_interval="100ms", shutdown_grace="10s")
+    port = metrics_port(d)
+    assert probe(port, "/healthz") == (200, "alive\n")
+    wait_for(lambda: probe(port, "/readyz") == (200, "ready\n"), timeout=5, what="/readyz 200 once connected")
+    assert exact_sample(parse_samples(scrape(port)), "pgcourier_ready") == 1
+    assert probe(port, "/nothing-here")[0] == 404
+    # A request in flight (the receiver answers after 1 s) keeps the daemon draining after SIGTERM:
+    # meanwhile it is alive but not ready, so a load balancer or orchestrator stops sending it work.
+    db.publish("acme", "order.created", '{"n": 1}')
+    wait_for(lambda: db.value("SELECT count(*) FROM courier.delivery_queue WHERE lease_owner IS NOT NULL") == 1,
+             timeout=5, what="the delivery in flight")
+    d.signal(signal.SIGTERM)
+    status, body = wait_for(lambda: (lambda r: r if r[0] == 503 else None)(probe(port, "/readyz")), timeout=5,
+                            what="/readyz 503 while draining")
+    assert body.startswith("stopping"), body
+    assert probe(port, "/healthz")[0] == 200
+    assert d.wait(timeout=15) == 0
+    assert db.statuses() == {"delivered": 1}

@@ -69,7 +69,8 @@ def test_grace_period_over_aborts_and_releases_leases_for_another_daemon(
     d1.signal(signal.SIGTERM)
     assert d1.wait(timeout=10) == 0, d1.log()
     elapsed = time.monotonic() - started
-    assert 0.3 <= elapsed < 3, f"d1 exited {elapsed:.2f}s after SIGTERM (grace 300ms; the receiver hangs 5s)"
+    # The whole stop fits in the grace: a quarter of it (75 ms) is the window to write the releases.
+    assert 0.2 <= elapsed < 3, f"d1 exited {elapsed:.2f}s after SIGTERM (grace 300ms; the receiver hangs 5s)"
     assert "grace period over: aborting 2 request(s)" in d1.log()
 
     for e in events:

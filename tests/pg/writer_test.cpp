@@ -70,7 +70,7 @@ std::vector<WrittenJob> AwaitDone(Writer& writer) {
 
 WriterOptions Options(const std::string& url) {
   WriterOptions o;
-  o.database_url = url;
+  o.session.database_url = url;
   o.worker_id = "worker-1";
   o.delivery_events = "all";
   o.retry_min = 300ms;

@@ -17,7 +17,7 @@ const Shutdown::Steady kT0{std::chrono::hours(1)};
 }
 
 TEST_CASE("shutdown: drain drops waiting requests, waits for in flight, ends when settled") {
-  Shutdown s(25s);
+  Shutdown s(25s);  // 23 s of draining, then 2 s to write the releases
   CHECK(s.claiming());
   CHECK_FALSE(s.Step(kT0, true).done);  // running: settled means nothing
   s.RequestDrain();
@@ -26,7 +26,7 @@ TEST_CASE("shutdown: drain drops waiting requests, waits for in flight, ends whe
   CHECK_FALSE(a.abort_all);
   CHECK_FALSE(a.done);
   CHECK_FALSE(s.claiming());
-  CHECK(s.deadline() == kT0 + 25s);
+  CHECK(s.deadline() == kT0 + 23s);
   a = s.Step(kT0 + 1s, false);
   CHECK_FALSE(a.drop_waiting);  // once
   a = s.Step(kT0 + 2s, true);
@@ -34,18 +34,26 @@ TEST_CASE("shutdown: drain drops waiting requests, waits for in flight, ends whe
   CHECK_FALSE(a.unwritten);
 }
 
-TEST_CASE("shutdown: the grace period ends in an abort and a short window to write the releases") {
+TEST_CASE("shutdown: the whole stop fits in the grace period: the drain, then an abort and a window to write") {
   Shutdown s(25s, 2s);
   s.RequestDrain();
   s.Step(kT0, false);
-  auto a = s.Step(kT0 + 25s, false);
+  CHECK_FALSE(s.Step(kT0 + 22s, false).abort_all);
+  auto a = s.Step(kT0 + 23s, false);
   CHECK(a.abort_all);
   CHECK(s.phase() == Shutdown::Phase::kAborting);
-  CHECK(s.deadline() == kT0 + 27s);
-  CHECK_FALSE(s.Step(kT0 + 26s, false).done);
-  a = s.Step(kT0 + 27s, false);  // the database is unreachable: leave with results unwritten
+  CHECK(s.deadline() == kT0 + 25s);
+  CHECK_FALSE(s.Step(kT0 + 24s, false).done);
+  a = s.Step(kT0 + 25s, false);  // the database is unreachable: leave with results unwritten
   CHECK(a.done);
   CHECK(a.unwritten);
+  // A short grace keeps three quarters of it for the requests in flight.
+  Shutdown brief(4s, 2s);
+  brief.RequestDrain();
+  brief.Step(kT0, false);
+  CHECK(brief.deadline() == kT0 + 3s);
+  CHECK(brief.Step(kT0 + 3s, false).abort_all);
+  CHECK(brief.deadline() == kT0 + 4s);
 }
 
 TEST_CASE("shutdown: a second signal aborts at once, also while draining") {

@@ -5,23 +5,46 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <pqxx/pqxx>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include "store/pg/errors.hpp"
 #include "store/session.hpp"
+#include "store/watchdog.hpp"
 
 namespace pgcourier::store {
 
 struct Session::Impl {
   pqxx::connection conn;
   StatementObserver observer;
+  std::shared_ptr<Watchdog> watchdog;
+  std::chrono::milliseconds round_trip_timeout;
   std::vector<Session::Notified> notified;  // since the last TakeNotifications
   std::vector<std::unique_ptr<pqxx::notification_receiver>> receivers;
 
   explicit Impl(const SessionOptions& options);
+
+  // Runs fn (database work on conn) with the round trip's deadline armed,
+  // translating errors (pg::Translate); a round trip the watchdog cut short
+  // is a lost connection that says so.
+  template <typename Fn>
+  auto Guarded(std::string_view what, Fn&& fn) -> decltype(fn()) {
+    std::optional<Watchdog::Armed> armed;
+    if (watchdog) armed.emplace(*watchdog, conn.sock(), round_trip_timeout);
+    try {
+      return pg::Translate(what, std::forward<Fn>(fn));
+    } catch (const StoreError& e) {
+      if (!armed || !armed->fired()) throw;
+      throw StoreError(StoreError::Kind::kConnectionLost,
+                       std::string(what) + ": no answer from the database within " +
+                           std::to_string(round_trip_timeout.count()) +
+                           " ms (database_timeout), or the daemon is stopping: connection dropped");
+    }
+  }
 
   // Executes the prepared statement `name` (a file of queries/) in `txn`,
   // timing it for the observer.
@@ -36,7 +59,7 @@ struct Session::Impl {
   // `name` in a transaction of its own, committed; StoreError on failure.
   template <typename... Args>
   pqxx::result ExecCommitted(const char* name, Args&&... args) {
-    return pg::Translate(name, [&] {
+    return Guarded(name, [&] {
       pqxx::work txn(conn);
       pqxx::result r = Exec(txn, name, std::forward<Args>(args)...);
       txn.commit();
@@ -47,7 +70,7 @@ struct Session::Impl {
   // `name` read-only.
   template <typename... Args>
   pqxx::result ExecRead(const char* name, Args&&... args) {
-    return pg::Translate(name, [&] {
+    return Guarded(name, [&] {
       pqxx::read_transaction txn(conn);
       return Exec(txn, name, std::forward<Args>(args)...);
     });
