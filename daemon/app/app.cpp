@@ -162,6 +162,9 @@ void Reload(const CommandLine& cl, LoadedConfig& current, engine::Engine& engine
   const auto& b = fresh.settings;
   std::vector<std::string> needs_restart;
   if (a.database_url != b.database_url) needs_restart.emplace_back("database_url");
+  if (a.database_pooler != b.database_pooler) needs_restart.emplace_back("database_pooler");
+  if (a.database_direct_url != b.database_direct_url) needs_restart.emplace_back("database_direct_url");
+  if (a.database_timeout != b.database_timeout) needs_restart.emplace_back("database_timeout");
   if (a.concurrency != b.concurrency) needs_restart.emplace_back("concurrency");
   if (a.max_claim_batch != b.max_claim_batch) needs_restart.emplace_back("max_claim_batch");
   if (a.metrics_address != b.metrics_address) needs_restart.emplace_back("metrics_address");

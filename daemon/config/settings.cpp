@@ -23,6 +23,8 @@
 //   retention_dead_lettered: 30d # >= 1m
 //   credential_expiry_warning: 7d  # >= 1m
 //   delivery_events: all         # all, failures or none
+//   database_pooler: none        # none or transaction (pgbouncer's pool_mode)
+//   database_direct_url: ""      # with database_pooler: transaction, the direct URL
 //   user_agent: "pgcourier/0.1"  # string without control characters
 //   tenants: [acme, globex]      # serve only these tenants; empty or absent: all
 //
@@ -112,6 +114,11 @@ std::string CheckDeliveryEvents(const std::string& value) {
   return "expected all, failures or none, got " + Quote(value);
 }
 
+std::string CheckPooler(const std::string& value) {
+  if (value == "none" || value == "transaction") return {};
+  return "expected none (direct, or a pooler in session mode) or transaction, got " + Quote(value);
+}
+
 std::string CheckLogLevel(const std::string& value) {
   static constexpr std::array<std::string_view, 7> kLevels{"trace", "debug", "info", "warn", "error", "critical", "off"};
   if (std::find(kLevels.begin(), kLevels.end(), value) != kLevels.end()) return {};
@@ -183,7 +190,7 @@ constexpr std::array<DurationField, 9> kDurationFields{{
     {"credential_expiry_warning", &Settings::credential_expiry_warning, Millis{60000}, kMaxDuration},
 }};
 
-constexpr std::array<StringField, 9> kStringFields{{
+constexpr std::array<StringField, 11> kStringFields{{
     {"log_format", &Settings::log_format, &CheckLogFormat},
     {"database_url", &Settings::database_url, &CheckAnything},
     {"worker_id", &Settings::worker_id, &CheckNoControlCharacters},
@@ -193,6 +200,8 @@ constexpr std::array<StringField, 9> kStringFields{{
     {"log_level", &Settings::log_level, &CheckLogLevel},
     {"user_agent", &Settings::user_agent, &CheckNoControlCharacters},
     {"delivery_events", &Settings::delivery_events, &CheckDeliveryEvents},
+    {"database_pooler", &Settings::database_pooler, &CheckPooler},
+    {"database_direct_url", &Settings::database_direct_url, &CheckAnything},
 }};
 
 // Every key a settings file may have, for the unknown-key message: generated
@@ -321,6 +330,11 @@ void ValidateSettings(const Settings& settings, const std::string& source) {
   for (const IntField& field : kIntFields) add(field.name, CheckInt(field, settings));
   for (const DurationField& field : kDurationFields) add(field.name, CheckDuration(field, settings));
   for (const StringField& field : kStringFields) add(field.name, field.check(settings.*field.member));
+  if (settings.database_pooler == "transaction" && settings.database_direct_url.empty()) {
+    add("database_direct_url",
+        "needed with database_pooler: transaction (LISTEN and the maintenance lock need a session of their own, "
+        "which a pooler in transaction mode does not keep): the URL of PostgreSQL itself");
+  }
   if (!problems.empty()) throw ConfigError(std::move(problems));
 }
 

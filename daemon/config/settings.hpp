@@ -11,6 +11,12 @@ namespace pgcourier::config {
 
 struct Settings {
   std::string database_url;       // libpq URI or key=value; empty = libpq environment (PGHOST...)
+  // Through a connection pooler (pgbouncer): "none" (direct, or a pooler in
+  // session mode: nothing changes), or "transaction": statements are sent
+  // unprepared and without session settings, and the session that LISTENs,
+  // holds the maintenance lock and claims connects to database_direct_url.
+  std::string database_pooler = "none";
+  std::string database_direct_url;  // the direct URL for database_pooler: transaction
   std::string worker_id;          // default: hostname-pid
   int concurrency = 256;          // max HTTP requests in flight
   int max_claim_batch = 256;      // max deliveries claimed per round trip

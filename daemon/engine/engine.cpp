@@ -91,7 +91,7 @@ struct Engine::Impl {
         // unsent (the slots are all taken by slow receivers): another daemon may do better.
         executor(http::ExecutorOptions{settings.concurrency, settings.user_agent, 1 << 20, settings.concurrency,
                                        settings.lease_duration}),
-        writer(WriterOptions{SessionOptions(), settings.worker_id, settings.delivery_events}),
+        writer(WriterOptions{SessionOptions(/*main_session=*/false), settings.worker_id, settings.delivery_events}),
         policies(options.policies),
         maintenance(settings, clock, metrics),
         shutdown(settings.shutdown_grace) {
@@ -114,9 +114,14 @@ struct Engine::Impl {
     return [this](const char* name, double seconds) { metrics.StatementDuration(name, seconds); };
   }
 
-  store::SessionOptions SessionOptions() {
+  // The main session (claims, LISTEN, the maintenance lock) needs a session
+  // of its own: through a pooler in transaction mode it goes direct, and the
+  // writer's goes through the pooler with its statements unprepared.
+  store::SessionOptions SessionOptions(bool main_session) {
+    const bool pooled = settings.database_pooler == "transaction";
     store::SessionOptions o;
-    o.database_url = settings.database_url;
+    o.database_url = pooled && main_session ? settings.database_direct_url : settings.database_url;
+    o.prepared_statements = !(pooled && !main_session);
     o.observer = Observer();
     o.watchdog = watchdog;
     o.round_trip_timeout = settings.database_timeout;
@@ -153,7 +158,7 @@ struct Engine::Impl {
     if (main.session || clock.Now() < next_connect || !shutdown.claiming()) return true;
     try {
       MainSession fresh;
-      fresh.session = std::make_unique<store::Session>(SessionOptions());
+      fresh.session = std::make_unique<store::Session>(SessionOptions(/*main_session=*/true));
       const auto schema = fresh.session->CheckSchema();
       if (!schema.missing.empty()) {
         std::string missing;

@@ -82,11 +82,20 @@ Session::Impl::Impl(const SessionOptions& options)
     : conn(options.watchdog ? WithDeadlines(options.database_url, options.round_trip_timeout) : options.database_url),
       observer(options.observer),
       watchdog(options.watchdog),
-      round_trip_timeout(options.round_trip_timeout) {
+      round_trip_timeout(options.round_trip_timeout),
+      prepared(options.prepared_statements) {
   // Registered here, prepared by libpqxx on first use: a database that is
   // not migrated yet can still be asked which migrations it lacks.
-  for (const auto& q : EmbeddedQueries()) conn.prepare(q.name, q.sql);
-  if (options.statement_timeout.count() > 0) {
+  for (const auto& q : EmbeddedQueries()) {
+    if (prepared) {
+      conn.prepare(q.name, q.sql);
+    } else {
+      text.emplace(q.name, q.sql);
+    }
+  }
+  // Through a transaction pooler a SET would stay with whichever server
+  // connection ran it: the watchdog's deadline is the bound there.
+  if (prepared && options.statement_timeout.count() > 0) {
     Guarded("statement_timeout", [&] {
       pqxx::nontransaction txn(conn);
       txn.exec("SET statement_timeout = " + std::to_string(options.statement_timeout.count()));

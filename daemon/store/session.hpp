@@ -35,6 +35,10 @@ struct SessionOptions {
   // The server's statement_timeout for the daemon's statements (0: the
   // server's own setting), set when the session starts.
   std::chrono::milliseconds statement_timeout{0};
+  // False through a pooler in transaction mode (pgbouncer 1.18 keeps no
+  // prepared statement across transactions): each statement is sent with its
+  // text (unnamed, parameters still bound), and no session setting is made.
+  bool prepared_statements = true;
 };
 
 // `url` with connect_timeout, keepalives and tcp_user_timeout derived from

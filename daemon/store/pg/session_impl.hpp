@@ -9,6 +9,7 @@
 #include <pqxx/pqxx>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -23,6 +24,8 @@ struct Session::Impl {
   StatementObserver observer;
   std::shared_ptr<Watchdog> watchdog;
   std::chrono::milliseconds round_trip_timeout;
+  bool prepared;                                         // else statements go by text
+  std::unordered_map<std::string_view, std::string> text;  // name -> SQL, when not prepared
   std::vector<Session::Notified> notified;  // since the last TakeNotifications
   std::vector<std::unique_ptr<pqxx::notification_receiver>> receivers;
 
@@ -51,7 +54,8 @@ struct Session::Impl {
   template <typename... Args>
   pqxx::result Exec(pqxx::transaction_base& txn, const char* name, Args&&... args) {
     const auto start = std::chrono::steady_clock::now();
-    pqxx::result r = txn.exec_prepared(name, std::forward<Args>(args)...);
+    pqxx::result r = prepared ? txn.exec_prepared(name, std::forward<Args>(args)...)
+                              : txn.exec_params(text.at(name), std::forward<Args>(args)...);
     if (observer) observer(name, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     return r;
   }
