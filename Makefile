@@ -20,7 +20,7 @@ DEB_PACKAGING := dpkg-dev lintian
 
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: all deps build test test-unit test-pg test-e2e test-sanitize test-asan test-tsan test-chaos fuzz lint bench run clean install install-files uninstall schema-snapshot deb test-deb
+.PHONY: all deps build test test-unit test-pg test-e2e test-sanitize test-asan test-tsan test-chaos fuzz lint bench soak run clean install install-files uninstall schema-snapshot deb test-deb
 
 all: build
 
@@ -119,6 +119,12 @@ lint: build
 # the receiver (wrk). SCENARIOS="drain latency" runs some only. See bench/run.
 bench: build
 	BUILD_DIR=$(BUILD_DIR) bench/run $(SCENARIOS)
+
+# A steady mixed load for SOAK_MINUTES (default 30): RSS, fds, claim-path sizes, lag and throughput
+# over time, all expected flat, nothing lost (bench/soak.py; results in bench/soak-results.json).
+SOAK_MINUTES ?= 30
+soak: build
+	BUILD_DIR=$(BUILD_DIR) bench/soak.py --minutes $(SOAK_MINUTES)
 
 # The demo: private PostgreSQL under .run/ unless DATABASE_URL (or PGHOST) is set.
 run: build

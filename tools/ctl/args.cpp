@@ -31,6 +31,10 @@ const std::vector<Option> kGlobalOptions = {
     {"master-key-file", Kind::kText, "FILE",
      "the master key that seals secrets (default: PGCOURIER_MASTER_KEY_FILE, else master_key_file of the settings "
      "file, else master.key beside it)"},
+    {"shard-map", Kind::kText, "FILE",
+     "tenants spread over several databases: the shard map (default: PGCOURIER_SHARD_MAP); the database is then "
+     "the shard of --tenant, or the one named by --shard (README: Tenant shards)"},
+    {"shard", Kind::kText, "NAME", "with a shard map: the shard to use, for commands without --tenant"},
 };
 
 const Option kJsonOption = {"json", Kind::kFlag, "", "print JSON instead of text (README: JSON output)"};
@@ -340,7 +344,8 @@ std::string CommandHelp(const Command& c) {
     for (const auto& o : c.options) out += OptionLine(o);
     if (c.json) out += OptionLine(kJsonOption);
   }
-  out += "\nAnd the global options --database-url, --config, --policies, --master-key-file ('pgcourierctl --help').\n";
+  out += "\nAnd the global options --database-url, --config, --policies, --master-key-file, --shard-map, --shard "
+         "('pgcourierctl --help').\n";
   if (!c.example.empty()) {
     out += "\nExample:\n";
     std::istringstream lines{std::string(c.example)};

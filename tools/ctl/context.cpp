@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "config/settings.hpp"
+#include "config/shard_map.hpp"
 
 namespace pgcourier::ctl {
 namespace {
@@ -56,8 +57,40 @@ Context::Context(const Invocation& inv) {
   const std::string dir =
       settings ? std::filesystem::path(config_file).parent_path().string() : std::string();
 
+  const auto shard_map = Chosen(inv, "shard-map", "PGCOURIER_SHARD_MAP");
+  if (inv.Has("shard") && (!shard_map || shard_map->empty())) {
+    throw std::runtime_error("--shard needs a shard map (--shard-map FILE or PGCOURIER_SHARD_MAP)");
+  }
   if (inv.Has("database-url")) {
+    if (shard_map && !shard_map->empty()) {
+      throw std::runtime_error("--database-url and a shard map (--shard-map, PGCOURIER_SHARD_MAP) both say where "
+                               "the database is: give one of them");
+    }
     database_url_ = inv.Text("database-url");
+  } else if (shard_map && !shard_map->empty()) {
+    const auto map = config::LoadShardMapFile(*shard_map);
+    std::string names;
+    for (const auto& [name, url] : map.shards) names += (names.empty() ? "" : ", ") + name;
+    if (inv.Has("shard")) {
+      shard_ = inv.Text("shard");
+      if (!map.shards.count(shard_)) {
+        throw std::runtime_error("no shard named '" + shard_ + "' in " + *shard_map + " (its shards: " + names + ")");
+      }
+    } else if (inv.Has("tenant")) {
+      const std::string tenant = inv.Text("tenant");
+      const auto shard = map.ShardOf(tenant);
+      if (!shard) {
+        throw std::runtime_error("tenant '" + tenant + "' is in no shard of " + *shard_map +
+                                 " (not under tenants, and the map has no default)");
+      }
+      shard_ = *shard;
+    } else if (map.shards.size() == 1) {
+      shard_ = map.shards.begin()->first;
+    } else {
+      throw std::runtime_error("with a shard map of several shards, say which: --tenant TENANT or --shard NAME "
+                               "(one of " + names + ")");
+    }
+    database_url_ = map.shards.at(shard_);
   } else if (auto env = Env("DATABASE_URL")) {
     database_url_ = *env;
   } else if (settings) {

@@ -33,8 +33,12 @@ class Context {
   // when a file named explicitly cannot be used.
   explicit Context(const Invocation& invocation);
 
-  // --database-url, else DATABASE_URL, else the settings file's, else "" (libpq environment).
+  // --database-url; else with a shard map (--shard-map, PGCOURIER_SHARD_MAP)
+  // the URL of --shard, or of the shard of --tenant; else DATABASE_URL, else
+  // the settings file's, else "" (the libpq environment).
   const std::string& DatabaseUrl() const { return database_url_; }
+  // The shard the URL came from; "" without a shard map.
+  const std::string& Shard() const { return shard_; }
   // The master key; nullopt after saying on stderr why there is none.
   std::optional<signing::SecretBox> MasterKey() const;
 
@@ -55,6 +59,7 @@ class Context {
   const config::PolicySet* Policies() const;
 
   std::string database_url_;
+  std::string shard_;
   std::string master_key_file_;
   std::string policies_file_;  // empty: none
   mutable bool policies_loaded_ = false;

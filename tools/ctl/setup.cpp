@@ -4,12 +4,15 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <system_error>
 
+#include "config/shard_map.hpp"
 #include "ctl/context.hpp"
 #include "ctl/topics.hpp"
+#include "retry/text.hpp"
 #include "signing/secret_box.hpp"
 #include "store/migrate.hpp"
 #include "store/session.hpp"
@@ -105,6 +108,48 @@ int Version(const Invocation& inv) {
   return 0;
 }
 
+// The shard map as pgcourierctl reads it: shards (URLs redacted), the
+// default, and the tenant of each entry. With --tenant, only that tenant's shard.
+int ShardList(const Invocation& inv) {
+  const auto file = inv.Has("shard-map") ? std::optional<std::string>(inv.Text("shard-map"))
+                    : std::getenv("PGCOURIER_SHARD_MAP") ? std::optional<std::string>(std::getenv("PGCOURIER_SHARD_MAP"))
+                                                         : std::nullopt;
+  if (!file || file->empty()) return Fail("no shard map: --shard-map FILE or PGCOURIER_SHARD_MAP");
+  const auto map = config::LoadShardMapFile(*file);
+  if (inv.Has("tenant")) {
+    const auto shard = map.ShardOf(inv.Text("tenant"));
+    if (!shard) return Fail("tenant '" + inv.Text("tenant") + "' is in no shard of " + *file);
+    if (inv.json()) {
+      Json json(std::cout);
+      json.BeginObject().Field("tenant", inv.Text("tenant")).Field("shard", *shard)
+          .Field("url", retry::RedactUrls(map.shards.at(*shard))).EndObject();
+      json.Finish();
+    } else {
+      std::cout << *shard << "\t" << retry::RedactUrls(map.shards.at(*shard)) << "\n";
+    }
+    return 0;
+  }
+  if (inv.json()) {
+    Json json(std::cout);
+    json.BeginObject().Key("shards").BeginArray();
+    for (const auto& [name, url] : map.shards) {
+      json.BeginObject().Field("name", name).Field("url", retry::RedactUrls(url)).Field("default", name == map.default_shard).EndObject();
+    }
+    json.EndArray().Key("tenants").BeginObject();
+    for (const auto& [tenant, shard] : map.tenants) json.Field(tenant, shard);
+    json.EndObject().EndObject();
+    json.Finish();
+    return 0;
+  }
+  for (const auto& [name, url] : map.shards) {
+    std::cout << name << (name == map.default_shard ? " (default)" : "") << "\t" << retry::RedactUrls(url) << "\n";
+    for (const auto& [tenant, shard] : map.tenants) {
+      if (shard == name) std::cout << "  " << tenant << "\n";
+    }
+  }
+  return 0;
+}
+
 }  // namespace
 
 std::vector<Command> SetupCommands() {
@@ -129,6 +174,14 @@ std::vector<Command> SetupCommands() {
        .options = {{.name = "out", .value_name = "FILE", .help = "where to write it", .required = true}},
        .example = "pgcourierctl keygen --out /etc/pgcourier/master.key    # as root (sudo)",
        .run = Keygen},
+      {.topic = kTopic,
+       .name = "shard list",
+       .summary = "the shard map: each shard (URL redacted) and its tenants; with --tenant, that tenant's shard",
+       .options = {{.name = "tenant", .kind = Kind::kIdentifier, .value_name = "TENANT",
+                    .help = "only the shard of this tenant"}},
+       .example = "pgcourierctl --shard-map /etc/pgcourier/shards.yaml shard list --tenant acme",
+       .json = true,
+       .run = ShardList},
       {.topic = kTopic,
        .name = "version",
        .summary = "print the version (also --version)",
