@@ -13,7 +13,7 @@ UNITDIR ?= $(PREFIX)/lib/systemd/system
 
 DEB_PACKAGES := build-essential cmake pkg-config libpqxx-dev libcurl4-openssl-dev libssl-dev \
   libyaml-cpp-dev libsimdjson-dev libspdlog-dev libfmt-dev prometheus-cpp-dev doctest-dev \
-  libsystemd-dev libidn2-dev postgresql postgresql-client pgbouncer python3 python3-psycopg2 python3-pytest \
+  libsystemd-dev libidn2-dev postgresql postgresql-client pgbouncer libfaketime python3 python3-psycopg2 python3-pytest \
   prometheus systemd clang libclang-rt-14-dev clang-tidy cppcheck nginx-light wrk squid
 # For make deb / make test-deb only: dpkg-buildflags, dpkg-shlibdeps, dpkg-deb, lintian.
 DEB_PACKAGING := dpkg-dev lintian

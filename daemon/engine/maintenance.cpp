@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "engine/writer.hpp"
 #include "store/session.hpp"
 
@@ -31,6 +33,29 @@ void Maintenance::ConnectionLost() {
   metrics_.Leader(false);
 }
 
+void Maintenance::WatchDatabaseClock(store::Session& main, std::chrono::steady_clock::time_point now) {
+  const std::int64_t db_us = main.DatabaseNowMicros();
+  const std::int64_t steady_us = std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count();
+  const std::int64_t offset = db_us - steady_us;
+  if (clock_offset_us_) {
+    const std::int64_t step_ms = (offset - *clock_offset_us_) / 1000;
+    const std::int64_t bound_ms = std::max<std::int64_t>(2000, settings_.lease_duration.count() / 2);
+    if (step_ms > bound_ms) {
+      // Every live lease now looks expired: the daemons holding them renew
+      // within a third of a lease, so none is taken back until then.
+      spdlog::warn("the database clock jumped forward by {} ms: no lease is taken back for {} ms, so the daemons "
+                   "renew the ones they hold; retries due within the jump are sent early",
+                   step_ms, settings_.lease_duration.count());
+      rescue_not_before_ = std::max(rescue_not_before_, now + settings_.lease_duration);
+    } else if (step_ms < -bound_ms) {
+      spdlog::warn("the database clock jumped back by {} ms: leases last that much longer and scheduled retries "
+                   "wait that much longer (a daemon that dies now is rescued late)",
+                   -step_ms);
+    }
+  }
+  clock_offset_us_ = offset;
+}
+
 void Maintenance::Tick(store::Session& main, const lanes::Stores& stores, const std::vector<lanes::Lane*>& lanes,
                        Writer& writer) {
   const auto now = clock_.Now();
@@ -45,6 +70,7 @@ void Maintenance::Tick(store::Session& main, const lanes::Stores& stores, const 
         next_maintenance_ = now;
       }
     }
+    if (leader_) Step("watching the database clock", "all", [&] { WatchDatabaseClock(main, now); });
     if (leader_ && now >= rescue_not_before_) {
       for (auto* lane : lanes) {
         if (rescuing_.count(lane)) continue;  // the previous rescue is not written yet: it would find the same rows

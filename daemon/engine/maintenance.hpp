@@ -11,7 +11,9 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <set>
 #include <vector>
 
@@ -59,6 +61,10 @@ class Maintenance {
   std::chrono::steady_clock::time_point next_rescue_{};
   std::chrono::steady_clock::time_point next_maintenance_{};
   std::chrono::steady_clock::time_point rescue_not_before_{};
+  // The database's clock minus the steady clock, at the last look: a change
+  // is a step of the database's clock (leases and schedules are its time).
+  std::optional<std::int64_t> clock_offset_us_;
+  void WatchDatabaseClock(store::Session& main, std::chrono::steady_clock::time_point now);
 };
 
 }  // namespace pgcourier::engine
