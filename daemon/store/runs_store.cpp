@@ -51,6 +51,8 @@ const RowMapping<model::ClaimedRun> kRunColumns = {
     {"rate_limited_attempts", &model::ClaimedRun::rate_limited_attempts},
     {"attempt_budget_base", &model::ClaimedRun::attempt_budget_base},
     {"connection_found", &model::ClaimedRun::connection_found},
+    {"provider_wait_ms", &model::ClaimedRun::provider_wait_ms},
+    {"provider_key", &model::ClaimedRun::provider_key},
 };
 
 const RowMapping<ExpiredRunLease> kExpiredColumns = {

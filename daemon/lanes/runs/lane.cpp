@@ -384,6 +384,10 @@ class RunLane final : public Lane {
       Hold(run, admission.reason);
       return;
     }
+    if (run.provider_wait_ms > 0) {  // the provider's budget, shared by every daemon (claim_runs.sql)
+      next_.releases.push_back({run.id, run.provider_wait_ms, "provider " + run.provider_key + " rate limit"});
+      return;
+    }
     const auto& c = run.connection;
     if (auto wait = limiter_.Admit(c.id, LimitSpec{c.max_in_flight, c.rate_per_second, c.rate_burst, &policy->limits},
                                    ctx_.clock.SteadyMillis())) {

@@ -1,0 +1,467 @@
+-- 70_providers: the provider registry and its API clients (issue 17).
+--
+-- A provider is a vendor API as the platform knows it: a key unique in its
+-- scope (a tenant's own, or global when tenant_id is NULL), a category, an
+-- auth model, a base URL, declared capabilities (the operations a run may
+-- name, e.g. 'sms.send') and a rate-limit profile: one token bucket in
+-- courier.provider_budgets shared by all the provider's connections across
+-- all daemons. An API client is a named, semantically versioned client of
+-- one provider, with capabilities that are a subset of the provider's.
+--
+-- Invariants, enforced here for every writer (pgcourierctl, SQL, a gateway):
+--   * status moves registered -> active -> deprecated (or registered ->
+--     deprecated); deprecated is final, for providers and API clients;
+--   * a provider becomes active only while it has an active API client;
+--   * deprecating (or deleting) a provider's last active API client
+--     deprecates the provider;
+--   * an API client's capabilities are a subset of its provider's, and a
+--     provider cannot drop a capability one of its clients declares;
+--   * a connection that names a provider (courier.connections.provider_id,
+--     or, when that is NULL, a provider key in courier.connections.provider
+--     that matches the tenant's own or a global provider) needs that provider
+--     active when it is created or moved to it: a registered or deprecated
+--     provider accepts no new connections. A connection whose provider text
+--     matches no registered provider keeps working as before (unlinked);
+--   * a run's operation must be a capability of its connection's provider
+--     (checked at INSERT, so at courier.enqueue_run and a plain INSERT alike).
+-- Tenant scoping: a tenant's connections and API clients may use its own
+-- providers and global ones, never another tenant's (which look exactly like
+-- ones that do not exist). Grants are at the end of 90_roles.sql.
+
+CREATE TABLE courier.providers (
+  id                    text PRIMARY KEY DEFAULT courier.new_id('prv_'),
+  tenant_id             text CHECK (tenant_id <> ''),   -- NULL: a global provider, usable by every tenant
+  key                   text NOT NULL CHECK (key ~ '^[a-z0-9][a-z0-9_.-]{0,63}$'),
+  name                  text CHECK (octet_length(name) <= 200),
+  category              text NOT NULL DEFAULT 'other' CHECK (category ~ '^[a-z][a-z0-9_]{0,31}$'),
+  auth_model            text NOT NULL DEFAULT 'none'
+                        CHECK (auth_model IN ('none', 'api_key', 'bearer', 'basic', 'oauth2_client_credentials')),
+  base_url              text CHECK (base_url ~* '^https?://[^/?#]+'),
+  status                text NOT NULL DEFAULT 'registered' CHECK (status IN ('registered', 'active', 'deprecated')),
+  status_reason         text,
+  capabilities          text[] NOT NULL DEFAULT '{}',
+  rate_limit_per_second double precision CHECK (rate_limit_per_second > 0 AND rate_limit_per_second <= 1000000),
+  rate_limit_burst      int CHECK (rate_limit_burst > 0 AND rate_limit_burst <= 1000000),
+  created_at            timestamptz NOT NULL DEFAULT now(),
+  updated_at            timestamptz NOT NULL DEFAULT now(),
+  CHECK (rate_limit_burst IS NULL OR rate_limit_per_second IS NOT NULL),
+  -- One key per scope: a tenant's own 'twilio' and the global 'twilio' may both exist (the tenant's wins).
+  UNIQUE NULLS NOT DISTINCT (tenant_id, key)
+);
+
+-- A capability: dotted lower-case words, e.g. 'sms.send', 'payments.refund.create'.
+CREATE FUNCTION courier.check_capabilities(capabilities text[], field text)
+RETURNS text[]
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, courier, pg_temp AS $$
+DECLARE
+  c text;
+BEGIN
+  IF capabilities IS NULL THEN
+    RETURN capabilities;
+  END IF;
+  FOREACH c IN ARRAY capabilities LOOP
+    IF c IS NULL OR c !~ '^[a-z][a-z0-9_-]{0,63}(\.[a-z][a-z0-9_-]{0,63}){0,7}$' THEN
+      RAISE EXCEPTION '%: % is not a capability: dotted lower-case words, e.g. "sms.send"',
+        field, courier.quote_untrusted(c)
+        USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+  END LOOP;
+  RETURN capabilities;
+END
+$$;
+
+-- The provider's rate-limit budget: one row, refilled lazily by whoever takes
+-- a token (courier.take_provider_token), locked for the moment of the take,
+-- so every daemon spends from the same bucket.
+CREATE TABLE courier.provider_budgets (
+  provider_id  text PRIMARY KEY REFERENCES courier.providers (id) ON DELETE CASCADE,
+  tokens       double precision NOT NULL,
+  refilled_at  timestamptz NOT NULL
+);
+
+CREATE TABLE courier.api_clients (
+  id            text PRIMARY KEY DEFAULT courier.new_id('apc_'),
+  provider_id   text NOT NULL REFERENCES courier.providers (id) ON DELETE CASCADE,
+  tenant_id     text,            -- the provider's (set by the trigger): scopes listings
+  name          text NOT NULL CHECK (name ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$'),
+  -- Semantic Versioning 2.0.0: MAJOR.MINOR.PATCH[-PRERELEASE][+BUILD]
+  version       text NOT NULL
+                CHECK (version ~ '^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$'),
+  capabilities  text[] NOT NULL DEFAULT '{}',
+  status        text NOT NULL DEFAULT 'registered' CHECK (status IN ('registered', 'active', 'deprecated')),
+  created_at    timestamptz NOT NULL DEFAULT now(),
+  updated_at    timestamptz NOT NULL DEFAULT now(),
+  UNIQUE (provider_id, name, version)
+);
+CREATE INDEX api_clients_active ON courier.api_clients (provider_id) WHERE status = 'active';
+
+-- Status moves forward only; deprecated is final.
+CREATE FUNCTION courier.check_registry_transition(what text, id text, old_status text, new_status text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, courier, pg_temp AS $$
+BEGIN
+  IF old_status IS DISTINCT FROM new_status AND NOT (
+       (old_status = 'registered' AND new_status IN ('active', 'deprecated'))
+       OR (old_status = 'active' AND new_status = 'deprecated')) THEN
+    RAISE EXCEPTION '% %: status cannot go from % to %', what, id, old_status, new_status
+      USING ERRCODE = 'check_violation',
+            HINT = CASE WHEN old_status = 'deprecated' THEN 'deprecated is final: register a new one'
+                        ELSE 'status moves registered -> active -> deprecated' END;
+  END IF;
+END
+$$;
+
+CREATE FUNCTION courier.guard_provider() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+DECLARE
+  missing text[];
+BEGIN
+  PERFORM courier.check_tenant_id(NEW.tenant_id, 'courier.providers.tenant_id');
+  PERFORM courier.check_capabilities(NEW.capabilities, 'courier.providers.capabilities');
+  IF NEW.base_url IS NOT NULL THEN
+    PERFORM courier.check_endpoint_url(NEW.base_url, 'courier.providers.base_url');
+  END IF;
+  NEW.capabilities := ARRAY(SELECT DISTINCT c FROM unnest(NEW.capabilities) c ORDER BY c);
+  IF TG_OP = 'INSERT' THEN
+    IF NEW.status = 'active' THEN
+      RAISE EXCEPTION 'provider %: a new provider starts registered; it becomes active only with an active API client',
+        NEW.key USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NEW;
+  END IF;
+  IF NEW.id <> OLD.id OR NEW.tenant_id IS DISTINCT FROM OLD.tenant_id OR NEW.key <> OLD.key THEN
+    RAISE EXCEPTION 'provider %: id, tenant_id and key cannot change', OLD.id USING ERRCODE = 'check_violation';
+  END IF;
+  PERFORM courier.check_registry_transition('provider', OLD.id, OLD.status, NEW.status);
+  IF NEW.status = 'active' AND OLD.status <> 'active'
+     AND NOT EXISTS (SELECT 1 FROM courier.api_clients a WHERE a.provider_id = NEW.id AND a.status = 'active') THEN
+    RAISE EXCEPTION 'provider % (%) has no active API client; a provider becomes active only with one',
+      NEW.key, NEW.id
+      USING ERRCODE = 'check_violation', HINT = 'activate one of its API clients first (pgcourierctl api-client activate)';
+  END IF;
+  SELECT array_agg(DISTINCT c ORDER BY c) INTO missing
+  FROM courier.api_clients a, unnest(a.capabilities) c
+  WHERE a.provider_id = NEW.id AND a.status <> 'deprecated' AND NOT (c = ANY (NEW.capabilities));
+  IF missing IS NOT NULL THEN
+    RAISE EXCEPTION 'provider %: capabilities % are declared by its API clients and cannot be dropped',
+      NEW.key, array_to_string(missing, ', ') USING ERRCODE = 'check_violation';
+  END IF;
+  NEW.updated_at := now();
+  RETURN NEW;
+END
+$$;
+CREATE TRIGGER providers_guard BEFORE INSERT OR UPDATE ON courier.providers
+  FOR EACH ROW EXECUTE FUNCTION courier.guard_provider();
+
+CREATE FUNCTION courier.guard_api_client() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+DECLARE
+  p courier.providers;
+  extra text[];
+BEGIN
+  -- Lock the provider: its capabilities and status stay as read until this commits.
+  SELECT * INTO p FROM courier.providers x WHERE x.id = NEW.provider_id FOR SHARE;
+  IF p.id IS NULL THEN
+    RAISE EXCEPTION 'courier.api_clients.provider_id: no provider %', NEW.provider_id
+      USING ERRCODE = 'foreign_key_violation';
+  END IF;
+  IF NEW.version !~ '^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$' THEN
+    RAISE EXCEPTION 'courier.api_clients.version: % is not a semantic version (MAJOR.MINOR.PATCH, e.g. 4.1.0 or 2.0.0-beta.1)',
+      courier.quote_untrusted(NEW.version) USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  PERFORM courier.check_capabilities(NEW.capabilities, 'courier.api_clients.capabilities');
+  NEW.capabilities := ARRAY(SELECT DISTINCT c FROM unnest(NEW.capabilities) c ORDER BY c);
+  NEW.tenant_id := p.tenant_id;
+  SELECT array_agg(c ORDER BY c) INTO extra FROM unnest(NEW.capabilities) c WHERE NOT (c = ANY (p.capabilities));
+  IF extra IS NOT NULL THEN
+    RAISE EXCEPTION 'API client %@%: capabilities % are not capabilities of provider % (it declares: %)',
+      NEW.name, NEW.version, array_to_string(extra, ', '), p.key,
+      coalesce(nullif(array_to_string(p.capabilities, ', '), ''), 'none')
+      USING ERRCODE = 'check_violation', HINT = 'an API client''s capabilities are a subset of its provider''s';
+  END IF;
+  IF TG_OP = 'INSERT' THEN
+    IF p.status = 'deprecated' THEN
+      RAISE EXCEPTION 'provider % (%) is deprecated; it takes no new API clients', p.key, p.id
+        USING ERRCODE = 'check_violation';
+    END IF;
+    IF NEW.status = 'deprecated' THEN
+      RAISE EXCEPTION 'API client %@%: a new API client starts registered or active', NEW.name, NEW.version
+        USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NEW;
+  END IF;
+  IF NEW.id <> OLD.id OR NEW.provider_id <> OLD.provider_id THEN
+    RAISE EXCEPTION 'API client %: id and provider_id cannot change', OLD.id USING ERRCODE = 'check_violation';
+  END IF;
+  PERFORM courier.check_registry_transition('API client', OLD.id, OLD.status, NEW.status);
+  IF NEW.status = 'active' AND OLD.status <> 'active' AND p.status = 'deprecated' THEN
+    RAISE EXCEPTION 'provider % (%) is deprecated; its API clients cannot become active', p.key, p.id
+      USING ERRCODE = 'check_violation';
+  END IF;
+  NEW.updated_at := now();
+  RETURN NEW;
+END
+$$;
+CREATE TRIGGER api_clients_guard BEFORE INSERT OR UPDATE ON courier.api_clients
+  FOR EACH ROW EXECUTE FUNCTION courier.guard_api_client();
+
+-- The last active client of an active provider went away: the provider is deprecated.
+CREATE FUNCTION courier.on_api_client_deactivated() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+BEGIN
+  UPDATE courier.providers p
+  SET status = 'deprecated',
+      status_reason = 'its last active API client ' || OLD.name || '@' || OLD.version || ' (' || OLD.id || ') was '
+                      || CASE WHEN TG_OP = 'DELETE' THEN 'deleted' ELSE 'deprecated' END
+  WHERE p.id = OLD.provider_id AND p.status = 'active'
+    AND NOT EXISTS (SELECT 1 FROM courier.api_clients a
+                    WHERE a.provider_id = OLD.provider_id AND a.status = 'active' AND a.id <> OLD.id);
+  RETURN NULL;
+END
+$$;
+CREATE TRIGGER api_clients_last_active AFTER UPDATE OF status OR DELETE ON courier.api_clients
+  FOR EACH ROW WHEN (OLD.status = 'active')
+  EXECUTE FUNCTION courier.on_api_client_deactivated();
+
+-- Connections: the provider they run against. provider_id NULL with a
+-- provider text that matches no registered provider: an unlinked connection,
+-- as before the registry existed.
+ALTER TABLE courier.connections ADD COLUMN provider_id text REFERENCES courier.providers (id);
+CREATE INDEX connections_provider ON courier.connections (provider_id) WHERE provider_id IS NOT NULL;
+
+-- The tenant's own provider of that key, else the global one.
+CREATE FUNCTION courier.resolve_provider(tenant_id text, key text)
+RETURNS courier.providers
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+  SELECT p.* FROM courier.providers p
+  WHERE p.key = resolve_provider.key AND (p.tenant_id = resolve_provider.tenant_id OR p.tenant_id IS NULL)
+  ORDER BY p.tenant_id NULLS LAST
+  LIMIT 1
+$$;
+
+CREATE FUNCTION courier.check_connection_provider() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+DECLARE
+  p courier.providers;
+BEGIN
+  IF TG_OP = 'UPDATE' AND NEW.provider_id IS NOT DISTINCT FROM OLD.provider_id THEN
+    IF NEW.provider_id IS NOT NULL AND NEW.provider IS DISTINCT FROM OLD.provider THEN
+      RAISE EXCEPTION 'connection %: provider is its registered provider''s key; change provider_id instead', OLD.id
+        USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NEW;  -- an existing link stays valid when its provider is later deprecated
+  END IF;
+  IF NEW.provider_id IS NULL THEN
+    IF TG_OP = 'UPDATE' OR NEW.provider IS NULL THEN
+      RETURN NEW;  -- unlinking (an administrator's choice), or nothing named
+    END IF;
+    p := courier.resolve_provider(NEW.tenant_id, NEW.provider);
+    IF p.id IS NULL THEN
+      RETURN NEW;  -- no registered provider of that key: unlinked, as before the registry
+    END IF;
+  ELSE
+    SELECT * INTO p FROM courier.providers x
+    WHERE x.id = NEW.provider_id AND (x.tenant_id = NEW.tenant_id OR x.tenant_id IS NULL);
+    IF p.id IS NULL THEN
+      -- The same answer for another tenant's provider and for none at all.
+      RAISE EXCEPTION 'courier.connections.provider_id: % is not a provider of tenant % (nor a global one)',
+        NEW.provider_id, NEW.tenant_id USING ERRCODE = 'foreign_key_violation';
+    END IF;
+  END IF;
+  IF p.status = 'deprecated' THEN
+    RAISE EXCEPTION 'provider % (%) is deprecated: a deprecated provider accepts no new connections', p.key, p.id
+      USING ERRCODE = 'check_violation';
+  ELSIF p.status <> 'active' THEN
+    RAISE EXCEPTION 'provider % (%) is %: a connection needs an active provider', p.key, p.id, p.status
+      USING ERRCODE = 'check_violation',
+            HINT = 'activate an API client, then the provider (pgcourierctl api-client activate, provider activate)';
+  END IF;
+  IF p.auth_model <> NEW.auth_mode THEN
+    RAISE EXCEPTION 'connection auth_mode % does not match provider % (%), whose auth model is %',
+      NEW.auth_mode, p.key, p.id, p.auth_model USING ERRCODE = 'check_violation';
+  END IF;
+  NEW.provider_id := p.id;
+  NEW.provider := p.key;
+  RETURN NEW;
+END
+$$;
+CREATE TRIGGER connections_provider BEFORE INSERT OR UPDATE OF provider_id, provider ON courier.connections
+  FOR EACH ROW EXECUTE FUNCTION courier.check_connection_provider();
+
+-- A run's operation must be one its connection's provider declares. After
+-- runs_check_tenant (triggers fire in name order), and only for a connection
+-- of the run's own tenant: a foreign connection is that trigger's error.
+CREATE FUNCTION courier.check_run_capability() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+DECLARE
+  p courier.providers;
+BEGIN
+  SELECT x.* INTO p FROM courier.connections c JOIN courier.providers x ON x.id = c.provider_id
+  WHERE c.id = NEW.connection_id AND c.tenant_id = NEW.tenant_id;
+  IF p.id IS NOT NULL AND NOT (NEW.operation = ANY (p.capabilities)) THEN
+    RAISE EXCEPTION 'courier.runs.operation: % is not a capability of provider % (connection %); it declares: %',
+      courier.quote_untrusted(NEW.operation), p.key, NEW.connection_id,
+      coalesce(nullif(array_to_string(p.capabilities, ', '), ''), 'none')
+      USING ERRCODE = 'check_violation',
+            HINT = 'declare the operation on the provider, or name one it declares';
+  END IF;
+  RETURN NEW;
+END
+$$;
+CREATE TRIGGER runs_operation_capability BEFORE INSERT ON courier.runs
+  FOR EACH ROW EXECUTE FUNCTION courier.check_run_capability();
+
+-- Takes one token of the provider's budget. Returns 0 when taken (or when the
+-- provider has no rate limit), else the milliseconds until a token will be
+-- there (nothing is taken). The bucket holds at most the burst (default: the
+-- rate, at least 1) and refills at the rate, like the daemons' per-connection
+-- buckets (daemon/limits), but in one row that every daemon shares.
+CREATE FUNCTION courier.take_provider_token(provider_id text)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  rate double precision;
+  burst double precision;
+  b courier.provider_budgets;
+  at timestamptz := clock_timestamp();
+  tokens double precision;
+BEGIN
+  SELECT p.rate_limit_per_second, coalesce(p.rate_limit_burst, greatest(p.rate_limit_per_second, 1))
+  INTO rate, burst FROM courier.providers p WHERE p.id = provider_id;
+  IF rate IS NULL THEN
+    RETURN 0;
+  END IF;
+  INSERT INTO courier.provider_budgets AS x (provider_id, tokens, refilled_at) VALUES (provider_id, burst, at)
+  ON CONFLICT ON CONSTRAINT provider_budgets_pkey DO NOTHING;
+  SELECT * INTO b FROM courier.provider_budgets x WHERE x.provider_id = provider_id FOR UPDATE;
+  at := greatest(clock_timestamp(), b.refilled_at);
+  tokens := least(burst, b.tokens + rate * extract(epoch FROM at - b.refilled_at));
+  IF tokens >= 1 THEN
+    UPDATE courier.provider_budgets x SET tokens = tokens - 1, refilled_at = at WHERE x.provider_id = provider_id;
+    RETURN 0;
+  END IF;
+  UPDATE courier.provider_budgets x SET tokens = tokens, refilled_at = at WHERE x.provider_id = provider_id;
+  RETURN greatest(1, ceil((1 - tokens) / rate * 1000))::bigint;
+END
+$$;
+
+-- Management API (pgcourierctl provider ..., api-client ...; granted to
+-- courier_operator). acting_tenant: when given, only that tenant's providers
+-- and the global ones exist for the call (another tenant's answer "no provider").
+
+CREATE FUNCTION courier.find_provider(provider text, acting_tenant text DEFAULT NULL)
+RETURNS courier.providers
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  p courier.providers;
+BEGIN
+  SELECT * INTO p FROM courier.providers x
+  WHERE x.id = provider AND (acting_tenant IS NULL OR x.tenant_id = acting_tenant OR x.tenant_id IS NULL);
+  IF p.id IS NULL AND acting_tenant IS NOT NULL THEN
+    p := courier.resolve_provider(acting_tenant, provider);
+  END IF;
+  IF p.id IS NULL THEN
+    RAISE EXCEPTION 'no provider %', courier.quote_untrusted(provider) USING ERRCODE = 'no_data_found';
+  END IF;
+  RETURN p;
+END
+$$;
+
+CREATE FUNCTION courier.create_provider(key text, tenant_id text DEFAULT NULL, category text DEFAULT 'other',
+                                        auth_model text DEFAULT 'none', base_url text DEFAULT NULL,
+                                        capabilities text[] DEFAULT '{}', rate_limit_per_second double precision DEFAULT NULL,
+                                        rate_limit_burst int DEFAULT NULL, name text DEFAULT NULL, id text DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  new_id text;
+BEGIN
+  IF EXISTS (SELECT 1 FROM courier.providers p WHERE p.key = key AND p.tenant_id IS NOT DISTINCT FROM tenant_id) THEN
+    RAISE EXCEPTION 'provider key % is already registered %', courier.quote_untrusted(key),
+      CASE WHEN tenant_id IS NULL THEN 'globally' ELSE 'for tenant ' || tenant_id END
+      USING ERRCODE = 'unique_violation', HINT = 'a key is unique in its scope (a tenant, or global)';
+  END IF;
+  INSERT INTO courier.providers AS p (id, tenant_id, key, name, category, auth_model, base_url, capabilities,
+                                      rate_limit_per_second, rate_limit_burst)
+  VALUES (coalesce(id, courier.new_id('prv_')), tenant_id, key, name, coalesce(category, 'other'),
+          coalesce(auth_model, 'none'), base_url, coalesce(capabilities, '{}'), rate_limit_per_second,
+          rate_limit_burst)
+  RETURNING p.id INTO new_id;
+  RETURN new_id;
+END
+$$;
+
+CREATE FUNCTION courier.set_provider_status(provider text, status text, reason text DEFAULT NULL,
+                                            acting_tenant text DEFAULT NULL)
+RETURNS text  -- the status before
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  p courier.providers := courier.find_provider(provider, acting_tenant);
+BEGIN
+  IF acting_tenant IS NOT NULL AND p.tenant_id IS NULL THEN
+    RAISE EXCEPTION 'provider % is global; only an administrator (no --tenant) changes it', p.key
+      USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  UPDATE courier.providers x SET status = status, status_reason = coalesce(reason, x.status_reason)
+  WHERE x.id = p.id AND x.status <> status;
+  RETURN p.status;
+END
+$$;
+
+CREATE FUNCTION courier.create_api_client(provider text, name text, version text, capabilities text[] DEFAULT NULL,
+                                          status text DEFAULT 'registered', acting_tenant text DEFAULT NULL,
+                                          id text DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  p courier.providers := courier.find_provider(provider, acting_tenant);
+  new_id text;
+BEGIN
+  IF acting_tenant IS NOT NULL AND p.tenant_id IS NULL THEN
+    RAISE EXCEPTION 'provider % is global; only an administrator (no --tenant) adds its API clients', p.key
+      USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  IF EXISTS (SELECT 1 FROM courier.api_clients a WHERE a.provider_id = p.id AND a.name = name AND a.version = version) THEN
+    RAISE EXCEPTION 'API client %@% of provider % already exists', name, version, p.key
+      USING ERRCODE = 'unique_violation', HINT = 'a name and version are unique per provider';
+  END IF;
+  INSERT INTO courier.api_clients AS a (id, provider_id, name, version, capabilities, status)
+  VALUES (coalesce(id, courier.new_id('apc_')), p.id, name, version, coalesce(capabilities, p.capabilities),
+          coalesce(status, 'registered'))
+  RETURNING a.id INTO new_id;
+  RETURN new_id;
+END
+$$;
+
+CREATE FUNCTION courier.set_api_client_status(api_client text, status text, acting_tenant text DEFAULT NULL)
+RETURNS text  -- the status before
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  a courier.api_clients;
+BEGIN
+  SELECT * INTO a FROM courier.api_clients x
+  WHERE x.id = api_client AND (acting_tenant IS NULL OR x.tenant_id = acting_tenant) FOR UPDATE;
+  IF a.id IS NULL THEN
+    RAISE EXCEPTION 'no API client %', courier.quote_untrusted(api_client) USING ERRCODE = 'no_data_found';
+  END IF;
+  UPDATE courier.api_clients x SET status = status WHERE x.id = a.id AND x.status <> status;
+  RETURN a.status;
+END
+$$;
+
+-- What operators read: providers with their clients and connections counted.
+CREATE VIEW courier.provider_registry AS
+SELECT p.id, p.tenant_id, p.key, p.name, p.category, p.auth_model, courier.redact_url(p.base_url) AS base_url,
+       p.status, p.status_reason, p.capabilities, p.rate_limit_per_second, p.rate_limit_burst,
+       (SELECT count(*) FROM courier.api_clients a WHERE a.provider_id = p.id) AS api_clients,
+       (SELECT count(*) FROM courier.api_clients a WHERE a.provider_id = p.id AND a.status = 'active')
+         AS active_api_clients,
+       (SELECT count(*) FROM courier.connections c WHERE c.provider_id = p.id AND c.status <> 'retired') AS connections,
+       p.created_at, p.updated_at
+FROM courier.providers p;
