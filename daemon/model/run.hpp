@@ -67,6 +67,13 @@ struct ClaimedRun {
   int Attempt() const { return previous_attempts + 1; }
 };
 
+// A credential rotation this daemon must run the command of (rotation policies).
+struct DueRotation {
+  std::string credential_id;
+  std::string tenant_id;
+  std::string command;  // an absolute path, run without a shell
+};
+
 struct RunOutcome {
   std::string run_id;
   std::string expected_owner;  // the lease holder the row must still have

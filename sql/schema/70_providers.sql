@@ -465,3 +465,258 @@ SELECT p.id, p.tenant_id, p.key, p.name, p.category, p.auth_model, courier.redac
        (SELECT count(*) FROM courier.connections c WHERE c.provider_id = p.id AND c.status <> 'retired') AS connections,
        p.created_at, p.updated_at
 FROM courier.providers p;
+
+-- Rotation policies ------------------------------------------------------------
+--
+-- A credential may carry a policy: rotate every `rotate_every`, and
+-- optionally with `rotation_command`, an absolute path to an executable that
+-- prints the new secret on stdout (run by the maintenance leader without a
+-- shell, with a timeout and a bounded output, its output never logged).
+-- A rotation is due at next_due_at (the active version's activation plus
+-- rotate_every), or at once when a connection using the credential is
+-- degraded by an auth refusal (a static credential refused: 401/403).
+-- The leader's maintenance tick calls courier.start_due_rotations():
+--   * without a command: CredentialRotationDue on the outbox and an escalated
+--     failure, once per due period (state 'due_raised' until a new version is
+--     activated, by pgcourierctl credential rotate for instance);
+--   * with a command: CredentialRotationStarted, state 'running'; the daemon
+--     runs it and hands the sealed result to courier.store_rotation_result()
+--     (CredentialRotationVersionStored: the rotating version), or its
+--     failure to courier.fail_rotation() (CredentialRotationFailed, the
+--     prior version stays active, an escalated failure). The stored version
+--     is then verified and promoted by the existing rotation path
+--     (courier.finish_rotation: CredentialRotated, the prior version active
+--     until then), or marked failed (CredentialRotationFailed, stage
+--     'verification'); the trigger below moves the policy on either way.
+-- Every step is an outbox event whose subject is the credential, and is
+-- shown by `pgcourierctl credential show`.
+
+CREATE TABLE courier.credential_rotation_policies (
+  credential_id     text PRIMARY KEY REFERENCES courier.credentials (id) ON DELETE CASCADE,
+  tenant_id         text NOT NULL,
+  rotate_every      interval NOT NULL CHECK (rotate_every >= interval '1 second'),
+  rotation_command  text CHECK (rotation_command ~ '^/[^[:cntrl:]]{0,1023}$'),
+  next_due_at       timestamptz NOT NULL,
+  due_reason        text NOT NULL DEFAULT 'schedule',
+  -- idle: waiting for next_due_at; running: the command was started by started_by;
+  -- verifying: its version waits for the verification call; due_raised: no command, the operator was told.
+  state             text NOT NULL DEFAULT 'idle' CHECK (state IN ('idle', 'running', 'verifying', 'due_raised')),
+  started_at        timestamptz,
+  started_by        text,
+  last_rotated_at   timestamptz,
+  last_result       text,
+  last_error        text CHECK (octet_length(last_error) <= 512),
+  created_at        timestamptz NOT NULL DEFAULT now(),
+  updated_at        timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX credential_rotation_policies_due ON courier.credential_rotation_policies (next_due_at);
+
+-- A failed start is tried again after this (or the period, when shorter).
+CREATE FUNCTION courier.rotation_retry_delay(rotate_every interval) RETURNS interval
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+RETURN least(rotate_every, interval '15 minutes');
+
+CREATE FUNCTION courier.set_rotation_policy(credential_id text, rotate_every interval,
+                                            rotation_command text DEFAULT NULL, acting_tenant text DEFAULT NULL)
+RETURNS timestamptz  -- when the next rotation is due
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  cred courier.credentials;
+  since timestamptz;
+  due timestamptz;
+BEGIN
+  SELECT * INTO cred FROM courier.credentials c
+  WHERE c.id = credential_id AND (acting_tenant IS NULL OR c.tenant_id = acting_tenant) FOR UPDATE;
+  IF cred.id IS NULL THEN
+    RAISE EXCEPTION 'no credential %', courier.quote_untrusted(credential_id) USING ERRCODE = 'no_data_found';
+  END IF;
+  IF rotate_every IS NULL OR rotate_every < interval '1 second' THEN
+    RAISE EXCEPTION 'rotate_every: expected a period of at least 1 second, got %', coalesce(rotate_every::text, 'none')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF rotation_command IS NOT NULL AND rotation_command !~ '^/[^[:cntrl:]]{0,1023}$' THEN
+    RAISE EXCEPTION 'rotation_command: % is not an absolute path to an executable (it is run without a shell)',
+      courier.quote_untrusted(rotation_command) USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  SELECT coalesce(v.activated_at, v.created_at) INTO since FROM courier.credential_versions v
+  WHERE v.credential_id = cred.id AND v.status = 'active';
+  due := coalesce(since, now()) + rotate_every;
+  INSERT INTO courier.credential_rotation_policies AS p (credential_id, tenant_id, rotate_every, rotation_command,
+                                                         next_due_at)
+  VALUES (cred.id, cred.tenant_id, rotate_every, rotation_command, due)
+  ON CONFLICT ON CONSTRAINT credential_rotation_policies_pkey DO UPDATE
+  SET rotate_every = EXCLUDED.rotate_every, rotation_command = EXCLUDED.rotation_command,
+      next_due_at = EXCLUDED.next_due_at, due_reason = 'schedule',
+      state = CASE WHEN p.state = 'due_raised' THEN 'idle' ELSE p.state END, updated_at = now();
+  RETURN due;
+END
+$$;
+
+CREATE FUNCTION courier.clear_rotation_policy(credential_id text, acting_tenant text DEFAULT NULL)
+RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_variable
+BEGIN
+  DELETE FROM courier.credential_rotation_policies p
+  WHERE p.credential_id = credential_id AND (acting_tenant IS NULL OR p.tenant_id = acting_tenant);
+  RETURN FOUND;
+END
+$$;
+
+-- The maintenance leader's call (daemon/store/queries/start_due_rotations.sql).
+-- Returns the rotations whose command this worker must now run; raises the
+-- command-less ones. A 'running' rotation whose worker vanished for 10
+-- minutes is started again.
+CREATE FUNCTION courier.start_due_rotations(worker text, max_rotations int DEFAULT 10)
+RETURNS TABLE (credential_id text, tenant_id text, rotation_command text)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+  p courier.credential_rotation_policies;
+  failure_id text;
+BEGIN
+  FOR p IN
+    SELECT x.* FROM courier.credential_rotation_policies x
+    JOIN courier.credentials c ON c.id = x.credential_id
+    WHERE x.next_due_at <= now() AND c.status <> 'revoked'
+      AND (x.state = 'idle' OR (x.state = 'running' AND x.started_at < now() - interval '10 minutes'))
+      AND NOT EXISTS (SELECT 1 FROM courier.credential_versions v
+                      WHERE v.credential_id = x.credential_id AND v.status = 'rotating')
+    ORDER BY x.next_due_at
+    LIMIT greatest(max_rotations, 1)
+    FOR UPDATE OF x SKIP LOCKED
+  LOOP
+    IF p.rotation_command IS NULL THEN
+      UPDATE courier.credential_rotation_policies x SET state = 'due_raised', updated_at = now()
+      WHERE x.credential_id = p.credential_id;
+      PERFORM courier.emit('CredentialRotationDue', p.tenant_id, p.credential_id, NULL,
+        jsonb_build_object('credential_id', p.credential_id, 'due_at', p.next_due_at, 'reason', p.due_reason,
+                           'rotate_every', p.rotate_every::text));
+      INSERT INTO courier.failures (tenant_id, source, source_id, category, error_code, message, next_action)
+      VALUES (p.tenant_id, 'probe', p.credential_id, 'auth', 'credential_rotation_due',
+              'credential ' || p.credential_id || ' is due for rotation (' || p.due_reason
+              || ') and has no rotation command: rotate it (pgcourierctl credential rotate)', 'escalate');
+    ELSE
+      UPDATE courier.credential_rotation_policies x
+      SET state = 'running', started_at = now(), started_by = worker, updated_at = now()
+      WHERE x.credential_id = p.credential_id;
+      PERFORM courier.emit('CredentialRotationStarted', p.tenant_id, p.credential_id, NULL,
+        jsonb_build_object('credential_id', p.credential_id, 'due_at', p.next_due_at, 'reason', p.due_reason,
+                           'worker', worker));
+      credential_id := p.credential_id;
+      tenant_id := p.tenant_id;
+      rotation_command := p.rotation_command;
+      RETURN NEXT;
+    END IF;
+  END LOOP;
+END
+$$;
+
+-- The command's output, sealed by the daemon: the next version, rotating.
+-- False (and the rotation failed) when it is the active version's secret.
+CREATE FUNCTION courier.store_rotation_result(credential_id text, worker text, sealed_secret text, fingerprint text)
+RETURNS integer  -- the new version; NULL when refused
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  p courier.credential_rotation_policies;
+  new_version int;
+BEGIN
+  SELECT * INTO p FROM courier.credential_rotation_policies x
+  WHERE x.credential_id = credential_id AND x.state = 'running' AND x.started_by = worker FOR UPDATE;
+  IF p.credential_id IS NULL THEN
+    RETURN NULL;  -- no longer this worker's rotation
+  END IF;
+  IF EXISTS (SELECT 1 FROM courier.credential_versions v
+             WHERE v.credential_id = p.credential_id AND v.status = 'active' AND v.fingerprint = fingerprint) THEN
+    PERFORM courier.fail_rotation(p.credential_id, worker, 'the rotation command printed the active secret');
+    RETURN NULL;
+  END IF;
+  INSERT INTO courier.credential_versions AS v (credential_id, version, sealed_secret, fingerprint, status)
+  SELECT p.credential_id, max(x.version) + 1, sealed_secret, fingerprint, 'rotating'
+  FROM courier.credential_versions x WHERE x.credential_id = p.credential_id
+  RETURNING v.version INTO new_version;
+  UPDATE courier.credentials c SET status = 'rotating', updated_at = now() WHERE c.id = p.credential_id;
+  UPDATE courier.credential_rotation_policies x SET state = 'verifying', updated_at = now()
+  WHERE x.credential_id = p.credential_id;
+  PERFORM courier.emit('CredentialRotationVersionStored', p.tenant_id, p.credential_id, NULL,
+    jsonb_build_object('credential_id', p.credential_id, 'version', new_version, 'fingerprint', fingerprint,
+                       'worker', worker));
+  RETURN new_version;
+END
+$$;
+
+-- The command failed (exit status, timeout, no or bad output, no master key):
+-- the prior version stays active; tried again after courier.rotation_retry_delay.
+CREATE FUNCTION courier.fail_rotation(credential_id text, worker text, reason text)
+RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  p courier.credential_rotation_policies;
+BEGIN
+  UPDATE courier.credential_rotation_policies x
+  SET state = 'idle', last_result = 'failed', last_error = left(reason, 500),
+      next_due_at = now() + courier.rotation_retry_delay(x.rotate_every), updated_at = now()
+  WHERE x.credential_id = credential_id AND x.state = 'running' AND x.started_by = worker
+  RETURNING * INTO p;
+  IF p.credential_id IS NULL THEN
+    RETURN false;
+  END IF;
+  PERFORM courier.emit('CredentialRotationFailed', p.tenant_id, p.credential_id, NULL,
+    jsonb_build_object('credential_id', p.credential_id, 'stage', 'command', 'error', left(reason, 500),
+                       'retry_at', p.next_due_at));
+  INSERT INTO courier.failures (tenant_id, source, source_id, category, error_code, message, next_action)
+  VALUES (p.tenant_id, 'probe', p.credential_id, 'auth', 'rotation_command_failed',
+          left('credential ' || p.credential_id || ': the rotation command failed: ' || reason, 500), 'escalate');
+  RETURN true;
+END
+$$;
+
+-- A version left 'rotating' (verified and active, or failed): the policy moves on.
+CREATE FUNCTION courier.on_rotation_finished() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+DECLARE
+  p courier.credential_rotation_policies;
+BEGIN
+  IF NEW.status = 'active' THEN
+    UPDATE courier.credential_rotation_policies x
+    SET state = 'idle', last_result = 'rotated to version ' || NEW.version, last_error = NULL,
+        last_rotated_at = now(), next_due_at = now() + x.rotate_every, due_reason = 'schedule', updated_at = now()
+    WHERE x.credential_id = NEW.credential_id;
+    UPDATE courier.failures f SET resolved_at = now(), resolution = 'credential rotated to version ' || NEW.version
+    WHERE f.source = 'probe' AND f.source_id = NEW.credential_id AND f.resolved_at IS NULL
+      AND f.error_code IN ('credential_rotation_due', 'rotation_command_failed');
+  ELSIF NEW.status = 'failed' THEN
+    UPDATE courier.credential_rotation_policies x
+    SET state = 'idle', last_result = 'verification failed', last_error = left(NEW.verification_error, 500),
+        next_due_at = now() + courier.rotation_retry_delay(x.rotate_every), updated_at = now()
+    WHERE x.credential_id = NEW.credential_id
+    RETURNING * INTO p;
+    IF p.credential_id IS NOT NULL THEN
+      PERFORM courier.emit('CredentialRotationFailed', p.tenant_id, p.credential_id, NULL,
+        jsonb_build_object('credential_id', p.credential_id, 'stage', 'verification', 'version', NEW.version,
+                           'error', left(NEW.verification_error, 500), 'retry_at', p.next_due_at));
+    END IF;
+  END IF;
+  RETURN NULL;
+END
+$$;
+CREATE TRIGGER credential_versions_rotation_finished AFTER UPDATE OF status ON courier.credential_versions
+  FOR EACH ROW WHEN (OLD.status = 'rotating' AND NEW.status IN ('active', 'failed'))
+  EXECUTE FUNCTION courier.on_rotation_finished();
+
+-- A static credential refused (courier.degrade_connection): its rotation is due now.
+CREATE FUNCTION courier.on_connection_degraded() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+BEGIN
+  UPDATE courier.credential_rotation_policies x
+  SET next_due_at = now(), due_reason = 'auth failure on connection ' || NEW.id, updated_at = now()
+  WHERE x.credential_id = NEW.credential_id AND x.state = 'idle' AND x.next_due_at > now();
+  RETURN NULL;
+END
+$$;
+CREATE TRIGGER connections_degraded_rotation AFTER UPDATE OF status ON courier.connections
+  FOR EACH ROW WHEN (OLD.status = 'active' AND NEW.status = 'degraded' AND NEW.credential_id IS NOT NULL)
+  EXECUTE FUNCTION courier.on_connection_degraded();
