@@ -495,7 +495,7 @@ CREATE TABLE courier.credential_rotation_policies (
   credential_id     text PRIMARY KEY REFERENCES courier.credentials (id) ON DELETE CASCADE,
   tenant_id         text NOT NULL,
   rotate_every      interval NOT NULL CHECK (rotate_every >= interval '1 second'),
-  rotation_command  text CHECK (rotation_command ~ '^/[^[:cntrl:]]{0,1023}$'),
+  rotation_command  text CHECK (rotation_command ~ '^/[^[:cntrl:]]*$' AND octet_length(rotation_command) <= 1024),
   next_due_at       timestamptz NOT NULL,
   due_reason        text NOT NULL DEFAULT 'schedule',
   -- idle: waiting for next_due_at; running: the command was started by started_by;
@@ -535,7 +535,7 @@ BEGIN
     RAISE EXCEPTION 'rotate_every: expected a period of at least 1 second, got %', coalesce(rotate_every::text, 'none')
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  IF rotation_command IS NOT NULL AND rotation_command !~ '^/[^[:cntrl:]]{0,1023}$' THEN
+  IF rotation_command IS NOT NULL AND (rotation_command !~ '^/[^[:cntrl:]]*$' OR octet_length(rotation_command) > 1024) THEN
     RAISE EXCEPTION 'rotation_command: % is not an absolute path to an executable (it is run without a shell)',
       courier.quote_untrusted(rotation_command) USING ERRCODE = 'invalid_parameter_value';
   END IF;

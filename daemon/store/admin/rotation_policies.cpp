@@ -30,7 +30,7 @@ std::optional<RotationPolicyInfo> RotationPolicies::Get(const std::string& crede
   return pg::Translate("show rotation policy", [&]() -> std::optional<RotationPolicyInfo> {
     pqxx::read_transaction txn(connection_.impl().conn);
     const auto rows = txn.exec_params(R"(
-SELECT p.rotate_every::text AS rotate_every, p.rotation_command, date_trunc('second', p.next_due_at)::text AS next_due_at,
+SELECT justify_hours(p.rotate_every)::text AS rotate_every, p.rotation_command, date_trunc('second', p.next_due_at)::text AS next_due_at,
        p.due_reason, p.state, date_trunc('second', p.last_rotated_at)::text AS last_rotated_at, p.last_result,
        p.last_error
 FROM courier.credential_rotation_policies p WHERE p.credential_id = $1)",
