@@ -720,3 +720,268 @@ $$;
 CREATE TRIGGER connections_degraded_rotation AFTER UPDATE OF status ON courier.connections
   FOR EACH ROW WHEN (OLD.status = 'active' AND NEW.status = 'degraded' AND NEW.credential_id IS NOT NULL)
   EXECUTE FUNCTION courier.on_connection_degraded();
+
+-- KPI snapshots and thresholds -------------------------------------------------
+--
+-- The maintenance leader's tick calls courier.maintain_kpis() (daemon/store/
+-- queries/maintain_kpis.sql). Incremental: it summarises only the complete
+-- 1-minute buckets since the last one it wrote (courier.kpi_progress), those
+-- that ended at least kpi_settings.settle ago (attempts are written after they
+-- finish, in batches). Per bucket, per tenant (subscription_id '') and per
+-- subscription, of webhook deliveries:
+--   attempts       attempts started in the bucket (courier.delivery_attempts)
+--   delivered      of those, the ones a 2xx answered
+--   failed         of those, the others (every failed attempt, retried or not)
+--   dead_lettered  deliveries dead-lettered in the bucket (courier.delivery_dead_letters)
+--   success_rate   delivered / attempts (NULL without attempts)
+--   latency p50 / p95 of the attempts' durations, in ms
+-- The 1-hour rows are rolled up from the minute rows (sums exact; the hour's
+-- p50/p95 are the attempt-weighted mean of its minutes' percentiles, an
+-- approximation). Minute rows are kept kpi_settings.minute_retention, hour
+-- rows hour_retention. Thresholds (courier.kpi_thresholds) are evaluated on
+-- each new minute bucket, in order: KpiThresholdBreached on the outbox when
+-- one starts breaching, KpiThresholdCleared when it stops, once each.
+-- A bucket without attempts leaves a success-rate or p95 threshold as it was
+-- (nothing was measured); a dead-letter threshold counts it as zero.
+
+CREATE TABLE courier.kpi_snapshots (
+  bucket_width     text NOT NULL CHECK (bucket_width IN ('1m', '1h')),
+  tenant_id        text NOT NULL,
+  subscription_id  text NOT NULL DEFAULT '',   -- '': the tenant's total
+  bucket_start     timestamptz NOT NULL,
+  attempts         bigint NOT NULL DEFAULT 0,
+  delivered        bigint NOT NULL DEFAULT 0,
+  failed           bigint NOT NULL DEFAULT 0,
+  dead_lettered    bigint NOT NULL DEFAULT 0,
+  success_rate     double precision,
+  latency_p50_ms   double precision,
+  latency_p95_ms   double precision,
+  updated_at       timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (bucket_width, tenant_id, subscription_id, bucket_start)
+);
+CREATE INDEX kpi_snapshots_start ON courier.kpi_snapshots (bucket_start);  -- retention
+-- Time ranges of the attempts: a BRIN index is almost free on the insert path
+-- (attempts arrive in started_at order) and lets the snapshot read one minute
+-- of a day's partition instead of all of it.
+CREATE INDEX delivery_attempts_started_brin ON courier.delivery_attempts USING brin (started_at);
+
+CREATE TABLE courier.kpi_settings (
+  id                boolean PRIMARY KEY DEFAULT true CHECK (id),
+  settle            interval NOT NULL DEFAULT '30 seconds' CHECK (settle >= interval '0'),
+  minute_retention  interval NOT NULL DEFAULT '7 days' CHECK (minute_retention >= interval '1 hour'),
+  hour_retention    interval NOT NULL DEFAULT '90 days' CHECK (hour_retention >= interval '1 day')
+);
+INSERT INTO courier.kpi_settings DEFAULT VALUES;
+
+CREATE TABLE courier.kpi_progress (
+  id           boolean PRIMARY KEY DEFAULT true CHECK (id),
+  next_bucket  timestamptz   -- the first minute not summarised yet; NULL: start with the last complete one
+);
+INSERT INTO courier.kpi_progress DEFAULT VALUES;
+
+CREATE TABLE courier.kpi_thresholds (
+  id               text PRIMARY KEY DEFAULT courier.new_id('kpt_'),
+  tenant_id        text NOT NULL CHECK (tenant_id <> ''),
+  subscription_id  text REFERENCES courier.subscriptions (id) ON DELETE CASCADE,  -- NULL: the tenant's total
+  metric           text NOT NULL CHECK (metric IN ('success_rate_below', 'dead_letters_above', 'p95_above_ms')),
+  value            double precision NOT NULL,
+  state            text NOT NULL DEFAULT 'ok' CHECK (state IN ('ok', 'breached')),
+  breached_since   timestamptz,
+  last_bucket      timestamptz,
+  last_observed    double precision,
+  created_at       timestamptz NOT NULL DEFAULT now(),
+  CHECK (metric <> 'success_rate_below' OR value BETWEEN 0 AND 1),
+  CHECK (metric = 'success_rate_below' OR value >= 0)
+);
+CREATE INDEX kpi_thresholds_tenant ON courier.kpi_thresholds (tenant_id);
+
+-- A threshold's subscription must be its tenant's (a foreign one looks like none).
+CREATE FUNCTION courier.check_kpi_threshold() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+BEGIN
+  PERFORM courier.check_tenant_id(NEW.tenant_id, 'courier.kpi_thresholds.tenant_id');
+  IF NEW.subscription_id IS NOT NULL AND NOT EXISTS (
+       SELECT 1 FROM courier.subscriptions s WHERE s.id = NEW.subscription_id AND s.tenant_id = NEW.tenant_id) THEN
+    RAISE EXCEPTION 'courier.kpi_thresholds.subscription_id: % is not a subscription of tenant %',
+      courier.quote_untrusted(NEW.subscription_id), NEW.tenant_id USING ERRCODE = 'foreign_key_violation';
+  END IF;
+  RETURN NEW;
+END
+$$;
+CREATE TRIGGER kpi_thresholds_check BEFORE INSERT OR UPDATE OF tenant_id, subscription_id ON courier.kpi_thresholds
+  FOR EACH ROW EXECUTE FUNCTION courier.check_kpi_threshold();
+
+-- Summarises the minutes [from_ts, to_ts) into 1m rows and rolls their hours up.
+CREATE FUNCTION courier.snapshot_kpi_range(from_ts timestamptz, to_ts timestamptz)
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+DECLARE
+  n integer;
+BEGIN
+  WITH att AS (
+    SELECT date_trunc('minute', a.started_at) AS b, d.tenant_id AS t, coalesce(d.subscription_id, '') AS s,
+           count(*) AS attempts,
+           count(*) FILTER (WHERE a.error_class IS NULL AND a.status_code BETWEEN 200 AND 299) AS delivered,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY a.duration_ms) AS p50,
+           percentile_cont(0.95) WITHIN GROUP (ORDER BY a.duration_ms) AS p95
+    FROM courier.delivery_attempts a
+    JOIN courier.deliveries d ON d.id = a.delivery_id
+    WHERE a.started_at >= from_ts AND a.started_at < to_ts
+    GROUP BY GROUPING SETS ((1, 2), (1, 2, d.subscription_id))
+  ), dl AS (
+    SELECT date_trunc('minute', x.dead_lettered_at) AS b, x.tenant_id AS t, coalesce(x.subscription_id, '') AS s,
+           count(*) AS dead_lettered
+    FROM courier.delivery_dead_letters x
+    WHERE x.dead_lettered_at >= from_ts AND x.dead_lettered_at < to_ts
+    GROUP BY GROUPING SETS ((1, 2), (1, 2, x.subscription_id))
+  ), minute_rows AS (
+    INSERT INTO courier.kpi_snapshots AS k (bucket_width, tenant_id, subscription_id, bucket_start, attempts,
+                                            delivered, failed, dead_lettered, success_rate, latency_p50_ms,
+                                            latency_p95_ms)
+    SELECT '1m', coalesce(att.t, dl.t), coalesce(att.s, dl.s), coalesce(att.b, dl.b), coalesce(att.attempts, 0),
+           coalesce(att.delivered, 0), coalesce(att.attempts - att.delivered, 0), coalesce(dl.dead_lettered, 0),
+           att.delivered::double precision / nullif(att.attempts, 0), att.p50, att.p95
+    FROM att FULL JOIN dl ON dl.b = att.b AND dl.t = att.t AND dl.s = att.s
+    ON CONFLICT ON CONSTRAINT kpi_snapshots_pkey DO UPDATE
+    SET attempts = EXCLUDED.attempts, delivered = EXCLUDED.delivered, failed = EXCLUDED.failed,
+        dead_lettered = EXCLUDED.dead_lettered, success_rate = EXCLUDED.success_rate,
+        latency_p50_ms = EXCLUDED.latency_p50_ms, latency_p95_ms = EXCLUDED.latency_p95_ms, updated_at = now()
+    RETURNING 1
+  )
+  SELECT count(*) INTO n FROM minute_rows;
+  -- The hours touched, from all their minute rows (written above or before).
+  INSERT INTO courier.kpi_snapshots AS k (bucket_width, tenant_id, subscription_id, bucket_start, attempts, delivered,
+                                          failed, dead_lettered, success_rate, latency_p50_ms, latency_p95_ms)
+  SELECT '1h', m.tenant_id, m.subscription_id, date_trunc('hour', m.bucket_start), sum(m.attempts), sum(m.delivered),
+         sum(m.failed), sum(m.dead_lettered), sum(m.delivered)::double precision / nullif(sum(m.attempts), 0),
+         sum(m.latency_p50_ms * m.attempts) / nullif(sum(m.attempts) FILTER (WHERE m.latency_p50_ms IS NOT NULL), 0),
+         sum(m.latency_p95_ms * m.attempts) / nullif(sum(m.attempts) FILTER (WHERE m.latency_p95_ms IS NOT NULL), 0)
+  FROM courier.kpi_snapshots m
+  WHERE m.bucket_width = '1m' AND m.bucket_start >= date_trunc('hour', from_ts) AND m.bucket_start < to_ts
+    AND (m.tenant_id, m.subscription_id) IN (SELECT k2.tenant_id, k2.subscription_id FROM courier.kpi_snapshots k2
+                                             WHERE k2.bucket_width = '1m' AND k2.bucket_start >= from_ts
+                                               AND k2.bucket_start < to_ts)
+  GROUP BY m.tenant_id, m.subscription_id, date_trunc('hour', m.bucket_start)
+  ON CONFLICT ON CONSTRAINT kpi_snapshots_pkey DO UPDATE
+  SET attempts = EXCLUDED.attempts, delivered = EXCLUDED.delivered, failed = EXCLUDED.failed,
+      dead_lettered = EXCLUDED.dead_lettered, success_rate = EXCLUDED.success_rate,
+      latency_p50_ms = EXCLUDED.latency_p50_ms, latency_p95_ms = EXCLUDED.latency_p95_ms, updated_at = now();
+  RETURN n;
+END
+$$;
+
+-- Evaluates every threshold on the minute bucket starting at `bucket`.
+CREATE FUNCTION courier.evaluate_kpi_thresholds(bucket timestamptz)
+RETURNS integer  -- transitions
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+DECLARE
+  th record;
+  breached boolean;
+  transitions integer := 0;
+BEGIN
+  FOR th IN
+    SELECT t.*, k.attempts, k.dead_lettered, k.success_rate, k.latency_p95_ms,
+           CASE t.metric WHEN 'success_rate_below' THEN k.success_rate
+                         WHEN 'dead_letters_above' THEN coalesce(k.dead_lettered, 0)
+                         ELSE k.latency_p95_ms END AS observed
+    FROM courier.kpi_thresholds t
+    LEFT JOIN courier.kpi_snapshots k
+      ON k.bucket_width = '1m' AND k.tenant_id = t.tenant_id AND k.subscription_id = coalesce(t.subscription_id, '')
+     AND k.bucket_start = bucket
+    WHERE t.last_bucket IS NULL OR t.last_bucket < bucket
+    ORDER BY t.id
+    FOR UPDATE OF t
+  LOOP
+    breached := CASE th.metric
+                  WHEN 'success_rate_below' THEN th.observed < th.value
+                  WHEN 'dead_letters_above' THEN th.observed > th.value
+                  ELSE th.observed > th.value END;  -- NULL: nothing measured, the state stays
+    UPDATE courier.kpi_thresholds t
+    SET last_bucket = bucket, last_observed = coalesce(th.observed, t.last_observed),
+        state = CASE WHEN breached THEN 'breached' WHEN NOT breached THEN 'ok' ELSE t.state END,
+        breached_since = CASE WHEN breached AND t.state = 'ok' THEN bucket
+                              WHEN NOT breached THEN NULL ELSE t.breached_since END
+    WHERE t.id = th.id;
+    IF breached AND th.state = 'ok' OR NOT breached AND th.state = 'breached' THEN
+      transitions := transitions + 1;
+      PERFORM courier.emit(CASE WHEN breached THEN 'KpiThresholdBreached' ELSE 'KpiThresholdCleared' END,
+        th.tenant_id, th.id, NULL,
+        jsonb_build_object('threshold_id', th.id, 'subscription_id', th.subscription_id, 'metric', th.metric,
+                           'threshold', th.value, 'observed', th.observed, 'bucket_start', bucket,
+                           'bucket_width', '1m', 'attempts', coalesce(th.attempts, 0),
+                           'breached_since', CASE WHEN breached THEN bucket ELSE th.breached_since END));
+    END IF;
+  END LOOP;
+  RETURN transitions;
+END
+$$;
+
+-- The maintenance tick's one call: the complete minutes since the last run
+-- (at most max_minutes of them, the rest at the next tick), their thresholds
+-- in bucket order, and retention. Returns the minute buckets summarised.
+CREATE FUNCTION courier.maintain_kpis(max_minutes integer DEFAULT 60)
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+DECLARE
+  cfg courier.kpi_settings;
+  from_ts timestamptz;
+  to_ts timestamptz;
+  b timestamptz;
+BEGIN
+  SELECT * INTO cfg FROM courier.kpi_settings;
+  -- One summariser at a time (the leader; a second caller waits, then finds nothing to do).
+  SELECT p.next_bucket INTO from_ts FROM courier.kpi_progress p FOR UPDATE;
+  to_ts := date_trunc('minute', now() - cfg.settle);
+  from_ts := coalesce(from_ts, to_ts - interval '1 minute');
+  to_ts := least(to_ts, from_ts + greatest(max_minutes, 1) * interval '1 minute');
+  IF to_ts <= from_ts THEN
+    RETURN 0;
+  END IF;
+  PERFORM courier.snapshot_kpi_range(from_ts, to_ts);
+  FOR b IN SELECT g FROM generate_series(from_ts, to_ts - interval '1 minute', interval '1 minute') g LOOP
+    PERFORM courier.evaluate_kpi_thresholds(b);
+  END LOOP;
+  UPDATE courier.kpi_progress SET next_bucket = to_ts;
+  DELETE FROM courier.kpi_snapshots k
+  WHERE k.bucket_start < now() - least(cfg.minute_retention, cfg.hour_retention) AND (
+          (k.bucket_width = '1m' AND k.bucket_start < now() - cfg.minute_retention)
+       OR (k.bucket_width = '1h' AND k.bucket_start < now() - cfg.hour_retention));
+  RETURN (extract(epoch FROM to_ts - from_ts) / 60)::integer;
+END
+$$;
+
+-- Management: thresholds (pgcourierctl kpi threshold create|list|delete).
+CREATE FUNCTION courier.create_kpi_threshold(tenant_id text, metric text, value double precision,
+                                             subscription_id text DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  new_id text;
+BEGIN
+  IF metric IS NULL OR metric NOT IN ('success_rate_below', 'dead_letters_above', 'p95_above_ms') THEN
+    RAISE EXCEPTION 'metric: % is not one of success_rate_below, dead_letters_above, p95_above_ms',
+      courier.quote_untrusted(metric) USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF metric = 'success_rate_below' AND (value IS NULL OR value < 0 OR value > 1) THEN
+    RAISE EXCEPTION 'value: a success rate is from 0 to 1 (0.95 is 95 %%), got %', value
+      USING ERRCODE = 'invalid_parameter_value';
+  ELSIF value IS NULL OR value < 0 THEN
+    RAISE EXCEPTION 'value: expected a number of at least 0, got %', value USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  INSERT INTO courier.kpi_thresholds AS t (tenant_id, subscription_id, metric, value)
+  VALUES (tenant_id, subscription_id, metric, value) RETURNING t.id INTO new_id;
+  RETURN new_id;
+END
+$$;
+
+CREATE FUNCTION courier.delete_kpi_threshold(threshold_id text, acting_tenant text DEFAULT NULL)
+RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_variable
+BEGIN
+  DELETE FROM courier.kpi_thresholds t
+  WHERE t.id = threshold_id AND (acting_tenant IS NULL OR t.tenant_id = acting_tenant);
+  RETURN FOUND;
+END
+$$;

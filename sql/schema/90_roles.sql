@@ -262,9 +262,12 @@ BEGIN
                               courier.set_api_client_status(text, text, text),
                               courier.find_provider(text, text),
                               courier.set_rotation_policy(text, interval, text, text),
-                              courier.clear_rotation_policy(text, text)
+                              courier.clear_rotation_policy(text, text),
+                              courier.create_kpi_threshold(text, text, double precision, text),
+                              courier.delete_kpi_threshold(text, text)
       TO courier_operator;
-    GRANT SELECT ON courier.credential_rotation_policies TO courier_operator;
+    GRANT SELECT ON courier.credential_rotation_policies, courier.kpi_snapshots, courier.kpi_thresholds
+      TO courier_operator;
   END IF;
   IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'courier_daemon') THEN
     -- claim_runs joins the connection's provider and takes tokens of its budget.
@@ -273,7 +276,8 @@ BEGIN
     -- The maintenance leader's rotation policies.
     GRANT EXECUTE ON FUNCTION courier.start_due_rotations(text, int),
                               courier.store_rotation_result(text, text, text, text),
-                              courier.fail_rotation(text, text, text) TO courier_daemon;
+                              courier.fail_rotation(text, text, text),
+                              courier.maintain_kpis(integer) TO courier_daemon;
   END IF;
 END
 $grants_providers$;
