@@ -48,6 +48,7 @@ inline constexpr const char* kRenewRunLeases = "renew_run_leases";
 inline constexpr const char* kStartDueRotations = "start_due_rotations";
 inline constexpr const char* kStoreRotationResult = "store_rotation_result";
 inline constexpr const char* kFailRotation = "fail_rotation";
+inline constexpr const char* kMaintainKpis = "maintain_kpis";
 // The engine: schema check, leadership, outbox wake-ups.
 inline constexpr const char* kSchemaTableExists = "schema_table_exists";
 inline constexpr const char* kSchemaVersions = "schema_versions";
@@ -60,7 +61,7 @@ inline constexpr const char* kAll[] = {
     kClaimDue, kRecordOutcomes, kQuarantineOutcome, kFindExpiredLeases, kReleaseLeases, kWakeHeld,
     kPauseSubscription, kDisableSubscription, kQueueMetrics, kPrune, kRenewLeases, kClaimRuns, kRecordRunOutcomes,
     kFindExpiredRunLeases, kReleaseRuns, kDegradeConnection, kConnectionsToProbe, kRecordProbe, kPendingRotations,
-    kFinishRotation, kRunQueueMetrics, kPruneRuns, kRenewRunLeases, kStartDueRotations, kStoreRotationResult, kFailRotation, kSchemaTableExists, kSchemaVersions, kTryLeadership,
+    kFinishRotation, kRunQueueMetrics, kPruneRuns, kRenewRunLeases, kStartDueRotations, kStoreRotationResult, kFailRotation, kMaintainKpis, kSchemaTableExists, kSchemaVersions, kTryLeadership,
     kNotifyOutbox, kBeginOutcomes};
 }  // namespace query
 
