@@ -419,7 +419,7 @@ int CredentialShow(const Invocation& inv) {
     }
     json.Key("rotation_events").BeginArray();
     for (const auto& e : events) {
-      json.BeginObject().Time("at", e.at).Field("event_type", e.event_type).Field("body", e.body).EndObject();
+      json.BeginObject().Time("at", e.at).Field("event_type", e.event_type).Field("body_json", e.body).EndObject();
     }
     json.EndArray();
     json.EndObject();
