@@ -135,3 +135,26 @@ def test_a_due_rotation_without_a_command_raises_rotation_due_once(courier, make
     assert len(failures) == 1 and courier.db.value(
         "SELECT count(*) FROM courier.escalations WHERE failure_id = %s", failures[0]["id"]) == 1
     assert courier.versions(cred) == [(1, "active")]
+
+
+def test_an_auth_refusal_of_a_static_credential_starts_its_rotation_and_the_run_goes_on(courier, make_vendor):
+    old_key, new_key = new_secret("sk_old_"), new_secret("sk_new_")
+    vendor = api_key_setup(courier, make_vendor, old_key)
+    cred = courier.credential(old_key, rotate_every="90d", rotation_command=printing(courier, new_key))
+    conn = courier.connection(vendor.base_url, auth="api_key", credential=cred, api_key_header="X-Key",
+                              health_check="GET /health", expect_status=200)
+    courier.start()
+    courier.until(lambda: courier.connection_row(conn)["health"] == "healthy", "the first passing probe", ids=[conn])
+
+    vendor.require_api_key("X-Key", new_key)   # the vendor revoked the old key
+    run = courier.enqueue(conn, operation="send", path="/v1/messages", body="{}")
+    r = courier.wait_run(run, "completed", timeout=20)
+    assert r["attempts"] >= 1
+    assert courier.versions(cred) == [(1, "inactive"), (2, "active")]
+    assert steps(courier, cred) == ["CredentialRotationStarted", "CredentialRotationVersionStored",
+                                    "CredentialRotated"]
+    started = [b for t, b in courier.outbox(cred) if t == "CredentialRotationStarted"][0]
+    assert started["reason"] == f"auth failure on connection {conn}", started
+    assert request_key(vendor) == new_key
+    assert courier.connection_row(conn)["status"] == "active"
+    courier.assert_no_secret_leaks(vendor)
