@@ -7,7 +7,8 @@ import json
 import psycopg2
 import pytest
 
-from test_integration_runs import Courier, courier  # noqa: F401  (the fixture)
+from conftest import policy
+from test_integration_runs import FAST, INTEGRATION, Courier, courier  # noqa: F401  (the fixture)
 
 TENANT = "acme"
 
@@ -95,3 +96,27 @@ def test_no_tenant_sees_or_changes_another_tenants_providers(courier):
     # by key, globex's own smsco is the one it sees
     own = json.loads(courier.ctl("provider", "show", "smsco", "--tenant", "globex", "--json").stdout)
     assert own["tenant_id"] == "globex" and own["id"] != provider
+
+
+def test_a_providers_rate_limit_is_one_budget_for_all_its_connections_and_daemons(courier, make_vendor):
+    vendor = make_vendor()
+    vendor.script("POST", "/v1/messages", (200, {}, {"sid": "SM"}))
+    provider = courier.printed_id("provider", "create", "--tenant", TENANT, "--key", "smsco",
+                                  "--capabilities", "sms.send", "--rate-limit", "4", "--burst", "1")
+    courier.ctl("api-client", "create", "--provider", provider, "--name", "sdk", "--client-version", "1.0.0",
+                "--active")
+    courier.ctl("provider", "activate", provider)
+    conns = [courier.connection(vendor.base_url, provider="smsco") for _ in range(2)]
+    courier.start()
+    second = courier._daemon_factory("d2", policies_file=courier._write_policies(
+        {"default": policy(integration=INTEGRATION)}), **FAST)
+    runs = [courier.enqueue(conns[i % 2], operation="sms.send", path="/v1/messages", body="{}") for i in range(8)]
+    for run in runs:
+        courier.wait_run(run, "completed", timeout=20)
+    arrivals = sorted(r.at for r in vendor.requests("POST", "/v1/messages"))
+    assert len(arrivals) == 8
+    # 4 per second with a bucket of 1, whichever daemon and connection: 8 requests span at least ~7/4 s
+    assert arrivals[-1] - arrivals[0] >= 1.5, arrivals
+    once = courier.db.value("SELECT count(*) FROM courier.runs WHERE id = ANY(%s) AND attempts = 1", runs)
+    assert once == 8, "waiting for the budget spends no attempt"
+    assert second.proc.poll() is None, second.log()
