@@ -79,7 +79,8 @@ CapturedOutput RunCaptured(const std::string& path, std::chrono::milliseconds ti
   bool too_long = false;
   char buffer[4096];
   for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
       timed_out = true;
       break;
@@ -102,8 +103,7 @@ CapturedOutput RunCaptured(const std::string& path, std::chrono::milliseconds ti
   }
   if (timed_out || too_long) kill(-pid, SIGKILL);  // its whole process group
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
   if (timed_out) {
     out.error = "timed out after " + std::to_string(timeout.count()) + " ms (killed)";
   } else if (too_long) {

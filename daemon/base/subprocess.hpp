@@ -15,9 +15,9 @@
 namespace pgcourier::base {
 
 struct CapturedOutput {
-  bool ok = false;      // exited with status 0 within the timeout and the size bound
-  std::string output;   // stdout (only when ok)
-  std::string error;    // why not ok: "exited with status 3", "timed out after 10s", ...
+  bool ok = false;     // exited with status 0 within the timeout and the size bound
+  std::string output;  // stdout (only when ok)
+  std::string error;   // why not ok: "exited with status 3", "timed out after 10s", ...
 };
 
 CapturedOutput RunCaptured(const std::string& path, std::chrono::milliseconds timeout, std::size_t max_output);

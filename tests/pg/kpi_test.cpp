@@ -59,8 +59,10 @@ TEST_CASE("kpi: per tenant and subscription per minute, rolled up to the hour, i
   Attempt(conn, d1, 2, 3, 200, 300);
   Attempt(conn, d2, 1, 3, 200, 200);
   Attempt(conn, d3, 1, 2, 200, 50);
-  Exec(conn, "INSERT INTO courier.delivery_dead_letters VALUES ($1, 'acme', $2, "
-             "date_trunc('minute', now()) - interval '3 minutes' + interval '30 seconds')", d2, b);
+  Exec(conn,
+       "INSERT INTO courier.delivery_dead_letters VALUES ($1, 'acme', $2, "
+       "date_trunc('minute', now()) - interval '3 minutes' + interval '30 seconds')",
+       d2, b);
   Attempt(conn, d1, 3, 0, 200, 1);  // the current minute: not complete, not summarised yet
   CHECK(Scalar<int>(conn, "SELECT courier.maintain_kpis()") == 3);
   const auto tenant = pgtest::Row(conn,
@@ -74,23 +76,31 @@ TEST_CASE("kpi: per tenant and subscription per minute, rolled up to the hour, i
   CHECK(tenant["success_rate"].as<double>() == doctest::Approx(2.0 / 3));
   CHECK(tenant["latency_p50_ms"].as<double>() == doctest::Approx(200));
   CHECK(tenant["latency_p95_ms"].as<double>() == doctest::Approx(290));
-  CHECK(Scalar<double>(conn, "SELECT success_rate FROM courier.kpi_snapshots WHERE bucket_width = '1m' AND "
-                             "subscription_id = $1", a) == doctest::Approx(0.5));
-  CHECK(Count(conn, "SELECT count(*) FROM courier.kpi_snapshots WHERE bucket_width = '1m' AND tenant_id = 'globex'") == 2);
-  CHECK(Count(conn, "SELECT attempts FROM courier.kpi_snapshots WHERE bucket_width = '1h' AND tenant_id = 'acme' AND "
-                    "subscription_id = '' AND bucket_start = date_trunc('hour', date_trunc('minute', now()) - "
-                    "interval '3 minutes')") == 3);
+  CHECK(Scalar<double>(conn,
+                       "SELECT success_rate FROM courier.kpi_snapshots WHERE bucket_width = '1m' AND "
+                       "subscription_id = $1",
+                       a) == doctest::Approx(0.5));
+  CHECK(Count(conn, "SELECT count(*) FROM courier.kpi_snapshots WHERE bucket_width = '1m' AND tenant_id = 'globex'") ==
+        2);
+  CHECK(Count(conn,
+              "SELECT attempts FROM courier.kpi_snapshots WHERE bucket_width = '1h' AND tenant_id = 'acme' AND "
+              "subscription_id = '' AND bucket_start = date_trunc('hour', date_trunc('minute', now()) - "
+              "interval '3 minutes')") == 3);
   // incremental: nothing new is complete; then only the next minute
   CHECK(Scalar<int>(conn, "SELECT courier.maintain_kpis()") == 0);
-  Exec(conn, "UPDATE courier.kpi_progress SET next_bucket = next_bucket - interval '1 minute'");  // as if a minute passed
+  Exec(conn,
+       "UPDATE courier.kpi_progress SET next_bucket = next_bucket - interval '1 minute'");  // as if a minute passed
   CHECK(Scalar<int>(conn, "SELECT courier.maintain_kpis()") == 1);
   CHECK(Count(conn, "SELECT count(*) FROM courier.kpi_snapshots WHERE bucket_width = '1m'") == 5);
   // retention
-  Exec(conn, "UPDATE courier.kpi_snapshots SET bucket_start = bucket_start - interval '8 days' WHERE tenant_id = 'globex'");
+  Exec(conn,
+       "UPDATE courier.kpi_snapshots SET bucket_start = bucket_start - interval '8 days' WHERE tenant_id = 'globex'");
   Exec(conn, "UPDATE courier.kpi_progress SET next_bucket = next_bucket - interval '1 minute'");
   Exec(conn, "SELECT courier.maintain_kpis()");
-  CHECK(Count(conn, "SELECT count(*) FROM courier.kpi_snapshots WHERE tenant_id = 'globex' AND bucket_width = '1m'") == 0);
-  CHECK(Count(conn, "SELECT count(*) FROM courier.kpi_snapshots WHERE tenant_id = 'globex' AND bucket_width = '1h'") == 2);
+  CHECK(Count(conn, "SELECT count(*) FROM courier.kpi_snapshots WHERE tenant_id = 'globex' AND bucket_width = '1m'") ==
+        0);
+  CHECK(Count(conn, "SELECT count(*) FROM courier.kpi_snapshots WHERE tenant_id = 'globex' AND bucket_width = '1h'") ==
+        2);
 }
 
 TEST_CASE("kpi: a threshold raises KpiThresholdBreached once per breach and KpiThresholdCleared when it ends") {
@@ -105,8 +115,8 @@ TEST_CASE("kpi: a threshold raises KpiThresholdBreached once per breach and KpiT
   Attempt(conn, d, 1, 5, 500, 2000);  // minute -5: rate 0, p95 2000: both breach
   Attempt(conn, d, 2, 4, 500, 10);    // minute -4: rate 0 (still), p95 10 (clears)
   // minute -3: no attempts: nothing measured, both stay as they are
-  Attempt(conn, d, 3, 2, 200, 10);    // minute -2: rate 1: clears
-  Attempt(conn, d, 4, 1, 503, 10);    // minute -1: rate 0: breaches again
+  Attempt(conn, d, 3, 2, 200, 10);  // minute -2: rate 1: clears
+  Attempt(conn, d, 4, 1, 503, 10);  // minute -1: rate 0: breaches again
   Exec(conn, "SELECT courier.maintain_kpis()");
   CHECK(Count(conn, "SELECT count(*) FROM courier.outbox WHERE subject_id = $1 AND event_type = 'KpiThresholdBreached'",
               rate) == 2);
@@ -140,8 +150,10 @@ TEST_CASE("kpi: a dead-letter threshold, bad input, and no threshold on another 
   CHECK_FALSE(Scalar<bool>(conn, "SELECT courier.delete_kpi_threshold($1, 'globex')", dl));
   const auto d = NewDelivery(conn, "acme", sub);
   StartAt(conn, 2);
-  Exec(conn, "INSERT INTO courier.delivery_dead_letters VALUES ($1, 'acme', $2, "
-             "date_trunc('minute', now()) - interval '2 minutes')", d, sub);
+  Exec(conn,
+       "INSERT INTO courier.delivery_dead_letters VALUES ($1, 'acme', $2, "
+       "date_trunc('minute', now()) - interval '2 minutes')",
+       d, sub);
   Exec(conn, "SELECT courier.maintain_kpis()");
   CHECK(Outbox(conn, "KpiThresholdBreached") == 1);
   CHECK(Outbox(conn, "KpiThresholdCleared") == 1);  // the next minute had none

@@ -25,10 +25,11 @@ bool Contains(const std::string& text, const std::string& part) { return text.fi
 // A provider of `tenant` ("" global) with capabilities sms.send and sms.status.
 std::string AddProvider(pqxx::connection& conn, const std::string& tenant, const std::string& key = "twilio",
                         const std::string& rate = "") {
-  return Scalar<std::string>(conn,
-                             "SELECT courier.create_provider(key => $1, tenant_id => nullif($2, ''), category => 'sms', "
-                             "  capabilities => '{sms.send,sms.status}', rate_limit_per_second => nullif($3, '')::float8)",
-                             key, tenant, rate);
+  return Scalar<std::string>(
+      conn,
+      "SELECT courier.create_provider(key => $1, tenant_id => nullif($2, ''), category => 'sms', "
+      "  capabilities => '{sms.send,sms.status}', rate_limit_per_second => nullif($3, '')::float8)",
+      key, tenant, rate);
 }
 
 std::string AddClient(pqxx::connection& conn, const std::string& provider, const std::string& status = "active",
@@ -77,10 +78,11 @@ TEST_CASE("a provider key is unique in its scope; a tenant's own and a global pr
   // a plain INSERT is held to the same rule by the unique constraint
   CHECK(Contains(ErrorOf(conn, "INSERT INTO courier.providers (tenant_id, key) VALUES ('acme', 'twilio')"),
                  "providers_tenant_id_key_key"));
-  AddProvider(conn, "");         // global
-  AddProvider(conn, "globex");   // another tenant's scope
+  AddProvider(conn, "");        // global
+  AddProvider(conn, "globex");  // another tenant's scope
   CHECK(Contains(ErrorOf(conn, "SELECT courier.create_provider(key => 'twilio')"), "already registered globally"));
-  CHECK(Contains(ErrorOf(conn, "INSERT INTO courier.providers (key) VALUES ('twilio')"), "providers_tenant_id_key_key"));
+  CHECK(
+      Contains(ErrorOf(conn, "INSERT INTO courier.providers (key) VALUES ('twilio')"), "providers_tenant_id_key_key"));
   CHECK(Count(conn, "SELECT count(*) FROM courier.providers WHERE key = 'twilio'") == 3);
   // bad input names the field
   CHECK(Contains(ErrorOf(conn, "SELECT courier.create_provider(key => 'x', capabilities => '{SMS send}')"),
@@ -110,9 +112,12 @@ TEST_CASE("an API client's capabilities are a subset of its provider's, and the 
   pqxx::connection conn(db.url());
   const std::string p = AddProvider(conn, "acme");
   const auto extra = ErrorOf(conn, "SELECT courier.create_api_client($1, 'sdk', '1.0.0', '{sms.send,voice.call}')", p);
-  CHECK(Contains(extra, "capabilities voice.call are not capabilities of provider twilio (it declares: sms.send, sms.status)"));
-  CHECK(Contains(ErrorOf(conn, "INSERT INTO courier.api_clients (provider_id, name, version, capabilities) "
-                               "VALUES ($1, 'sdk', '1.0.0', '{voice.call}')", p),
+  CHECK(Contains(
+      extra, "capabilities voice.call are not capabilities of provider twilio (it declares: sms.send, sms.status)"));
+  CHECK(Contains(ErrorOf(conn,
+                         "INSERT INTO courier.api_clients (provider_id, name, version, capabilities) "
+                         "VALUES ($1, 'sdk', '1.0.0', '{voice.call}')",
+                         p),
                  "are not capabilities of provider twilio"));
   const std::string client =
       Scalar<std::string>(conn, "SELECT courier.create_api_client($1, 'sdk', '1.0.0', '{sms.send}')", p);
@@ -120,17 +125,18 @@ TEST_CASE("an API client's capabilities are a subset of its provider's, and the 
   const std::string defaulted = Scalar<std::string>(conn, "SELECT courier.create_api_client($1, 'sdk', '1.1.0')", p);
   CHECK(Scalar<std::string>(conn, "SELECT capabilities::text FROM courier.api_clients WHERE id = $1", defaulted) ==
         "{sms.send,sms.status}");
-  CHECK(Contains(ErrorOf(conn, "UPDATE courier.api_clients SET capabilities = '{sms.send,fax.send}' WHERE id = $1",
-                         client),
-                 "fax.send are not capabilities"));
+  CHECK(Contains(
+      ErrorOf(conn, "UPDATE courier.api_clients SET capabilities = '{sms.send,fax.send}' WHERE id = $1", client),
+      "fax.send are not capabilities"));
   CHECK(Contains(ErrorOf(conn, "UPDATE courier.providers SET capabilities = '{sms.status}' WHERE id = $1", p),
                  "capabilities sms.send are declared by its API clients and cannot be dropped"));
   Exec(conn, "UPDATE courier.providers SET capabilities = '{sms.send,sms.status,voice.call}' WHERE id = $1", p);
   // name + semantic version: unique per provider, and a version is semantic
   CHECK(Contains(ErrorOf(conn, "SELECT courier.create_api_client($1, 'sdk', '1.0.0')", p),
                  "API client sdk@1.0.0 of provider twilio already exists"));
-  CHECK(Contains(ErrorOf(conn, "INSERT INTO courier.api_clients (provider_id, name, version) VALUES ($1, 'sdk', '1.0.0')", p),
-                 "api_clients_provider_id_name_version_key"));
+  CHECK(Contains(
+      ErrorOf(conn, "INSERT INTO courier.api_clients (provider_id, name, version) VALUES ($1, 'sdk', '1.0.0')", p),
+      "api_clients_provider_id_name_version_key"));
   CHECK(Contains(ErrorOf(conn, "SELECT courier.create_api_client($1, 'sdk', '1.0')", p),
                  "courier.api_clients.version: \"1.0\" is not a semantic version"));
   CHECK(ErrorOf(conn, "SELECT courier.create_api_client($1, 'sdk', '2.0.0-beta.1+build.5')", p).empty());
@@ -144,7 +150,7 @@ TEST_CASE("deprecating a provider's last active API client deprecates the provid
   const std::string b = AddClient(conn, p, "active", "2.0.0");
   Exec(conn, "SELECT courier.set_provider_status($1, 'active')", p);
   Exec(conn, "SELECT courier.set_api_client_status($1, 'deprecated')", a);
-  CHECK(ProviderStatus(conn, p) == "active");  // b is still active
+  CHECK(ProviderStatus(conn, p) == "active");                                           // b is still active
   Exec(conn, "UPDATE courier.api_clients SET status = 'deprecated' WHERE id = $1", b);  // a plain UPDATE too
   CHECK(ProviderStatus(conn, p) == "deprecated");
   CHECK(Contains(Scalar<std::string>(conn, "SELECT status_reason FROM courier.providers WHERE id = $1", p),
@@ -170,7 +176,8 @@ TEST_CASE("a connection needs an active provider; a deprecated provider accepts 
   CHECK(Scalar<bool>(conn, "SELECT provider_id IS NULL FROM courier.connections WHERE id = $1", legacy));
 
   const std::string p = AddProvider(conn, "acme");
-  CHECK(Contains(ConnectionError(conn, "acme", "twilio"), "provider twilio (" + p + ") is registered: a connection needs an active provider"));
+  CHECK(Contains(ConnectionError(conn, "acme", "twilio"),
+                 "provider twilio (" + p + ") is registered: a connection needs an active provider"));
   CHECK(Contains(ConnectionError(conn, "acme", "x", p), "is registered: a connection needs an active provider"));
   AddClient(conn, p);
   Exec(conn, "SELECT courier.set_provider_status($1, 'active')", p);
@@ -214,8 +221,9 @@ TEST_CASE("a run's operation must be a capability of its connection's provider, 
   const auto refused = ErrorOf(conn, "SELECT courier.enqueue_run('acme', $1, 'voice.call')", c);
   CHECK(Contains(refused, "courier.runs.operation: \"voice.call\" is not a capability of provider twilio (connection " +
                               c + "); it declares: sms.send, sms.status"));
-  CHECK(Contains(ErrorOf(conn, "INSERT INTO courier.runs (tenant_id, connection_id, operation) VALUES ('acme', $1, 'x.y')", c),
-                 "is not a capability of provider twilio"));
+  CHECK(Contains(
+      ErrorOf(conn, "INSERT INTO courier.runs (tenant_id, connection_id, operation) VALUES ('acme', $1, 'x.y')", c),
+      "is not a capability of provider twilio"));
   CHECK(Count(conn, "SELECT count(*) FROM courier.runs") == 1);
   // an unlinked connection takes any operation, as before
   CHECK(ErrorOf(conn, "SELECT courier.enqueue_run('acme', $1, 'anything')", legacy).empty());
@@ -285,7 +293,8 @@ TEST_CASE("operators manage providers through the functions; producers cannot to
   pgtest::LoginRole op(db, "courier_operator");
   pgtest::LoginRole producer(db, "courier_producer");
   pqxx::connection as_op(op.url());
-  const std::string p = Scalar<std::string>(as_op, "SELECT courier.create_provider(key => 'twilio', capabilities => '{sms.send}')");
+  const std::string p =
+      Scalar<std::string>(as_op, "SELECT courier.create_provider(key => 'twilio', capabilities => '{sms.send}')");
   CHECK(Count(as_op, "SELECT count(*) FROM courier.provider_registry") == 1);
   CHECK(pgtest::Refused(as_op, "UPDATE courier.providers SET status = 'active'"));
   pqxx::connection as_producer(producer.url());

@@ -33,8 +33,10 @@ long long Events(pqxx::connection& conn, const std::string& cred, const std::str
 }
 
 void MakeDue(pqxx::connection& conn, const std::string& cred) {
-  Exec(conn, "UPDATE courier.credential_rotation_policies SET next_due_at = now() - interval '1 second' "
-             "WHERE credential_id = $1", cred);
+  Exec(conn,
+       "UPDATE courier.credential_rotation_policies SET next_due_at = now() - interval '1 second' "
+       "WHERE credential_id = $1",
+       cred);
 }
 
 std::string State(pqxx::connection& conn, const std::string& cred) {
@@ -58,13 +60,19 @@ TEST_CASE("rotation policy: a due rotation without a command raises CredentialRo
   CHECK(Count(conn, "SELECT count(*) FROM courier.escalations WHERE source_id = $1", cred) == 1);
   CHECK(State(conn, cred) == "due_raised");
   // an operator's rotation ends it: the policy is idle again, due a period later, the failure resolved
-  Exec(conn, "INSERT INTO courier.credential_versions (credential_id, version, sealed_secret, fingerprint, status) "
-             "VALUES ($1, 2, 'v1:new', 'fp_new', 'rotating')", cred);
-  CHECK(Scalar<bool>(conn, "SELECT courier.finish_rotation(id, true, NULL, NULL) FROM courier.credential_versions "
-                           "WHERE credential_id = $1 AND version = 2", cred));
+  Exec(conn,
+       "INSERT INTO courier.credential_versions (credential_id, version, sealed_secret, fingerprint, status) "
+       "VALUES ($1, 2, 'v1:new', 'fp_new', 'rotating')",
+       cred);
+  CHECK(Scalar<bool>(conn,
+                     "SELECT courier.finish_rotation(id, true, NULL, NULL) FROM courier.credential_versions "
+                     "WHERE credential_id = $1 AND version = 2",
+                     cred));
   CHECK(State(conn, cred) == "idle");
-  CHECK(Scalar<bool>(conn, "SELECT next_due_at > now() + interval '89 days' FROM courier.credential_rotation_policies "
-                           "WHERE credential_id = $1", cred));
+  CHECK(Scalar<bool>(conn,
+                     "SELECT next_due_at > now() + interval '89 days' FROM courier.credential_rotation_policies "
+                     "WHERE credential_id = $1",
+                     cred));
   CHECK(Count(conn, "SELECT count(*) FROM courier.open_failures WHERE source_id = $1", cred) == 0);
 }
 
@@ -89,10 +97,14 @@ TEST_CASE("rotation policy: with a command, one worker runs it; its result is st
   CHECK(State(conn, cred) == "verifying");
   CHECK(Count(conn, "SELECT count(*) FROM courier.start_due_rotations('d1')") == 0);  // one at a time
   // the verification fails: the prior stays active, the policy retries later
-  CHECK(Scalar<bool>(conn, "SELECT courier.finish_rotation(id, false, NULL, 'HTTP 401') FROM "
-                           "courier.credential_versions WHERE credential_id = $1 AND version = 2", cred));
-  CHECK(Scalar<std::string>(conn, "SELECT string_agg(version || ':' || status, ',' ORDER BY version) FROM "
-                                  "courier.credential_versions WHERE credential_id = $1", cred) == "1:active,2:failed");
+  CHECK(Scalar<bool>(conn,
+                     "SELECT courier.finish_rotation(id, false, NULL, 'HTTP 401') FROM "
+                     "courier.credential_versions WHERE credential_id = $1 AND version = 2",
+                     cred));
+  CHECK(Scalar<std::string>(conn,
+                            "SELECT string_agg(version || ':' || status, ',' ORDER BY version) FROM "
+                            "courier.credential_versions WHERE credential_id = $1",
+                            cred) == "1:active,2:failed");
   CHECK(State(conn, cred) == "idle");
   CHECK(Events(conn, cred, "CredentialRotationFailed") == 2);
   CHECK(Events(conn, cred, "CredentialRotationStarted") == 2);
@@ -101,10 +113,13 @@ TEST_CASE("rotation policy: with a command, one worker runs it; its result is st
   MakeDue(conn, cred);
   CHECK(Count(conn, "SELECT count(*) FROM courier.start_due_rotations('d1')") == 1);
   CHECK(Scalar<bool>(conn, "SELECT courier.fail_rotation($1, 'd1', 'timed out after 10000 ms (killed)')", cred));
-  CHECK(Scalar<bool>(conn, "SELECT next_due_at BETWEEN now() + interval '14 minutes' AND now() + interval '16 minutes' "
-                           "FROM courier.credential_rotation_policies WHERE credential_id = $1", cred));
-  CHECK(Count(conn, "SELECT count(*) FROM courier.escalations e JOIN courier.failures f ON f.id = e.failure_id "
-                    "WHERE f.error_code = 'rotation_command_failed'") == 2);  // with the active secret's, above
+  CHECK(Scalar<bool>(conn,
+                     "SELECT next_due_at BETWEEN now() + interval '14 minutes' AND now() + interval '16 minutes' "
+                     "FROM courier.credential_rotation_policies WHERE credential_id = $1",
+                     cred));
+  CHECK(Count(conn,
+              "SELECT count(*) FROM courier.escalations e JOIN courier.failures f ON f.id = e.failure_id "
+              "WHERE f.error_code = 'rotation_command_failed'") == 2);  // with the active secret's, above
 }
 
 TEST_CASE("rotation policy: an auth refusal degrading a connection makes its credential's rotation due") {
@@ -112,12 +127,14 @@ TEST_CASE("rotation policy: an auth refusal degrading a connection makes its cre
   pqxx::connection conn(db.url());
   const auto cred = AddCredential(conn);
   Exec(conn, "SELECT courier.set_rotation_policy($1, interval '90 days')", cred);
-  const auto c = Scalar<std::string>(conn,
-                                     "INSERT INTO courier.connections (tenant_id, provider, base_url, auth_mode, "
-                                     "credential_id) VALUES ('acme', 'x', 'https://x.test', 'api_key', $1) RETURNING id",
-                                     cred);
+  const auto c =
+      Scalar<std::string>(conn,
+                          "INSERT INTO courier.connections (tenant_id, provider, base_url, auth_mode, "
+                          "credential_id) VALUES ('acme', 'x', 'https://x.test', 'api_key', $1) RETURNING id",
+                          cred);
   CHECK(Scalar<bool>(conn, "SELECT courier.degrade_connection($1, 'HTTP 401', 1)", c));
-  CHECK(Scalar<std::string>(conn, "SELECT due_reason FROM courier.credential_rotation_policies WHERE credential_id = $1",
+  CHECK(Scalar<std::string>(conn,
+                            "SELECT due_reason FROM courier.credential_rotation_policies WHERE credential_id = $1",
                             cred) == "auth failure on connection " + c);
   Exec(conn, "SELECT courier.start_due_rotations('d1')");
   CHECK(Events(conn, cred, "CredentialRotationDue") == 1);

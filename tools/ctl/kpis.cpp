@@ -59,8 +59,8 @@ int Kpi(const Invocation& inv) {
     std::cout << "no KPI snapshots (the maintenance leader writes them once a minute is complete)\n";
     return 0;
   }
-  Table table = {{"bucket", "subscription", "attempts", "delivered", "failed", "dead-lettered", "success", "p50 ms",
-                  "p95 ms"}};
+  Table table = {
+      {"bucket", "subscription", "attempts", "delivered", "failed", "dead-lettered", "success", "p50 ms", "p95 ms"}};
   for (const auto& r : rows) {
     table.push_back({r.bucket_start, OrElse(r.subscription_id, "(all)"), std::to_string(r.attempts),
                      std::to_string(r.delivered), std::to_string(r.failed), std::to_string(r.dead_lettered),
@@ -77,7 +77,8 @@ int ThresholdCreate(const Invocation& inv) {
   double value = 0;
   int given = 0;
   if (inv.Has("success-rate-below")) metric = "success_rate_below", value = *inv.Number("success-rate-below"), ++given;
-  if (inv.Has("dead-letters-above")) metric = "dead_letters_above", value = static_cast<double>(*inv.Int("dead-letters-above")), ++given;
+  if (inv.Has("dead-letters-above"))
+    metric = "dead_letters_above", value = static_cast<double>(*inv.Int("dead-letters-above")), ++given;
   if (inv.Has("p95-above-ms")) metric = "p95_above_ms", value = static_cast<double>(*inv.Int("p95-above-ms")), ++given;
   if (given != 1) return UsageError("give one of --success-rate-below, --dead-letters-above, --p95-above-ms");
   std::cout << Kpis(db).CreateThreshold(inv.Text("tenant"), metric, value, inv.Text("subscription")) << "\n";
@@ -133,8 +134,8 @@ int ThresholdDelete(const Invocation& inv) {
 
 std::vector<Command> KpiCommands() {
   constexpr std::string_view kTopic = "KPIs (delivery snapshots and threshold alerts)";
-  const Option tenant = {.name = "tenant", .kind = Kind::kIdentifier, .value_name = "TENANT", .help = "the tenant",
-                         .required = true};
+  const Option tenant = {
+      .name = "tenant", .kind = Kind::kIdentifier, .value_name = "TENANT", .help = "the tenant", .required = true};
   return {
       {.topic = kTopic,
        .name = "kpi",
@@ -143,14 +144,25 @@ std::vector<Command> KpiCommands() {
                       "(delivered / attempts) and attempt latency p50/p95, per bucket, for the tenant (default) "
                       "or its subscriptions. Written by the maintenance leader once a minute is complete.",
        .options = {tenant,
-                   {.name = "bucket", .kind = Kind::kChoice, .value_name = "WIDTH", .help = "the bucket width",
-                    .default_value = "1m", .choices = {"1m", "1h"}},
-                   {.name = "subscription", .kind = Kind::kIdentifier, .value_name = "SUB_ID",
+                   {.name = "bucket",
+                    .kind = Kind::kChoice,
+                    .value_name = "WIDTH",
+                    .help = "the bucket width",
+                    .default_value = "1m",
+                    .choices = {"1m", "1h"}},
+                   {.name = "subscription",
+                    .kind = Kind::kIdentifier,
+                    .value_name = "SUB_ID",
                     .help = "only this subscription's rows"},
                    {.name = "by-subscription", .kind = Kind::kFlag, .help = "every subscription's rows too"},
                    {.name = "since", .value_name = "TS", .help = "buckets starting at or after TS"},
-                   {.name = "limit", .kind = Kind::kInt, .value_name = "N", .help = "at most N rows",
-                    .default_value = "60", .min = 1, .max = 100000}},
+                   {.name = "limit",
+                    .kind = Kind::kInt,
+                    .value_name = "N",
+                    .help = "at most N rows",
+                    .default_value = "60",
+                    .min = 1,
+                    .max = 100000}},
        .example = "pgcourierctl kpi --tenant acme --bucket 1h --json",
        .json = true,
        .run = Kpi},
@@ -160,15 +172,28 @@ std::vector<Command> KpiCommands() {
        .description = "Give one condition. KpiThresholdBreached goes to the outbox when a minute breaches it "
                       "(once per breach), KpiThresholdCleared when a later minute no longer does.",
        .options = {tenant,
-                   {.name = "subscription", .kind = Kind::kIdentifier, .value_name = "SUB_ID",
+                   {.name = "subscription",
+                    .kind = Kind::kIdentifier,
+                    .value_name = "SUB_ID",
                     .help = "watch this subscription (default: the tenant's total)"},
-                   {.name = "success-rate-below", .kind = Kind::kNumber, .value_name = "RATE",
-                    .help = "success rate below RATE (0 to 1, e.g. 0.95)", .max = 1,
+                   {.name = "success-rate-below",
+                    .kind = Kind::kNumber,
+                    .value_name = "RATE",
+                    .help = "success rate below RATE (0 to 1, e.g. 0.95)",
+                    .max = 1,
                     .expect = "a rate above 0 and at most 1 (e.g. 0.95)"},
-                   {.name = "dead-letters-above", .kind = Kind::kInt, .value_name = "N",
-                    .help = "more than N dead letters in a minute", .min = 0, .max = 1'000'000'000},
-                   {.name = "p95-above-ms", .kind = Kind::kInt, .value_name = "MS",
-                    .help = "attempt latency p95 above MS milliseconds", .min = 0, .max = 86'400'000}},
+                   {.name = "dead-letters-above",
+                    .kind = Kind::kInt,
+                    .value_name = "N",
+                    .help = "more than N dead letters in a minute",
+                    .min = 0,
+                    .max = 1'000'000'000},
+                   {.name = "p95-above-ms",
+                    .kind = Kind::kInt,
+                    .value_name = "MS",
+                    .help = "attempt latency p95 above MS milliseconds",
+                    .min = 0,
+                    .max = 86'400'000}},
        .example = "pgcourierctl kpi-threshold create --tenant acme --success-rate-below 0.95",
        .run = ThresholdCreate},
       {.topic = kTopic,
@@ -182,7 +207,9 @@ std::vector<Command> KpiCommands() {
        .name = "kpi-threshold delete",
        .operand = "ID",
        .summary = "delete a threshold",
-       .options = {{.name = "tenant", .kind = Kind::kIdentifier, .value_name = "TENANT",
+       .options = {{.name = "tenant",
+                    .kind = Kind::kIdentifier,
+                    .value_name = "TENANT",
                     .help = "act as this tenant: only its thresholds"}},
        .example = "pgcourierctl kpi-threshold delete kpt_...",
        .run = ThresholdDelete},

@@ -109,8 +109,7 @@ int ProviderList(const Invocation& inv) {
   }
   Table table = {{"provider", "scope", "key", "category", "auth", "status", "capabilities", "clients", "connections"}};
   for (const auto& p : providers) {
-    table.push_back({p.id, Scope(p.tenant_id), p.key, p.category, p.auth_model, p.status,
-                     Dash(Join(p.capabilities)),
+    table.push_back({p.id, Scope(p.tenant_id), p.key, p.category, p.auth_model, p.status, Dash(Join(p.capabilities)),
                      std::to_string(p.active_api_clients) + "/" + std::to_string(p.api_clients) + " active",
                      std::to_string(p.connections)});
   }
@@ -198,7 +197,8 @@ int ApiClientList(const Invocation& inv) {
   }
   Table table = {{"api client", "provider", "scope", "name", "version", "status", "capabilities"}};
   for (const auto& a : clients) {
-    table.push_back({a.id, a.provider_key, Scope(a.tenant_id), a.name, a.version, a.status, Dash(Join(a.capabilities))});
+    table.push_back(
+        {a.id, a.provider_key, Scope(a.tenant_id), a.name, a.version, a.status, Dash(Join(a.capabilities))});
   }
   PrintTable(table);
   return 0;
@@ -223,9 +223,13 @@ int ApiClientDeprecate(const Invocation& inv) { return SetApiClientStatus(inv, "
 
 std::vector<Command> ProviderCommands() {
   constexpr std::string_view kTopic = "Providers and API clients (the registry of integration runs)";
-  const Option tenant_scope = {.name = "tenant", .kind = Kind::kIdentifier, .value_name = "TENANT",
+  const Option tenant_scope = {.name = "tenant",
+                               .kind = Kind::kIdentifier,
+                               .value_name = "TENANT",
                                .help = "act as this tenant: only its providers and the global ones"};
-  const Option capabilities = {.name = "capabilities", .kind = Kind::kList, .value_name = "CAP,...",
+  const Option capabilities = {.name = "capabilities",
+                               .kind = Kind::kList,
+                               .value_name = "CAP,...",
                                .help = "operations runs may name, e.g. sms.send,sms.status"};
   return {
       {.topic = kTopic,
@@ -235,11 +239,14 @@ std::vector<Command> ProviderCommands() {
                       "whose --provider is the key of an active provider of its tenant (or a global one) is linked "
                       "to it; a registered or deprecated provider accepts no new connections. Runs on a linked "
                       "connection may only name declared capabilities.",
-       .options = {{.name = "key", .kind = Kind::kText, .value_name = "KEY", .help = "e.g. twilio",
-                    .required = true},
-                   {.name = "tenant", .kind = Kind::kIdentifier, .value_name = "TENANT",
+       .options = {{.name = "key", .kind = Kind::kText, .value_name = "KEY", .help = "e.g. twilio", .required = true},
+                   {.name = "tenant",
+                    .kind = Kind::kIdentifier,
+                    .value_name = "TENANT",
                     .help = "its tenant (default: a global provider)"},
-                   {.name = "category", .value_name = "CATEGORY", .help = "e.g. sms, email, payments",
+                   {.name = "category",
+                    .value_name = "CATEGORY",
+                    .help = "e.g. sms, email, payments",
                     .default_value = "other"},
                    {.name = "auth",
                     .kind = Kind::kChoice,
@@ -249,13 +256,22 @@ std::vector<Command> ProviderCommands() {
                     .choices = {"none", "api_key", "bearer", "basic", "oauth2_client_credentials"}},
                    {.name = "base-url", .kind = Kind::kUrl, .value_name = "URL", .help = "the API's base URL"},
                    capabilities,
-                   {.name = "rate-limit", .kind = Kind::kNumber, .value_name = "PER_SECOND",
+                   {.name = "rate-limit",
+                    .kind = Kind::kNumber,
+                    .value_name = "PER_SECOND",
                     .help = "most requests per second across all its connections and all daemons",
-                    .max = 1'000'000, .expect = "requests per second, a number above 0 (e.g. 5 or 0.5)"},
-                   {.name = "burst", .kind = Kind::kInt, .value_name = "N", .help = "the shared bucket's size",
-                    .min = 1, .max = 1'000'000},
+                    .max = 1'000'000,
+                    .expect = "requests per second, a number above 0 (e.g. 5 or 0.5)"},
+                   {.name = "burst",
+                    .kind = Kind::kInt,
+                    .value_name = "N",
+                    .help = "the shared bucket's size",
+                    .min = 1,
+                    .max = 1'000'000},
                    {.name = "name", .value_name = "NAME", .help = "a name for people"},
-                   {.name = "id", .kind = Kind::kIdentifier, .value_name = "ID",
+                   {.name = "id",
+                    .kind = Kind::kIdentifier,
+                    .value_name = "ID",
                     .help = "its id (default: a new prv_... id)"}},
        .example = "pgcourierctl provider create --tenant acme --key twilio --category sms --auth basic \\\n"
                   "  --capabilities sms.send,sms.status --rate-limit 10",
@@ -294,16 +310,24 @@ std::vector<Command> ProviderCommands() {
        .summary = "register an API client of a provider; prints its id",
        .description = "Name and semantic version are unique per provider; the capabilities (default: the "
                       "provider's) must be a subset of the provider's.",
-       .options = {{.name = "provider", .value_name = "PROVIDER", .help = "its provider (id, or key with --tenant)",
+       .options = {{.name = "provider",
+                    .value_name = "PROVIDER",
+                    .help = "its provider (id, or key with --tenant)",
                     .required = true},
                    {.name = "name", .value_name = "NAME", .help = "e.g. twilio-node", .required = true},
-                   {.name = "client-version", .value_name = "SEMVER", .help = "its semantic version, e.g. 4.1.0", .required = true},
+                   {.name = "client-version",
+                    .value_name = "SEMVER",
+                    .help = "its semantic version, e.g. 4.1.0",
+                    .required = true},
                    capabilities,
                    {.name = "active", .kind = Kind::kFlag, .help = "start active (default: registered)"},
                    tenant_scope,
-                   {.name = "id", .kind = Kind::kIdentifier, .value_name = "ID",
+                   {.name = "id",
+                    .kind = Kind::kIdentifier,
+                    .value_name = "ID",
                     .help = "its id (default: a new apc_... id)"}},
-       .example = "pgcourierctl api-client create --provider prv_... --name twilio-node --client-version 4.1.0 --active",
+       .example =
+           "pgcourierctl api-client create --provider prv_... --name twilio-node --client-version 4.1.0 --active",
        .run = ApiClientCreate},
       {.topic = kTopic,
        .name = "api-client list",

@@ -43,8 +43,8 @@ class Kpis {
 
   // The tenant's newest `limit` buckets of `width` ("1m", "1h"), newest first; subscription: "" the
   // tenant's totals, "*" every subscription's rows, else that subscription's.
-  std::vector<KpiRow> Snapshots(const std::string& tenant_id, const std::string& width,
-                                const std::string& subscription, const std::string& since, int limit);
+  std::vector<KpiRow> Snapshots(const std::string& tenant_id, const std::string& width, const std::string& subscription,
+                                const std::string& since, int limit);
   std::string CreateThreshold(const std::string& tenant_id, const std::string& metric, double value,
                               const std::string& subscription_id);
   std::vector<KpiThresholdInfo> Thresholds(const std::string& tenant_id);

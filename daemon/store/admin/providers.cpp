@@ -67,8 +67,8 @@ const pg::RowMapping<ApiClientInfo> kApiClient = {
 
 // The provider's id, by id or by key in the acting tenant's scope (courier.find_provider raises when none).
 std::string FindProvider(pqxx::transaction_base& txn, const std::string& provider, const std::string& acting_tenant) {
-  return Text(txn.exec_params1("SELECT (courier.find_provider($1, nullif($2, ''))).id AS id", provider,
-                               acting_tenant)["id"]);
+  return Text(
+      txn.exec_params1("SELECT (courier.find_provider($1, nullif($2, ''))).id AS id", provider, acting_tenant)["id"]);
 }
 
 }  // namespace
@@ -109,8 +109,8 @@ ProviderDetail Providers::Show(const std::string& provider, const std::string& a
     const std::string id = FindProvider(txn, provider, acting_tenant);
     ProviderDetail out;
     out.provider = kProvider.Read(txn.exec_params1(kProviderColumns + "WHERE r.id = $1", id));
-    out.api_clients =
-        kApiClient.ReadAll(txn.exec_params(kApiClientColumns + "WHERE a.provider_id = $1 ORDER BY a.name, a.created_at", id));
+    out.api_clients = kApiClient.ReadAll(
+        txn.exec_params(kApiClientColumns + "WHERE a.provider_id = $1 ORDER BY a.name, a.created_at", id));
     return out;
   });
 }
@@ -126,10 +126,9 @@ std::string Providers::SetStatus(const std::string& provider, const std::string&
   });
 }
 
-std::string Providers::CreateApiClient(const std::string& provider, const std::string& name,
-                                       const std::string& version, const std::vector<std::string>& capabilities,
-                                       const std::string& status, const std::string& acting_tenant,
-                                       const std::string& id) {
+std::string Providers::CreateApiClient(const std::string& provider, const std::string& name, const std::string& version,
+                                       const std::vector<std::string>& capabilities, const std::string& status,
+                                       const std::string& acting_tenant, const std::string& id) {
   return pg::Translate("create API client", [&] {
     pqxx::work txn(connection_.impl().conn);
     NamedCall call("courier.create_api_client");

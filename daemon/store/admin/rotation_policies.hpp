@@ -20,7 +20,7 @@ struct RotationPolicyInfo {
   std::string rotation_command;  // empty: none (the operator is told when it is due)
   std::string next_due_at;
   std::string due_reason;
-  std::string state;             // idle, running, verifying, due_raised
+  std::string state;  // idle, running, verifying, due_raised
   std::string last_rotated_at;
   std::string last_result;
   std::string last_error;
