@@ -2,13 +2,13 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
+#include <csignal>
+#include <system_error>
 #include <vector>
 
 #include "base/fd.hpp"
@@ -36,7 +36,7 @@ struct SpawnSetup {
 
 std::string DescribeStatus(int status) {
   if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) return std::string("was killed by signal ") + strsignal(WTERMSIG(status));
+  if (WIFSIGNALED(status)) return "was killed by signal " + std::to_string(WTERMSIG(status));
   return "ended abnormally";
 }
 
@@ -46,7 +46,7 @@ CapturedOutput RunCaptured(const std::string& path, std::chrono::milliseconds ti
   CapturedOutput out;
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) {
-    out.error = std::string("cannot create a pipe: ") + std::strerror(errno);
+    out.error = "cannot create a pipe: " + std::system_category().message(errno);
     return out;
   }
   FileDescriptor read_end(fds[0], "pipe");
@@ -70,7 +70,7 @@ CapturedOutput RunCaptured(const std::string& path, std::chrono::milliseconds ti
   const int spawned = posix_spawn(&pid, path.c_str(), &setup.actions, &setup.attr, argv, environ);
   write_end = FileDescriptor();
   if (spawned != 0) {
-    out.error = "cannot be started: " + std::string(std::strerror(spawned));
+    out.error = "cannot be started: " + std::system_category().message(spawned);
     return out;
   }
   const auto deadline = std::chrono::steady_clock::now() + timeout;
