@@ -71,7 +71,7 @@ CREATE FUNCTION courier.check_connection_provider() RETURNS trigger
 DECLARE
   p courier.providers;
 BEGIN
-  IF TG_OP = 'UPDATE' AND NEW.provider_id IS NOT DISTINCT FROM OLD.provider_id THEN
+  IF TG_OP = 'UPDATE' AND NEW.provider_id IS NOT DISTINCT FROM OLD.provider_id AND NEW.tenant_id = OLD.tenant_id THEN
     IF NEW.provider_id IS NOT NULL AND NEW.provider IS DISTINCT FROM OLD.provider THEN
       RAISE EXCEPTION 'connection %: provider is its registered provider''s key; change provider_id instead', OLD.id
         USING ERRCODE = 'check_violation';
@@ -4168,7 +4168,7 @@ CREATE TRIGGER connections_degraded_rotation AFTER UPDATE OF status ON courier.c
 -- Name: connections connections_provider; Type: TRIGGER; Schema: courier; Owner: -
 --
 
-CREATE TRIGGER connections_provider BEFORE INSERT OR UPDATE OF provider_id, provider ON courier.connections FOR EACH ROW EXECUTE FUNCTION courier.check_connection_provider();
+CREATE TRIGGER connections_provider BEFORE INSERT OR UPDATE OF provider_id, provider, tenant_id ON courier.connections FOR EACH ROW EXECUTE FUNCTION courier.check_connection_provider();
 
 
 --

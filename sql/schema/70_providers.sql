@@ -244,7 +244,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp
 DECLARE
   p courier.providers;
 BEGIN
-  IF TG_OP = 'UPDATE' AND NEW.provider_id IS NOT DISTINCT FROM OLD.provider_id THEN
+  IF TG_OP = 'UPDATE' AND NEW.provider_id IS NOT DISTINCT FROM OLD.provider_id AND NEW.tenant_id = OLD.tenant_id THEN
     IF NEW.provider_id IS NOT NULL AND NEW.provider IS DISTINCT FROM OLD.provider THEN
       RAISE EXCEPTION 'connection %: provider is its registered provider''s key; change provider_id instead', OLD.id
         USING ERRCODE = 'check_violation';
@@ -285,7 +285,7 @@ BEGIN
   RETURN NEW;
 END
 $$;
-CREATE TRIGGER connections_provider BEFORE INSERT OR UPDATE OF provider_id, provider ON courier.connections
+CREATE TRIGGER connections_provider BEFORE INSERT OR UPDATE OF provider_id, provider, tenant_id ON courier.connections
   FOR EACH ROW EXECUTE FUNCTION courier.check_connection_provider();
 
 -- A run's operation must be one its connection's provider declares. After

@@ -270,6 +270,10 @@ TEST_CASE("no tenant reaches another tenant's providers: unknown and foreign loo
   const auto unknown = ConnectionError(conn, "globex", "x", "prv_nope");
   CHECK(Contains(foreign, "is not a provider of tenant globex (nor a global one)"));
   CHECK(Contains(unknown, "is not a provider of tenant globex (nor a global one)"));
+  // nor move a linked connection to another tenant
+  const std::string linked = AddConnection(conn, "acme", "twilio");
+  CHECK(Contains(ErrorOf(conn, "UPDATE courier.connections SET tenant_id = 'globex' WHERE id = $1", linked),
+                 "is not a provider of tenant globex"));
   const std::string c = AddConnection(conn, "globex", "twilio");  // acme's key means nothing to globex
   CHECK(Scalar<bool>(conn, "SELECT provider_id IS NULL FROM courier.connections WHERE id = $1", c));
   // acting as globex: acme's provider does not exist
