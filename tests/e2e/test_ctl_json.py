@@ -56,7 +56,7 @@ CONNECTION_HEALTH = {"id": STR, "tenant_id": STR, "provider": STR, "base_url": S
                      "last_checked_at": (OPT, TIME), "last_health_error": (OPT, STR), "credential_id": (OPT, STR),
                      "credential_version": (OPT, INT), "credential_expires_at": (OPT, TIME), "runs_waiting": INT,
                      "open_failures": INT}
-CONNECTION = {**CONNECTION_HEALTH, "api_key_header": (OPT, STR), "token_url": (OPT, STR), "client_id": (OPT, STR),
+CONNECTION = {**CONNECTION_HEALTH, "provider_id": (OPT, STR), "api_key_header": (OPT, STR), "token_url": (OPT, STR), "client_id": (OPT, STR),
               "scopes": (OPT, STR), "health_check": (OPT, STR), "expected_status": (OPT, INT), "policy": STR,
               "max_in_flight": (OPT, INT), "rate_limit_per_second": (OPT, NUM), "rate_limit_burst": (OPT, INT),
               "created_at": TIME, "updated_at": TIME}

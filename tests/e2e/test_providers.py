@@ -41,6 +41,8 @@ def test_a_run_with_an_undeclared_operation_is_refused_and_a_declared_one_runs(c
 
     conn = courier.connection(vendor.base_url, provider="smsco")
     assert courier.connection_row(conn)["provider_id"] == provider
+    assert json.loads(courier.ctl("connection", "show", conn, "--json").stdout)["provider_id"] == provider
+    assert f"provider=smsco ({provider})" in courier.ctl("connection", "show", conn).stdout
     courier.start()
 
     # undeclared: refused at the door, by pgcourierctl and by SQL, and nothing is enqueued

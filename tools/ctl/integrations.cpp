@@ -195,7 +195,8 @@ int ConnectionShow(const Invocation& inv) {
     json.Finish();
     return 0;
   }
-  std::cout << "connection " << c->id << "  tenant=" << c->tenant_id << "  provider=" << c->provider << "\n"
+  std::cout << "connection " << c->id << "  tenant=" << c->tenant_id << "  provider=" << c->provider
+            << (c->provider_id.empty() ? "" : " (" + c->provider_id + ")") << "\n"
             << "  base url:      " << retry::RedactUrls(c->base_url) << "\n"
             << "  auth:          " << DescribeAuth(*c) << "\n";
   if (c->auth_mode == "api_key") std::cout << "  key header:    " << OrElse(c->api_key_header, "X-Api-Key") << "\n";
@@ -521,7 +522,8 @@ void WriteConnection(Json& json, const ConnectionInfo& c, bool settings) {
       .Field("runs_waiting", c.runs_waiting)
       .Field("open_failures", c.open_failures);
   if (settings) {
-    json.StringOrNull("api_key_header", c.api_key_header)
+    json.StringOrNull("provider_id", c.provider_id)
+        .StringOrNull("api_key_header", c.api_key_header)
         .StringOrNull("token_url", c.token_url.empty() ? c.token_url : retry::RedactUrls(c.token_url))
         .StringOrNull("client_id", c.client_id)
         .StringOrNull("scopes", c.scopes)
