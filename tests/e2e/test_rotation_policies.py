@@ -131,6 +131,10 @@ def test_a_due_rotation_without_a_command_raises_rotation_due_once(courier, make
     make_due(courier, cred)
     courier.until(lambda: "CredentialRotationDue" in steps(courier, cred), "CredentialRotationDue", ids=[cred])
     courier.stays(lambda: steps(courier, cred) == ["CredentialRotationDue"], "raised once per due period", 1.0)
+    foreign = courier.ctl("credential", "rotation", cred, "--clear", "--tenant", "globex", check=False)
+    assert foreign.returncode == 0 and "has no rotation policy" in foreign.stdout, foreign
+    foreign = courier.ctl("credential", "rotation", cred, "--rotate-every", "1d", "--tenant", "globex", check=False)
+    assert foreign.returncode == 1 and f'no credential "{cred}"' in foreign.stderr, foreign.stderr
     failures = courier.db.rows("SELECT * FROM courier.failures WHERE error_code = 'credential_rotation_due'")
     assert len(failures) == 1 and courier.db.value(
         "SELECT count(*) FROM courier.escalations WHERE failure_id = %s", failures[0]["id"]) == 1

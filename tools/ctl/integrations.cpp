@@ -330,11 +330,13 @@ int CredentialRotation(const Invocation& inv) {
   store::admin::Connection db(context.DatabaseUrl());
   store::admin::RotationPolicies policies(db);
   if (inv.Flag("clear")) {
-    std::cout << (policies.Clear(id) ? "cleared the rotation policy of " + id : id + " has no rotation policy")
+    std::cout << (policies.Clear(id, inv.Text("tenant")) ? "cleared the rotation policy of " + id
+                                                         : id + " has no rotation policy")
               << "\n";
     return 0;
   }
-  const std::string due = policies.Set(id, *inv.Duration("rotate-every"), inv.Text("rotation-command"));
+  const std::string due =
+      policies.Set(id, *inv.Duration("rotate-every"), inv.Text("rotation-command"), inv.Text("tenant"));
   std::cout << id << ": next rotation due " << due
             << (inv.Has("rotation-command") ? " (the daemon runs the rotation command, verifies and promotes)"
                                             : " (the daemon raises CredentialRotationDue and an escalation)")
@@ -660,7 +662,9 @@ std::vector<Command> IntegrationCommands() {
                       "without a command it raises CredentialRotationDue and an escalation. Every step is an "
                       "outbox event, listed by credential show.",
        .options = {rotate_every, rotation_command,
-                   {.name = "clear", .kind = Kind::kFlag, .help = "remove the policy"}},
+                   {.name = "clear", .kind = Kind::kFlag, .help = "remove the policy"},
+                   {.name = "tenant", .kind = Kind::kIdentifier, .value_name = "TENANT",
+                    .help = "act as this tenant: only its credentials"}},
        .example = "pgcourierctl credential rotation cred_... --rotate-every 90d --rotation-command /usr/local/bin/new-key",
        .run = CredentialRotation},
       {.topic = kTopic,

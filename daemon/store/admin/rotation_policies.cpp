@@ -5,22 +5,23 @@
 namespace pgcourier::store::admin {
 
 std::string RotationPolicies::Set(const std::string& credential_id, std::chrono::seconds rotate_every,
-                                  const std::string& command) {
+                                  const std::string& command, const std::string& acting_tenant) {
   return pg::Translate("set rotation policy", [&] {
     pqxx::work txn(connection_.impl().conn);
     const auto row = txn.exec_params1(
         "SELECT date_trunc('second', courier.set_rotation_policy($1, $2::bigint * interval '1 second', "
-        "nullif($3, '')))::text AS due",
-        credential_id, static_cast<long long>(rotate_every.count()), command);
+        "nullif($3, ''), nullif($4, '')))::text AS due",
+        credential_id, static_cast<long long>(rotate_every.count()), command, acting_tenant);
     txn.commit();
     return Text(row["due"]);
   });
 }
 
-bool RotationPolicies::Clear(const std::string& credential_id) {
+bool RotationPolicies::Clear(const std::string& credential_id, const std::string& acting_tenant) {
   return pg::Translate("clear rotation policy", [&] {
     pqxx::work txn(connection_.impl().conn);
-    const bool cleared = txn.exec_params1("SELECT courier.clear_rotation_policy($1)", credential_id)[0].as<bool>();
+    const bool cleared = txn.exec_params1("SELECT courier.clear_rotation_policy($1, nullif($2, ''))", credential_id, acting_tenant)[0]
+            .as<bool>();
     txn.commit();
     return cleared;
   });

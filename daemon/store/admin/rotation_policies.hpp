@@ -37,9 +37,11 @@ class RotationPolicies {
  public:
   explicit RotationPolicies(Connection& connection) : connection_(connection) {}
 
-  // Returns when the next rotation is due.
-  std::string Set(const std::string& credential_id, std::chrono::seconds rotate_every, const std::string& command);
-  bool Clear(const std::string& credential_id);
+  // Returns when the next rotation is due. acting_tenant (empty: an administrator): only that tenant's
+  // credentials exist for the call.
+  std::string Set(const std::string& credential_id, std::chrono::seconds rotate_every, const std::string& command,
+                  const std::string& acting_tenant = "");
+  bool Clear(const std::string& credential_id, const std::string& acting_tenant = "");
   std::optional<RotationPolicyInfo> Get(const std::string& credential_id);
   // The newest `limit`, oldest first.
   std::vector<RotationEvent> Events(const std::string& credential_id, int limit);
