@@ -1,4 +1,10 @@
--- 70_providers: the provider registry and its API clients (issue 17).
+-- 70_providers: the integration side of issue 17, in three parts:
+--   1. the provider registry and its API clients (below);
+--   2. credential rotation policies ("Rotation policies");
+--   3. KPI snapshots and thresholds ("KPI snapshots and thresholds").
+-- The maintenance leader's hooks are courier.start_due_rotations() and
+-- courier.maintain_kpis(), each called by one statement of
+-- daemon/store/queries/ on the existing maintenance tick.
 --
 -- A provider is a vendor API as the platform knows it: a key unique in its
 -- scope (a tenant's own, or global when tenant_id is NULL), a category, an
