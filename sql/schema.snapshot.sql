@@ -35,6 +35,86 @@ $$;
 
 
 --
+-- Name: check_capabilities(text[], text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.check_capabilities(capabilities text[], field text) RETURNS text[]
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $_$
+DECLARE
+  c text;
+BEGIN
+  IF capabilities IS NULL THEN
+    RETURN capabilities;
+  END IF;
+  FOREACH c IN ARRAY capabilities LOOP
+    IF c IS NULL OR c !~ '^[a-z][a-z0-9_-]{0,63}(\.[a-z][a-z0-9_-]{0,63}){0,7}$' THEN
+      RAISE EXCEPTION '%: % is not a capability: dotted lower-case words, e.g. "sms.send"',
+        field, courier.quote_untrusted(c)
+        USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+  END LOOP;
+  RETURN capabilities;
+END
+$_$;
+
+
+--
+-- Name: check_connection_provider(); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.check_connection_provider() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+DECLARE
+  p courier.providers;
+BEGIN
+  IF TG_OP = 'UPDATE' AND NEW.provider_id IS NOT DISTINCT FROM OLD.provider_id AND NEW.tenant_id = OLD.tenant_id THEN
+    IF NEW.provider_id IS NOT NULL AND NEW.provider IS DISTINCT FROM OLD.provider THEN
+      RAISE EXCEPTION 'connection %: provider is its registered provider''s key; change provider_id instead', OLD.id
+        USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NEW;  -- an existing link stays valid when its provider is later deprecated
+  END IF;
+  IF NEW.provider_id IS NULL THEN
+    IF TG_OP = 'UPDATE' OR NEW.provider IS NULL THEN
+      RETURN NEW;  -- unlinking (an administrator's choice), or nothing named
+    END IF;
+    p := courier.resolve_provider(NEW.tenant_id, NEW.provider);
+    IF p.id IS NULL THEN
+      RETURN NEW;  -- no registered provider of that key: unlinked, as before the registry
+    END IF;
+  ELSE
+    SELECT * INTO p FROM courier.providers x
+    WHERE x.id = NEW.provider_id AND (x.tenant_id = NEW.tenant_id OR x.tenant_id IS NULL);
+    IF p.id IS NULL THEN
+      -- The same answer for another tenant's provider and for none at all.
+      RAISE EXCEPTION 'courier.connections.provider_id: % is not a provider of tenant % (nor a global one)',
+        NEW.provider_id, NEW.tenant_id USING ERRCODE = 'foreign_key_violation';
+    END IF;
+  END IF;
+  IF p.status = 'deprecated' THEN
+    RAISE EXCEPTION 'provider % (%) is deprecated: a deprecated provider accepts no new connections', p.key, p.id
+      USING ERRCODE = 'check_violation';
+  ELSIF p.status <> 'active' THEN
+    RAISE EXCEPTION 'provider % (%) is %: a connection needs an active provider', p.key, p.id, p.status
+      USING ERRCODE = 'check_violation',
+            HINT = 'activate an API client, then the provider (pgcourierctl api-client activate, provider activate)';
+  END IF;
+  IF p.auth_model <> NEW.auth_mode THEN
+    RAISE EXCEPTION 'connection auth_mode % does not match provider % (%), whose auth model is %',
+      NEW.auth_mode, p.key, p.id, p.auth_model USING ERRCODE = 'check_violation';
+  END IF;
+  NEW.provider_id := p.id;
+  NEW.provider := p.key;
+  RETURN NEW;
+END
+$$;
+
+
+--
 -- Name: check_connection_row(); Type: FUNCTION; Schema: courier; Owner: -
 --
 
@@ -305,6 +385,26 @@ $_$;
 
 
 --
+-- Name: check_kpi_threshold(); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.check_kpi_threshold() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+BEGIN
+  PERFORM courier.check_tenant_id(NEW.tenant_id, 'courier.kpi_thresholds.tenant_id');
+  IF NEW.subscription_id IS NOT NULL AND NOT EXISTS (
+       SELECT 1 FROM courier.subscriptions s WHERE s.id = NEW.subscription_id AND s.tenant_id = NEW.tenant_id) THEN
+    RAISE EXCEPTION 'courier.kpi_thresholds.subscription_id: % is not a subscription of tenant %',
+      courier.quote_untrusted(NEW.subscription_id), NEW.tenant_id USING ERRCODE = 'foreign_key_violation';
+  END IF;
+  RETURN NEW;
+END
+$$;
+
+
+--
 -- Name: check_policy_name(text, text); Type: FUNCTION; Schema: courier; Owner: -
 --
 
@@ -319,6 +419,52 @@ BEGIN
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
   RETURN policy;
+END
+$$;
+
+
+--
+-- Name: check_registry_transition(text, text, text, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.check_registry_transition(what text, id text, old_status text, new_status text) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+BEGIN
+  IF old_status IS DISTINCT FROM new_status AND NOT (
+       (old_status = 'registered' AND new_status IN ('active', 'deprecated'))
+       OR (old_status = 'active' AND new_status = 'deprecated')) THEN
+    RAISE EXCEPTION '% %: status cannot go from % to %', what, id, old_status, new_status
+      USING ERRCODE = 'check_violation',
+            HINT = CASE WHEN old_status = 'deprecated' THEN 'deprecated is final: register a new one'
+                        ELSE 'status moves registered -> active -> deprecated' END;
+  END IF;
+END
+$$;
+
+
+--
+-- Name: check_run_capability(); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.check_run_capability() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+DECLARE
+  p courier.providers;
+BEGIN
+  SELECT x.* INTO p FROM courier.connections c JOIN courier.providers x ON x.id = c.provider_id
+  WHERE c.id = NEW.connection_id AND c.tenant_id = NEW.tenant_id;
+  IF p.id IS NOT NULL AND NOT (NEW.operation = ANY (p.capabilities)) THEN
+    RAISE EXCEPTION 'courier.runs.operation: % is not a capability of provider % (connection %); it declares: %',
+      courier.quote_untrusted(NEW.operation), p.key, NEW.connection_id,
+      coalesce(nullif(array_to_string(p.capabilities, ', '), ''), 'none')
+      USING ERRCODE = 'check_violation',
+            HINT = 'declare the operation on the provider, or name one it declares';
+  END IF;
+  RETURN NEW;
 END
 $$;
 
@@ -404,6 +550,110 @@ CREATE FUNCTION courier.check_tenant_id(tenant_id text, field text DEFAULT 'tena
 
 
 --
+-- Name: clear_rotation_policy(text, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.clear_rotation_policy(credential_id text, acting_tenant text DEFAULT NULL::text) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+BEGIN
+  DELETE FROM courier.credential_rotation_policies p
+  WHERE p.credential_id = credential_id AND (acting_tenant IS NULL OR p.tenant_id = acting_tenant);
+  RETURN FOUND;
+END
+$$;
+
+
+--
+-- Name: create_api_client(text, text, text, text[], text, text, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.create_api_client(provider text, name text, version text, capabilities text[] DEFAULT NULL::text[], status text DEFAULT 'registered'::text, acting_tenant text DEFAULT NULL::text, id text DEFAULT NULL::text) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  p courier.providers := courier.find_provider(provider, acting_tenant);
+  new_id text;
+BEGIN
+  IF acting_tenant IS NOT NULL AND p.tenant_id IS NULL THEN
+    RAISE EXCEPTION 'provider % is global; only an administrator (no --tenant) adds its API clients', p.key
+      USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  IF EXISTS (SELECT 1 FROM courier.api_clients a WHERE a.provider_id = p.id AND a.name = name AND a.version = version) THEN
+    RAISE EXCEPTION 'API client %@% of provider % already exists', name, version, p.key
+      USING ERRCODE = 'unique_violation', HINT = 'a name and version are unique per provider';
+  END IF;
+  INSERT INTO courier.api_clients AS a (id, provider_id, name, version, capabilities, status)
+  VALUES (coalesce(id, courier.new_id('apc_')), p.id, name, version, coalesce(capabilities, p.capabilities),
+          coalesce(status, 'registered'))
+  RETURNING a.id INTO new_id;
+  RETURN new_id;
+END
+$$;
+
+
+--
+-- Name: create_kpi_threshold(text, text, double precision, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.create_kpi_threshold(tenant_id text, metric text, value double precision, subscription_id text DEFAULT NULL::text) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  new_id text;
+BEGIN
+  IF metric IS NULL OR metric NOT IN ('success_rate_below', 'dead_letters_above', 'p95_above_ms') THEN
+    RAISE EXCEPTION 'metric: % is not one of success_rate_below, dead_letters_above, p95_above_ms',
+      courier.quote_untrusted(metric) USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF metric = 'success_rate_below' AND (value IS NULL OR value < 0 OR value > 1) THEN
+    RAISE EXCEPTION 'value: a success rate is from 0 to 1 (0.95 is 95 %%), got %', value
+      USING ERRCODE = 'invalid_parameter_value';
+  ELSIF value IS NULL OR value < 0 THEN
+    RAISE EXCEPTION 'value: expected a number of at least 0, got %', value USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  INSERT INTO courier.kpi_thresholds AS t (tenant_id, subscription_id, metric, value)
+  VALUES (tenant_id, subscription_id, metric, value) RETURNING t.id INTO new_id;
+  RETURN new_id;
+END
+$$;
+
+
+--
+-- Name: create_provider(text, text, text, text, text, text[], double precision, integer, text, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.create_provider(key text, tenant_id text DEFAULT NULL::text, category text DEFAULT 'other'::text, auth_model text DEFAULT 'none'::text, base_url text DEFAULT NULL::text, capabilities text[] DEFAULT '{}'::text[], rate_limit_per_second double precision DEFAULT NULL::double precision, rate_limit_burst integer DEFAULT NULL::integer, name text DEFAULT NULL::text, id text DEFAULT NULL::text) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  new_id text;
+BEGIN
+  IF EXISTS (SELECT 1 FROM courier.providers p WHERE p.key = key AND p.tenant_id IS NOT DISTINCT FROM tenant_id) THEN
+    RAISE EXCEPTION 'provider key % is already registered %', courier.quote_untrusted(key),
+      CASE WHEN tenant_id IS NULL THEN 'globally' ELSE 'for tenant ' || tenant_id END
+      USING ERRCODE = 'unique_violation', HINT = 'a key is unique in its scope (a tenant, or global)';
+  END IF;
+  INSERT INTO courier.providers AS p (id, tenant_id, key, name, category, auth_model, base_url, capabilities,
+                                      rate_limit_per_second, rate_limit_burst)
+  VALUES (coalesce(id, courier.new_id('prv_')), tenant_id, key, name, coalesce(category, 'other'),
+          coalesce(auth_model, 'none'), base_url, coalesce(capabilities, '{}'), rate_limit_per_second,
+          rate_limit_burst)
+  RETURNING p.id INTO new_id;
+  RETURN new_id;
+END
+$$;
+
+
+--
 -- Name: create_subscription(text, text, text[], text, text, text, text, text); Type: FUNCTION; Schema: courier; Owner: -
 --
 
@@ -471,6 +721,23 @@ BEGIN
     jsonb_build_object('connection_id', c.id, 'provider', c.provider, 'status', c.status, 'health', c.health,
                        'reason', reason));
   RETURN true;
+END
+$$;
+
+
+--
+-- Name: delete_kpi_threshold(text, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.delete_kpi_threshold(threshold_id text, acting_tenant text DEFAULT NULL::text) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+BEGIN
+  DELETE FROM courier.kpi_thresholds t
+  WHERE t.id = threshold_id AND (acting_tenant IS NULL OR t.tenant_id = acting_tenant);
+  RETURN FOUND;
 END
 $$;
 
@@ -582,6 +849,57 @@ $$;
 
 
 --
+-- Name: evaluate_kpi_thresholds(timestamp with time zone); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.evaluate_kpi_thresholds(bucket timestamp with time zone) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+DECLARE
+  th record;
+  breached boolean;
+  transitions integer := 0;
+BEGIN
+  FOR th IN
+    SELECT t.*, k.attempts, k.dead_lettered, k.success_rate, k.latency_p95_ms,
+           CASE t.metric WHEN 'success_rate_below' THEN k.success_rate
+                         WHEN 'dead_letters_above' THEN coalesce(k.dead_lettered, 0)
+                         ELSE k.latency_p95_ms END AS observed
+    FROM courier.kpi_thresholds t
+    LEFT JOIN courier.kpi_snapshots k
+      ON k.bucket_width = '1m' AND k.tenant_id = t.tenant_id AND k.subscription_id = coalesce(t.subscription_id, '')
+     AND k.bucket_start = bucket
+    WHERE t.last_bucket IS NULL OR t.last_bucket < bucket
+    ORDER BY t.id
+    FOR UPDATE OF t
+  LOOP
+    breached := CASE th.metric
+                  WHEN 'success_rate_below' THEN th.observed < th.value
+                  WHEN 'dead_letters_above' THEN th.observed > th.value
+                  ELSE th.observed > th.value END;  -- NULL: nothing measured, the state stays
+    UPDATE courier.kpi_thresholds t
+    SET last_bucket = bucket, last_observed = coalesce(th.observed, t.last_observed),
+        state = CASE WHEN breached THEN 'breached' WHEN NOT breached THEN 'ok' ELSE t.state END,
+        breached_since = CASE WHEN breached AND t.state = 'ok' THEN bucket
+                              WHEN NOT breached THEN NULL ELSE t.breached_since END
+    WHERE t.id = th.id;
+    IF breached AND th.state = 'ok' OR NOT breached AND th.state = 'breached' THEN
+      transitions := transitions + 1;
+      PERFORM courier.emit(CASE WHEN breached THEN 'KpiThresholdBreached' ELSE 'KpiThresholdCleared' END,
+        th.tenant_id, th.id, NULL,
+        jsonb_build_object('threshold_id', th.id, 'subscription_id', th.subscription_id, 'metric', th.metric,
+                           'threshold', th.value, 'observed', th.observed, 'bucket_start', bucket,
+                           'bucket_width', '1m', 'attempts', coalesce(th.attempts, 0),
+                           'breached_since', CASE WHEN breached THEN bucket ELSE th.breached_since END));
+    END IF;
+  END LOOP;
+  RETURN transitions;
+END
+$$;
+
+
+--
 -- Name: event_type_matches(text[], text); Type: FUNCTION; Schema: courier; Owner: -
 --
 
@@ -598,6 +916,37 @@ BEGIN
     END IF;
   END LOOP;
   RETURN false;
+END
+$$;
+
+
+--
+-- Name: fail_rotation(text, text, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.fail_rotation(credential_id text, worker text, reason text) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  p courier.credential_rotation_policies;
+BEGIN
+  UPDATE courier.credential_rotation_policies x
+  SET state = 'idle', last_result = 'failed', last_error = left(reason, 500),
+      next_due_at = now() + courier.rotation_retry_delay(x.rotate_every), updated_at = now()
+  WHERE x.credential_id = credential_id AND x.state = 'running' AND x.started_by = worker
+  RETURNING * INTO p;
+  IF p.credential_id IS NULL THEN
+    RETURN false;
+  END IF;
+  PERFORM courier.emit('CredentialRotationFailed', p.tenant_id, p.credential_id, NULL,
+    jsonb_build_object('credential_id', p.credential_id, 'stage', 'command', 'error', left(reason, 500),
+                       'retry_at', p.next_due_at));
+  INSERT INTO courier.failures (tenant_id, source, source_id, category, error_code, message, next_action)
+  VALUES (p.tenant_id, 'probe', p.credential_id, 'auth', 'rotation_command_failed',
+          left('credential ' || p.credential_id || ': the rotation command failed: ' || reason, 500), 'escalate');
+  RETURN true;
 END
 $$;
 
@@ -624,6 +973,74 @@ BEGIN
     AND s.active
     AND courier.event_type_matches(s.event_types, NEW.event_type);
   RETURN NULL;
+END
+$$;
+
+
+--
+-- Name: new_id(text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.new_id(prefix text) RETURNS text
+    LANGUAGE sql PARALLEL SAFE
+    RETURN ((prefix || lpad(to_hex(((EXTRACT(epoch FROM clock_timestamp()) * (1000000)::numeric))::bigint), 13, '0'::text)) || encode(SUBSTRING(uuid_send(gen_random_uuid()) FROM 9 FOR 8), 'hex'::text));
+
+
+
+
+--
+-- Name: providers; Type: TABLE; Schema: courier; Owner: -
+--
+
+CREATE TABLE courier.providers (
+    id text DEFAULT courier.new_id('prv_'::text) NOT NULL,
+    tenant_id text,
+    key text NOT NULL,
+    name text,
+    category text DEFAULT 'other'::text NOT NULL,
+    auth_model text DEFAULT 'none'::text NOT NULL,
+    base_url text,
+    status text DEFAULT 'registered'::text NOT NULL,
+    status_reason text,
+    capabilities text[] DEFAULT '{}'::text[] NOT NULL,
+    rate_limit_per_second double precision,
+    rate_limit_burst integer,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT providers_auth_model_check CHECK ((auth_model = ANY (ARRAY['none'::text, 'api_key'::text, 'bearer'::text, 'basic'::text, 'oauth2_client_credentials'::text]))),
+    CONSTRAINT providers_base_url_check CHECK ((base_url ~* '^https?://[^/?#]+'::text)),
+    CONSTRAINT providers_category_check CHECK ((category ~ '^[a-z][a-z0-9_]{0,31}$'::text)),
+    CONSTRAINT providers_check CHECK (((rate_limit_burst IS NULL) OR (rate_limit_per_second IS NOT NULL))),
+    CONSTRAINT providers_key_check CHECK ((key ~ '^[a-z0-9][a-z0-9_.-]{0,63}$'::text)),
+    CONSTRAINT providers_name_check CHECK ((octet_length(name) <= 200)),
+    CONSTRAINT providers_rate_limit_burst_check CHECK (((rate_limit_burst > 0) AND (rate_limit_burst <= 1000000))),
+    CONSTRAINT providers_rate_limit_per_second_check CHECK (((rate_limit_per_second > (0)::double precision) AND (rate_limit_per_second <= (1000000)::double precision))),
+    CONSTRAINT providers_status_check CHECK ((status = ANY (ARRAY['registered'::text, 'active'::text, 'deprecated'::text]))),
+    CONSTRAINT providers_tenant_id_check CHECK ((tenant_id <> ''::text))
+);
+
+
+--
+-- Name: find_provider(text, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.find_provider(provider text, acting_tenant text DEFAULT NULL::text) RETURNS courier.providers
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  p courier.providers;
+BEGIN
+  SELECT * INTO p FROM courier.providers x
+  WHERE x.id = provider AND (acting_tenant IS NULL OR x.tenant_id = acting_tenant OR x.tenant_id IS NULL);
+  IF p.id IS NULL AND acting_tenant IS NOT NULL THEN
+    p := courier.resolve_provider(acting_tenant, provider);
+  END IF;
+  IF p.id IS NULL THEN
+    RAISE EXCEPTION 'no provider %', courier.quote_untrusted(provider) USING ERRCODE = 'no_data_found';
+  END IF;
+  RETURN p;
 END
 $$;
 
@@ -705,6 +1122,110 @@ CREATE FUNCTION courier.forbid_run_attempt_changes() RETURNS trigger
 BEGIN
   RAISE EXCEPTION 'courier.run_attempts rows are written once and never updated (run %, attempt %)',
     OLD.run_id, OLD.attempt USING ERRCODE = 'integrity_constraint_violation';
+END
+$$;
+
+
+--
+-- Name: guard_api_client(); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.guard_api_client() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $_$
+DECLARE
+  p courier.providers;
+  extra text[];
+BEGIN
+  -- Lock the provider: its capabilities and status stay as read until this commits.
+  SELECT * INTO p FROM courier.providers x WHERE x.id = NEW.provider_id FOR SHARE;
+  IF p.id IS NULL THEN
+    RAISE EXCEPTION 'courier.api_clients.provider_id: no provider %', NEW.provider_id
+      USING ERRCODE = 'foreign_key_violation';
+  END IF;
+  IF NEW.version !~ '^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$' THEN
+    RAISE EXCEPTION 'courier.api_clients.version: % is not a semantic version (MAJOR.MINOR.PATCH, e.g. 4.1.0 or 2.0.0-beta.1)',
+      courier.quote_untrusted(NEW.version) USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  PERFORM courier.check_capabilities(NEW.capabilities, 'courier.api_clients.capabilities');
+  NEW.capabilities := ARRAY(SELECT DISTINCT c FROM unnest(NEW.capabilities) c ORDER BY c);
+  NEW.tenant_id := p.tenant_id;
+  SELECT array_agg(c ORDER BY c) INTO extra FROM unnest(NEW.capabilities) c WHERE NOT (c = ANY (p.capabilities));
+  IF extra IS NOT NULL THEN
+    RAISE EXCEPTION 'API client %@%: capabilities % are not capabilities of provider % (it declares: %)',
+      NEW.name, NEW.version, array_to_string(extra, ', '), p.key,
+      coalesce(nullif(array_to_string(p.capabilities, ', '), ''), 'none')
+      USING ERRCODE = 'check_violation', HINT = 'an API client''s capabilities are a subset of its provider''s';
+  END IF;
+  IF TG_OP = 'INSERT' THEN
+    IF p.status = 'deprecated' THEN
+      RAISE EXCEPTION 'provider % (%) is deprecated; it takes no new API clients', p.key, p.id
+        USING ERRCODE = 'check_violation';
+    END IF;
+    IF NEW.status = 'deprecated' THEN
+      RAISE EXCEPTION 'API client %@%: a new API client starts registered or active', NEW.name, NEW.version
+        USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NEW;
+  END IF;
+  IF NEW.id <> OLD.id OR NEW.provider_id <> OLD.provider_id THEN
+    RAISE EXCEPTION 'API client %: id and provider_id cannot change', OLD.id USING ERRCODE = 'check_violation';
+  END IF;
+  PERFORM courier.check_registry_transition('API client', OLD.id, OLD.status, NEW.status);
+  IF NEW.status = 'active' AND OLD.status <> 'active' AND p.status = 'deprecated' THEN
+    RAISE EXCEPTION 'provider % (%) is deprecated; its API clients cannot become active', p.key, p.id
+      USING ERRCODE = 'check_violation';
+  END IF;
+  NEW.updated_at := now();
+  RETURN NEW;
+END
+$_$;
+
+
+--
+-- Name: guard_provider(); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.guard_provider() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+DECLARE
+  missing text[];
+BEGIN
+  PERFORM courier.check_tenant_id(NEW.tenant_id, 'courier.providers.tenant_id');
+  PERFORM courier.check_capabilities(NEW.capabilities, 'courier.providers.capabilities');
+  IF NEW.base_url IS NOT NULL THEN
+    PERFORM courier.check_endpoint_url(NEW.base_url, 'courier.providers.base_url');
+  END IF;
+  NEW.capabilities := ARRAY(SELECT DISTINCT c FROM unnest(NEW.capabilities) c ORDER BY c);
+  IF TG_OP = 'INSERT' THEN
+    IF NEW.status = 'active' THEN
+      RAISE EXCEPTION 'provider %: a new provider starts registered; it becomes active only with an active API client',
+        NEW.key USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NEW;
+  END IF;
+  IF NEW.id <> OLD.id OR NEW.tenant_id IS DISTINCT FROM OLD.tenant_id OR NEW.key <> OLD.key THEN
+    RAISE EXCEPTION 'provider %: id, tenant_id and key cannot change', OLD.id USING ERRCODE = 'check_violation';
+  END IF;
+  PERFORM courier.check_registry_transition('provider', OLD.id, OLD.status, NEW.status);
+  IF NEW.status = 'active' AND OLD.status <> 'active'
+     AND NOT EXISTS (SELECT 1 FROM courier.api_clients a WHERE a.provider_id = NEW.id AND a.status = 'active') THEN
+    RAISE EXCEPTION 'provider % (%) has no active API client; a provider becomes active only with one',
+      NEW.key, NEW.id
+      USING ERRCODE = 'check_violation', HINT = 'activate one of its API clients first (pgcourierctl api-client activate)';
+  END IF;
+  SELECT array_agg(DISTINCT c ORDER BY c) INTO missing
+  FROM courier.api_clients a, unnest(a.capabilities) c
+  WHERE a.provider_id = NEW.id AND a.status <> 'deprecated' AND NOT (c = ANY (NEW.capabilities));
+  IF missing IS NOT NULL THEN
+    RAISE EXCEPTION 'provider %: capabilities % are declared by its API clients and cannot be dropped',
+      NEW.key, array_to_string(missing, ', ') USING ERRCODE = 'check_violation';
+  END IF;
+  NEW.updated_at := now();
+  RETURN NEW;
 END
 $$;
 
@@ -793,12 +1314,40 @@ $$;
 
 
 --
--- Name: new_id(text); Type: FUNCTION; Schema: courier; Owner: -
+-- Name: maintain_kpis(integer); Type: FUNCTION; Schema: courier; Owner: -
 --
 
-CREATE FUNCTION courier.new_id(prefix text) RETURNS text
-    LANGUAGE sql PARALLEL SAFE
-    RETURN ((prefix || lpad(to_hex(((EXTRACT(epoch FROM clock_timestamp()) * (1000000)::numeric))::bigint), 13, '0'::text)) || encode(SUBSTRING(uuid_send(gen_random_uuid()) FROM 9 FOR 8), 'hex'::text));
+CREATE FUNCTION courier.maintain_kpis(max_minutes integer DEFAULT 60) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+DECLARE
+  cfg courier.kpi_settings;
+  from_ts timestamptz;
+  to_ts timestamptz;
+  b timestamptz;
+BEGIN
+  SELECT * INTO cfg FROM courier.kpi_settings;
+  -- One summariser at a time (the leader; a second caller waits, then finds nothing to do).
+  SELECT p.next_bucket INTO from_ts FROM courier.kpi_progress p FOR UPDATE;
+  to_ts := date_trunc('minute', now() - cfg.settle);
+  from_ts := coalesce(from_ts, to_ts - interval '1 minute');
+  to_ts := least(to_ts, from_ts + greatest(max_minutes, 1) * interval '1 minute');
+  IF to_ts <= from_ts THEN
+    RETURN 0;
+  END IF;
+  PERFORM courier.snapshot_kpi_range(from_ts, to_ts);
+  FOR b IN SELECT g FROM generate_series(from_ts, to_ts - interval '1 minute', interval '1 minute') g LOOP
+    PERFORM courier.evaluate_kpi_thresholds(b);
+  END LOOP;
+  UPDATE courier.kpi_progress SET next_bucket = to_ts;
+  DELETE FROM courier.kpi_snapshots k
+  WHERE k.bucket_start < now() - least(cfg.minute_retention, cfg.hour_retention) AND (
+          (k.bucket_width = '1m' AND k.bucket_start < now() - cfg.minute_retention)
+       OR (k.bucket_width = '1h' AND k.bucket_start < now() - cfg.hour_retention));
+  RETURN (extract(epoch FROM to_ts - from_ts) / 60)::integer;
+END
+$$;
 
 
 --
@@ -817,6 +1366,44 @@ BEGIN
   IF EXISTS (SELECT 1 FROM inserted) THEN
     PERFORM pg_notify(TG_ARGV[0], '');
   END IF;
+  RETURN NULL;
+END
+$$;
+
+
+--
+-- Name: on_api_client_deactivated(); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.on_api_client_deactivated() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+BEGIN
+  UPDATE courier.providers p
+  SET status = 'deprecated',
+      status_reason = 'its last active API client ' || OLD.name || '@' || OLD.version || ' (' || OLD.id || ') was '
+                      || CASE WHEN TG_OP = 'DELETE' THEN 'deleted' ELSE 'deprecated' END
+  WHERE p.id = OLD.provider_id AND p.status = 'active'
+    AND NOT EXISTS (SELECT 1 FROM courier.api_clients a
+                    WHERE a.provider_id = OLD.provider_id AND a.status = 'active' AND a.id <> OLD.id);
+  RETURN NULL;
+END
+$$;
+
+
+--
+-- Name: on_connection_degraded(); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.on_connection_degraded() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+BEGIN
+  UPDATE courier.credential_rotation_policies x
+  SET next_due_at = now(), due_reason = 'auth failure on connection ' || NEW.id, updated_at = now()
+  WHERE x.credential_id = NEW.credential_id AND x.state = 'idle' AND x.next_due_at > now();
   RETURN NULL;
 END
 $$;
@@ -863,6 +1450,42 @@ BEGIN
   PERFORM courier.emit('IntegrationFailureResolved', NEW.tenant_id, NEW.id, NEW.trace_id,
     jsonb_build_object('failure_id', NEW.id, 'source', NEW.source, 'source_id', NEW.source_id,
                        'category', NEW.category, 'resolution', NEW.resolution));
+  RETURN NULL;
+END
+$$;
+
+
+--
+-- Name: on_rotation_finished(); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.on_rotation_finished() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+DECLARE
+  p courier.credential_rotation_policies;
+BEGIN
+  IF NEW.status = 'active' THEN
+    UPDATE courier.credential_rotation_policies x
+    SET state = 'idle', last_result = 'rotated to version ' || NEW.version, last_error = NULL,
+        last_rotated_at = now(), next_due_at = now() + x.rotate_every, due_reason = 'schedule', updated_at = now()
+    WHERE x.credential_id = NEW.credential_id;
+    UPDATE courier.failures f SET resolved_at = now(), resolution = 'credential rotated to version ' || NEW.version
+    WHERE f.source = 'probe' AND f.source_id = NEW.credential_id AND f.resolved_at IS NULL
+      AND f.error_code IN ('credential_rotation_due', 'rotation_command_failed');
+  ELSIF NEW.status = 'failed' THEN
+    UPDATE courier.credential_rotation_policies x
+    SET state = 'idle', last_result = 'verification failed', last_error = left(NEW.verification_error, 500),
+        next_due_at = now() + courier.rotation_retry_delay(x.rotate_every), updated_at = now()
+    WHERE x.credential_id = NEW.credential_id
+    RETURNING * INTO p;
+    IF p.credential_id IS NOT NULL THEN
+      PERFORM courier.emit('CredentialRotationFailed', p.tenant_id, p.credential_id, NULL,
+        jsonb_build_object('credential_id', p.credential_id, 'stage', 'verification', 'version', NEW.version,
+                           'error', left(NEW.verification_error, 500), 'retry_at', p.next_due_at));
+    END IF;
+  END IF;
   RETURN NULL;
 END
 $$;
@@ -1454,6 +2077,21 @@ $$;
 
 
 --
+-- Name: resolve_provider(text, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.resolve_provider(tenant_id text, key text) RETURNS courier.providers
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+  SELECT p.* FROM courier.providers p
+  WHERE p.key = resolve_provider.key AND (p.tenant_id = resolve_provider.tenant_id OR p.tenant_id IS NULL)
+  ORDER BY p.tenant_id NULLS LAST
+  LIMIT 1
+$$;
+
+
+--
 -- Name: resume_subscription(text); Type: FUNCTION; Schema: courier; Owner: -
 --
 
@@ -1587,6 +2225,16 @@ $$;
 
 
 --
+-- Name: rotation_retry_delay(interval); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.rotation_retry_delay(rotate_every interval) RETURNS interval
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    RETURN LEAST(rotate_every, '00:15:00'::interval);
+
+
+--
 -- Name: run_queue_metrics(interval); Type: FUNCTION; Schema: courier; Owner: -
 --
 
@@ -1613,6 +2261,281 @@ CREATE FUNCTION courier.run_queue_metrics(expiry_window interval, OUT due bigint
 $$;
 
 
+--
+-- Name: set_api_client_status(text, text, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.set_api_client_status(api_client text, status text, acting_tenant text DEFAULT NULL::text) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  a courier.api_clients;
+BEGIN
+  SELECT * INTO a FROM courier.api_clients x
+  WHERE x.id = api_client AND (acting_tenant IS NULL OR x.tenant_id = acting_tenant) FOR UPDATE;
+  IF a.id IS NULL THEN
+    RAISE EXCEPTION 'no API client %', courier.quote_untrusted(api_client) USING ERRCODE = 'no_data_found';
+  END IF;
+  UPDATE courier.api_clients x SET status = status WHERE x.id = a.id AND x.status <> status;
+  RETURN a.status;
+END
+$$;
+
+
+--
+-- Name: set_provider_status(text, text, text, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.set_provider_status(provider text, status text, reason text DEFAULT NULL::text, acting_tenant text DEFAULT NULL::text) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  p courier.providers := courier.find_provider(provider, acting_tenant);
+BEGIN
+  IF acting_tenant IS NOT NULL AND p.tenant_id IS NULL THEN
+    RAISE EXCEPTION 'provider % is global; only an administrator (no --tenant) changes it', p.key
+      USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  UPDATE courier.providers x SET status = status, status_reason = coalesce(reason, x.status_reason)
+  WHERE x.id = p.id AND x.status <> status;
+  RETURN p.status;
+END
+$$;
+
+
+--
+-- Name: set_rotation_policy(text, interval, text, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.set_rotation_policy(credential_id text, rotate_every interval, rotation_command text DEFAULT NULL::text, acting_tenant text DEFAULT NULL::text) RETURNS timestamp with time zone
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $_$
+#variable_conflict use_variable
+DECLARE
+  cred courier.credentials;
+  since timestamptz;
+  due timestamptz;
+BEGIN
+  SELECT * INTO cred FROM courier.credentials c
+  WHERE c.id = credential_id AND (acting_tenant IS NULL OR c.tenant_id = acting_tenant) FOR UPDATE;
+  IF cred.id IS NULL THEN
+    RAISE EXCEPTION 'no credential %', courier.quote_untrusted(credential_id) USING ERRCODE = 'no_data_found';
+  END IF;
+  IF rotate_every IS NULL OR rotate_every < interval '1 second' THEN
+    RAISE EXCEPTION 'rotate_every: expected a period of at least 1 second, got %', coalesce(rotate_every::text, 'none')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF rotation_command IS NOT NULL AND (rotation_command !~ '^/[^[:cntrl:]]*$' OR octet_length(rotation_command) > 1024) THEN
+    RAISE EXCEPTION 'rotation_command: % is not an absolute path to an executable (it is run without a shell)',
+      courier.quote_untrusted(rotation_command) USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  SELECT coalesce(v.activated_at, v.created_at) INTO since FROM courier.credential_versions v
+  WHERE v.credential_id = cred.id AND v.status = 'active';
+  due := coalesce(since, now()) + rotate_every;
+  INSERT INTO courier.credential_rotation_policies AS p (credential_id, tenant_id, rotate_every, rotation_command,
+                                                         next_due_at)
+  VALUES (cred.id, cred.tenant_id, rotate_every, rotation_command, due)
+  ON CONFLICT ON CONSTRAINT credential_rotation_policies_pkey DO UPDATE
+  SET rotate_every = EXCLUDED.rotate_every, rotation_command = EXCLUDED.rotation_command,
+      next_due_at = EXCLUDED.next_due_at, due_reason = 'schedule',
+      state = CASE WHEN p.state = 'due_raised' THEN 'idle' ELSE p.state END, updated_at = now();
+  RETURN due;
+END
+$_$;
+
+
+--
+-- Name: snapshot_kpi_range(timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.snapshot_kpi_range(from_ts timestamp with time zone, to_ts timestamp with time zone) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+DECLARE
+  n integer;
+BEGIN
+  WITH att AS (
+    SELECT date_trunc('minute', a.started_at) AS b, d.tenant_id AS t, coalesce(d.subscription_id, '') AS s,
+           count(*) AS attempts,
+           count(*) FILTER (WHERE a.error_class IS NULL AND a.status_code BETWEEN 200 AND 299) AS delivered,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY a.duration_ms) AS p50,
+           percentile_cont(0.95) WITHIN GROUP (ORDER BY a.duration_ms) AS p95
+    FROM courier.delivery_attempts a
+    JOIN courier.deliveries d ON d.id = a.delivery_id
+    WHERE a.started_at >= from_ts AND a.started_at < to_ts
+    GROUP BY GROUPING SETS ((1, 2), (1, 2, d.subscription_id))
+  ), dl AS (
+    SELECT date_trunc('minute', x.dead_lettered_at) AS b, x.tenant_id AS t, coalesce(x.subscription_id, '') AS s,
+           count(*) AS dead_lettered
+    FROM courier.delivery_dead_letters x
+    WHERE x.dead_lettered_at >= from_ts AND x.dead_lettered_at < to_ts
+    GROUP BY GROUPING SETS ((1, 2), (1, 2, x.subscription_id))
+  ), minute_rows AS (
+    INSERT INTO courier.kpi_snapshots AS k (bucket_width, tenant_id, subscription_id, bucket_start, attempts,
+                                            delivered, failed, dead_lettered, success_rate, latency_p50_ms,
+                                            latency_p95_ms)
+    SELECT '1m', coalesce(att.t, dl.t), coalesce(att.s, dl.s), coalesce(att.b, dl.b), coalesce(att.attempts, 0),
+           coalesce(att.delivered, 0), coalesce(att.attempts - att.delivered, 0), coalesce(dl.dead_lettered, 0),
+           att.delivered::double precision / nullif(att.attempts, 0), att.p50, att.p95
+    FROM att FULL JOIN dl ON dl.b = att.b AND dl.t = att.t AND dl.s = att.s
+    ON CONFLICT ON CONSTRAINT kpi_snapshots_pkey DO UPDATE
+    SET attempts = EXCLUDED.attempts, delivered = EXCLUDED.delivered, failed = EXCLUDED.failed,
+        dead_lettered = EXCLUDED.dead_lettered, success_rate = EXCLUDED.success_rate,
+        latency_p50_ms = EXCLUDED.latency_p50_ms, latency_p95_ms = EXCLUDED.latency_p95_ms, updated_at = now()
+    RETURNING 1
+  )
+  SELECT count(*) INTO n FROM minute_rows;
+  -- The hours touched, from all their minute rows (written above or before).
+  INSERT INTO courier.kpi_snapshots AS k (bucket_width, tenant_id, subscription_id, bucket_start, attempts, delivered,
+                                          failed, dead_lettered, success_rate, latency_p50_ms, latency_p95_ms)
+  SELECT '1h', m.tenant_id, m.subscription_id, date_trunc('hour', m.bucket_start), sum(m.attempts), sum(m.delivered),
+         sum(m.failed), sum(m.dead_lettered), sum(m.delivered)::double precision / nullif(sum(m.attempts), 0),
+         sum(m.latency_p50_ms * m.attempts) / nullif(sum(m.attempts) FILTER (WHERE m.latency_p50_ms IS NOT NULL), 0),
+         sum(m.latency_p95_ms * m.attempts) / nullif(sum(m.attempts) FILTER (WHERE m.latency_p95_ms IS NOT NULL), 0)
+  FROM courier.kpi_snapshots m
+  WHERE m.bucket_width = '1m' AND m.bucket_start >= date_trunc('hour', from_ts) AND m.bucket_start < to_ts
+    AND (m.tenant_id, m.subscription_id) IN (SELECT k2.tenant_id, k2.subscription_id FROM courier.kpi_snapshots k2
+                                             WHERE k2.bucket_width = '1m' AND k2.bucket_start >= from_ts
+                                               AND k2.bucket_start < to_ts)
+  GROUP BY m.tenant_id, m.subscription_id, date_trunc('hour', m.bucket_start)
+  ON CONFLICT ON CONSTRAINT kpi_snapshots_pkey DO UPDATE
+  SET attempts = EXCLUDED.attempts, delivered = EXCLUDED.delivered, failed = EXCLUDED.failed,
+      dead_lettered = EXCLUDED.dead_lettered, success_rate = EXCLUDED.success_rate,
+      latency_p50_ms = EXCLUDED.latency_p50_ms, latency_p95_ms = EXCLUDED.latency_p95_ms, updated_at = now();
+  RETURN n;
+END
+$$;
+
+
+--
+-- Name: start_due_rotations(text, integer); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.start_due_rotations(worker text, max_rotations integer DEFAULT 10) RETURNS TABLE(credential_id text, tenant_id text, rotation_command text)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_column
+DECLARE
+  p courier.credential_rotation_policies;
+  failure_id text;
+BEGIN
+  FOR p IN
+    SELECT x.* FROM courier.credential_rotation_policies x
+    JOIN courier.credentials c ON c.id = x.credential_id
+    WHERE x.next_due_at <= now() AND c.status <> 'revoked'
+      AND (x.state = 'idle' OR (x.state = 'running' AND x.started_at < now() - interval '10 minutes'))
+      AND NOT EXISTS (SELECT 1 FROM courier.credential_versions v
+                      WHERE v.credential_id = x.credential_id AND v.status = 'rotating')
+    ORDER BY x.next_due_at
+    LIMIT greatest(max_rotations, 1)
+    FOR UPDATE OF x SKIP LOCKED
+  LOOP
+    IF p.rotation_command IS NULL THEN
+      UPDATE courier.credential_rotation_policies x SET state = 'due_raised', updated_at = now()
+      WHERE x.credential_id = p.credential_id;
+      PERFORM courier.emit('CredentialRotationDue', p.tenant_id, p.credential_id, NULL,
+        jsonb_build_object('credential_id', p.credential_id, 'due_at', p.next_due_at, 'reason', p.due_reason,
+                           'rotate_every', p.rotate_every::text));
+      INSERT INTO courier.failures (tenant_id, source, source_id, category, error_code, message, next_action)
+      VALUES (p.tenant_id, 'probe', p.credential_id, 'auth', 'credential_rotation_due',
+              'credential ' || p.credential_id || ' is due for rotation (' || p.due_reason
+              || ') and has no rotation command: rotate it (pgcourierctl credential rotate)', 'escalate');
+    ELSE
+      UPDATE courier.credential_rotation_policies x
+      SET state = 'running', started_at = now(), started_by = worker, updated_at = now()
+      WHERE x.credential_id = p.credential_id;
+      PERFORM courier.emit('CredentialRotationStarted', p.tenant_id, p.credential_id, NULL,
+        jsonb_build_object('credential_id', p.credential_id, 'due_at', p.next_due_at, 'reason', p.due_reason,
+                           'worker', worker));
+      credential_id := p.credential_id;
+      tenant_id := p.tenant_id;
+      rotation_command := p.rotation_command;
+      RETURN NEXT;
+    END IF;
+  END LOOP;
+END
+$$;
+
+
+--
+-- Name: store_rotation_result(text, text, text, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.store_rotation_result(credential_id text, worker text, sealed_secret text, fingerprint text) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  p courier.credential_rotation_policies;
+  new_version int;
+BEGIN
+  SELECT * INTO p FROM courier.credential_rotation_policies x
+  WHERE x.credential_id = credential_id AND x.state = 'running' AND x.started_by = worker FOR UPDATE;
+  IF p.credential_id IS NULL THEN
+    RETURN NULL;  -- no longer this worker's rotation
+  END IF;
+  IF EXISTS (SELECT 1 FROM courier.credential_versions v
+             WHERE v.credential_id = p.credential_id AND v.status = 'active' AND v.fingerprint = fingerprint) THEN
+    PERFORM courier.fail_rotation(p.credential_id, worker, 'the rotation command printed the active secret');
+    RETURN NULL;
+  END IF;
+  INSERT INTO courier.credential_versions AS v (credential_id, version, sealed_secret, fingerprint, status)
+  SELECT p.credential_id, max(x.version) + 1, sealed_secret, fingerprint, 'rotating'
+  FROM courier.credential_versions x WHERE x.credential_id = p.credential_id
+  RETURNING v.version INTO new_version;
+  UPDATE courier.credentials c SET status = 'rotating', updated_at = now() WHERE c.id = p.credential_id;
+  UPDATE courier.credential_rotation_policies x SET state = 'verifying', updated_at = now()
+  WHERE x.credential_id = p.credential_id;
+  PERFORM courier.emit('CredentialRotationVersionStored', p.tenant_id, p.credential_id, NULL,
+    jsonb_build_object('credential_id', p.credential_id, 'version', new_version, 'fingerprint', fingerprint,
+                       'worker', worker));
+  RETURN new_version;
+END
+$$;
+
+
+--
+-- Name: take_provider_token(text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.take_provider_token(provider_id text) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  rate double precision;
+  burst double precision;
+  b courier.provider_budgets;
+  at timestamptz := clock_timestamp();
+  tokens double precision;
+BEGIN
+  SELECT p.rate_limit_per_second, coalesce(p.rate_limit_burst, greatest(p.rate_limit_per_second, 1))
+  INTO rate, burst FROM courier.providers p WHERE p.id = provider_id;
+  IF rate IS NULL THEN
+    RETURN 0;
+  END IF;
+  INSERT INTO courier.provider_budgets AS x (provider_id, tokens, refilled_at) VALUES (provider_id, burst, at)
+  ON CONFLICT ON CONSTRAINT provider_budgets_pkey DO NOTHING;
+  SELECT * INTO b FROM courier.provider_budgets x WHERE x.provider_id = provider_id FOR UPDATE;
+  at := greatest(clock_timestamp(), b.refilled_at);
+  tokens := least(burst, b.tokens + rate * extract(epoch FROM at - b.refilled_at));
+  IF tokens >= 1 THEN
+    UPDATE courier.provider_budgets x SET tokens = tokens - 1, refilled_at = at WHERE x.provider_id = provider_id;
+    RETURN 0;
+  END IF;
+  UPDATE courier.provider_budgets x SET tokens = tokens, refilled_at = at WHERE x.provider_id = provider_id;
+  RETURN greatest(1, ceil((1 - tokens) / rate * 1000))::bigint;
+END
+$$;
 
 
 --
@@ -1769,6 +2692,26 @@ $$;
 
 
 --
+-- Name: api_clients; Type: TABLE; Schema: courier; Owner: -
+--
+
+CREATE TABLE courier.api_clients (
+    id text DEFAULT courier.new_id('apc_'::text) NOT NULL,
+    provider_id text NOT NULL,
+    tenant_id text,
+    name text NOT NULL,
+    version text NOT NULL,
+    capabilities text[] DEFAULT '{}'::text[] NOT NULL,
+    status text DEFAULT 'registered'::text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT api_clients_name_check CHECK ((name ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$'::text)),
+    CONSTRAINT api_clients_status_check CHECK ((status = ANY (ARRAY['registered'::text, 'active'::text, 'deprecated'::text]))),
+    CONSTRAINT api_clients_version_check CHECK ((version ~ '^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$'::text))
+);
+
+
+--
 -- Name: connections; Type: TABLE; Schema: courier; Owner: -
 --
 
@@ -1798,6 +2741,7 @@ CREATE TABLE courier.connections (
     last_health_error text,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    provider_id text,
     CONSTRAINT connections_auth_mode_check CHECK ((auth_mode = ANY (ARRAY['none'::text, 'api_key'::text, 'bearer'::text, 'basic'::text, 'oauth2_client_credentials'::text]))),
     CONSTRAINT connections_base_url_check CHECK ((base_url <> ''::text)),
     CONSTRAINT connections_base_url_check1 CHECK ((base_url ~* '^https?://[^/?#]+'::text)),
@@ -1973,6 +2917,32 @@ CREATE VIEW courier.credential_expiry AS
      JOIN courier.credential_versions v ON (((v.credential_id = c.id) AND (v.status = 'active'::text))))
   WHERE (v.expires_at IS NOT NULL)
   ORDER BY v.expires_at;
+
+
+--
+-- Name: credential_rotation_policies; Type: TABLE; Schema: courier; Owner: -
+--
+
+CREATE TABLE courier.credential_rotation_policies (
+    credential_id text NOT NULL,
+    tenant_id text NOT NULL,
+    rotate_every interval NOT NULL,
+    rotation_command text,
+    next_due_at timestamp with time zone NOT NULL,
+    due_reason text DEFAULT 'schedule'::text NOT NULL,
+    state text DEFAULT 'idle'::text NOT NULL,
+    started_at timestamp with time zone,
+    started_by text,
+    last_rotated_at timestamp with time zone,
+    last_result text,
+    last_error text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT credential_rotation_policies_last_error_check CHECK ((octet_length(last_error) <= 512)),
+    CONSTRAINT credential_rotation_policies_rotate_every_check CHECK ((rotate_every >= '00:00:01'::interval)),
+    CONSTRAINT credential_rotation_policies_rotation_command_check CHECK (((rotation_command ~ '^/[^[:cntrl:]]*$'::text) AND (octet_length(rotation_command) <= 1024))),
+    CONSTRAINT credential_rotation_policies_state_check CHECK ((state = ANY (ARRAY['idle'::text, 'running'::text, 'verifying'::text, 'due_raised'::text])))
+);
 
 
 --
@@ -2200,6 +3170,77 @@ CREATE TABLE courier.escalations (
 
 
 --
+-- Name: kpi_progress; Type: TABLE; Schema: courier; Owner: -
+--
+
+CREATE TABLE courier.kpi_progress (
+    id boolean DEFAULT true NOT NULL,
+    next_bucket timestamp with time zone,
+    CONSTRAINT kpi_progress_id_check CHECK (id)
+);
+
+
+--
+-- Name: kpi_settings; Type: TABLE; Schema: courier; Owner: -
+--
+
+CREATE TABLE courier.kpi_settings (
+    id boolean DEFAULT true NOT NULL,
+    settle interval DEFAULT '00:00:30'::interval NOT NULL,
+    minute_retention interval DEFAULT '7 days'::interval NOT NULL,
+    hour_retention interval DEFAULT '90 days'::interval NOT NULL,
+    CONSTRAINT kpi_settings_hour_retention_check CHECK ((hour_retention >= '1 day'::interval)),
+    CONSTRAINT kpi_settings_id_check CHECK (id),
+    CONSTRAINT kpi_settings_minute_retention_check CHECK ((minute_retention >= '01:00:00'::interval)),
+    CONSTRAINT kpi_settings_settle_check CHECK ((settle >= '00:00:00'::interval))
+);
+
+
+--
+-- Name: kpi_snapshots; Type: TABLE; Schema: courier; Owner: -
+--
+
+CREATE TABLE courier.kpi_snapshots (
+    bucket_width text NOT NULL,
+    tenant_id text NOT NULL,
+    subscription_id text DEFAULT ''::text NOT NULL,
+    bucket_start timestamp with time zone NOT NULL,
+    attempts bigint DEFAULT 0 NOT NULL,
+    delivered bigint DEFAULT 0 NOT NULL,
+    failed bigint DEFAULT 0 NOT NULL,
+    dead_lettered bigint DEFAULT 0 NOT NULL,
+    success_rate double precision,
+    latency_p50_ms double precision,
+    latency_p95_ms double precision,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT kpi_snapshots_bucket_width_check CHECK ((bucket_width = ANY (ARRAY['1m'::text, '1h'::text])))
+);
+
+
+--
+-- Name: kpi_thresholds; Type: TABLE; Schema: courier; Owner: -
+--
+
+CREATE TABLE courier.kpi_thresholds (
+    id text DEFAULT courier.new_id('kpt_'::text) NOT NULL,
+    tenant_id text NOT NULL,
+    subscription_id text,
+    metric text NOT NULL,
+    value double precision NOT NULL,
+    state text DEFAULT 'ok'::text NOT NULL,
+    breached_since timestamp with time zone,
+    last_bucket timestamp with time zone,
+    last_observed double precision,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT kpi_thresholds_check CHECK (((metric <> 'success_rate_below'::text) OR ((value >= (0)::double precision) AND (value <= (1)::double precision)))),
+    CONSTRAINT kpi_thresholds_check1 CHECK (((metric = 'success_rate_below'::text) OR (value >= (0)::double precision))),
+    CONSTRAINT kpi_thresholds_metric_check CHECK ((metric = ANY (ARRAY['success_rate_below'::text, 'dead_letters_above'::text, 'p95_above_ms'::text]))),
+    CONSTRAINT kpi_thresholds_state_check CHECK ((state = ANY (ARRAY['ok'::text, 'breached'::text]))),
+    CONSTRAINT kpi_thresholds_tenant_id_check CHECK ((tenant_id <> ''::text))
+);
+
+
+--
 -- Name: open_failures; Type: VIEW; Schema: courier; Owner: -
 --
 
@@ -2260,6 +3301,48 @@ CREATE TABLE courier.producer_tenants (
     role_name text NOT NULL,
     tenant_id text NOT NULL
 );
+
+
+--
+-- Name: provider_budgets; Type: TABLE; Schema: courier; Owner: -
+--
+
+CREATE TABLE courier.provider_budgets (
+    provider_id text NOT NULL,
+    tokens double precision NOT NULL,
+    refilled_at timestamp with time zone NOT NULL
+);
+
+
+--
+-- Name: provider_registry; Type: VIEW; Schema: courier; Owner: -
+--
+
+CREATE VIEW courier.provider_registry AS
+ SELECT p.id,
+    p.tenant_id,
+    p.key,
+    p.name,
+    p.category,
+    p.auth_model,
+    courier.redact_url(p.base_url) AS base_url,
+    p.status,
+    p.status_reason,
+    p.capabilities,
+    p.rate_limit_per_second,
+    p.rate_limit_burst,
+    ( SELECT count(*) AS count
+           FROM courier.api_clients a
+          WHERE (a.provider_id = p.id)) AS api_clients,
+    ( SELECT count(*) AS count
+           FROM courier.api_clients a
+          WHERE ((a.provider_id = p.id) AND (a.status = 'active'::text))) AS active_api_clients,
+    ( SELECT count(*) AS count
+           FROM courier.connections c
+          WHERE ((c.provider_id = p.id) AND (c.status <> 'retired'::text))) AS connections,
+    p.created_at,
+    p.updated_at
+   FROM courier.providers p;
 
 
 --
@@ -2551,11 +3634,35 @@ ALTER TABLE ONLY courier.run_attempts ATTACH PARTITION courier.run_attempts_defa
 
 
 --
+-- Name: api_clients api_clients_pkey; Type: CONSTRAINT; Schema: courier; Owner: -
+--
+
+ALTER TABLE ONLY courier.api_clients
+    ADD CONSTRAINT api_clients_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: api_clients api_clients_provider_id_name_version_key; Type: CONSTRAINT; Schema: courier; Owner: -
+--
+
+ALTER TABLE ONLY courier.api_clients
+    ADD CONSTRAINT api_clients_provider_id_name_version_key UNIQUE (provider_id, name, version);
+
+
+--
 -- Name: connections connections_pkey; Type: CONSTRAINT; Schema: courier; Owner: -
 --
 
 ALTER TABLE ONLY courier.connections
     ADD CONSTRAINT connections_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: credential_rotation_policies credential_rotation_policies_pkey; Type: CONSTRAINT; Schema: courier; Owner: -
+--
+
+ALTER TABLE ONLY courier.credential_rotation_policies
+    ADD CONSTRAINT credential_rotation_policies_pkey PRIMARY KEY (credential_id);
 
 
 --
@@ -2663,6 +3770,38 @@ ALTER TABLE ONLY courier.failures
 
 
 --
+-- Name: kpi_progress kpi_progress_pkey; Type: CONSTRAINT; Schema: courier; Owner: -
+--
+
+ALTER TABLE ONLY courier.kpi_progress
+    ADD CONSTRAINT kpi_progress_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: kpi_settings kpi_settings_pkey; Type: CONSTRAINT; Schema: courier; Owner: -
+--
+
+ALTER TABLE ONLY courier.kpi_settings
+    ADD CONSTRAINT kpi_settings_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: kpi_snapshots kpi_snapshots_pkey; Type: CONSTRAINT; Schema: courier; Owner: -
+--
+
+ALTER TABLE ONLY courier.kpi_snapshots
+    ADD CONSTRAINT kpi_snapshots_pkey PRIMARY KEY (bucket_width, tenant_id, subscription_id, bucket_start);
+
+
+--
+-- Name: kpi_thresholds kpi_thresholds_pkey; Type: CONSTRAINT; Schema: courier; Owner: -
+--
+
+ALTER TABLE ONLY courier.kpi_thresholds
+    ADD CONSTRAINT kpi_thresholds_pkey PRIMARY KEY (id);
+
+
+--
 -- Name: outbox outbox_pkey; Type: CONSTRAINT; Schema: courier; Owner: -
 --
 
@@ -2676,6 +3815,30 @@ ALTER TABLE ONLY courier.outbox
 
 ALTER TABLE ONLY courier.producer_tenants
     ADD CONSTRAINT producer_tenants_pkey PRIMARY KEY (role_name, tenant_id);
+
+
+--
+-- Name: provider_budgets provider_budgets_pkey; Type: CONSTRAINT; Schema: courier; Owner: -
+--
+
+ALTER TABLE ONLY courier.provider_budgets
+    ADD CONSTRAINT provider_budgets_pkey PRIMARY KEY (provider_id);
+
+
+--
+-- Name: providers providers_pkey; Type: CONSTRAINT; Schema: courier; Owner: -
+--
+
+ALTER TABLE ONLY courier.providers
+    ADD CONSTRAINT providers_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: providers providers_tenant_id_key_key; Type: CONSTRAINT; Schema: courier; Owner: -
+--
+
+ALTER TABLE ONLY courier.providers
+    ADD CONSTRAINT providers_tenant_id_key_key UNIQUE NULLS NOT DISTINCT (tenant_id, key);
 
 
 --
@@ -2743,10 +3906,31 @@ ALTER TABLE ONLY courier.subscriptions
 
 
 --
+-- Name: api_clients_active; Type: INDEX; Schema: courier; Owner: -
+--
+
+CREATE INDEX api_clients_active ON courier.api_clients USING btree (provider_id) WHERE (status = 'active'::text);
+
+
+--
 -- Name: connections_credential; Type: INDEX; Schema: courier; Owner: -
 --
 
 CREATE INDEX connections_credential ON courier.connections USING btree (credential_id);
+
+
+--
+-- Name: connections_provider; Type: INDEX; Schema: courier; Owner: -
+--
+
+CREATE INDEX connections_provider ON courier.connections USING btree (provider_id) WHERE (provider_id IS NOT NULL);
+
+
+--
+-- Name: credential_rotation_policies_due; Type: INDEX; Schema: courier; Owner: -
+--
+
+CREATE INDEX credential_rotation_policies_due ON courier.credential_rotation_policies USING btree (next_due_at);
 
 
 --
@@ -2775,6 +3959,20 @@ CREATE INDEX deliveries_created ON courier.deliveries USING btree (created_at);
 --
 
 CREATE INDEX deliveries_subscription ON courier.deliveries USING btree (subscription_id, created_at);
+
+
+--
+-- Name: delivery_attempts_started_brin; Type: INDEX; Schema: courier; Owner: -
+--
+
+CREATE INDEX delivery_attempts_started_brin ON ONLY courier.delivery_attempts USING brin (started_at);
+
+
+--
+-- Name: delivery_attempts_default_started_at_idx; Type: INDEX; Schema: courier; Owner: -
+--
+
+CREATE INDEX delivery_attempts_default_started_at_idx ON courier.delivery_attempts_default USING brin (started_at);
 
 
 --
@@ -2848,6 +4046,20 @@ CREATE INDEX failures_open ON courier.failures USING btree (source, source_id) W
 
 
 --
+-- Name: kpi_snapshots_start; Type: INDEX; Schema: courier; Owner: -
+--
+
+CREATE INDEX kpi_snapshots_start ON courier.kpi_snapshots USING btree (bucket_start);
+
+
+--
+-- Name: kpi_thresholds_tenant; Type: INDEX; Schema: courier; Owner: -
+--
+
+CREATE INDEX kpi_thresholds_tenant ON courier.kpi_thresholds USING btree (tenant_id);
+
+
+--
 -- Name: outbox_tenant_type; Type: INDEX; Schema: courier; Owner: -
 --
 
@@ -2911,10 +4123,31 @@ ALTER INDEX courier.delivery_attempts_pkey1 ATTACH PARTITION courier.delivery_at
 
 
 --
+-- Name: delivery_attempts_default_started_at_idx; Type: INDEX ATTACH; Schema: courier; Owner: -
+--
+
+ALTER INDEX courier.delivery_attempts_started_brin ATTACH PARTITION courier.delivery_attempts_default_started_at_idx;
+
+
+--
 -- Name: run_attempts_default_pkey; Type: INDEX ATTACH; Schema: courier; Owner: -
 --
 
 ALTER INDEX courier.run_attempts_pkey ATTACH PARTITION courier.run_attempts_default_pkey;
+
+
+--
+-- Name: api_clients api_clients_guard; Type: TRIGGER; Schema: courier; Owner: -
+--
+
+CREATE TRIGGER api_clients_guard BEFORE INSERT OR UPDATE ON courier.api_clients FOR EACH ROW EXECUTE FUNCTION courier.guard_api_client();
+
+
+--
+-- Name: api_clients api_clients_last_active; Type: TRIGGER; Schema: courier; Owner: -
+--
+
+CREATE TRIGGER api_clients_last_active AFTER DELETE OR UPDATE OF status ON courier.api_clients FOR EACH ROW WHEN ((old.status = 'active'::text)) EXECUTE FUNCTION courier.on_api_client_deactivated();
 
 
 --
@@ -2925,10 +4158,31 @@ CREATE TRIGGER connections_check BEFORE INSERT OR UPDATE OF tenant_id, base_url,
 
 
 --
+-- Name: connections connections_degraded_rotation; Type: TRIGGER; Schema: courier; Owner: -
+--
+
+CREATE TRIGGER connections_degraded_rotation AFTER UPDATE OF status ON courier.connections FOR EACH ROW WHEN (((old.status = 'active'::text) AND (new.status = 'degraded'::text) AND (new.credential_id IS NOT NULL))) EXECUTE FUNCTION courier.on_connection_degraded();
+
+
+--
+-- Name: connections connections_provider; Type: TRIGGER; Schema: courier; Owner: -
+--
+
+CREATE TRIGGER connections_provider BEFORE INSERT OR UPDATE OF provider_id, provider, tenant_id ON courier.connections FOR EACH ROW EXECUTE FUNCTION courier.check_connection_provider();
+
+
+--
 -- Name: credential_versions credential_versions_one_active; Type: TRIGGER; Schema: courier; Owner: -
 --
 
 CREATE CONSTRAINT TRIGGER credential_versions_one_active AFTER INSERT OR DELETE OR UPDATE ON courier.credential_versions DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION courier.check_credential_has_active_version();
+
+
+--
+-- Name: credential_versions credential_versions_rotation_finished; Type: TRIGGER; Schema: courier; Owner: -
+--
+
+CREATE TRIGGER credential_versions_rotation_finished AFTER UPDATE OF status ON courier.credential_versions FOR EACH ROW WHEN (((old.status = 'rotating'::text) AND (new.status = ANY (ARRAY['active'::text, 'failed'::text])))) EXECUTE FUNCTION courier.on_rotation_finished();
 
 
 --
@@ -3009,10 +4263,24 @@ CREATE TRIGGER failures_resolved AFTER UPDATE OF resolved_at ON courier.failures
 
 
 --
+-- Name: kpi_thresholds kpi_thresholds_check; Type: TRIGGER; Schema: courier; Owner: -
+--
+
+CREATE TRIGGER kpi_thresholds_check BEFORE INSERT OR UPDATE OF tenant_id, subscription_id ON courier.kpi_thresholds FOR EACH ROW EXECUTE FUNCTION courier.check_kpi_threshold();
+
+
+--
 -- Name: outbox outbox_notify; Type: TRIGGER; Schema: courier; Owner: -
 --
 
 CREATE TRIGGER outbox_notify AFTER INSERT ON courier.outbox REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION courier.notify_when_inserted('courier_outbox', 'deferrable');
+
+
+--
+-- Name: providers providers_guard; Type: TRIGGER; Schema: courier; Owner: -
+--
+
+CREATE TRIGGER providers_guard BEFORE INSERT OR UPDATE ON courier.providers FOR EACH ROW EXECUTE FUNCTION courier.guard_provider();
 
 
 --
@@ -3051,10 +4319,25 @@ CREATE TRIGGER runs_notify AFTER INSERT ON courier.runs REFERENCING NEW TABLE AS
 
 
 --
+-- Name: runs runs_operation_capability; Type: TRIGGER; Schema: courier; Owner: -
+--
+
+CREATE TRIGGER runs_operation_capability BEFORE INSERT ON courier.runs FOR EACH ROW EXECUTE FUNCTION courier.check_run_capability();
+
+
+--
 -- Name: subscriptions subscriptions_check; Type: TRIGGER; Schema: courier; Owner: -
 --
 
 CREATE TRIGGER subscriptions_check BEFORE INSERT OR UPDATE OF tenant_id, url ON courier.subscriptions FOR EACH ROW EXECUTE FUNCTION courier.check_subscription_row();
+
+
+--
+-- Name: api_clients api_clients_provider_id_fkey; Type: FK CONSTRAINT; Schema: courier; Owner: -
+--
+
+ALTER TABLE ONLY courier.api_clients
+    ADD CONSTRAINT api_clients_provider_id_fkey FOREIGN KEY (provider_id) REFERENCES courier.providers(id) ON DELETE CASCADE;
 
 
 --
@@ -3063,6 +4346,22 @@ CREATE TRIGGER subscriptions_check BEFORE INSERT OR UPDATE OF tenant_id, url ON 
 
 ALTER TABLE ONLY courier.connections
     ADD CONSTRAINT connections_credential_id_tenant_id_fkey FOREIGN KEY (credential_id, tenant_id) REFERENCES courier.credentials(id, tenant_id);
+
+
+--
+-- Name: connections connections_provider_id_fkey; Type: FK CONSTRAINT; Schema: courier; Owner: -
+--
+
+ALTER TABLE ONLY courier.connections
+    ADD CONSTRAINT connections_provider_id_fkey FOREIGN KEY (provider_id) REFERENCES courier.providers(id);
+
+
+--
+-- Name: credential_rotation_policies credential_rotation_policies_credential_id_fkey; Type: FK CONSTRAINT; Schema: courier; Owner: -
+--
+
+ALTER TABLE ONLY courier.credential_rotation_policies
+    ADD CONSTRAINT credential_rotation_policies_credential_id_fkey FOREIGN KEY (credential_id) REFERENCES courier.credentials(id) ON DELETE CASCADE;
 
 
 --
@@ -3098,6 +4397,22 @@ ALTER TABLE ONLY courier.escalations
 
 
 --
+-- Name: kpi_thresholds kpi_thresholds_subscription_id_fkey; Type: FK CONSTRAINT; Schema: courier; Owner: -
+--
+
+ALTER TABLE ONLY courier.kpi_thresholds
+    ADD CONSTRAINT kpi_thresholds_subscription_id_fkey FOREIGN KEY (subscription_id) REFERENCES courier.subscriptions(id) ON DELETE CASCADE;
+
+
+--
+-- Name: provider_budgets provider_budgets_provider_id_fkey; Type: FK CONSTRAINT; Schema: courier; Owner: -
+--
+
+ALTER TABLE ONLY courier.provider_budgets
+    ADD CONSTRAINT provider_budgets_provider_id_fkey FOREIGN KEY (provider_id) REFERENCES courier.providers(id) ON DELETE CASCADE;
+
+
+--
 -- Name: subscription_secrets subscription_secrets_subscription_id_fkey; Type: FK CONSTRAINT; Schema: courier; Owner: -
 --
 
@@ -3119,6 +4434,20 @@ GRANT USAGE ON SCHEMA courier TO courier_daemon;
 --
 
 REVOKE ALL ON FUNCTION courier.caller_may_publish(tenant text) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION check_capabilities(capabilities text[], field text); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.check_capabilities(capabilities text[], field text) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION check_connection_provider(); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.check_connection_provider() FROM PUBLIC;
 
 
 --
@@ -3150,6 +4479,27 @@ REVOKE ALL ON FUNCTION courier.check_event_tenant() FROM PUBLIC;
 
 
 --
+-- Name: FUNCTION check_kpi_threshold(); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.check_kpi_threshold() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION check_registry_transition(what text, id text, old_status text, new_status text); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.check_registry_transition(what text, id text, old_status text, new_status text) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION check_run_capability(); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.check_run_capability() FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION check_run_tenant(); Type: ACL; Schema: courier; Owner: -
 --
 
@@ -3161,6 +4511,38 @@ REVOKE ALL ON FUNCTION courier.check_run_tenant() FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION courier.check_subscription_row() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION clear_rotation_policy(credential_id text, acting_tenant text); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.clear_rotation_policy(credential_id text, acting_tenant text) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.clear_rotation_policy(credential_id text, acting_tenant text) TO courier_operator;
+
+
+--
+-- Name: FUNCTION create_api_client(provider text, name text, version text, capabilities text[], status text, acting_tenant text, id text); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.create_api_client(provider text, name text, version text, capabilities text[], status text, acting_tenant text, id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.create_api_client(provider text, name text, version text, capabilities text[], status text, acting_tenant text, id text) TO courier_operator;
+
+
+--
+-- Name: FUNCTION create_kpi_threshold(tenant_id text, metric text, value double precision, subscription_id text); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.create_kpi_threshold(tenant_id text, metric text, value double precision, subscription_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.create_kpi_threshold(tenant_id text, metric text, value double precision, subscription_id text) TO courier_operator;
+
+
+--
+-- Name: FUNCTION create_provider(key text, tenant_id text, category text, auth_model text, base_url text, capabilities text[], rate_limit_per_second double precision, rate_limit_burst integer, name text, id text); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.create_provider(key text, tenant_id text, category text, auth_model text, base_url text, capabilities text[], rate_limit_per_second double precision, rate_limit_burst integer, name text, id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.create_provider(key text, tenant_id text, category text, auth_model text, base_url text, capabilities text[], rate_limit_per_second double precision, rate_limit_burst integer, name text, id text) TO courier_operator;
 
 
 --
@@ -3177,6 +4559,14 @@ GRANT ALL ON FUNCTION courier.create_subscription(tenant_id text, url text, even
 
 REVOKE ALL ON FUNCTION courier.degrade_connection(connection_id text, reason text, credential_version integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION courier.degrade_connection(connection_id text, reason text, credential_version integer) TO courier_daemon;
+
+
+--
+-- Name: FUNCTION delete_kpi_threshold(threshold_id text, acting_tenant text); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.delete_kpi_threshold(threshold_id text, acting_tenant text) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.delete_kpi_threshold(threshold_id text, acting_tenant text) TO courier_operator;
 
 
 --
@@ -3219,10 +4609,40 @@ GRANT ALL ON FUNCTION courier.enqueue_run(tenant_id text, connection_id text, op
 
 
 --
+-- Name: FUNCTION evaluate_kpi_thresholds(bucket timestamp with time zone); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.evaluate_kpi_thresholds(bucket timestamp with time zone) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION fail_rotation(credential_id text, worker text, reason text); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.fail_rotation(credential_id text, worker text, reason text) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.fail_rotation(credential_id text, worker text, reason text) TO courier_daemon;
+
+
+--
 -- Name: FUNCTION fan_out_event(); Type: ACL; Schema: courier; Owner: -
 --
 
 REVOKE ALL ON FUNCTION courier.fan_out_event() FROM PUBLIC;
+
+
+--
+-- Name: TABLE providers; Type: ACL; Schema: courier; Owner: -
+--
+
+GRANT SELECT ON TABLE courier.providers TO courier_daemon;
+
+
+--
+-- Name: FUNCTION find_provider(provider text, acting_tenant text); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.find_provider(provider text, acting_tenant text) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.find_provider(provider text, acting_tenant text) TO courier_operator;
 
 
 --
@@ -3248,6 +4668,20 @@ REVOKE ALL ON FUNCTION courier.forbid_run_attempt_changes() FROM PUBLIC;
 
 
 --
+-- Name: FUNCTION guard_api_client(); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.guard_api_client() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION guard_provider(); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.guard_provider() FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION guard_run_transition(); Type: ACL; Schema: courier; Owner: -
 --
 
@@ -3270,6 +4704,28 @@ REVOKE ALL ON FUNCTION courier.maintain_daily_partitions(parent text, days_ahead
 
 
 --
+-- Name: FUNCTION maintain_kpis(max_minutes integer); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.maintain_kpis(max_minutes integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.maintain_kpis(max_minutes integer) TO courier_daemon;
+
+
+--
+-- Name: FUNCTION on_api_client_deactivated(); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.on_api_client_deactivated() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION on_connection_degraded(); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.on_connection_degraded() FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION on_failure_recorded(); Type: ACL; Schema: courier; Owner: -
 --
 
@@ -3281,6 +4737,13 @@ REVOKE ALL ON FUNCTION courier.on_failure_recorded() FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION courier.on_failure_resolved() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION on_rotation_finished(); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.on_rotation_finished() FROM PUBLIC;
 
 
 --
@@ -3410,6 +4873,13 @@ GRANT ALL ON FUNCTION courier.replay_run(run_id text) TO courier_operator;
 
 
 --
+-- Name: FUNCTION resolve_provider(tenant_id text, key text); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.resolve_provider(tenant_id text, key text) FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION resume_subscription(subscription_id text); Type: ACL; Schema: courier; Owner: -
 --
 
@@ -3434,12 +4904,74 @@ GRANT ALL ON FUNCTION courier.rotate_subscription_secret(subscription_id text, s
 
 
 --
+-- Name: FUNCTION rotation_retry_delay(rotate_every interval); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.rotation_retry_delay(rotate_every interval) FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION run_queue_metrics(expiry_window interval, OUT due bigint, OUT scheduled bigint, OUT waiting bigint, OUT running bigint, OUT dead_lettered bigint, OUT unhealthy_connections bigint, OUT degraded_connections bigint, OUT credentials_expiring bigint, OUT open_escalations bigint); Type: ACL; Schema: courier; Owner: -
 --
 
 REVOKE ALL ON FUNCTION courier.run_queue_metrics(expiry_window interval, OUT due bigint, OUT scheduled bigint, OUT waiting bigint, OUT running bigint, OUT dead_lettered bigint, OUT unhealthy_connections bigint, OUT degraded_connections bigint, OUT credentials_expiring bigint, OUT open_escalations bigint) FROM PUBLIC;
 GRANT ALL ON FUNCTION courier.run_queue_metrics(expiry_window interval, OUT due bigint, OUT scheduled bigint, OUT waiting bigint, OUT running bigint, OUT dead_lettered bigint, OUT unhealthy_connections bigint, OUT degraded_connections bigint, OUT credentials_expiring bigint, OUT open_escalations bigint) TO courier_operator;
 GRANT ALL ON FUNCTION courier.run_queue_metrics(expiry_window interval, OUT due bigint, OUT scheduled bigint, OUT waiting bigint, OUT running bigint, OUT dead_lettered bigint, OUT unhealthy_connections bigint, OUT degraded_connections bigint, OUT credentials_expiring bigint, OUT open_escalations bigint) TO courier_daemon;
+
+
+--
+-- Name: FUNCTION set_api_client_status(api_client text, status text, acting_tenant text); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.set_api_client_status(api_client text, status text, acting_tenant text) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.set_api_client_status(api_client text, status text, acting_tenant text) TO courier_operator;
+
+
+--
+-- Name: FUNCTION set_provider_status(provider text, status text, reason text, acting_tenant text); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.set_provider_status(provider text, status text, reason text, acting_tenant text) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.set_provider_status(provider text, status text, reason text, acting_tenant text) TO courier_operator;
+
+
+--
+-- Name: FUNCTION set_rotation_policy(credential_id text, rotate_every interval, rotation_command text, acting_tenant text); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.set_rotation_policy(credential_id text, rotate_every interval, rotation_command text, acting_tenant text) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.set_rotation_policy(credential_id text, rotate_every interval, rotation_command text, acting_tenant text) TO courier_operator;
+
+
+--
+-- Name: FUNCTION snapshot_kpi_range(from_ts timestamp with time zone, to_ts timestamp with time zone); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.snapshot_kpi_range(from_ts timestamp with time zone, to_ts timestamp with time zone) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION start_due_rotations(worker text, max_rotations integer); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.start_due_rotations(worker text, max_rotations integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.start_due_rotations(worker text, max_rotations integer) TO courier_daemon;
+
+
+--
+-- Name: FUNCTION store_rotation_result(credential_id text, worker text, sealed_secret text, fingerprint text); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.store_rotation_result(credential_id text, worker text, sealed_secret text, fingerprint text) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.store_rotation_result(credential_id text, worker text, sealed_secret text, fingerprint text) TO courier_daemon;
+
+
+--
+-- Name: FUNCTION take_provider_token(provider_id text); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.take_provider_token(provider_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.take_provider_token(provider_id text) TO courier_daemon;
 
 
 --
@@ -3490,6 +5022,13 @@ GRANT UPDATE(last_error) ON TABLE courier.subscriptions TO courier_daemon;
 
 REVOKE ALL ON FUNCTION courier.update_subscription(subscription_id text, changes jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION courier.update_subscription(subscription_id text, changes jsonb) TO courier_operator;
+
+
+--
+-- Name: TABLE api_clients; Type: ACL; Schema: courier; Owner: -
+--
+
+GRANT SELECT ON TABLE courier.api_clients TO courier_operator;
 
 
 --
@@ -3647,6 +5186,13 @@ GRANT SELECT ON TABLE courier.credential_expiry TO courier_operator;
 
 
 --
+-- Name: TABLE credential_rotation_policies; Type: ACL; Schema: courier; Owner: -
+--
+
+GRANT SELECT ON TABLE courier.credential_rotation_policies TO courier_operator;
+
+
+--
 -- Name: TABLE deliveries; Type: ACL; Schema: courier; Owner: -
 --
 
@@ -3795,6 +5341,20 @@ GRANT SELECT ON TABLE courier.escalations TO courier_operator;
 
 
 --
+-- Name: TABLE kpi_snapshots; Type: ACL; Schema: courier; Owner: -
+--
+
+GRANT SELECT ON TABLE courier.kpi_snapshots TO courier_operator;
+
+
+--
+-- Name: TABLE kpi_thresholds; Type: ACL; Schema: courier; Owner: -
+--
+
+GRANT SELECT ON TABLE courier.kpi_thresholds TO courier_operator;
+
+
+--
 -- Name: TABLE open_failures; Type: ACL; Schema: courier; Owner: -
 --
 
@@ -3814,6 +5374,13 @@ GRANT SELECT,INSERT ON TABLE courier.outbox TO courier_daemon;
 --
 
 GRANT USAGE ON SEQUENCE courier.outbox_position_seq TO courier_daemon;
+
+
+--
+-- Name: TABLE provider_registry; Type: ACL; Schema: courier; Owner: -
+--
+
+GRANT SELECT ON TABLE courier.provider_registry TO courier_operator;
 
 
 --

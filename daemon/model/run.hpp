@@ -60,8 +60,18 @@ struct ClaimedRun {
   int rate_limited_attempts = 0;
   int attempt_budget_base = 0;
   bool connection_found = false;
+  // > 0: the connection's provider had no token in its shared budget; wait this long.
+  long long provider_wait_ms = 0;
+  std::string provider_key;  // the connection's registered provider, "" when none
   Connection connection;
   int Attempt() const { return previous_attempts + 1; }
+};
+
+// A credential rotation this daemon must run the command of (rotation policies).
+struct DueRotation {
+  std::string credential_id;
+  std::string tenant_id;
+  std::string command;  // an absolute path, run without a shell
 };
 
 struct RunOutcome {

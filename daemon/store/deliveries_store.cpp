@@ -185,6 +185,10 @@ class PgDeliveriesStore final : public DeliveriesStore {
     s_.ExecCommitted(query::kDisableSubscription, subscription_id, reason);
   }
 
+  int MaintainKpis(int max_minutes) override {
+    return s_.ExecCommitted(query::kMaintainKpis, max_minutes)[0]["minutes"].as<int>();
+  }
+
   QueueMetrics ReadQueueMetrics() override {
     const pqxx::row r = s_.ExecRead(query::kQueueMetrics)[0];
     QueueMetrics m;

@@ -54,6 +54,9 @@ class DeliveriesStore {
   virtual void PauseSubscription(const std::string& subscription_id, const std::string& reason) = 0;
   virtual void DisableSubscription(const std::string& subscription_id, const std::string& reason) = 0;
   virtual QueueMetrics ReadQueueMetrics() = 0;
+  // KPI snapshots and thresholds of the complete minutes since the last call (70_providers.sql);
+  // returns the minutes summarised.
+  virtual int MaintainKpis(int max_minutes) = 0;
   // Removes up to `batch` finished deliveries past retention; returns how many.
   virtual int Prune(std::chrono::milliseconds completed_retention, std::chrono::milliseconds dead_letter_retention,
                     int batch) = 0;

@@ -45,6 +45,10 @@ inline constexpr const char* kFinishRotation = "finish_rotation";
 inline constexpr const char* kRunQueueMetrics = "run_queue_metrics";
 inline constexpr const char* kPruneRuns = "prune_runs";
 inline constexpr const char* kRenewRunLeases = "renew_run_leases";
+inline constexpr const char* kStartDueRotations = "start_due_rotations";
+inline constexpr const char* kStoreRotationResult = "store_rotation_result";
+inline constexpr const char* kFailRotation = "fail_rotation";
+inline constexpr const char* kMaintainKpis = "maintain_kpis";
 // The engine: schema check, leadership, outbox wake-ups.
 inline constexpr const char* kSchemaTableExists = "schema_table_exists";
 inline constexpr const char* kSchemaVersions = "schema_versions";
@@ -58,8 +62,9 @@ inline constexpr const char* kAll[] = {
     kClaimDue, kRecordOutcomes, kQuarantineOutcome, kFindExpiredLeases, kReleaseLeases, kWakeHeld,
     kPauseSubscription, kDisableSubscription, kQueueMetrics, kPrune, kRenewLeases, kClaimRuns, kRecordRunOutcomes,
     kFindExpiredRunLeases, kReleaseRuns, kDegradeConnection, kConnectionsToProbe, kRecordProbe, kPendingRotations,
-    kFinishRotation, kRunQueueMetrics, kPruneRuns, kRenewRunLeases, kSchemaTableExists, kSchemaVersions, kTryLeadership,
-    kNotifyOutbox, kBeginOutcomes, kDatabaseNow};
+    kFinishRotation, kRunQueueMetrics, kPruneRuns, kRenewRunLeases, kStartDueRotations, kStoreRotationResult,
+    kFailRotation, kMaintainKpis, kSchemaTableExists, kSchemaVersions, kTryLeadership, kNotifyOutbox,
+    kBeginOutcomes, kDatabaseNow};
 }  // namespace query
 
 }  // namespace pgcourier::store

@@ -51,6 +51,8 @@ const RowMapping<model::ClaimedRun> kRunColumns = {
     {"rate_limited_attempts", &model::ClaimedRun::rate_limited_attempts},
     {"attempt_budget_base", &model::ClaimedRun::attempt_budget_base},
     {"connection_found", &model::ClaimedRun::connection_found},
+    {"provider_wait_ms", &model::ClaimedRun::provider_wait_ms},
+    {"provider_key", &model::ClaimedRun::provider_key},
 };
 
 const RowMapping<ExpiredRunLease> kExpiredColumns = {
@@ -234,6 +236,27 @@ class PgRunsStore final : public RunsStore {
   bool FinishRotation(const std::string& version_id, bool ok, const std::string& connection_id,
                       const std::string& error) override {
     return s_.ExecCommitted(query::kFinishRotation, version_id, ok, connection_id, error)[0]["finished"].as<bool>();
+  }
+
+  std::vector<model::DueRotation> StartDueRotations(const std::string& worker, int limit) override {
+    static const RowMapping<model::DueRotation> kDue = {
+        {"credential_id", &model::DueRotation::credential_id},
+        {"tenant_id", &model::DueRotation::tenant_id},
+        {"rotation_command", &model::DueRotation::command},
+    };
+    return kDue.ReadAll(s_.ExecCommitted(query::kStartDueRotations, worker, limit));
+  }
+
+  std::optional<int> StoreRotationResult(const std::string& credential_id, const std::string& worker,
+                                         const std::string& sealed_secret, const std::string& fingerprint) override {
+    const pqxx::field v =
+        s_.ExecCommitted(query::kStoreRotationResult, credential_id, worker, sealed_secret, fingerprint)[0]["version"];
+    if (v.is_null()) return std::nullopt;
+    return v.as<int>();
+  }
+
+  bool FailRotation(const std::string& credential_id, const std::string& worker, const std::string& reason) override {
+    return s_.ExecCommitted(query::kFailRotation, credential_id, worker, reason)[0]["failed"].as<bool>();
   }
 
   RunQueueMetrics ReadQueueMetrics(std::chrono::milliseconds expiry_window) override {

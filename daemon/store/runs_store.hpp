@@ -56,6 +56,13 @@ class RunsStore {
   // False when the version was no longer rotating (another daemon finished it).
   virtual bool FinishRotation(const std::string& version_id, bool ok, const std::string& connection_id,
                               const std::string& error) = 0;
+  // Rotation policies (70_providers.sql): raises the due rotations without a
+  // command, and marks those with one as `worker`'s and returns them.
+  virtual std::vector<model::DueRotation> StartDueRotations(const std::string& worker, int limit) = 0;
+  // The command's sealed output as the rotating version; nullopt when refused.
+  virtual std::optional<int> StoreRotationResult(const std::string& credential_id, const std::string& worker,
+                                                 const std::string& sealed_secret, const std::string& fingerprint) = 0;
+  virtual bool FailRotation(const std::string& credential_id, const std::string& worker, const std::string& reason) = 0;
   virtual RunQueueMetrics ReadQueueMetrics(std::chrono::milliseconds expiry_window) = 0;
   virtual int Prune(std::chrono::milliseconds completed_retention, std::chrono::milliseconds dead_letter_retention,
                     int batch) = 0;

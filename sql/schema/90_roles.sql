@@ -249,3 +249,35 @@ BEGIN
   END IF;
 END
 $grants$;
+
+-- The provider registry, rotation policies and KPIs (70_providers.sql).
+DO $grants_providers$
+BEGIN
+  IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'courier_operator') THEN
+    GRANT SELECT ON courier.provider_registry, courier.api_clients TO courier_operator;
+    GRANT EXECUTE ON FUNCTION courier.create_provider(text, text, text, text, text, text[], double precision, int,
+                                                      text, text),
+                              courier.set_provider_status(text, text, text, text),
+                              courier.create_api_client(text, text, text, text[], text, text, text),
+                              courier.set_api_client_status(text, text, text),
+                              courier.find_provider(text, text),
+                              courier.set_rotation_policy(text, interval, text, text),
+                              courier.clear_rotation_policy(text, text),
+                              courier.create_kpi_threshold(text, text, double precision, text),
+                              courier.delete_kpi_threshold(text, text)
+      TO courier_operator;
+    GRANT SELECT ON courier.credential_rotation_policies, courier.kpi_snapshots, courier.kpi_thresholds
+      TO courier_operator;
+  END IF;
+  IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'courier_daemon') THEN
+    -- claim_runs joins the connection's provider and takes tokens of its budget.
+    GRANT SELECT ON courier.providers TO courier_daemon;
+    GRANT EXECUTE ON FUNCTION courier.take_provider_token(text) TO courier_daemon;
+    -- The maintenance leader's rotation policies.
+    GRANT EXECUTE ON FUNCTION courier.start_due_rotations(text, int),
+                              courier.store_rotation_result(text, text, text, text),
+                              courier.fail_rotation(text, text, text),
+                              courier.maintain_kpis(integer) TO courier_daemon;
+  END IF;
+END
+$grants_providers$;

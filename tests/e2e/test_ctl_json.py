@@ -56,7 +56,7 @@ CONNECTION_HEALTH = {"id": STR, "tenant_id": STR, "provider": STR, "base_url": S
                      "last_checked_at": (OPT, TIME), "last_health_error": (OPT, STR), "credential_id": (OPT, STR),
                      "credential_version": (OPT, INT), "credential_expires_at": (OPT, TIME), "runs_waiting": INT,
                      "open_failures": INT}
-CONNECTION = {**CONNECTION_HEALTH, "api_key_header": (OPT, STR), "token_url": (OPT, STR), "client_id": (OPT, STR),
+CONNECTION = {**CONNECTION_HEALTH, "provider_id": (OPT, STR), "api_key_header": (OPT, STR), "token_url": (OPT, STR), "client_id": (OPT, STR),
               "scopes": (OPT, STR), "health_check": (OPT, STR), "expected_status": (OPT, INT), "policy": STR,
               "max_in_flight": (OPT, INT), "rate_limit_per_second": (OPT, NUM), "rate_limit_burst": (OPT, INT),
               "created_at": TIME, "updated_at": TIME}
@@ -65,6 +65,9 @@ CREDENTIAL = {"id": STR, "tenant_id": STR, "name": (OPT, STR), "status": STR, "a
               "updated_at": TIME}
 VERSION = {"version": INT, "status": STR, "fingerprint": STR, "created_at": TIME, "activated_at": (OPT, TIME),
            "retired_at": (OPT, TIME), "expires_at": (OPT, TIME), "verification_error": (OPT, STR)}
+ROTATION_POLICY = {"rotate_every": STR, "rotation_command": (OPT, STR), "next_due_at": TIME, "due_reason": STR,
+                   "state": STR, "last_rotated_at": (OPT, TIME), "last_result": (OPT, STR), "last_error": (OPT, STR)}
+ROTATION_EVENT = {"at": TIME, "event_type": STR, "body_json": STR}
 RUN = {"id": STR, "tenant_id": STR, "connection_id": STR, "provider": (OPT, STR), "operation": STR, "method": STR,
        "path": STR, "status": STR, "attempts": INT, "next_attempt_at": (OPT, TIME), "lease_owner": (OPT, STR),
        "lease_expires_at": (OPT, TIME), "external_ref": (OPT, STR), "external_ref_pointer": (OPT, STR),
@@ -165,7 +168,12 @@ def test_connection_credential_and_run_commands_print_their_documented_shapes(db
     credentials = as_json(ctl, "credential", "list")
     shape(credentials, {"credentials": [CREDENTIAL]})
     shown = as_json(ctl, "credential", "show", cred)
-    shape(shown, {**CREDENTIAL, "versions": [VERSION], "connections": [CONNECTION]})
+    shape(shown, {**CREDENTIAL, "versions": [VERSION], "connections": [CONNECTION],
+                  "rotation_policy": (OPT, ROTATION_POLICY), "rotation_events": [ROTATION_EVENT]})
+    ctl("credential", "rotation", cred, "--rotate-every", "90d")
+    shown = as_json(ctl, "credential", "show", cred)
+    shape(shown, {**CREDENTIAL, "versions": [VERSION], "connections": [CONNECTION],
+                  "rotation_policy": ROTATION_POLICY, "rotation_events": [ROTATION_EVENT]})
     assert (shown["active_version"], shown["name"], [x["id"] for x in shown["connections"]]) == (1, "vendor", [conn])
     assert "tok-json" not in json.dumps(shown) and "v1:" not in json.dumps(shown)
 

@@ -10,6 +10,7 @@
 #include "retry/text.hpp"
 #include "store/admin/connections.hpp"
 #include "store/admin/credentials.hpp"
+#include "store/admin/rotation_policies.hpp"
 
 namespace pgcourier::ctl {
 namespace {
@@ -194,7 +195,8 @@ int ConnectionShow(const Invocation& inv) {
     json.Finish();
     return 0;
   }
-  std::cout << "connection " << c->id << "  tenant=" << c->tenant_id << "  provider=" << c->provider << "\n"
+  std::cout << "connection " << c->id << "  tenant=" << c->tenant_id << "  provider=" << c->provider
+            << (c->provider_id.empty() ? "" : " (" + c->provider_id + ")") << "\n"
             << "  base url:      " << retry::RedactUrls(c->base_url) << "\n"
             << "  auth:          " << DescribeAuth(*c) << "\n";
   if (c->auth_mode == "api_key") std::cout << "  key header:    " << OrElse(c->api_key_header, "X-Api-Key") << "\n";
@@ -286,7 +288,10 @@ std::pair<std::string, std::string> SealCredential(const signing::SecretBox& box
   return {box.Seal(secret, credential_id), box.Fingerprint(secret)};
 }
 
+std::string CheckRotationOptions(const Invocation& inv);
+
 int CredentialCreate(const Invocation& inv) {
+  if (const auto problem = CheckRotationOptions(inv); !problem.empty()) return UsageError(problem);
   const Context context(inv);
   const auto box = context.MasterKey();
   if (!box) return 2;
@@ -300,7 +305,42 @@ int CredentialCreate(const Invocation& inv) {
   const auto created = store::admin::Credentials(db).Create(
       credential, [&](const std::string& id) { return SealCredential(*box, *secret, id); });
   if (created.refusal != Refusal::kNone) return Refused(created.refusal, created.detail, credential.id);
+  if (inv.Has("rotate-every")) {
+    store::admin::RotationPolicies(db).Set(created.value, *inv.Duration("rotate-every"), inv.Text("rotation-command"));
+  }
   std::cout << created.value << "\n";
+  return 0;
+}
+
+// --rotation-command: an absolute path to an executable (it is run without a shell). Returns what is wrong, or "".
+std::string CheckRotationOptions(const Invocation& inv) {
+  if (inv.Has("rotation-command") && !inv.Has("rotate-every")) return "--rotation-command goes with --rotate-every";
+  const std::string command = inv.Text("rotation-command");
+  if (!command.empty() && (command[0] != '/' || HasControl(command))) {
+    return "--rotation-command takes the absolute path of an executable (it is run without a shell)";
+  }
+  return "";
+}
+
+int CredentialRotation(const Invocation& inv) {
+  const std::string& id = inv.operand();
+  if (inv.Flag("clear") == inv.Has("rotate-every")) return UsageError("give either --rotate-every or --clear");
+  if (const auto problem = CheckRotationOptions(inv); !problem.empty()) return UsageError(problem);
+  const Context context(inv);
+  store::admin::Connection db(context.DatabaseUrl());
+  store::admin::RotationPolicies policies(db);
+  if (inv.Flag("clear")) {
+    std::cout << (policies.Clear(id, inv.Text("tenant")) ? "cleared the rotation policy of " + id
+                                                         : id + " has no rotation policy")
+              << "\n";
+    return 0;
+  }
+  const std::string due =
+      policies.Set(id, *inv.Duration("rotate-every"), inv.Text("rotation-command"), inv.Text("tenant"));
+  std::cout << id << ": next rotation due " << due
+            << (inv.Has("rotation-command") ? " (the daemon runs the rotation command, verifies and promotes)"
+                                            : " (the daemon raises CredentialRotationDue and an escalation)")
+            << "\n";
   return 0;
 }
 
@@ -343,6 +383,9 @@ int CredentialShow(const Invocation& inv) {
   const auto detail = store::admin::Credentials(db).Show(id);
   if (!detail) return Fail("no credential " + id);
   const auto& c = detail->credential;
+  store::admin::RotationPolicies policies(db);
+  const auto rotation = policies.Get(id);
+  const auto events = policies.Events(id, 20);
   if (inv.json()) {
     Json json(std::cout);
     json.BeginObject();
@@ -362,6 +405,26 @@ int CredentialShow(const Invocation& inv) {
     }
     json.EndArray();
     WriteConnections(json, detail->connections);
+    json.Key("rotation_policy");
+    if (rotation) {
+      json.BeginObject()
+          .Field("rotate_every", rotation->rotate_every)
+          .StringOrNull("rotation_command", rotation->rotation_command)
+          .Time("next_due_at", rotation->next_due_at)
+          .Field("due_reason", rotation->due_reason)
+          .Field("state", rotation->state)
+          .Time("last_rotated_at", rotation->last_rotated_at)
+          .StringOrNull("last_result", rotation->last_result)
+          .StringOrNull("last_error", rotation->last_error)
+          .EndObject();
+    } else {
+      json.Null();
+    }
+    json.Key("rotation_events").BeginArray();
+    for (const auto& e : events) {
+      json.BeginObject().Time("at", e.at).Field("event_type", e.event_type).Field("body_json", e.body).EndObject();
+    }
+    json.EndArray();
     json.EndObject();
     json.Finish();
     return 0;
@@ -382,6 +445,24 @@ int CredentialShow(const Invocation& inv) {
                         Dash(v.retired_at), Dash(v.expires_at), Dash(v.verification_error)});
   }
   PrintTable(versions, "  ");
+  if (rotation) {
+    std::cout << "rotation policy: every " << rotation->rotate_every << ", "
+              << (rotation->rotation_command.empty() ? "no command (the operator is told when due)"
+                                                     : "command " + rotation->rotation_command)
+              << "\n"
+              << "  state: " << rotation->state << ", next due " << rotation->next_due_at << " ("
+              << rotation->due_reason << ")"
+              << (rotation->last_result.empty() ? "" : "; last: " + rotation->last_result)
+              << (rotation->last_error.empty() ? "" : ": " + rotation->last_error) << "\n";
+  } else {
+    std::cout << "rotation policy: none\n";
+  }
+  if (!events.empty()) {
+    std::cout << "rotation steps (outbox):\n";
+    Table steps = {{"at", "event", "details"}};
+    for (const auto& e : events) steps.push_back({e.at, e.event_type, e.body});
+    PrintTable(steps, "  ");
+  }
   if (detail->connections.empty()) {
     std::cout << "connections using it: none\n";
     return 0;
@@ -443,7 +524,8 @@ void WriteConnection(Json& json, const ConnectionInfo& c, bool settings) {
       .Field("runs_waiting", c.runs_waiting)
       .Field("open_failures", c.open_failures);
   if (settings) {
-    json.StringOrNull("api_key_header", c.api_key_header)
+    json.StringOrNull("provider_id", c.provider_id)
+        .StringOrNull("api_key_header", c.api_key_header)
         .StringOrNull("token_url", c.token_url.empty() ? c.token_url : retry::RedactUrls(c.token_url))
         .StringOrNull("client_id", c.client_id)
         .StringOrNull("scopes", c.scopes)
@@ -470,6 +552,13 @@ std::vector<Command> IntegrationCommands() {
                             .help = "the secret alone (or /dev/stdin); one trailing newline is dropped. api_key: the "
                                     "key; bearer: the token; basic: user:password; oauth2: the client secret",
                             .required = true};
+  const Option rotate_every = {.name = "rotate-every", .kind = Kind::kDuration, .value_name = "DURATION",
+                               .help = "a rotation policy: rotate this often (e.g. 90d), and at once after an auth "
+                                       "refusal of a connection using it"};
+  const Option rotation_command = {
+      .name = "rotation-command", .value_name = "PATH",
+      .help = "with --rotate-every: an executable that prints the new secret on stdout (run by the daemon without a "
+              "shell, 10 s at most, its output never logged); without one the daemon raises CredentialRotationDue"};
   return {
       {.topic = kTopic,
        .name = "connection create",
@@ -479,7 +568,9 @@ std::vector<Command> IntegrationCommands() {
                       "policy's endpoint rules).",
        .options = {{.name = "tenant", .kind = Kind::kIdentifier, .value_name = "TENANT", .help = "its tenant",
                     .required = true},
-                   {.name = "provider", .value_name = "NAME", .help = "the vendor, e.g. twilio", .required = true},
+                   {.name = "provider", .value_name = "NAME",
+                    .help = "the vendor, e.g. twilio: the key of a registered provider links it (provider create)",
+                    .required = true},
                    {.name = "base-url", .kind = Kind::kUrl, .value_name = "URL",
                     .help = "the API's base URL; run paths are appended to it", .required = true},
                    {.name = "auth",
@@ -547,6 +638,8 @@ std::vector<Command> IntegrationCommands() {
                    from_file,
                    {.name = "name", .value_name = "NAME", .help = "a name for people"},
                    expires_at,
+                   rotate_every,
+                   rotation_command,
                    {.name = "id", .kind = Kind::kIdentifier, .value_name = "ID",
                     .help = "its id (default: a new cred_... id)"}},
        .example = "pgcourierctl credential create --tenant acme --name twilio --from-file key.txt --expires-at 2027-06-01",
@@ -560,9 +653,24 @@ std::vector<Command> IntegrationCommands() {
        .example = "pgcourierctl credential rotate cred_... --from-file new-key.txt",
        .run = CredentialRotate},
       {.topic = kTopic,
+       .name = "credential rotation",
+       .operand = "CRED",
+       .summary = "set (or --clear) the credential's rotation policy; prints when the next rotation is due",
+       .description = "When a rotation is due (or a connection using the credential was refused with 401/403), the "
+                      "maintenance leader runs the rotation command, stores its output as the rotating version, "
+                      "verifies it with a test call and promotes it (the prior version stays active until then); "
+                      "without a command it raises CredentialRotationDue and an escalation. Every step is an "
+                      "outbox event, listed by credential show.",
+       .options = {rotate_every, rotation_command,
+                   {.name = "clear", .kind = Kind::kFlag, .help = "remove the policy"},
+                   {.name = "tenant", .kind = Kind::kIdentifier, .value_name = "TENANT",
+                    .help = "act as this tenant: only its credentials"}},
+       .example = "pgcourierctl credential rotation cred_... --rotate-every 90d --rotation-command /usr/local/bin/new-key",
+       .run = CredentialRotation},
+      {.topic = kTopic,
        .name = "credential show",
        .operand = "CRED",
-       .summary = "status, versions and fingerprints, connections using it",
+       .summary = "status, versions and fingerprints, rotation policy and steps, connections using it",
        .example = "pgcourierctl credential show cred_... --json",
        .json = true,
        .run = CredentialShow},

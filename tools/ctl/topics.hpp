@@ -1,5 +1,5 @@
 // pgcourierctl's commands by topic, one file each (subscriptions.cpp,
-// deliveries.cpp, integrations.cpp, runs.cpp, status.cpp, setup.cpp), and the
+// deliveries.cpp, integrations.cpp, runs.cpp, providers.cpp, kpis.cpp, status.cpp, setup.cpp), and the
 // printing they share. main.cpp puts the tables together in this order.
 #pragma once
 
@@ -17,6 +17,8 @@ std::vector<Command> SubscriptionCommands();  // subscription ...
 std::vector<Command> DeliveryCommands();      // publish, replay, redeliver, inspect
 std::vector<Command> IntegrationCommands();   // connection ..., credential ...
 std::vector<Command> RunCommands();           // run ...
+std::vector<Command> ProviderCommands();      // provider ..., api-client ... (providers.cpp)
+std::vector<Command> KpiCommands();           // kpi, kpi-threshold ... (kpis.cpp)
 std::vector<Command> StatusCommands();        // status
 std::vector<Command> SetupCommands();         // migrate, schema, keygen, version
 

@@ -304,6 +304,9 @@ class DeliveryLane final : public Lane {
     m.QueueDepth("dead_lettered", static_cast<double>(q.dead_lettered));
     m.PausedSubscriptions(static_cast<double>(q.paused_subscriptions));
     m.OldestDueSeconds(q.oldest_due_seconds);
+    // KPI snapshots and thresholds (courier.maintain_kpis): incremental, a few minutes' buckets at most per tick.
+    constexpr int kKpiMinutesPerTick = 60;
+    main.deliveries.MaintainKpis(kKpiMinutesPerTick);
   }
 
   int Prune(const Stores& main) override {

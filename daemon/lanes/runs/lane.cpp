@@ -9,6 +9,7 @@
 
 #include "json/json.hpp"
 #include "lanes/hold_log.hpp"
+#include "base/subprocess.hpp"
 #include "lanes/limiter.hpp"
 #include "lanes/runs/decide.hpp"
 #include "lanes/runs/request.hpp"
@@ -25,6 +26,11 @@ using Steady = std::chrono::steady_clock::time_point;
 
 constexpr std::size_t kRunExcerptForRef = std::size_t{64} * 1024;  // response bytes read to find external_ref
 constexpr int kRescueBatch = 500;
+// Rotation commands (rotation policies, 70_providers.sql): how long one may run, how much it may print,
+// and how many start per maintenance tick (they run on the engine thread, one after another).
+constexpr std::chrono::milliseconds kRotationCommandTimeout{10000};
+constexpr std::size_t kMaxRotationOutput = std::size_t{64} * 1024;
+constexpr int kRotationsPerTick = 3;
 
 struct ProbeResult {
   std::string connection_id;
@@ -259,6 +265,7 @@ class RunLane final : public Lane {
   void Maintain(const Stores& main) override {
     const auto policies = ctx_.policies.current();
     ProbeConnections(main, policies);
+    RunRotationCommands(main);
     VerifyRotations(main, policies);
     const auto q = main.runs.ReadQueueMetrics(settings_.credential_expiry_warning);
     auto& m = ctx_.metrics;
@@ -382,6 +389,10 @@ class RunLane final : public Lane {
     }
     if (admission.action == runs::RunAdmission::Action::kHold) {
       Hold(run, admission.reason);
+      return;
+    }
+    if (run.provider_wait_ms > 0) {  // the provider's budget, shared by every daemon (claim_runs.sql)
+      next_.releases.push_back({run.id, run.provider_wait_ms, "provider " + run.provider_key + " rate limit"});
       return;
     }
     const auto& c = run.connection;
@@ -553,6 +564,58 @@ class RunLane final : public Lane {
       if (target.since_last_check_ms >= 0 && target.since_last_check_ms < interval) continue;
       probing_.insert(c.id);
       StartProbe(c, *policy, policies, InFlightProbe{c, policy->integration.unhealthy_after, ""});
+    }
+  }
+
+  // Rotation policies: the due rotations with a command (courier.start_due_rotations also raises those
+  // without one). The command's output becomes the rotating version, which VerifyRotations then checks
+  // with a test call. It runs on this thread, bounded by kRotationCommandTimeout; its output is never logged.
+  void RunRotationCommands(const Stores& main) {
+    for (const auto& due : main.runs.StartDueRotations(settings_.worker_id, kRotationsPerTick)) {
+      auto fail = [&](const std::string& why) {
+        spdlog::warn("credential {}: rotation command {} failed: {}; the prior version stays active",
+                     due.credential_id, due.command, why);
+        main.runs.FailRotation(due.credential_id, settings_.worker_id, why);
+      };
+      if (!ctx_.secret_box) {
+        fail("no master key is configured (master_key_file), so the new secret cannot be sealed");
+        continue;
+      }
+      spdlog::info("credential {}: rotation due, running its rotation command {}", due.credential_id, due.command);
+      auto result = base::RunCaptured(due.command, kRotationCommandTimeout, kMaxRotationOutput);
+      if (!result.ok) {
+        fail(result.error);
+        continue;
+      }
+      std::string secret = std::move(result.output);
+      if (secret.size() >= 2 && secret.compare(secret.size() - 2, 2, "\r\n") == 0) {
+        secret.resize(secret.size() - 2);
+      } else if (!secret.empty() && secret.back() == '\n') {
+        secret.pop_back();
+      }
+      if (secret.empty() || std::any_of(secret.begin(), secret.end(), [](char ch) {
+            return static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f;
+          })) {
+        fail(secret.empty() ? "it printed nothing" : "it printed more than one line or control characters");
+        continue;
+      }
+      std::string sealed;
+      std::string fingerprint;
+      try {
+        sealed = ctx_.secret_box->Seal(secret, due.credential_id);
+        fingerprint = ctx_.secret_box->Fingerprint(secret);
+      } catch (const std::exception& e) {
+        fail(std::string("the new secret could not be sealed: ") + e.what());
+        continue;
+      }
+      const auto version = main.runs.StoreRotationResult(due.credential_id, settings_.worker_id, sealed, fingerprint);
+      if (version) {
+        spdlog::info("credential {}: rotation command produced version {}; verifying it before it becomes active",
+                     due.credential_id, *version);
+      } else {
+        spdlog::warn("credential {}: the rotation command's secret was not stored (the active secret again, or "
+                     "the rotation was taken over)", due.credential_id);
+      }
     }
   }
 

@@ -70,6 +70,7 @@ struct ConnectionInfo {
   std::string id;
   std::string tenant_id;
   std::string provider;
+  std::string provider_id;  // its registered provider (70_providers.sql); empty: unlinked. Settings only.
   std::string base_url;
   std::string auth_mode;
   std::string status;

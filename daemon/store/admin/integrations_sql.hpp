@@ -41,7 +41,7 @@ inline const pg::RowMapping<ConnectionInfo> kConnectionHealth = {
 // courier.connections c joined with its health h; callers add WHERE and ORDER BY.
 inline const std::string kConnections =
     "SELECT " + kConnectionHealthColumns +
-    ", c.api_key_header, c.token_url, c.client_id, c.scopes, "
+    ", c.provider_id, c.api_key_header, c.token_url, c.client_id, c.scopes, "
     "c.health_check_method || ' ' || c.health_check_path AS health_check, "
     "c.health_check_expected_status AS expected_status, c.policy, c.max_in_flight, c.rate_limit_per_second, "
     "c.rate_limit_burst, date_trunc('second', c.created_at)::text AS created_at, "
@@ -49,6 +49,7 @@ inline const std::string kConnections =
     "FROM courier.connections c JOIN courier.connection_health h ON h.id = c.id ";
 
 inline const pg::RowMapping<ConnectionInfo> kConnectionSettings = {
+    {"provider_id", &ConnectionInfo::provider_id},
     {"api_key_header", &ConnectionInfo::api_key_header},
     {"token_url", &ConnectionInfo::token_url},
     {"client_id", &ConnectionInfo::client_id},

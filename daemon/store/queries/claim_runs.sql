@@ -5,6 +5,10 @@
 -- so they are dead-lettered as poison. Runs of a pending, degraded or
 -- unhealthy connection stay waiting. Each comes back with its connection and
 -- the active credential version (c_* columns, NULL when there is none).
+-- provider_wait_ms: a run of a connection whose registered provider has a
+-- rate-limit profile takes one token of that provider's shared budget here
+-- (courier.take_provider_token, 70_providers.sql); > 0: there was none, the
+-- run goes back to wait that long.
 WITH due AS (
   SELECT r.id FROM courier.runs r
   LEFT JOIN courier.connections c ON c.id = r.connection_id
@@ -34,7 +38,11 @@ SELECT cl.id, cl.tenant_id, cl.connection_id, cl.operation, cl.method, cl.path, 
        c.rate_limit_burst AS c_rate_burst, c.credential_id AS c_credential_id, v.version AS c_credential_version,
        v.sealed_secret AS c_sealed_secret,
        CASE WHEN c.health_check_path IS NOT NULL THEN c.health_check_method END AS c_health_check_method,
-       c.health_check_path AS c_health_check_path, c.health_check_expected_status AS c_health_check_expected_status
+       c.health_check_path AS c_health_check_path, c.health_check_expected_status AS c_health_check_expected_status,
+       CASE WHEN p.rate_limit_per_second IS NOT NULL AND c.tenant_id = cl.tenant_id AND c.status = 'active'
+            THEN courier.take_provider_token(p.id) ELSE 0 END AS provider_wait_ms,
+       p.key AS provider_key
 FROM claimed cl
 LEFT JOIN courier.connections c ON c.id = cl.connection_id
+LEFT JOIN courier.providers p ON p.id = c.provider_id
 LEFT JOIN courier.credential_versions v ON v.credential_id = c.credential_id AND v.status = 'active'
