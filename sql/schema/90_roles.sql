@@ -162,7 +162,7 @@ BEGIN
   GRANT USAGE ON SCHEMA courier TO courier_producer, courier_operator, courier_daemon;
 
   -- Producers: publish (or a plain INSERT of an event), nothing to read.
-  GRANT EXECUTE ON FUNCTION courier.publish(text, text, jsonb, text, text, text) TO courier_producer;
+  GRANT EXECUTE ON FUNCTION courier.publish(text, text, jsonb, text, text, text, jsonb) TO courier_producer;
   GRANT INSERT ON courier.events TO courier_producer;
 
   -- Operators: status views and the operating functions; no table, no secret.
