@@ -331,8 +331,11 @@ $$;
 
 -- path.key, or path."key" when key is not a plain name (jsonpath quoting).
 CREATE FUNCTION courier.json_path_step(path text, key text) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-RETURN path || CASE WHEN key ~ '^[A-Za-z_][A-Za-z0-9_]*$' THEN '.' || key ELSE '.' || to_json(key)::text END;
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, courier, pg_temp AS $$
+BEGIN
+  RETURN path || CASE WHEN key ~ '^[A-Za-z_][A-Za-z0-9_]*$' THEN '.' || key ELSE '.' || to_json(key)::text END;
+END
+$$;
 
 -- Every writer of courier.event_types meets the checks: a tenant id (or
 -- NULL), an exact name (no pattern), a schema of the subset, a specimen that
@@ -418,6 +421,56 @@ BEGIN
     RETURNING t.id INTO created;
   END IF;
   RETURN created;
+END
+$$;
+
+-- The specimen of `event_type` (the subscription's tenant's own type, else
+-- the global one), published as an event of that tenant and delivered to
+-- `subscription_id` only, for testing a receiver. Its labels are the
+-- subscription's scope plus "courier.example": "true" (so it shows as an
+-- example in the feed); the filter does not apply. Returns the event id.
+CREATE FUNCTION courier.send_example(event_type text, subscription_id text) RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  sub courier.subscriptions;
+  specimen jsonb;
+  found_type boolean;
+  new_event text;
+BEGIN
+  SELECT * INTO sub FROM courier.subscriptions s WHERE s.id = subscription_id;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'no subscription %', subscription_id USING ERRCODE = 'no_data_found';
+  END IF;
+  IF NOT sub.active THEN
+    RAISE EXCEPTION 'subscription % is disabled; resume it first', subscription_id
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  SELECT true, t.specimen INTO found_type, specimen FROM courier.event_types t
+  WHERE t.name = event_type AND (t.tenant_id = sub.tenant_id OR t.tenant_id IS NULL)
+  ORDER BY t.tenant_id NULLS LAST LIMIT 1;
+  IF found_type IS NULL THEN
+    RAISE EXCEPTION 'no event type % for tenant %', courier.quote_untrusted(event_type), sub.tenant_id
+      USING ERRCODE = 'no_data_found';
+  END IF;
+  IF specimen IS NULL THEN
+    RAISE EXCEPTION 'event type % has no specimen', courier.quote_untrusted(event_type)
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'pgcourierctl event-type create --replace ... --specimen JSON';
+  END IF;
+  INSERT INTO courier.events AS e (tenant_id, event_type, payload, labels)
+  VALUES (sub.tenant_id, event_type, specimen, coalesce(sub.scope, '{}'::jsonb) || '{"courier.example": "true"}'::jsonb)
+  RETURNING e.id INTO new_event;
+  -- The fan-out gave it to every matching subscription: keep only this one's
+  -- (the queue's triggers drop the others' rows, before anyone could claim them).
+  DELETE FROM courier.deliveries d WHERE d.event_id = new_event AND d.subscription_id <> sub.id;
+  IF NOT EXISTS (SELECT 1 FROM courier.deliveries d WHERE d.event_id = new_event) THEN
+    INSERT INTO courier.deliveries (tenant_id, event_id, subscription_id, next_attempt_at, payload_bytes)
+    SELECT sub.tenant_id, new_event, sub.id,
+           CASE WHEN sub.paused_at IS NULL THEN now() ELSE 'infinity'::timestamptz END, e.payload_bytes
+    FROM courier.events e WHERE e.id = new_event;
+  END IF;
+  RETURN new_event;
 END
 $$;
 

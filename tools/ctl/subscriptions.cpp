@@ -56,6 +56,8 @@ void PrintSubscription(const SubscriptionInfo& s) {
     std::cout << "  order:   fifo per ordering key"
               << (s.ordering_key_field.empty() ? "" : " (else payload field " + s.ordering_key_field + ")") << "\n";
   }
+  if (!s.filter.empty()) std::cout << "  filter:  " << s.filter << "\n";
+  if (!s.scope_json.empty()) std::cout << "  scope:   " << s.scope_json << "\n";
   std::cout << "  limits:  " << DescribeLimits(s) << "\n"
             << "  created: " << s.created_at << "\n";
   PrintState(s.state);
@@ -92,6 +94,9 @@ void WriteSubscription(Json& json, const SubscriptionInfo& s, bool with_deliveri
       .Field("max_in_flight", s.max_in_flight)
       .Field("rate_limit_per_second", s.rate_limit_per_second)
       .Field("rate_limit_burst", s.rate_limit_burst)
+      .StringOrNull("filter", s.filter)
+      .Key("scope")
+      .Raw(s.scope_json)
       .Time("created_at", s.created_at)
       .Time("updated_at", s.updated_at)
       .Key("state");
@@ -133,6 +138,11 @@ int Create(const Invocation& inv) {
   sub.event_types = inv.List("events");
   sub.policy = policy;
   sub.description = inv.Text("description");
+  sub.filter = inv.Text("filter");
+  std::string error;
+  const auto scope = LabelPairsJson(inv.Text("scope"), error);
+  if (!scope) return UsageError("--scope: " + error);
+  sub.scope_json = *scope;
   const std::string secret = signing::GenerateWebhookSecret(32);
   std::tie(sub.sealed_secret, sub.secret_last4) = SealSecret(*box, secret, sub.id);
   const std::string id = subscriptions.Create(sub);
@@ -154,7 +164,7 @@ int Create(const Invocation& inv) {
 struct MutableField {
   std::string_view option;
   std::string_view key;
-  enum Type { kText, kUrl, kList, kInt, kNumber } type;
+  enum Type { kText, kUrl, kList, kInt, kNumber, kLabels } type;
 };
 const std::vector<MutableField> kMutableFields = {
     {"url", "url", MutableField::kUrl},
@@ -166,6 +176,8 @@ const std::vector<MutableField> kMutableFields = {
     {"max-in-flight", "max_in_flight", MutableField::kInt},
     {"rate-limit", "rate_limit_per_second", MutableField::kNumber},
     {"burst", "rate_limit_burst", MutableField::kInt},
+    {"filter", "filter", MutableField::kText},
+    {"scope", "scope", MutableField::kLabels},
 };
 
 int Update(const Invocation& inv) {
@@ -174,8 +186,12 @@ int Update(const Invocation& inv) {
   for (const auto& f : kMutableFields) any = any || inv.Has(f.option);
   if (!any) {
     return UsageError("subscription update needs at least one change (--url, --events, --policy, --description, "
-                      "--ordering, --ordering-key-field, --max-in-flight, --rate-limit or --burst)");
+                      "--ordering, --ordering-key-field, --max-in-flight, --rate-limit, --burst, --filter or "
+                     "--scope)");
   }
+  std::string scope_error;
+  const auto scope = inv.Cleared("scope") ? std::optional<std::string>("") : LabelPairsJson(inv.Text("scope"), scope_error);
+  if (!scope) return UsageError("--scope: " + scope_error);
   const Context context(inv);
   store::admin::Connection db(context.DatabaseUrl());
   Subscriptions subscriptions(db);
@@ -213,6 +229,7 @@ int Update(const Invocation& inv) {
         break;
       case MutableField::kInt: json.Int(*inv.Int(f.option)); break;
       case MutableField::kNumber: json.Number(*inv.Number(f.option)); break;
+      case MutableField::kLabels: json.Raw(scope->empty() ? "{}" : *scope); break;
     }
   }
   json.EndObject();
@@ -408,6 +425,17 @@ std::vector<Command> SubscriptionCommands() {
     o.default_value = value;
     return o;
   };
+  const Option filter = {.name = "filter",
+                         .value_name = "JSONPATH",
+                         .help = "only events whose payload matches this jsonpath predicate, e.g. '$.amount > 100' "
+                                 "(PostgreSQL's payload @@ filter, evaluated when the event is published)"};
+  const Option scope = {.name = "scope",
+                        .value_name = "LABELS",
+                        .help = "only events whose labels contain every pair, e.g. channel=web,facility=f1"};
+  const auto clearable = [](Option o) {
+    o.clearable = true;
+    return o;
+  };
   const Option tenant_filter = {.name = "tenant", .kind = Kind::kIdentifier, .value_name = "TENANT",
                                 .help = "only this tenant's"};
   return {
@@ -428,15 +456,17 @@ std::vector<Command> SubscriptionCommands() {
                    defaulting(policy, "default"),
                    {.name = "id", .kind = Kind::kIdentifier, .value_name = "ID",
                     .help = "its id (default: a new sub_... id)"},
-                   {.name = "description", .value_name = "TEXT", .help = "what it is for"}},
+                   {.name = "description", .value_name = "TEXT", .help = "what it is for"},
+                   filter,
+                   scope},
        .example = "pgcourierctl subscription create --tenant acme --url https://hooks.example.com/in \\\n"
-                  "  --events 'order.*,invoice.paid'",
+                  "  --events 'order.*,invoice.paid' --filter '$.amount > 100' --scope channel=web,facility=f1",
        .json = true,
        .run = Create},
       {.topic = kTopic,
        .name = "subscription update",
        .operand = "ID",
-       .summary = "change a subscription's URL, event types, policy, description, ordering or limits",
+       .summary = "change a subscription's URL, event types, policy, description, ordering, limits, filter or scope",
        .description = "Only the options given change (courier.update_subscription); the URL and the policy are "
                       "checked as in create.",
        .options = {url,
@@ -472,8 +502,11 @@ std::vector<Command> SubscriptionCommands() {
                     .help = "the rate limit's token bucket size",
                     .min = 1,
                     .max = 1'000'000,
-                    .clearable = true}},
+                    .clearable = true},
+                   clearable(filter),
+                   clearable(scope)},
        .example = "pgcourierctl subscription update sub_... --url https://hooks.example.com/v2 --max-in-flight 8\n"
+                  "pgcourierctl subscription update sub_... --filter '$.amount > 100' --scope none\n"
                   "pgcourierctl subscription update sub_... --rate-limit none   # the policy's limit again",
        .json = true,
        .run = Update},

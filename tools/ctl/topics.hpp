@@ -1,9 +1,11 @@
 // pgcourierctl's commands by topic, one file each (subscriptions.cpp,
-// deliveries.cpp, integrations.cpp, runs.cpp, status.cpp, setup.cpp), and the
+// deliveries.cpp, integrations.cpp, runs.cpp, status.cpp, setup.cpp, events.cpp), and the
 // printing they share. main.cpp puts the tables together in this order.
 #pragma once
 
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "ctl/args.hpp"
@@ -19,6 +21,13 @@ std::vector<Command> IntegrationCommands();   // connection ..., credential ...
 std::vector<Command> RunCommands();           // run ...
 std::vector<Command> StatusCommands();        // status
 std::vector<Command> SetupCommands();         // migrate, schema, keygen, version
+std::vector<Command> EventCommands();         // event-type ..., events (events.cpp)
+
+// Labels and scopes on the command line: "channel=web,facility=f1" as the JSON
+// object {"channel": "web", "facility": "f1"}; "" for an empty text. nullopt,
+// with `error` set, for an item without '=' or a key given twice (the
+// database checks the rest: names, lengths, counts).
+std::optional<std::string> LabelPairsJson(std::string_view text, std::string& error);
 
 // Shared by subscriptions and status.
 std::string DescribeState(const store::admin::SubscriptionState& s);  // "paused since T: reason"

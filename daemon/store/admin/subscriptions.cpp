@@ -33,7 +33,8 @@ const std::string kStateOf =
 // courier.subscriptions s with its state (h); callers add WHERE and ORDER BY.
 const std::string kSubscriptions =
     "SELECT s.id, s.event_types, s.policy, s.description, s.ordering, s.ordering_key_field, s.max_in_flight, "
-    "  s.rate_limit_per_second, s.rate_limit_burst, date_trunc('second', s.created_at)::text AS created_at, "
+    "  s.rate_limit_per_second, s.rate_limit_burst, s.filter::text AS filter, s.scope::text AS scope_json, "
+    "  date_trunc('second', s.created_at)::text AS created_at, "
     "  date_trunc('second', s.updated_at)::text AS updated_at, " +
     kStateColumns + "FROM courier.subscriptions s JOIN courier.subscription_health h ON h.subscription_id = s.id ";
 
@@ -49,6 +50,8 @@ const pg::RowMapping<SubscriptionInfo> kSubscription = {
     {"max_in_flight", &SubscriptionInfo::max_in_flight},
     {"rate_limit_per_second", &SubscriptionInfo::rate_limit_per_second},
     {"rate_limit_burst", &SubscriptionInfo::rate_limit_burst},
+    {"filter", &SubscriptionInfo::filter},
+    {"scope_json", &SubscriptionInfo::scope_json},
     {"created_at", &SubscriptionInfo::created_at},
     {"updated_at", &SubscriptionInfo::updated_at},
 };
@@ -127,6 +130,12 @@ std::string Subscriptions::Create(const NewSubscription& sub) {
         .ArgUnlessEmpty("sealed_secret", sub.sealed_secret)
         .ArgUnlessEmpty("secret_last4", sub.secret_last4);
     auto id = Text(call.Exec1(txn, "SELECT ")[0]);
+    if (!sub.filter.empty() || !sub.scope_json.empty()) {
+      txn.exec_params(
+          "SELECT 1 FROM courier.update_subscription($1, jsonb_strip_nulls(jsonb_build_object("
+          "'filter', nullif($2, ''), 'scope', nullif($3, '')::jsonb)))",
+          id, sub.filter, sub.scope_json);
+    }
     txn.commit();
     return id;
   });

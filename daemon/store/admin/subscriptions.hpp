@@ -28,6 +28,8 @@ struct NewSubscription {
   std::string description;
   std::string sealed_secret;  // its first signing secret, sealed for `id`
   std::string secret_last4;
+  std::string filter;      // a jsonpath predicate over the payload; empty: none
+  std::string scope_json;  // a JSON object of labels every event must carry; empty: none
 };
 
 struct SecretInfo {
@@ -65,6 +67,8 @@ struct SubscriptionInfo {
   std::optional<int> max_in_flight;             // nullopt: the policy's limit
   std::optional<double> rate_limit_per_second;  // nullopt: the policy's limit
   std::optional<int> rate_limit_burst;          // nullopt: the policy's limit
+  std::string filter;      // empty: none
+  std::string scope_json;  // empty: none
   std::string created_at;
   std::string updated_at;
   SubscriptionState state;
@@ -89,7 +93,9 @@ class Subscriptions {
 
   // A new subscription id (courier.new_id('sub_')), to seal its first secret for.
   std::string NewId();
-  // courier.create_subscription(): the subscription and its first secret; its id.
+  // courier.create_subscription(): the subscription and its first secret; its
+  // id. A filter or scope is set by courier.update_subscription() in the same
+  // transaction (nothing is written when either is refused).
   std::string Create(const NewSubscription& subscription);
   // courier.update_subscription(): `changes_json` is a JSON object of the
   // fields to change (null clears). nullopt: no such subscription.
