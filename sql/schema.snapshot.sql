@@ -259,6 +259,52 @@ $_$;
 
 
 --
+-- Name: check_event_type_row(); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.check_event_type_row() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+DECLARE
+  err text;
+  max_bytes bigint;
+BEGIN
+  IF NEW.tenant_id IS NOT NULL THEN
+    PERFORM courier.check_tenant_id(NEW.tenant_id);
+  END IF;
+  PERFORM courier.check_event_types(ARRAY[NEW.name], 'name');
+  IF NEW.name ~ '\*' THEN
+    RAISE EXCEPTION 'name: % is a pattern; an event type has an exact name such as order.created',
+      courier.quote_untrusted(NEW.name)
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF length(NEW.description) > 2000 THEN
+    RAISE EXCEPTION 'description: at most 2000 characters' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF NEW.schema IS NOT NULL THEN
+    PERFORM courier.check_json_schema(NEW.schema);
+  END IF;
+  IF NEW.specimen IS NOT NULL THEN
+    SELECT s.value INTO max_bytes FROM courier.settings s WHERE s.name = 'max_payload_bytes';
+    IF octet_length(NEW.specimen::text) > max_bytes THEN
+      RAISE EXCEPTION 'specimen: % bytes, over the payload limit of % bytes', octet_length(NEW.specimen::text), max_bytes
+        USING ERRCODE = 'program_limit_exceeded';
+    END IF;
+    IF NEW.schema IS NOT NULL THEN
+      err := courier.json_schema_error(NEW.schema, NEW.specimen);
+      IF err IS NOT NULL THEN
+        RAISE EXCEPTION 'specimen: does not match the schema: %', err USING ERRCODE = 'check_violation';
+      END IF;
+    END IF;
+  END IF;
+  NEW.updated_at := now();
+  RETURN NEW;
+END
+$$;
+
+
+--
 -- Name: check_event_types(text[], text); Type: FUNCTION; Schema: courier; Owner: -
 --
 
@@ -286,6 +332,48 @@ $$;
 
 
 --
+-- Name: check_filter(text, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.check_filter(filter text, field text DEFAULT 'filter'::text) RETURNS jsonpath
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $_$
+DECLARE
+  parsed jsonpath;
+BEGIN
+  IF filter IS NULL OR btrim(filter) = '' THEN
+    RETURN NULL;
+  END IF;
+  IF length(filter) > 1024 THEN
+    RAISE EXCEPTION '%: % characters; at most 1024 are allowed', field, length(filter)
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  BEGIN
+    parsed := filter::jsonpath;
+  EXCEPTION WHEN OTHERS THEN
+    RAISE EXCEPTION '%: %', field, SQLERRM
+      USING ERRCODE = SQLSTATE, HINT = 'a jsonpath predicate over the payload, e.g. $.amount > 100';
+  END;
+  BEGIN
+    PERFORM jsonb_path_match('{}'::jsonb, parsed);
+  EXCEPTION
+    WHEN SQLSTATE '22038' THEN  -- singleton_sql_json_item_required: not a predicate
+      RAISE EXCEPTION '%: % is a path, not a predicate: it would match no event', field, courier.quote_untrusted(filter)
+        USING ERRCODE = 'invalid_parameter_value',
+              HINT = 'compare it (e.g. $.amount > 100, $.paid == true) or test for it (exists($.amount ? (@ > 100)))';
+    WHEN SQLSTATE '42704' THEN  -- a variable
+      RAISE EXCEPTION '%: %', field, SQLERRM
+        USING ERRCODE = 'invalid_parameter_value', HINT = 'a filter takes no variables; write the value in the predicate';
+    WHEN OTHERS THEN
+      NULL;  -- an error of evaluation on {} (strict mode): the predicate itself is fine
+  END;
+  RETURN parsed;
+END
+$_$;
+
+
+--
 -- Name: check_identifier(text, text); Type: FUNCTION; Schema: courier; Owner: -
 --
 
@@ -300,6 +388,146 @@ BEGIN
   RAISE EXCEPTION '%: % is not valid: 1 to 128 characters (letters, digits, ''.'', ''_'', '':'' and ''-''), starting with a letter or digit',
     field, courier.quote_untrusted(value)
     USING ERRCODE = 'invalid_parameter_value';
+END
+$_$;
+
+
+--
+-- Name: check_json_schema(jsonb, text, integer); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.check_json_schema(schema jsonb, path text DEFAULT '#'::text, depth integer DEFAULT 0) RETURNS jsonb
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $_$
+DECLARE
+  kw text;
+  v jsonb;
+  t jsonb;
+  known constant text[] := ARRAY['type', 'required', 'properties', 'additionalProperties', 'items', 'enum',
+                                 'minimum', 'maximum', 'minLength', 'maxLength',
+                                 'title', 'description', '$schema', '$id', '$comment', 'default', 'examples'];
+  types constant text[] := ARRAY['object', 'array', 'string', 'number', 'integer', 'boolean', 'null'];
+BEGIN
+  IF depth = 0 AND octet_length(schema::text) > 65536 THEN
+    RAISE EXCEPTION 'schema: % bytes of JSON; at most 65536 are allowed', octet_length(schema::text)
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF depth > 32 THEN
+    RAISE EXCEPTION 'schema: %: nested more than 32 schemas deep', path USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF jsonb_typeof(schema) IS DISTINCT FROM 'object' THEN
+    RAISE EXCEPTION 'schema: %: expected a JSON object (a schema), got a JSON %', path, coalesce(jsonb_typeof(schema), 'null')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  FOR kw, v IN SELECT key, value FROM jsonb_each(schema) LOOP
+    IF kw <> ALL (known) THEN
+      RAISE EXCEPTION 'schema: %/%: unsupported keyword; the supported subset is %', path, courier.quote_untrusted(kw),
+        array_to_string(known[1:10], ', ')
+        USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    CASE kw
+      WHEN 'type' THEN
+        IF jsonb_typeof(v) = 'string' THEN
+          v := jsonb_build_array(v);
+        END IF;
+        IF jsonb_typeof(v) <> 'array' OR jsonb_array_length(v) = 0 THEN
+          RAISE EXCEPTION 'schema: %/type: expected a type name or an array of them', path
+            USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        FOR t IN SELECT value FROM jsonb_array_elements(v) LOOP
+          IF jsonb_typeof(t) <> 'string' OR (t #>> '{}') <> ALL (types) THEN
+            RAISE EXCEPTION 'schema: %/type: % is not one of %', path, left(t::text, 64), array_to_string(types, ', ')
+              USING ERRCODE = 'invalid_parameter_value';
+          END IF;
+        END LOOP;
+      WHEN 'required' THEN
+        IF jsonb_typeof(v) <> 'array' OR EXISTS (SELECT 1 FROM jsonb_array_elements(v) e WHERE jsonb_typeof(e) <> 'string') THEN
+          RAISE EXCEPTION 'schema: %/required: expected an array of property names', path
+            USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+      WHEN 'properties' THEN
+        IF jsonb_typeof(v) <> 'object' THEN
+          RAISE EXCEPTION 'schema: %/properties: expected an object of schemas', path
+            USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        FOR kw, t IN SELECT key, value FROM jsonb_each(v) LOOP
+          PERFORM courier.check_json_schema(t, path || '/properties/' || kw, depth + 1);
+        END LOOP;
+      WHEN 'additionalProperties' THEN
+        IF jsonb_typeof(v) <> 'boolean' THEN
+          RAISE EXCEPTION 'schema: %/additionalProperties: only true or false is supported', path
+            USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+      WHEN 'items' THEN
+        PERFORM courier.check_json_schema(v, path || '/items', depth + 1);
+      WHEN 'enum' THEN
+        IF jsonb_typeof(v) <> 'array' OR jsonb_array_length(v) = 0 THEN
+          RAISE EXCEPTION 'schema: %/enum: expected a non-empty array of values', path
+            USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+      WHEN 'minimum', 'maximum' THEN
+        IF jsonb_typeof(v) <> 'number' THEN
+          RAISE EXCEPTION 'schema: %/%: expected a number', path, kw USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+      WHEN 'minLength', 'maxLength' THEN
+        IF jsonb_typeof(v) <> 'number' OR (v::text)::numeric <> trunc((v::text)::numeric) OR (v::text)::numeric < 0 THEN
+          RAISE EXCEPTION 'schema: %/%: expected a whole number of 0 or more', path, kw
+            USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+      ELSE
+        NULL;  -- annotations
+    END CASE;
+  END LOOP;
+  RETURN schema;
+END
+$_$;
+
+
+--
+-- Name: check_labels(jsonb, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.check_labels(labels jsonb, field text DEFAULT 'labels'::text) RETURNS jsonb
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $_$
+DECLARE
+  k text;
+  v jsonb;
+BEGIN
+  IF labels IS NULL THEN
+    RETURN '{}'::jsonb;
+  END IF;
+  IF jsonb_typeof(labels) <> 'object' THEN
+    RAISE EXCEPTION '%: expected a JSON object of strings such as {"channel": "web"}, got a JSON %',
+      field, jsonb_typeof(labels)
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF octet_length(labels::text) > 4096 THEN
+    RAISE EXCEPTION '%: % bytes of JSON; at most 4096 are allowed', field, octet_length(labels::text)
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF (SELECT count(*) FROM jsonb_object_keys(labels)) > 32 THEN
+    RAISE EXCEPTION '%: % labels; at most 32 are allowed', field, (SELECT count(*) FROM jsonb_object_keys(labels))
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  FOR k, v IN SELECT key, value FROM jsonb_each(labels) LOOP
+    IF k !~ '^[A-Za-z0-9_][A-Za-z0-9_.:/-]{0,63}$' THEN
+      RAISE EXCEPTION '%: % is not a label name (1 to 64 characters of A-Z a-z 0-9 _ . : / -, not starting with . : / -)',
+        field, courier.quote_untrusted(k)
+        USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF jsonb_typeof(v) <> 'string' THEN
+      RAISE EXCEPTION '%.%: expected a string, got a JSON %', field, k, jsonb_typeof(v)
+        USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF length(v #>> '{}') > 256 OR (v #>> '{}') ~ '[\x01-\x1f\x7f]' THEN
+      RAISE EXCEPTION '%.%: at most 256 characters, no control characters', field, k
+        USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+  END LOOP;
+  RETURN labels;
 END
 $_$;
 
@@ -357,6 +585,23 @@ $$;
 
 
 --
+-- Name: check_scope(jsonb, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.check_scope(scope jsonb, field text DEFAULT 'scope'::text) RETURNS jsonb
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+BEGIN
+  IF scope IS NULL OR scope = '{}'::jsonb THEN
+    RETURN NULL;
+  END IF;
+  RETURN courier.check_labels(scope, field);
+END
+$$;
+
+
+--
 -- Name: check_sealed_secret(text, text); Type: FUNCTION; Schema: courier; Owner: -
 --
 
@@ -375,6 +620,38 @@ BEGIN
   END IF;
 END
 $_$;
+
+
+--
+-- Name: check_subscription_events(); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.check_subscription_events() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+DECLARE
+  p text;
+BEGIN
+  IF NEW.filter IS NOT NULL THEN
+    NEW.filter := courier.check_filter(NEW.filter::text);
+  END IF;
+  NEW.scope := courier.check_scope(NEW.scope);
+  IF EXISTS (SELECT 1 FROM courier.event_types t WHERE t.tenant_id = NEW.tenant_id) THEN
+    FOREACH p IN ARRAY NEW.event_types LOOP
+      IF p <> '*' AND NOT EXISTS (SELECT 1 FROM courier.event_types t
+                                  WHERE (t.tenant_id = NEW.tenant_id OR t.tenant_id IS NULL)
+                                    AND courier.event_type_matches(ARRAY[p], t.name)) THEN
+        RAISE EXCEPTION 'event_types: % is not an event type of tenant % (it uses the event catalog)',
+          courier.quote_untrusted(p), NEW.tenant_id
+          USING ERRCODE = 'invalid_parameter_value',
+                HINT = 'pgcourierctl event-type list --tenant ' || NEW.tenant_id || ' shows them; register it with event-type create';
+      END IF;
+    END LOOP;
+  END IF;
+  RETURN NEW;
+END
+$$;
 
 
 --
@@ -401,6 +678,39 @@ CREATE FUNCTION courier.check_tenant_id(tenant_id text, field text DEFAULT 'tena
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     SET search_path TO 'pg_catalog', 'pg_temp'
     RETURN courier.check_identifier(tenant_id, field);
+
+
+--
+-- Name: create_event_type(text, text, text, jsonb, jsonb, boolean); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.create_event_type(name text, tenant_id text DEFAULT NULL::text, description text DEFAULT NULL::text, schema jsonb DEFAULT NULL::jsonb, specimen jsonb DEFAULT NULL::jsonb, replace boolean DEFAULT false) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  created text;
+BEGIN
+  IF replace THEN
+    INSERT INTO courier.event_types AS t (tenant_id, name, description, schema, specimen)
+    VALUES (tenant_id, name, nullif(description, ''), schema, specimen)
+    ON CONFLICT ON CONSTRAINT event_types_tenant_id_name_key DO UPDATE
+      SET description = EXCLUDED.description, schema = EXCLUDED.schema, specimen = EXCLUDED.specimen
+    RETURNING t.id INTO created;
+  ELSE
+    IF EXISTS (SELECT 1 FROM courier.event_types t WHERE t.name = name AND t.tenant_id IS NOT DISTINCT FROM tenant_id) THEN
+      RAISE EXCEPTION 'name: event type % is already registered %', courier.quote_untrusted(name),
+        CASE WHEN tenant_id IS NULL THEN 'globally' ELSE 'for tenant ' || tenant_id END
+        USING ERRCODE = 'unique_violation', HINT = 'replace it with replace => true (pgcourierctl event-type create --replace)';
+    END IF;
+    INSERT INTO courier.event_types AS t (tenant_id, name, description, schema, specimen)
+    VALUES (tenant_id, name, nullif(description, ''), schema, specimen)
+    RETURNING t.id INTO created;
+  END IF;
+  RETURN created;
+END
+$$;
 
 
 --
@@ -582,6 +892,51 @@ $$;
 
 
 --
+-- Name: event_feed(text, text, integer, text, jsonb, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.event_feed(tenant_id text, after_cursor text DEFAULT NULL::text, max_rows integer DEFAULT 100, event_type_prefix text DEFAULT NULL::text, labels jsonb DEFAULT NULL::jsonb, since timestamp with time zone DEFAULT NULL::timestamp with time zone, until timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS TABLE(cursor text, id text, event_type text, payload jsonb, event_labels jsonb, idempotency_key text, trace_id text, ordering_key text, created_at timestamp with time zone)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $_$
+#variable_conflict use_variable
+DECLARE
+  after_xid xid8;
+  after_id text;
+  wanted jsonb := courier.check_labels(labels, 'labels');
+BEGIN
+  IF tenant_id IS NULL OR tenant_id = '' THEN
+    RAISE EXCEPTION 'tenant_id: required' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF max_rows IS NULL OR max_rows NOT BETWEEN 1 AND 10000 THEN
+    RAISE EXCEPTION 'max_rows: expected 1 to 10000, got %', max_rows USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF after_cursor IS NOT NULL AND after_cursor <> '' THEN
+    IF after_cursor !~ '^[0-9]{1,20}:[A-Za-z0-9_][A-Za-z0-9_.:~-]{0,254}$' THEN
+      RAISE EXCEPTION 'after_cursor: % is not a cursor of event_feed (XID:EVENT_ID)', courier.quote_untrusted(left(after_cursor, 300))
+        USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    after_xid := split_part(after_cursor, ':', 1)::xid8;
+    after_id := substr(after_cursor, position(':' IN after_cursor) + 1);
+  END IF;
+  RETURN QUERY
+  SELECT e.feed_xid::text || ':' || e.id, e.id, e.event_type, e.payload, e.labels, e.idempotency_key, e.trace_id,
+         e.ordering_key, e.created_at
+  FROM courier.events e
+  WHERE e.tenant_id = tenant_id
+    AND e.feed_xid < pg_snapshot_xmin(pg_current_snapshot())
+    AND (after_xid IS NULL OR (e.feed_xid, e.id) > (after_xid, after_id))
+    AND (event_type_prefix IS NULL OR starts_with(e.event_type, event_type_prefix))
+    AND (wanted = '{}'::jsonb OR e.labels @> wanted)
+    AND (since IS NULL OR e.created_at >= since)
+    AND (until IS NULL OR e.created_at < until)
+  ORDER BY e.feed_xid, e.id
+  LIMIT max_rows;
+END
+$_$;
+
+
+--
 -- Name: event_type_matches(text[], text); Type: FUNCTION; Schema: courier; Owner: -
 --
 
@@ -598,6 +953,23 @@ BEGIN
     END IF;
   END LOOP;
   RETURN false;
+END
+$$;
+
+
+--
+-- Name: event_type_schema(text, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.event_type_schema(tenant_id text, event_type text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+BEGIN
+  RETURN (SELECT t.schema FROM courier.event_types t
+          WHERE t.name = event_type AND (t.tenant_id = tenant_id OR t.tenant_id IS NULL)
+          ORDER BY t.tenant_id NULLS LAST LIMIT 1);
 END
 $$;
 
@@ -622,7 +994,11 @@ BEGIN
   FROM courier.subscriptions s
   WHERE s.tenant_id = NEW.tenant_id
     AND s.active
-    AND courier.event_type_matches(s.event_types, NEW.event_type);
+    AND courier.event_type_matches(s.event_types, NEW.event_type)
+    -- scope and filter (60_catalog.sql); @@ is NULL, so no match, when the
+    -- predicate cannot be evaluated on this payload.
+    AND (s.scope IS NULL OR NEW.labels @> s.scope)
+    AND (s.filter IS NULL OR NEW.payload @@ s.filter);
   RETURN NULL;
 END
 $$;
@@ -746,6 +1122,102 @@ BEGIN
           HINT = CASE WHEN OLD.status IN ('failed', 'dead_lettered') THEN 'use courier.replay_run()'
                       WHEN OLD.status = 'completed' THEN 'a completed run is never executed again'
                       ELSE 'runs move pending -> running -> pending | completed | failed | dead_lettered' END;
+END
+$$;
+
+
+--
+-- Name: json_path_step(text, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.json_path_step(path text, key text) RETURNS text
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $_$
+BEGIN
+  RETURN path || CASE WHEN key ~ '^[A-Za-z_][A-Za-z0-9_]*$' THEN '.' || key ELSE '.' || to_json(key)::text END;
+END
+$_$;
+
+
+--
+-- Name: json_schema_error(jsonb, jsonb, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.json_schema_error(schema jsonb, instance jsonb, path text DEFAULT '$'::text) RETURNS text
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+DECLARE
+  actual text := jsonb_typeof(instance);
+  types jsonb;
+  k text;
+  sub jsonb;
+  err text;
+  i integer;
+  n numeric;
+BEGIN
+  IF schema ? 'type' THEN
+    types := CASE WHEN jsonb_typeof(schema -> 'type') = 'string' THEN jsonb_build_array(schema -> 'type')
+                  ELSE schema -> 'type' END;
+    IF NOT (types ? actual
+            OR (actual = 'number' AND types ? 'integer' AND (instance::text)::numeric = trunc((instance::text)::numeric))) THEN
+      RETURN path || ': expected ' || (SELECT string_agg(t, ' or ') FROM jsonb_array_elements_text(types) t)
+             || ', got ' || CASE WHEN actual = 'number' AND types ? 'integer' THEN 'a fraction' ELSE actual END;
+    END IF;
+  END IF;
+  IF schema ? 'enum' AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(schema -> 'enum') e WHERE e.value = instance) THEN
+    RETURN path || ': expected one of ' || left((schema -> 'enum')::text, 200);
+  END IF;
+  IF actual = 'number' THEN
+    n := (instance::text)::numeric;
+    IF schema ? 'minimum' AND n < ((schema ->> 'minimum')::numeric) THEN
+      RETURN path || ': expected at least ' || (schema ->> 'minimum');
+    END IF;
+    IF schema ? 'maximum' AND n > ((schema ->> 'maximum')::numeric) THEN
+      RETURN path || ': expected at most ' || (schema ->> 'maximum');
+    END IF;
+  ELSIF actual = 'string' THEN
+    IF schema ? 'minLength' AND length(instance #>> '{}') < (schema ->> 'minLength')::numeric THEN
+      RETURN path || ': expected at least ' || (schema ->> 'minLength') || ' characters';
+    END IF;
+    IF schema ? 'maxLength' AND length(instance #>> '{}') > (schema ->> 'maxLength')::numeric THEN
+      RETURN path || ': expected at most ' || (schema ->> 'maxLength') || ' characters';
+    END IF;
+  ELSIF actual = 'object' THEN
+    IF schema ? 'required' THEN
+      FOR k IN SELECT jsonb_array_elements_text(schema -> 'required') LOOP
+        IF NOT instance ? k THEN
+          RETURN courier.json_path_step(path, k) || ': required';
+        END IF;
+      END LOOP;
+    END IF;
+    IF schema ? 'properties' THEN
+      FOR k, sub IN SELECT key, s.value FROM jsonb_each(schema -> 'properties') s LOOP
+        IF instance ? k THEN
+          err := courier.json_schema_error(sub, instance -> k, courier.json_path_step(path, k));
+          IF err IS NOT NULL THEN
+            RETURN err;
+          END IF;
+        END IF;
+      END LOOP;
+    END IF;
+    IF schema -> 'additionalProperties' = 'false'::jsonb THEN
+      SELECT key INTO k FROM jsonb_object_keys(instance) key
+      WHERE NOT coalesce(schema -> 'properties', '{}'::jsonb) ? key ORDER BY key LIMIT 1;
+      IF k IS NOT NULL THEN
+        RETURN courier.json_path_step(path, k) || ': not allowed (additionalProperties is false)';
+      END IF;
+    END IF;
+  ELSIF actual = 'array' AND schema ? 'items' THEN
+    FOR i IN 0 .. jsonb_array_length(instance) - 1 LOOP
+      err := courier.json_schema_error(schema -> 'items', instance -> i, path || '[' || i || ']');
+      IF err IS NOT NULL THEN
+        RETURN err;
+      END IF;
+    END LOOP;
+  END IF;
+  RETURN NULL;
 END
 $$;
 
@@ -1005,10 +1477,10 @@ $$;
 
 
 --
--- Name: publish(text, text, jsonb, text, text, text); Type: FUNCTION; Schema: courier; Owner: -
+-- Name: publish(text, text, jsonb, text, text, text, jsonb); Type: FUNCTION; Schema: courier; Owner: -
 --
 
-CREATE FUNCTION courier.publish(tenant_id text, event_type text, payload jsonb, idempotency_key text DEFAULT NULL::text, trace_id text DEFAULT NULL::text, ordering_key text DEFAULT NULL::text) RETURNS text
+CREATE FUNCTION courier.publish(tenant_id text, event_type text, payload jsonb, idempotency_key text DEFAULT NULL::text, trace_id text DEFAULT NULL::text, ordering_key text DEFAULT NULL::text, labels jsonb DEFAULT NULL::jsonb) RETURNS text
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
     AS $$
@@ -1022,9 +1494,9 @@ BEGIN
   IF publish.event_type IS NULL OR publish.event_type = '' THEN
     RAISE EXCEPTION 'courier.publish: event_type is required' USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  INSERT INTO courier.events AS e (tenant_id, event_type, payload, idempotency_key, trace_id, ordering_key)
+  INSERT INTO courier.events AS e (tenant_id, event_type, payload, idempotency_key, trace_id, ordering_key, labels)
   VALUES (publish.tenant_id, publish.event_type, coalesce(publish.payload, '{}'::jsonb),
-          publish.idempotency_key, publish.trace_id, publish.ordering_key)
+          publish.idempotency_key, publish.trace_id, publish.ordering_key, coalesce(publish.labels, '{}'::jsonb))
   ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
   RETURNING e.id INTO new_event_id;
   IF new_event_id IS NULL THEN
@@ -1613,6 +2085,58 @@ CREATE FUNCTION courier.run_queue_metrics(expiry_window interval, OUT due bigint
 $$;
 
 
+--
+-- Name: send_example(text, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.send_example(event_type text, subscription_id text) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  sub courier.subscriptions;
+  specimen jsonb;
+  found_type boolean;
+  new_event text;
+BEGIN
+  SELECT * INTO sub FROM courier.subscriptions s WHERE s.id = subscription_id;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'no subscription %', subscription_id USING ERRCODE = 'no_data_found';
+  END IF;
+  IF NOT sub.active THEN
+    RAISE EXCEPTION 'subscription % is disabled; resume it first', subscription_id
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  SELECT true, t.specimen INTO found_type, specimen FROM courier.event_types t
+  WHERE t.name = event_type AND (t.tenant_id = sub.tenant_id OR t.tenant_id IS NULL)
+  ORDER BY t.tenant_id NULLS LAST LIMIT 1;
+  IF found_type IS NULL THEN
+    RAISE EXCEPTION 'no event type % for tenant %', courier.quote_untrusted(event_type), sub.tenant_id
+      USING ERRCODE = 'no_data_found';
+  END IF;
+  IF specimen IS NULL THEN
+    RAISE EXCEPTION 'event type % has no specimen', courier.quote_untrusted(event_type)
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'pgcourierctl event-type create --replace ... --specimen JSON';
+  END IF;
+  INSERT INTO courier.events AS e (tenant_id, event_type, payload, labels)
+  VALUES (sub.tenant_id, event_type, specimen, coalesce(sub.scope, '{}'::jsonb) || '{"courier.example": "true"}'::jsonb)
+  RETURNING e.id INTO new_event;
+  -- The fan-out gave it to every matching subscription: keep only this one's
+  -- (the queue's triggers drop the others' rows, before anyone could claim them).
+  DELETE FROM courier.deliveries d WHERE d.event_id = new_event AND d.subscription_id <> sub.id;
+  IF NOT EXISTS (SELECT 1 FROM courier.deliveries d WHERE d.event_id = new_event) THEN
+    INSERT INTO courier.deliveries (tenant_id, event_id, subscription_id, next_attempt_at, payload_bytes)
+    SELECT sub.tenant_id, new_event, sub.id,
+           CASE WHEN sub.paused_at IS NULL THEN now() ELSE 'infinity'::timestamptz END, e.payload_bytes
+    FROM courier.events e WHERE e.id = new_event;
+  END IF;
+  RETURN new_event;
+END
+$$;
+
+
 
 
 --
@@ -1643,6 +2167,8 @@ CREATE TABLE courier.subscriptions (
     rate_limit_burst integer,
     ordering text DEFAULT 'none'::text NOT NULL,
     ordering_key_field text,
+    filter jsonpath,
+    scope jsonb,
     CONSTRAINT subscriptions_event_types_check CHECK ((cardinality(event_types) > 0)),
     CONSTRAINT subscriptions_max_in_flight_check CHECK ((max_in_flight > 0)),
     CONSTRAINT subscriptions_ordering_check CHECK ((ordering = ANY (ARRAY['none'::text, 'fifo'::text]))),
@@ -1664,7 +2190,8 @@ CREATE FUNCTION courier.update_subscription(subscription_id text, changes jsonb)
 #variable_conflict use_variable
 DECLARE
   mutable constant text[] := ARRAY['url', 'event_types', 'policy', 'description', 'ordering', 'ordering_key_field',
-                                   'max_in_flight', 'rate_limit_per_second', 'rate_limit_burst'];
+                                   'max_in_flight', 'rate_limit_per_second', 'rate_limit_burst',
+                                   'filter', 'scope'];  -- the last two: 60_catalog.sql
   unknown text;
   v jsonb;
   expected text;
@@ -1694,11 +2221,12 @@ BEGIN
   -- Every other present value: null, or of its field's JSON type.
   FOR unknown, v IN SELECT key, value FROM jsonb_each(changes) LOOP
     expected := CASE WHEN unknown = 'event_types' THEN 'array'
+                     WHEN unknown = 'scope' THEN 'object'
                      WHEN unknown IN ('max_in_flight', 'rate_limit_per_second', 'rate_limit_burst') THEN 'number'
                      ELSE 'string' END;
     IF jsonb_typeof(v) <> 'null' AND jsonb_typeof(v) <> expected THEN
       RAISE EXCEPTION '%: expected a JSON %, got %', unknown,
-        replace(replace(expected, 'array', 'array of strings'), 'number',
+        replace(replace(replace(expected, 'array', 'array of strings'), 'object', 'object of strings'), 'number',
                 CASE WHEN unknown = 'rate_limit_per_second' THEN 'number' ELSE 'whole number' END),
         left(v::text, 64)
         USING ERRCODE = 'invalid_parameter_value';
@@ -1756,14 +2284,50 @@ BEGIN
     END IF;
     s.rate_limit_per_second := (changes ->> 'rate_limit_per_second')::double precision;
   END IF;
+  -- The event filter and scope (60_catalog.sql checks them; null clears).
+  IF changes ? 'filter' THEN
+    s.filter := courier.check_filter(changes ->> 'filter');
+  END IF;
+  IF changes ? 'scope' THEN
+    s.scope := courier.check_scope(CASE WHEN jsonb_typeof(changes -> 'scope') = 'object' THEN changes -> 'scope' END);
+  END IF;
 
   UPDATE courier.subscriptions x
   SET url = s.url, event_types = s.event_types, policy = s.policy, description = s.description,
       ordering = s.ordering, ordering_key_field = s.ordering_key_field, max_in_flight = s.max_in_flight,
-      rate_limit_per_second = s.rate_limit_per_second, rate_limit_burst = s.rate_limit_burst, updated_at = now()
+      rate_limit_per_second = s.rate_limit_per_second, rate_limit_burst = s.rate_limit_burst,
+      filter = s.filter, scope = s.scope, updated_at = now()
   WHERE x.id = subscription_id
   RETURNING x.* INTO s;
   RETURN s;
+END
+$$;
+
+
+--
+-- Name: validate_event(); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.validate_event() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+DECLARE
+  schema jsonb;
+  err text;
+BEGIN
+  NEW.labels := courier.check_labels(NEW.labels, 'courier.events.labels');
+  schema := courier.event_type_schema(NEW.tenant_id, NEW.event_type);
+  IF schema IS NOT NULL THEN
+    err := courier.json_schema_error(schema, NEW.payload);
+    IF err IS NOT NULL THEN
+      RAISE EXCEPTION 'courier.events.payload does not match the schema of event type %: %',
+        courier.quote_untrusted(NEW.event_type), err
+        USING ERRCODE = 'check_violation',
+              HINT = 'pgcourierctl event-type show NAME prints the schema';
+    END IF;
+  END IF;
+  RETURN NEW;
 END
 $$;
 
@@ -2028,6 +2592,8 @@ CREATE TABLE courier.events (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     ordering_key text,
     payload_bytes integer DEFAULT 0 NOT NULL,
+    labels jsonb DEFAULT '{}'::jsonb NOT NULL,
+    feed_xid xid8 DEFAULT pg_current_xact_id() NOT NULL,
     CONSTRAINT events_event_type_check CHECK ((event_type <> ''::text)),
     CONSTRAINT events_payload_bytes_check CHECK ((payload_bytes >= 0)),
     CONSTRAINT events_tenant_id_check CHECK ((tenant_id <> ''::text))
@@ -2196,6 +2762,22 @@ CREATE TABLE courier.escalations (
     reason text NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     acknowledged_at timestamp with time zone
+);
+
+
+--
+-- Name: event_types; Type: TABLE; Schema: courier; Owner: -
+--
+
+CREATE TABLE courier.event_types (
+    id text DEFAULT courier.new_id('evtype_'::text) NOT NULL,
+    tenant_id text,
+    name text NOT NULL,
+    description text,
+    schema jsonb,
+    specimen jsonb,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL
 );
 
 
@@ -2647,6 +3229,22 @@ ALTER TABLE ONLY courier.escalations
 
 
 --
+-- Name: event_types event_types_pkey; Type: CONSTRAINT; Schema: courier; Owner: -
+--
+
+ALTER TABLE ONLY courier.event_types
+    ADD CONSTRAINT event_types_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: event_types event_types_tenant_id_name_key; Type: CONSTRAINT; Schema: courier; Owner: -
+--
+
+ALTER TABLE ONLY courier.event_types
+    ADD CONSTRAINT event_types_tenant_id_name_key UNIQUE NULLS NOT DISTINCT (tenant_id, name);
+
+
+--
 -- Name: events events_pkey; Type: CONSTRAINT; Schema: courier; Owner: -
 --
 
@@ -2827,6 +3425,20 @@ CREATE INDEX escalations_failure ON courier.escalations USING btree (failure_id)
 
 
 --
+-- Name: event_types_name; Type: INDEX; Schema: courier; Owner: -
+--
+
+CREATE INDEX event_types_name ON courier.event_types USING btree (name, tenant_id);
+
+
+--
+-- Name: events_feed; Type: INDEX; Schema: courier; Owner: -
+--
+
+CREATE INDEX events_feed ON courier.events USING btree (tenant_id, feed_xid, id);
+
+
+--
 -- Name: events_tenant_idempotency_key; Type: INDEX; Schema: courier; Owner: -
 --
 
@@ -2981,6 +3593,13 @@ CREATE TRIGGER delivery_attempts_append_only BEFORE UPDATE ON courier.delivery_a
 
 
 --
+-- Name: event_types event_types_check; Type: TRIGGER; Schema: courier; Owner: -
+--
+
+CREATE TRIGGER event_types_check BEFORE INSERT OR UPDATE ON courier.event_types FOR EACH ROW EXECUTE FUNCTION courier.check_event_type_row();
+
+
+--
 -- Name: events events_check_tenant; Type: TRIGGER; Schema: courier; Owner: -
 --
 
@@ -2992,6 +3611,13 @@ CREATE TRIGGER events_check_tenant BEFORE INSERT ON courier.events FOR EACH ROW 
 --
 
 CREATE TRIGGER events_fan_out AFTER INSERT ON courier.events FOR EACH ROW EXECUTE FUNCTION courier.fan_out_event();
+
+
+--
+-- Name: events events_validate; Type: TRIGGER; Schema: courier; Owner: -
+--
+
+CREATE TRIGGER events_validate BEFORE INSERT ON courier.events FOR EACH ROW EXECUTE FUNCTION courier.validate_event();
 
 
 --
@@ -3055,6 +3681,13 @@ CREATE TRIGGER runs_notify AFTER INSERT ON courier.runs REFERENCING NEW TABLE AS
 --
 
 CREATE TRIGGER subscriptions_check BEFORE INSERT OR UPDATE OF tenant_id, url ON courier.subscriptions FOR EACH ROW EXECUTE FUNCTION courier.check_subscription_row();
+
+
+--
+-- Name: subscriptions subscriptions_check_events; Type: TRIGGER; Schema: courier; Owner: -
+--
+
+CREATE TRIGGER subscriptions_check_events BEFORE INSERT OR UPDATE OF tenant_id, event_types, filter, scope ON courier.subscriptions FOR EACH ROW EXECUTE FUNCTION courier.check_subscription_events();
 
 
 --
@@ -3150,6 +3783,13 @@ REVOKE ALL ON FUNCTION courier.check_event_tenant() FROM PUBLIC;
 
 
 --
+-- Name: FUNCTION check_event_type_row(); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.check_event_type_row() FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION check_run_tenant(); Type: ACL; Schema: courier; Owner: -
 --
 
@@ -3157,10 +3797,25 @@ REVOKE ALL ON FUNCTION courier.check_run_tenant() FROM PUBLIC;
 
 
 --
+-- Name: FUNCTION check_subscription_events(); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.check_subscription_events() FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION check_subscription_row(); Type: ACL; Schema: courier; Owner: -
 --
 
 REVOKE ALL ON FUNCTION courier.check_subscription_row() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION create_event_type(name text, tenant_id text, description text, schema jsonb, specimen jsonb, replace boolean); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.create_event_type(name text, tenant_id text, description text, schema jsonb, specimen jsonb, replace boolean) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.create_event_type(name text, tenant_id text, description text, schema jsonb, specimen jsonb, replace boolean) TO courier_operator;
 
 
 --
@@ -3216,6 +3871,22 @@ REVOKE ALL ON FUNCTION courier.emit(event_type text, tenant_id text, subject_id 
 
 REVOKE ALL ON FUNCTION courier.enqueue_run(tenant_id text, connection_id text, operation text, method text, path text, body text, headers jsonb, idempotency_key text, trace_id text, external_ref_pointer text) FROM PUBLIC;
 GRANT ALL ON FUNCTION courier.enqueue_run(tenant_id text, connection_id text, operation text, method text, path text, body text, headers jsonb, idempotency_key text, trace_id text, external_ref_pointer text) TO courier_producer;
+
+
+--
+-- Name: FUNCTION event_feed(tenant_id text, after_cursor text, max_rows integer, event_type_prefix text, labels jsonb, since timestamp with time zone, until timestamp with time zone); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.event_feed(tenant_id text, after_cursor text, max_rows integer, event_type_prefix text, labels jsonb, since timestamp with time zone, until timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.event_feed(tenant_id text, after_cursor text, max_rows integer, event_type_prefix text, labels jsonb, since timestamp with time zone, until timestamp with time zone) TO courier_operator;
+
+
+--
+-- Name: FUNCTION event_type_schema(tenant_id text, event_type text); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.event_type_schema(tenant_id text, event_type text) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.event_type_schema(tenant_id text, event_type text) TO courier_operator;
 
 
 --
@@ -3316,11 +3987,11 @@ GRANT ALL ON FUNCTION courier.prune_runs(completed_before timestamp with time zo
 
 
 --
--- Name: FUNCTION publish(tenant_id text, event_type text, payload jsonb, idempotency_key text, trace_id text, ordering_key text); Type: ACL; Schema: courier; Owner: -
+-- Name: FUNCTION publish(tenant_id text, event_type text, payload jsonb, idempotency_key text, trace_id text, ordering_key text, labels jsonb); Type: ACL; Schema: courier; Owner: -
 --
 
-REVOKE ALL ON FUNCTION courier.publish(tenant_id text, event_type text, payload jsonb, idempotency_key text, trace_id text, ordering_key text) FROM PUBLIC;
-GRANT ALL ON FUNCTION courier.publish(tenant_id text, event_type text, payload jsonb, idempotency_key text, trace_id text, ordering_key text) TO courier_producer;
+REVOKE ALL ON FUNCTION courier.publish(tenant_id text, event_type text, payload jsonb, idempotency_key text, trace_id text, ordering_key text, labels jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.publish(tenant_id text, event_type text, payload jsonb, idempotency_key text, trace_id text, ordering_key text, labels jsonb) TO courier_producer;
 
 
 --
@@ -3443,6 +4114,14 @@ GRANT ALL ON FUNCTION courier.run_queue_metrics(expiry_window interval, OUT due 
 
 
 --
+-- Name: FUNCTION send_example(event_type text, subscription_id text); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.send_example(event_type text, subscription_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.send_example(event_type text, subscription_id text) TO courier_operator;
+
+
+--
 -- Name: TABLE subscriptions; Type: ACL; Schema: courier; Owner: -
 --
 
@@ -3490,6 +4169,13 @@ GRANT UPDATE(last_error) ON TABLE courier.subscriptions TO courier_daemon;
 
 REVOKE ALL ON FUNCTION courier.update_subscription(subscription_id text, changes jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION courier.update_subscription(subscription_id text, changes jsonb) TO courier_operator;
+
+
+--
+-- Name: FUNCTION validate_event(); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.validate_event() FROM PUBLIC;
 
 
 --
@@ -3792,6 +4478,13 @@ GRANT SELECT ON TABLE courier.delivery_timeline TO courier_operator;
 --
 
 GRANT SELECT ON TABLE courier.escalations TO courier_operator;
+
+
+--
+-- Name: TABLE event_types; Type: ACL; Schema: courier; Owner: -
+--
+
+GRANT SELECT ON TABLE courier.event_types TO courier_operator;
 
 
 --
