@@ -756,6 +756,51 @@ $$;
 
 
 --
+-- Name: dead_letter_page(text, text, text, integer, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.dead_letter_page(tenant_id text DEFAULT NULL::text, subscription_id text DEFAULT NULL::text, after_cursor text DEFAULT NULL::text, max_rows integer DEFAULT 1000, since timestamp with time zone DEFAULT NULL::timestamp with time zone, until timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS TABLE(cursor text, line jsonb)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  c record;
+  after_at timestamptz;
+BEGIN
+  IF max_rows IS NULL OR max_rows NOT BETWEEN 1 AND 10000 THEN
+    RAISE EXCEPTION 'max_rows: expected 1 to 10000, got %', max_rows USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  c := courier.parse_cursor(after_cursor);
+  after_at := timestamptz 'epoch' + (c.cursor_position::bigint / 1000000) * interval '1 second'
+              + (c.cursor_position::bigint % 1000000) * interval '1 microsecond';
+  RETURN QUERY
+  SELECT k.cur,
+         jsonb_build_object('delivery_id', d.id, 'tenant_id', d.tenant_id, 'subscription_id', d.subscription_id,
+                            'url', courier.redact_url(s.url), 'attempts', d.attempts,
+                            'last_status_code', d.last_status_code, 'last_error', d.last_error,
+                            'dead_lettered_at', x.dead_lettered_at,
+                            'event', jsonb_build_object('id', e.id, 'type', e.event_type, 'payload', e.payload,
+                                                        'labels', e.labels, 'idempotency_key', e.idempotency_key,
+                                                        'trace_id', e.trace_id, 'created_at', e.created_at),
+                            'cursor', k.cur)
+  FROM courier.delivery_dead_letters x
+  JOIN courier.deliveries d ON d.id = x.delivery_id
+  JOIN courier.events e ON e.id = d.event_id
+  JOIN courier.subscriptions s ON s.id = d.subscription_id
+  CROSS JOIN LATERAL (SELECT (trunc(extract(epoch FROM x.dead_lettered_at) * 1000000))::bigint::text || ':' || x.delivery_id AS cur) k
+  WHERE (tenant_id IS NULL OR x.tenant_id = tenant_id)
+    AND (subscription_id IS NULL OR x.subscription_id = subscription_id)
+    AND (after_at IS NULL OR (x.dead_lettered_at, x.delivery_id) > (after_at, c.row_id))
+    AND (since IS NULL OR x.dead_lettered_at >= since)
+    AND (until IS NULL OR x.dead_lettered_at < until)
+  ORDER BY x.dead_lettered_at, x.delivery_id
+  LIMIT max_rows;
+END
+$$;
+
+
+--
 -- Name: degrade_connection(text, text, integer); Type: FUNCTION; Schema: courier; Owner: -
 --
 
@@ -975,6 +1020,46 @@ $$;
 
 
 --
+-- Name: export_deliveries(text, text, integer, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.export_deliveries(tenant_id text, after_cursor text DEFAULT NULL::text, max_rows integer DEFAULT 1000, since timestamp with time zone DEFAULT NULL::timestamp with time zone, until timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS TABLE(cursor text, line jsonb)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  after_xid xid8;
+  after_id text;
+  c record;
+BEGIN
+  IF max_rows IS NULL OR max_rows NOT BETWEEN 1 AND 10000 THEN
+    RAISE EXCEPTION 'max_rows: expected 1 to 10000, got %', max_rows USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  c := courier.parse_cursor(after_cursor);
+  after_xid := c.cursor_position::text::xid8;
+  after_id := c.row_id;
+  RETURN QUERY
+  SELECT e.feed_xid::text || ':' || d.id,
+         jsonb_build_object('id', d.id, 'tenant_id', d.tenant_id, 'event_id', d.event_id, 'event_type', e.event_type,
+                            'subscription_id', d.subscription_id, 'status', d.status, 'attempts', d.attempts,
+                            'last_status_code', d.last_status_code, 'last_error', d.last_error,
+                            'created_at', d.created_at, 'completed_at', d.completed_at,
+                            'cursor', e.feed_xid::text || ':' || d.id)
+  FROM courier.events e
+  JOIN courier.deliveries d ON d.event_id = e.id
+  WHERE e.tenant_id = tenant_id
+    AND e.feed_xid < pg_snapshot_xmin(pg_current_snapshot())
+    AND (after_xid IS NULL OR (e.feed_xid, d.id) > (after_xid, after_id))
+    AND (since IS NULL OR d.created_at >= since)
+    AND (until IS NULL OR d.created_at < until)
+  ORDER BY e.feed_xid, d.id
+  LIMIT max_rows;
+END
+$$;
+
+
+--
 -- Name: fan_out_event(); Type: FUNCTION; Schema: courier; Owner: -
 --
 
@@ -1122,6 +1207,60 @@ BEGIN
           HINT = CASE WHEN OLD.status IN ('failed', 'dead_lettered') THEN 'use courier.replay_run()'
                       WHEN OLD.status = 'completed' THEN 'a completed run is never executed again'
                       ELSE 'runs move pending -> running -> pending | completed | failed | dead_lettered' END;
+END
+$$;
+
+
+--
+-- Name: import_event(text, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.import_event(tenant_id text, line text) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  j jsonb;
+  inserted text;
+BEGIN
+  IF octet_length(line) > 2 * (SELECT s.value FROM courier.settings s WHERE s.name = 'max_payload_bytes') + 65536 THEN
+    RAISE EXCEPTION 'line: % bytes, larger than any event may be', octet_length(line)
+      USING ERRCODE = 'program_limit_exceeded';
+  END IF;
+  BEGIN
+    j := line::jsonb;
+  EXCEPTION WHEN OTHERS THEN
+    RAISE EXCEPTION 'not JSON: %', SQLERRM USING ERRCODE = 'invalid_text_representation';
+  END;
+  IF jsonb_typeof(j) <> 'object' THEN
+    RAISE EXCEPTION 'expected a JSON object (an event), got a JSON %', jsonb_typeof(j)
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF j ? 'cursor' AND NOT j ? 'type' THEN
+    RETURN 'cursor';
+  END IF;
+  IF jsonb_typeof(j -> 'type') IS DISTINCT FROM 'string' THEN
+    RAISE EXCEPTION 'type: expected the event type as a string' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF j ? 'tenant_id' AND j ->> 'tenant_id' IS DISTINCT FROM tenant_id THEN
+    RAISE EXCEPTION 'tenant_id: the event is of tenant %, not %', courier.quote_untrusted(j ->> 'tenant_id'), tenant_id
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  FOREACH inserted IN ARRAY ARRAY['id', 'idempotency_key', 'trace_id', 'ordering_key', 'created_at'] LOOP
+    IF jsonb_typeof(j -> inserted) NOT IN ('string', 'null') THEN
+      RAISE EXCEPTION '%: expected a string or null', inserted USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+  END LOOP;
+  inserted := NULL;
+  INSERT INTO courier.events AS e (id, tenant_id, event_type, payload, labels, idempotency_key, trace_id, ordering_key,
+                                   created_at)
+  VALUES (coalesce(j ->> 'id', courier.new_id('evt_')), tenant_id, j ->> 'type', coalesce(j -> 'payload', '{}'::jsonb),
+          coalesce(j -> 'labels', '{}'::jsonb), j ->> 'idempotency_key', j ->> 'trace_id', j ->> 'ordering_key',
+          coalesce((j ->> 'created_at')::timestamptz, now()))
+  ON CONFLICT DO NOTHING
+  RETURNING e.id INTO inserted;
+  RETURN CASE WHEN inserted IS NULL THEN 'duplicate' ELSE 'imported' END;
 END
 $$;
 
@@ -1361,6 +1500,29 @@ BEGIN
   RETURN NULL;
 END
 $$;
+
+
+--
+-- Name: parse_cursor(text, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.parse_cursor(cursor text, field text DEFAULT 'after_cursor'::text, OUT cursor_position numeric, OUT row_id text) RETURNS record
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $_$
+BEGIN
+  IF cursor IS NULL OR cursor = '' THEN
+    RETURN;
+  END IF;
+  IF cursor !~ '^[0-9]{1,20}:[A-Za-z0-9_][A-Za-z0-9_.:~-]{0,254}$' THEN
+    RAISE EXCEPTION '%: % is not a cursor (DIGITS:ID, as the previous page ended with)', field,
+      courier.quote_untrusted(left(cursor, 300))
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  cursor_position := split_part(cursor, ':', 1)::numeric;
+  row_id := substr(cursor, position(':' IN cursor) + 1);
+END
+$_$;
 
 
 --
@@ -2133,6 +2295,40 @@ BEGIN
     FROM courier.events e WHERE e.id = new_event;
   END IF;
   RETURN new_event;
+END
+$$;
+
+
+--
+-- Name: show_dead_letter(text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.show_dead_letter(delivery_id text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+BEGIN
+  RETURN (
+    SELECT jsonb_build_object('delivery_id', d.id, 'tenant_id', d.tenant_id, 'subscription_id', d.subscription_id,
+                              'url', courier.redact_url(s.url), 'attempts', d.attempts,
+                              'last_status_code', d.last_status_code, 'last_error', d.last_error,
+                              'dead_lettered_at', x.dead_lettered_at,
+                              'event', jsonb_build_object('id', e.id, 'type', e.event_type, 'payload', e.payload,
+                                                          'labels', e.labels, 'idempotency_key', e.idempotency_key,
+                                                          'trace_id', e.trace_id, 'created_at', e.created_at),
+                              'timeline', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                                             'attempt', t.attempt, 'started_at', t.started_at,
+                                             'duration_ms', t.duration_ms, 'status_code', t.status_code,
+                                             'outcome', t.outcome, 'error_class', t.error_class,
+                                             'retryable', t.retryable, 'error_summary', t.error_summary,
+                                             'worker', t.worker) ORDER BY t.attempt), '[]'::jsonb)
+                                           FROM courier.delivery_timeline t WHERE t.delivery_id = d.id))
+    FROM courier.delivery_dead_letters x
+    JOIN courier.deliveries d ON d.id = x.delivery_id
+    JOIN courier.events e ON e.id = d.event_id
+    JOIN courier.subscriptions s ON s.id = d.subscription_id
+    WHERE x.delivery_id = delivery_id);
 END
 $$;
 
@@ -3827,6 +4023,14 @@ GRANT ALL ON FUNCTION courier.create_subscription(tenant_id text, url text, even
 
 
 --
+-- Name: FUNCTION dead_letter_page(tenant_id text, subscription_id text, after_cursor text, max_rows integer, since timestamp with time zone, until timestamp with time zone); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.dead_letter_page(tenant_id text, subscription_id text, after_cursor text, max_rows integer, since timestamp with time zone, until timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.dead_letter_page(tenant_id text, subscription_id text, after_cursor text, max_rows integer, since timestamp with time zone, until timestamp with time zone) TO courier_operator;
+
+
+--
 -- Name: FUNCTION degrade_connection(connection_id text, reason text, credential_version integer); Type: ACL; Schema: courier; Owner: -
 --
 
@@ -3890,6 +4094,14 @@ GRANT ALL ON FUNCTION courier.event_type_schema(tenant_id text, event_type text)
 
 
 --
+-- Name: FUNCTION export_deliveries(tenant_id text, after_cursor text, max_rows integer, since timestamp with time zone, until timestamp with time zone); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.export_deliveries(tenant_id text, after_cursor text, max_rows integer, since timestamp with time zone, until timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.export_deliveries(tenant_id text, after_cursor text, max_rows integer, since timestamp with time zone, until timestamp with time zone) TO courier_operator;
+
+
+--
 -- Name: FUNCTION fan_out_event(); Type: ACL; Schema: courier; Owner: -
 --
 
@@ -3926,6 +4138,14 @@ REVOKE ALL ON FUNCTION courier.guard_run_transition() FROM PUBLIC;
 
 
 --
+-- Name: FUNCTION import_event(tenant_id text, line text); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.import_event(tenant_id text, line text) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.import_event(tenant_id text, line text) TO courier_operator;
+
+
+--
 -- Name: FUNCTION maintain_attempt_partitions(days_ahead integer, days_back integer); Type: ACL; Schema: courier; Owner: -
 --
 
@@ -3959,6 +4179,14 @@ REVOKE ALL ON FUNCTION courier.on_failure_resolved() FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION courier.on_run_finished() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION parse_cursor(cursor text, field text, OUT cursor_position numeric, OUT row_id text); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.parse_cursor(cursor text, field text, OUT cursor_position numeric, OUT row_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.parse_cursor(cursor text, field text, OUT cursor_position numeric, OUT row_id text) TO courier_operator;
 
 
 --
@@ -4119,6 +4347,14 @@ GRANT ALL ON FUNCTION courier.run_queue_metrics(expiry_window interval, OUT due 
 
 REVOKE ALL ON FUNCTION courier.send_example(event_type text, subscription_id text) FROM PUBLIC;
 GRANT ALL ON FUNCTION courier.send_example(event_type text, subscription_id text) TO courier_operator;
+
+
+--
+-- Name: FUNCTION show_dead_letter(delivery_id text); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.show_dead_letter(delivery_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.show_dead_letter(delivery_id text) TO courier_operator;
 
 
 --

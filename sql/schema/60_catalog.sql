@@ -596,3 +596,193 @@ BEGIN
 END
 $$;
 CREATE INDEX events_feed ON courier.events (tenant_id, feed_xid, id);
+
+-- ---------------------------------------------------------------------------
+-- Export and import (NDJSON, pgcourierctl export / import)
+-- ---------------------------------------------------------------------------
+
+-- A cursor of the pages below: DIGITS:ID (a transaction id or a time in
+-- microseconds, then a row id). Returns the two parts; refuses anything else.
+CREATE FUNCTION courier.parse_cursor(cursor text, field text DEFAULT 'after_cursor', OUT cursor_position numeric, OUT row_id text)
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, courier, pg_temp AS $$
+BEGIN
+  IF cursor IS NULL OR cursor = '' THEN
+    RETURN;
+  END IF;
+  IF cursor !~ '^[0-9]{1,20}:[A-Za-z0-9_][A-Za-z0-9_.:~-]{0,254}$' THEN
+    RAISE EXCEPTION '%: % is not a cursor (DIGITS:ID, as the previous page ended with)', field,
+      courier.quote_untrusted(left(cursor, 300))
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  cursor_position := split_part(cursor, ':', 1)::numeric;
+  row_id := substr(cursor, position(':' IN cursor) + 1);
+END
+$$;
+
+-- A tenant's deliveries, page by page, each as one JSON object, in the
+-- order of their events in the feed (a delivery is created in its event's
+-- transaction, so the feed's guarantee holds for them too), then by id.
+-- Each row's state is as read now.
+CREATE FUNCTION courier.export_deliveries(tenant_id text, after_cursor text DEFAULT NULL, max_rows integer DEFAULT 1000,
+                                          since timestamptz DEFAULT NULL, until timestamptz DEFAULT NULL)
+RETURNS TABLE (cursor text, line jsonb)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  after_xid xid8;
+  after_id text;
+  c record;
+BEGIN
+  IF max_rows IS NULL OR max_rows NOT BETWEEN 1 AND 10000 THEN
+    RAISE EXCEPTION 'max_rows: expected 1 to 10000, got %', max_rows USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  c := courier.parse_cursor(after_cursor);
+  after_xid := c.cursor_position::text::xid8;
+  after_id := c.row_id;
+  RETURN QUERY
+  SELECT e.feed_xid::text || ':' || d.id,
+         jsonb_build_object('id', d.id, 'tenant_id', d.tenant_id, 'event_id', d.event_id, 'event_type', e.event_type,
+                            'subscription_id', d.subscription_id, 'status', d.status, 'attempts', d.attempts,
+                            'last_status_code', d.last_status_code, 'last_error', d.last_error,
+                            'created_at', d.created_at, 'completed_at', d.completed_at,
+                            'cursor', e.feed_xid::text || ':' || d.id)
+  FROM courier.events e
+  JOIN courier.deliveries d ON d.event_id = e.id
+  WHERE e.tenant_id = tenant_id
+    AND e.feed_xid < pg_snapshot_xmin(pg_current_snapshot())
+    AND (after_xid IS NULL OR (e.feed_xid, d.id) > (after_xid, after_id))
+    AND (since IS NULL OR d.created_at >= since)
+    AND (until IS NULL OR d.created_at < until)
+  ORDER BY e.feed_xid, d.id
+  LIMIT max_rows;
+END
+$$;
+
+-- Dead letters (tenant_id or subscription_id NULL: all), page by page, in
+-- the order they were dead-lettered, each as one JSON object: the delivery,
+-- its event's envelope and the last failure. The cursor is the time of
+-- dead-lettering in microseconds and the delivery id.
+CREATE FUNCTION courier.dead_letter_page(tenant_id text DEFAULT NULL, subscription_id text DEFAULT NULL,
+                                         after_cursor text DEFAULT NULL, max_rows integer DEFAULT 1000,
+                                         since timestamptz DEFAULT NULL, until timestamptz DEFAULT NULL)
+RETURNS TABLE (cursor text, line jsonb)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  c record;
+  after_at timestamptz;
+BEGIN
+  IF max_rows IS NULL OR max_rows NOT BETWEEN 1 AND 10000 THEN
+    RAISE EXCEPTION 'max_rows: expected 1 to 10000, got %', max_rows USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  c := courier.parse_cursor(after_cursor);
+  after_at := timestamptz 'epoch' + (c.cursor_position::bigint / 1000000) * interval '1 second'
+              + (c.cursor_position::bigint % 1000000) * interval '1 microsecond';
+  RETURN QUERY
+  SELECT k.cur,
+         jsonb_build_object('delivery_id', d.id, 'tenant_id', d.tenant_id, 'subscription_id', d.subscription_id,
+                            'url', courier.redact_url(s.url), 'attempts', d.attempts,
+                            'last_status_code', d.last_status_code, 'last_error', d.last_error,
+                            'dead_lettered_at', x.dead_lettered_at,
+                            'event', jsonb_build_object('id', e.id, 'type', e.event_type, 'payload', e.payload,
+                                                        'labels', e.labels, 'idempotency_key', e.idempotency_key,
+                                                        'trace_id', e.trace_id, 'created_at', e.created_at),
+                            'cursor', k.cur)
+  FROM courier.delivery_dead_letters x
+  JOIN courier.deliveries d ON d.id = x.delivery_id
+  JOIN courier.events e ON e.id = d.event_id
+  JOIN courier.subscriptions s ON s.id = d.subscription_id
+  CROSS JOIN LATERAL (SELECT (trunc(extract(epoch FROM x.dead_lettered_at) * 1000000))::bigint::text || ':' || x.delivery_id AS cur) k
+  WHERE (tenant_id IS NULL OR x.tenant_id = tenant_id)
+    AND (subscription_id IS NULL OR x.subscription_id = subscription_id)
+    AND (after_at IS NULL OR (x.dead_lettered_at, x.delivery_id) > (after_at, c.row_id))
+    AND (since IS NULL OR x.dead_lettered_at >= since)
+    AND (until IS NULL OR x.dead_lettered_at < until)
+  ORDER BY x.dead_lettered_at, x.delivery_id
+  LIMIT max_rows;
+END
+$$;
+
+-- One dead letter as dead_letter_page() shows it, with its attempts
+-- (oldest first); NULL when `delivery_id` is not dead-lettered.
+CREATE FUNCTION courier.show_dead_letter(delivery_id text) RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_variable
+BEGIN
+  RETURN (
+    SELECT jsonb_build_object('delivery_id', d.id, 'tenant_id', d.tenant_id, 'subscription_id', d.subscription_id,
+                              'url', courier.redact_url(s.url), 'attempts', d.attempts,
+                              'last_status_code', d.last_status_code, 'last_error', d.last_error,
+                              'dead_lettered_at', x.dead_lettered_at,
+                              'event', jsonb_build_object('id', e.id, 'type', e.event_type, 'payload', e.payload,
+                                                          'labels', e.labels, 'idempotency_key', e.idempotency_key,
+                                                          'trace_id', e.trace_id, 'created_at', e.created_at),
+                              'timeline', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                                             'attempt', t.attempt, 'started_at', t.started_at,
+                                             'duration_ms', t.duration_ms, 'status_code', t.status_code,
+                                             'outcome', t.outcome, 'error_class', t.error_class,
+                                             'retryable', t.retryable, 'error_summary', t.error_summary,
+                                             'worker', t.worker) ORDER BY t.attempt), '[]'::jsonb)
+                                           FROM courier.delivery_timeline t WHERE t.delivery_id = d.id))
+    FROM courier.delivery_dead_letters x
+    JOIN courier.deliveries d ON d.id = x.delivery_id
+    JOIN courier.events e ON e.id = d.event_id
+    JOIN courier.subscriptions s ON s.id = d.subscription_id
+    WHERE x.delivery_id = delivery_id);
+END
+$$;
+
+-- One line of an NDJSON export of events, published for `tenant_id`:
+-- 'imported', 'duplicate' (an event of that id, or of that idempotency key,
+-- exists: nothing is written, so an import can be run again from any line),
+-- or 'cursor' (the export's closing {"cursor": ...} line, skipped). Anything
+-- else raises an error naming what is wrong (the caller reports the line and
+-- goes on): not JSON, not an object, no type, another tenant's event. Kept:
+-- id, type, payload, labels, idempotency_key, trace_id, ordering_key and
+-- created_at; the event fans out to the subscriptions of this database.
+CREATE FUNCTION courier.import_event(tenant_id text, line text) RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  j jsonb;
+  inserted text;
+BEGIN
+  IF octet_length(line) > 2 * (SELECT s.value FROM courier.settings s WHERE s.name = 'max_payload_bytes') + 65536 THEN
+    RAISE EXCEPTION 'line: % bytes, larger than any event may be', octet_length(line)
+      USING ERRCODE = 'program_limit_exceeded';
+  END IF;
+  BEGIN
+    j := line::jsonb;
+  EXCEPTION WHEN OTHERS THEN
+    RAISE EXCEPTION 'not JSON: %', SQLERRM USING ERRCODE = 'invalid_text_representation';
+  END;
+  IF jsonb_typeof(j) <> 'object' THEN
+    RAISE EXCEPTION 'expected a JSON object (an event), got a JSON %', jsonb_typeof(j)
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF j ? 'cursor' AND NOT j ? 'type' THEN
+    RETURN 'cursor';
+  END IF;
+  IF jsonb_typeof(j -> 'type') IS DISTINCT FROM 'string' THEN
+    RAISE EXCEPTION 'type: expected the event type as a string' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF j ? 'tenant_id' AND j ->> 'tenant_id' IS DISTINCT FROM tenant_id THEN
+    RAISE EXCEPTION 'tenant_id: the event is of tenant %, not %', courier.quote_untrusted(j ->> 'tenant_id'), tenant_id
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  FOREACH inserted IN ARRAY ARRAY['id', 'idempotency_key', 'trace_id', 'ordering_key', 'created_at'] LOOP
+    IF jsonb_typeof(j -> inserted) NOT IN ('string', 'null') THEN
+      RAISE EXCEPTION '%: expected a string or null', inserted USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+  END LOOP;
+  inserted := NULL;
+  INSERT INTO courier.events AS e (id, tenant_id, event_type, payload, labels, idempotency_key, trace_id, ordering_key,
+                                   created_at)
+  VALUES (coalesce(j ->> 'id', courier.new_id('evt_')), tenant_id, j ->> 'type', coalesce(j -> 'payload', '{}'::jsonb),
+          coalesce(j -> 'labels', '{}'::jsonb), j ->> 'idempotency_key', j ->> 'trace_id', j ->> 'ordering_key',
+          coalesce((j ->> 'created_at')::timestamptz, now()))
+  ON CONFLICT DO NOTHING
+  RETURNING e.id INTO inserted;
+  RETURN CASE WHEN inserted IS NULL THEN 'duplicate' ELSE 'imported' END;
+END
+$$;

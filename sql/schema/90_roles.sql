@@ -266,7 +266,11 @@ BEGIN
     GRANT SELECT ON courier.event_types TO courier_operator;
     GRANT EXECUTE ON FUNCTION courier.create_event_type(text, text, text, jsonb, jsonb, boolean),
                               courier.event_type_schema(text, text), courier.send_example(text, text),
-                              courier.event_feed(text, text, integer, text, jsonb, timestamptz, timestamptz)
+                              courier.event_feed(text, text, integer, text, jsonb, timestamptz, timestamptz),
+                              courier.export_deliveries(text, text, integer, timestamptz, timestamptz),
+                              courier.dead_letter_page(text, text, text, integer, timestamptz, timestamptz),
+                              courier.import_event(text, text), courier.parse_cursor(text, text),
+                              courier.show_dead_letter(text)
       TO courier_operator;
   END IF;
 END

@@ -22,6 +22,7 @@ std::vector<Command> RunCommands();           // run ...
 std::vector<Command> StatusCommands();        // status
 std::vector<Command> SetupCommands();         // migrate, schema, keygen, version
 std::vector<Command> EventCommands();         // event-type ..., events (events.cpp)
+std::vector<Command> TransferCommands();      // export ..., import events, dead-letters ... (transfer.cpp)
 
 // Labels and scopes on the command line: "channel=web,facility=f1" as the JSON
 // object {"channel": "web", "facility": "f1"}; "" for an empty text. nullopt,
