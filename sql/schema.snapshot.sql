@@ -2174,6 +2174,36 @@ $$;
 
 
 --
+-- Name: rotate_subscription_key(text, text, text, interval, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.rotate_subscription_key(subscription_id text, sealed_secret text, public_key text DEFAULT NULL::text, grace interval DEFAULT '24:00:00'::interval, secret_last4 text DEFAULT NULL::text) RETURNS TABLE(id text, last4 text, created_at timestamp with time zone, expires_at timestamp with time zone, change text)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $_$
+#variable_conflict use_column
+BEGIN
+  IF rotate_subscription_key.public_key IS NOT NULL
+     AND rotate_subscription_key.public_key !~ '^whpk_[A-Za-z0-9+/]{43}=$' THEN
+    RAISE EXCEPTION 'public_key: expected whpk_ and the base64 of a 32-byte ed25519 public key'
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  RETURN QUERY
+  SELECT r.id, r.last4, r.created_at, r.expires_at, r.change
+  FROM courier.rotate_subscription_secret(rotate_subscription_key.subscription_id, rotate_subscription_key.sealed_secret,
+                                          coalesce(right(rotate_subscription_key.public_key, 4),
+                                                   rotate_subscription_key.secret_last4),
+                                          rotate_subscription_key.grace) r;
+  IF rotate_subscription_key.public_key IS NOT NULL THEN
+    UPDATE courier.subscription_secrets x SET public_key = rotate_subscription_key.public_key
+    WHERE x.subscription_id = rotate_subscription_key.subscription_id
+      AND x.sealed_secret = rotate_subscription_key.sealed_secret;
+  END IF;
+END
+$_$;
+
+
+--
 -- Name: rotate_subscription_secret(text, text, text, interval); Type: FUNCTION; Schema: courier; Owner: -
 --
 
@@ -3310,7 +3340,9 @@ CREATE TABLE courier.subscription_secrets (
     last4 text NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     expires_at timestamp with time zone,
-    revoked_at timestamp with time zone
+    revoked_at timestamp with time zone,
+    public_key text,
+    CONSTRAINT subscription_secrets_public_key_check CHECK ((public_key ~ '^whpk_[A-Za-z0-9+/]{43}=$'::text))
 );
 
 
@@ -4322,6 +4354,14 @@ GRANT ALL ON FUNCTION courier.resume_subscription(subscription_id text) TO couri
 
 REVOKE ALL ON FUNCTION courier.revoke_subscription_secrets(subscription_id text, secret_id text) FROM PUBLIC;
 GRANT ALL ON FUNCTION courier.revoke_subscription_secrets(subscription_id text, secret_id text) TO courier_operator;
+
+
+--
+-- Name: FUNCTION rotate_subscription_key(subscription_id text, sealed_secret text, public_key text, grace interval, secret_last4 text); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.rotate_subscription_key(subscription_id text, sealed_secret text, public_key text, grace interval, secret_last4 text) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.rotate_subscription_key(subscription_id text, sealed_secret text, public_key text, grace interval, secret_last4 text) TO courier_operator;
 
 
 --

@@ -122,7 +122,10 @@ CREATE TABLE courier.subscription_secrets (
   last4           text NOT NULL,
   created_at      timestamptz NOT NULL DEFAULT now(),
   expires_at      timestamptz,
-  revoked_at      timestamptz
+  revoked_at      timestamptz,
+  -- A v1a (ed25519) key's public key, whpk_ + base64, shown to receivers;
+  -- NULL for a v1 (HMAC) secret (60_catalog.sql: rotate_subscription_key()).
+  public_key      text CHECK (public_key ~ '^whpk_[A-Za-z0-9+/]{43}=$')
 );
 CREATE INDEX subscription_secrets_subscription ON courier.subscription_secrets (subscription_id);
 

@@ -786,3 +786,41 @@ BEGIN
   RETURN CASE WHEN inserted IS NULL THEN 'duplicate' ELSE 'imported' END;
 END
 $$;
+
+-- ---------------------------------------------------------------------------
+-- v1a (ed25519) signing keys
+-- ---------------------------------------------------------------------------
+
+-- Adds a signing key to a subscription, like rotate_subscription_secret()
+-- (whose rows it returns; the other active secrets expire after `grace`),
+-- and records its public key when it is a v1a key: `sealed_secret` is then
+-- the whsk_ private key sealed with the master key (pgcourierctl generates
+-- the pair) and `public_key` its whpk_ form, which is shown; last4 is the
+-- public key's. With public_key NULL it is rotate_subscription_secret() for a
+-- v1 secret, and secret_last4 is needed. Deliveries are signed with every
+-- active key, so a move from v1 to v1a (or back) has the same grace period.
+CREATE FUNCTION courier.rotate_subscription_key(subscription_id text, sealed_secret text, public_key text DEFAULT NULL,
+                                                grace interval DEFAULT interval '24 hours',
+                                                secret_last4 text DEFAULT NULL)
+RETURNS TABLE (id text, last4 text, created_at timestamptz, expires_at timestamptz, change text)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_column
+BEGIN
+  IF rotate_subscription_key.public_key IS NOT NULL
+     AND rotate_subscription_key.public_key !~ '^whpk_[A-Za-z0-9+/]{43}=$' THEN
+    RAISE EXCEPTION 'public_key: expected whpk_ and the base64 of a 32-byte ed25519 public key'
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  RETURN QUERY
+  SELECT r.id, r.last4, r.created_at, r.expires_at, r.change
+  FROM courier.rotate_subscription_secret(rotate_subscription_key.subscription_id, rotate_subscription_key.sealed_secret,
+                                          coalesce(right(rotate_subscription_key.public_key, 4),
+                                                   rotate_subscription_key.secret_last4),
+                                          rotate_subscription_key.grace) r;
+  IF rotate_subscription_key.public_key IS NOT NULL THEN
+    UPDATE courier.subscription_secrets x SET public_key = rotate_subscription_key.public_key
+    WHERE x.subscription_id = rotate_subscription_key.subscription_id
+      AND x.sealed_secret = rotate_subscription_key.sealed_secret;
+  END IF;
+END
+$$;

@@ -30,6 +30,9 @@ struct NewSubscription {
   std::string secret_last4;
   std::string filter;      // a jsonpath predicate over the payload; empty: none
   std::string scope_json;  // a JSON object of labels every event must carry; empty: none
+  // Set for a v1a subscription: sealed_secret is then the whsk_ private key
+  // and this its whpk_ public key (courier.rotate_subscription_key()).
+  std::string public_key;
 };
 
 struct SecretInfo {
@@ -37,6 +40,7 @@ struct SecretInfo {
   std::string last4;
   std::string created_at;
   std::string expires_at;  // empty: does not expire
+  std::string public_key;  // a v1a (ed25519) key's whpk_ public key; empty for a v1 (HMAC) secret
 };
 
 // A subscription's state and health (courier.subscription_health).
@@ -118,7 +122,8 @@ class Subscriptions {
   // subscription id as associated data); the other active ones expire after
   // `grace` unless they already expire earlier. nullopt: no such subscription.
   std::optional<SecretRotation> RotateSecret(const std::string& subscription_id, const std::string& sealed_secret,
-                                             const std::string& last4, std::chrono::seconds grace);
+                                             const std::string& last4, std::chrono::seconds grace,
+                                             const std::string& public_key = "");  // set: a v1a key
   // courier.revoke_subscription_secrets(): `secret_id`, or with an empty one
   // every active secret but the newest. Refusals throw StoreError (P0002 for
   // an unknown subscription or secret, 55000 for one not active or the last).
