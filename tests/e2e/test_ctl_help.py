@@ -62,7 +62,7 @@ def test_subscription_create_help_shows_its_flags_with_defaults_required_and_an_
                           "[options]\n"), out
     options = re.findall(r"^  (--[a-z-]+)", out, re.M)
     assert options == ["--tenant", "--url", "--events", "--policy", "--id", "--description", "--filter",
-                       "--scope", "--json"], options
+                       "--scope", "--signature", "--json"], options
     assert re.search(r"--policy NAME .*\(default: default\)", out, re.S), out
     assert "(required)" in out and "user:password@" in out
     assert "--recent" not in out and "--grace" not in out  # another command's options

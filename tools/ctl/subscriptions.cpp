@@ -24,7 +24,7 @@ using store::admin::Subscriptions;
 
 void PrintSecret(const SecretInfo& secret, std::string_view note = "") {
   if (secret.public_key.empty()) {
-    std::cout << "  secret:  " << secret.id << "  v1 whsec_..." << secret.last4 << "  created " << secret.created_at;
+    std::cout << "  secret:  " << secret.id << "  whsec_..." << secret.last4 << "  created " << secret.created_at;
   } else {
     std::cout << "  key:     " << secret.id << "  v1a " << secret.public_key << "  created " << secret.created_at;
   }
