@@ -343,9 +343,9 @@ $$;
 -- An unknown key is an error naming it; so is a value of the wrong type.
 -- Returns the updated row; raises no_data_found for an unknown id.
 --
--- Extension point: a new mutable field (the event filter and the scope of
--- the next issues) is one name in `mutable` and one block below, and one row
--- of the field table in tools/ctl/subscriptions.cpp.
+-- Extension point: a new mutable field is one name in `mutable` and one block
+-- below, and one row of the field table in tools/ctl/subscriptions.cpp (as
+-- the event filter and scope of 60_catalog.sql were added).
 CREATE FUNCTION courier.update_subscription(subscription_id text, changes jsonb)
 RETURNS courier.subscriptions
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$

@@ -285,3 +285,80 @@ TEST_CASE("the change feed pages a tenant's events in a stable order, filtered, 
     CHECK(rows[1]["event_type"].as<std::string>() == "after");
   }
 }
+
+TEST_CASE("import_event is idempotent by event id and idempotency key and names what is wrong with a line") {
+  TestDb db;
+  pqxx::connection conn(db.url());
+  const auto import = [&](const std::string& line) {
+    return Scalar<std::string>(conn, "SELECT courier.import_event('acme', $1)", line);
+  };
+  CHECK(import(R"({"id": "evt_a", "type": "t", "payload": {"n": 1}, "labels": {"c": "w"}, "created_at": "2020-01-01T00:00:00Z"})") ==
+        "imported");
+  CHECK(import(R"({"id": "evt_a", "type": "t", "payload": {"n": 2}})") == "duplicate");
+  CHECK(import(R"({"type": "t", "idempotency_key": "k1"})") == "imported");
+  CHECK(import(R"({"type": "t", "idempotency_key": "k1"})") == "duplicate");
+  CHECK(import(R"({"cursor": "1:evt_a"})") == "cursor");
+  CHECK(Scalar<std::string>(conn, "SELECT created_at::text || labels::text FROM courier.events WHERE id = 'evt_a'") ==
+        "2020-01-01 00:00:00+00{\"c\": \"w\"}");
+  const auto error = [&](const std::string& line) {
+    return ErrorOf(conn, "SELECT courier.import_event('acme', $1)", line);
+  };
+  CHECK(Contains(error("{\"type\": "), "not JSON"));
+  CHECK(Contains(error("[1]"), "expected a JSON object (an event)"));
+  CHECK(Contains(error(R"({"payload": {}})"), "type: expected the event type"));
+  CHECK(Contains(error(R"({"type": "t", "tenant_id": "globex"})"), "the event is of tenant \"globex\", not acme"));
+  CHECK(Contains(error(R"({"type": "t", "id": 5})"), "id: expected a string"));
+  CHECK(Contains(error(R"({"type": "t", "id": "bad id"})"), "courier.events.id must be"));
+  CHECK(Contains(error(R"({"type": "t", "labels": []})"), "courier.events.labels"));
+  CHECK(Count(conn, "SELECT count(*) FROM courier.events") == 2);
+}
+
+TEST_CASE("deliveries and dead letters page in a stable order with cursors") {
+  TestDb db;
+  pqxx::connection conn(db.url());
+  const auto sub = AddSubscription(conn, "acme", {"*"});
+  for (int i = 0; i < 5; ++i) Publish(conn, "acme", "t");
+  std::vector<std::string> seen;
+  std::string cursor;
+  for (int page = 0; page < 10; ++page) {
+    const auto rows = Exec(conn, "SELECT cursor, line ->> 'id' AS id FROM courier.export_deliveries('acme', nullif($1, ''), 2)",
+                           cursor);
+    if (rows.empty()) break;
+    for (const auto& r : rows) seen.push_back(r["id"].as<std::string>());
+    cursor = rows[rows.size() - 1]["cursor"].as<std::string>();
+  }
+  CHECK(seen.size() == 5);
+  CHECK(std::set<std::string>(seen.begin(), seen.end()).size() == 5);
+  Exec(conn, "UPDATE courier.deliveries SET status = 'dead_lettered', completed_at = now() - (random() * interval '1 hour')");
+  std::vector<std::string> dead;
+  cursor.clear();
+  for (int page = 0; page < 10; ++page) {
+    const auto rows = Exec(conn,
+                           "SELECT cursor, line ->> 'delivery_id' AS id FROM courier.dead_letter_page(subscription_id => $1, "
+                           "after_cursor => nullif($2, ''), max_rows => 2)",
+                           sub, cursor);
+    if (rows.empty()) break;
+    for (const auto& r : rows) dead.push_back(r["id"].as<std::string>());
+    cursor = rows[rows.size() - 1]["cursor"].as<std::string>();
+  }
+  CHECK(Count(conn, "SELECT count(*) FROM courier.delivery_dead_letters") == 5);
+  CHECK(dead.size() == 5);
+  CHECK(std::set<std::string>(dead.begin(), dead.end()).size() == 5);
+  CHECK(Contains(ErrorOf(conn, "SELECT * FROM courier.dead_letter_page(after_cursor => 'nope')"), "is not a cursor"));
+  const auto shown = Scalar<std::string>(conn, "SELECT courier.show_dead_letter($1)::text", dead[0]);
+  CHECK(Contains(shown, "\"timeline\": []"));
+  CHECK(Count(conn, "SELECT count(*) FROM (SELECT courier.show_dead_letter('dlv_none') j) x WHERE j IS NULL") == 1);
+}
+
+TEST_CASE("a v1a key keeps its public key beside the sealed private key, and a bad public key is refused") {
+  TestDb db;
+  pqxx::connection conn(db.url());
+  const auto sub = AddSubscription(conn, "acme", {"*"});
+  const std::string pk = "whpk_" + std::string(43, 'A') + "=";
+  Exec(conn, "SELECT * FROM courier.rotate_subscription_key($1, 'v1:AAAA', $2, interval '0')", sub, pk);
+  CHECK(Scalar<std::string>(conn, "SELECT public_key || ' ' || last4 FROM courier.subscription_secrets WHERE subscription_id = $1",
+                            sub) == pk + " AAA=");
+  CHECK(Contains(ErrorOf(conn, "SELECT * FROM courier.rotate_subscription_key($1, 'v1:AAAA', 'whpk_short')", sub),
+                 "public_key: expected whpk_"));
+  CHECK(Contains(ErrorOf(conn, "UPDATE courier.subscription_secrets SET public_key = 'x'"), "check constraint"));
+}

@@ -196,8 +196,8 @@ int Create(const Invocation& inv) {
 
 // The fields `subscription update` changes: one row each, the option that
 // sets it and its key in courier.update_subscription()'s changes. A new
-// mutable field (the event filter and scope of the next issues) is one row
-// here and one key there (sql/schema/50_management.sql).
+// mutable field is one row here and one key there
+// (sql/schema/50_management.sql), as filter and scope are.
 struct MutableField {
   std::string_view option;
   std::string_view key;
