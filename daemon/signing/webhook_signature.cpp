@@ -183,9 +183,9 @@ using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)>;
 
 PkeyPtr PrivateKey(std::string_view seed) {
   if (seed.size() != kEd25519Bytes) throw std::invalid_argument("an ed25519 seed is 32 bytes");
-  return PkeyPtr(EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr,
-                                              reinterpret_cast<const unsigned char*>(seed.data()), seed.size()),
-                 &EVP_PKEY_free);
+  return {EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, reinterpret_cast<const unsigned char*>(seed.data()),
+                                       seed.size()),
+          &EVP_PKEY_free};
 }
 
 std::string Message(std::string_view msg_id, std::int64_t timestamp, std::string_view body) {
