@@ -633,11 +633,12 @@ CREATE FUNCTION courier.check_subscription_events() RETURNS trigger
 DECLARE
   p text;
 BEGIN
-  IF NEW.filter IS NOT NULL THEN
+  IF NEW.filter IS NOT NULL AND (TG_OP = 'INSERT' OR NEW.filter::text IS DISTINCT FROM OLD.filter::text) THEN
     NEW.filter := courier.check_filter(NEW.filter::text);
   END IF;
   NEW.scope := courier.check_scope(NEW.scope);
-  IF EXISTS (SELECT 1 FROM courier.event_types t WHERE t.tenant_id = NEW.tenant_id) THEN
+  IF (TG_OP = 'INSERT' OR NEW.event_types IS DISTINCT FROM OLD.event_types OR NEW.tenant_id IS DISTINCT FROM OLD.tenant_id)
+     AND EXISTS (SELECT 1 FROM courier.event_types t WHERE t.tenant_id = NEW.tenant_id) THEN
     FOREACH p IN ARRAY NEW.event_types LOOP
       IF p <> '*' AND NOT EXISTS (SELECT 1 FROM courier.event_types t
                                   WHERE (t.tenant_id = NEW.tenant_id OR t.tenant_id IS NULL)
@@ -2542,6 +2543,8 @@ DECLARE
   schema jsonb;
   err text;
 BEGIN
+  -- The feed's order is the inserting transaction, whatever a plain INSERT says.
+  NEW.feed_xid := pg_current_xact_id();
   NEW.labels := courier.check_labels(NEW.labels, 'courier.events.labels');
   schema := courier.event_type_schema(NEW.tenant_id, NEW.event_type);
   IF schema IS NOT NULL THEN

@@ -362,3 +362,15 @@ TEST_CASE("a v1a key keeps its public key beside the sealed private key, and a b
                  "public_key: expected whpk_"));
   CHECK(Contains(ErrorOf(conn, "UPDATE courier.subscription_secrets SET public_key = 'x'"), "check constraint"));
 }
+
+TEST_CASE("a plain INSERT cannot choose its place in the feed, and an old subscription keeps working once its tenant uses the catalog") {
+  TestDb db;
+  pqxx::connection conn(db.url());
+  Exec(conn, "INSERT INTO courier.events (id, tenant_id, event_type, feed_xid) VALUES ('evt_early', 'acme', 't', '1')");
+  CHECK(Count(conn, "SELECT count(*) FROM courier.events WHERE id = 'evt_early' AND feed_xid::text::bigint > 1") == 1);
+  const auto old = AddSubscription(conn, "acme", {"legacy.type"});
+  Exec(conn, "SELECT courier.create_event_type('order.created', 'acme')");
+  CHECK(ErrorOf(conn, "SELECT courier.update_subscription($1, '{\"url\": \"https://hooks.example.test/v2\"}')", old).empty());
+  CHECK(Contains(ErrorOf(conn, "SELECT courier.update_subscription($1, '{\"event_types\": [\"other\"]}')", old),
+                 "is not an event type"));
+}
