@@ -550,8 +550,8 @@ CREATE TRIGGER subscriptions_check_events BEFORE INSERT OR UPDATE OF tenant_id, 
 -- snapshot's xmin), so an event committed later can never appear behind a
 -- cursor already handed out: created_at could not promise that, a
 -- transaction's rows carry its start time and may commit long after later
--- ones. The price: a page waits for the oldest open transaction of the
--- database.
+-- ones. The price: a page waits for the oldest open writing transaction
+-- of the cluster (snapshots are cluster-wide; read-only ones do not count).
 --
 -- after_cursor: the `cursor` of the last row read (NULL: from the start).
 -- max_rows 1 to 10000. event_type_prefix: types starting with it. labels: the

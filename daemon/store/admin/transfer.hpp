@@ -2,10 +2,9 @@
 // operator (courier.event_feed, courier.export_deliveries,
 // courier.dead_letter_page, courier.import_event of sql/schema/60_catalog.sql).
 // Exports read page by page (keyset pages of at most 10,000 rows, each its own
-// short read transaction): memory stays flat whatever the size, no
-// transaction stays open for the whole export (so neither vacuum nor the
-// feed, which waits for the oldest transaction, is held up), and every row
-// carries the cursor to continue after it. Borrows an admin::Connection; not
+// short read transaction): memory stays flat whatever the size, no snapshot
+// is held for the whole export (so vacuum of the queue tables is not held
+// up), and every row carries the cursor to continue after it. Borrows an admin::Connection; not
 // thread-safe. Throws StoreError.
 #pragma once
 
