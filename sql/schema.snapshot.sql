@@ -1267,6 +1267,36 @@ $$;
 
 
 --
+-- Name: import_events(text, text[]); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.import_events(tenant_id text, lines text[]) RETURNS TABLE(line_index integer, status text, reason text)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  i integer;
+BEGIN
+  IF cardinality(lines) > 10000 THEN
+    RAISE EXCEPTION 'lines: at most 10000 per call' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  FOR i IN 1 .. coalesce(cardinality(lines), 0) LOOP
+    line_index := i;
+    reason := NULL;
+    BEGIN
+      status := courier.import_event(tenant_id, lines[i]);
+    EXCEPTION WHEN OTHERS THEN
+      status := 'rejected';
+      reason := SQLERRM;
+    END;
+    RETURN NEXT;
+  END LOOP;
+END
+$$;
+
+
+--
 -- Name: json_path_step(text, text); Type: FUNCTION; Schema: courier; Owner: -
 --
 
@@ -4178,6 +4208,14 @@ REVOKE ALL ON FUNCTION courier.guard_run_transition() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION courier.import_event(tenant_id text, line text) FROM PUBLIC;
 GRANT ALL ON FUNCTION courier.import_event(tenant_id text, line text) TO courier_operator;
+
+
+--
+-- Name: FUNCTION import_events(tenant_id text, lines text[]); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.import_events(tenant_id text, lines text[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.import_events(tenant_id text, lines text[]) TO courier_operator;
 
 
 --

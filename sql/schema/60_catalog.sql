@@ -828,3 +828,31 @@ BEGIN
   END IF;
 END
 $$;
+
+-- import_event() for many lines in one call (pgcourierctl sends batches of
+-- 500): one row per line, in order, with 'imported', 'duplicate', 'cursor'
+-- or 'rejected' and the reason. A rejected line is rolled back on its own
+-- (an exception block per line) and the others are kept.
+CREATE FUNCTION courier.import_events(tenant_id text, lines text[])
+RETURNS TABLE (line_index integer, status text, reason text)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  i integer;
+BEGIN
+  IF cardinality(lines) > 10000 THEN
+    RAISE EXCEPTION 'lines: at most 10000 per call' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  FOR i IN 1 .. coalesce(cardinality(lines), 0) LOOP
+    line_index := i;
+    reason := NULL;
+    BEGIN
+      status := courier.import_event(tenant_id, lines[i]);
+    EXCEPTION WHEN OTHERS THEN
+      status := 'rejected';
+      reason := SQLERRM;
+    END;
+    RETURN NEXT;
+  END LOOP;
+END
+$$;

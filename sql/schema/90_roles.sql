@@ -269,7 +269,8 @@ BEGIN
                               courier.event_feed(text, text, integer, text, jsonb, timestamptz, timestamptz),
                               courier.export_deliveries(text, text, integer, timestamptz, timestamptz),
                               courier.dead_letter_page(text, text, text, integer, timestamptz, timestamptz),
-                              courier.import_event(text, text), courier.parse_cursor(text, text),
+                              courier.import_event(text, text), courier.import_events(text, text[]),
+                              courier.parse_cursor(text, text),
                               courier.show_dead_letter(text),
                               courier.rotate_subscription_key(text, text, text, interval, text)
       TO courier_operator;

@@ -374,3 +374,21 @@ TEST_CASE("a plain INSERT cannot choose its place in the feed, and an old subscr
   CHECK(Contains(ErrorOf(conn, "SELECT courier.update_subscription($1, '{\"event_types\": [\"other\"]}')", old),
                  "is not an event type"));
 }
+
+TEST_CASE("import_events takes a batch: each line's fate in order, a rejected one rolled back alone") {
+  TestDb db;
+  pqxx::connection conn(db.url());
+  const auto rows = Exec(conn,
+                         "SELECT line_index, status, coalesce(reason, '') AS reason FROM courier.import_events('acme', "
+                         "ARRAY['{\"id\": \"evt_1\", \"type\": \"t\"}', '{bad', '{\"id\": \"evt_1\", \"type\": \"t\"}', "
+                         "'{\"type\": \"t\", \"labels\": {\"a\": 1}}', '{\"cursor\": \"1:evt_1\"}']) ORDER BY line_index");
+  REQUIRE(rows.size() == 5);
+  CHECK(rows[0]["status"].as<std::string>() == "imported");
+  CHECK(rows[1]["status"].as<std::string>() == "rejected");
+  CHECK(Contains(rows[1]["reason"].as<std::string>(), "not JSON"));
+  CHECK(rows[2]["status"].as<std::string>() == "duplicate");
+  CHECK(rows[3]["status"].as<std::string>() == "rejected");
+  CHECK(Contains(rows[3]["reason"].as<std::string>(), "courier.events.labels.a"));
+  CHECK(rows[4]["status"].as<std::string>() == "cursor");
+  CHECK(Count(conn, "SELECT count(*) FROM courier.events") == 1);
+}

@@ -21,7 +21,8 @@ namespace {
 using store::admin::ExportKind;
 using store::admin::Transfer;
 
-constexpr std::size_t kImportBatch = 500;
+constexpr std::size_t kImportBatch = 500;                    // lines per statement, at most
+constexpr std::size_t kImportBatchBytes = std::size_t{8} << 20;  // and at most this much text
 constexpr std::size_t kMaxLineBytes = std::size_t{8} << 20;
 
 std::string Quoted(const std::string& cursor) {
@@ -100,7 +101,9 @@ int ImportEvents(const Invocation& inv) {
     if (report) report << line << "\t" << reason << "\n";
   };
   std::vector<std::pair<long long, std::string>> batch;
+  std::size_t batch_bytes = 0;
   const auto flush = [&] {
+    batch_bytes = 0;
     if (batch.empty()) return;
     for (const auto& r : transfer.ImportEvents(inv.Text("tenant"), batch)) {
       if (r.status == "imported") ++imported;
@@ -120,9 +123,10 @@ int ImportEvents(const Invocation& inv) {
       reject(number, "line of " + std::to_string(line.size()) + " bytes, over " + std::to_string(kMaxLineBytes));
       continue;
     }
+    batch_bytes += line.size();
     batch.emplace_back(number, std::move(line));
     line.clear();
-    if (batch.size() >= kImportBatch) flush();
+    if (batch.size() >= kImportBatch || batch_bytes >= kImportBatchBytes) flush();
   }
   flush();
   std::cout << "imported " << Count(imported, "event", "events") << ", "

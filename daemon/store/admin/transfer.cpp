@@ -1,6 +1,7 @@
 #include "store/admin/transfer.hpp"
 
 #include "store/admin/impl.hpp"
+#include "store/pg/arrays.hpp"
 
 namespace pgcourier::store::admin {
 namespace {
@@ -81,23 +82,17 @@ std::vector<ImportedLine> Transfer::ImportEvents(const std::string& tenant_id,
                                                  const std::vector<std::pair<long long, std::string>>& lines) {
   return pg::Translate("import events", [&] {
     std::vector<ImportedLine> out;
+    std::vector<std::string> texts;
+    texts.reserve(lines.size());
+    for (const auto& line : lines) texts.push_back(line.second);
     pqxx::work txn(connection_.impl().conn);
-    for (const auto& [number, text] : lines) {
-      ImportedLine result{number, "", ""};
-      // A savepoint of our own: libpqxx 6.4's subtransaction did not roll
-      // back to it after a failed statement here.
-      txn.exec("SAVEPOINT import_line");
-      try {
-        result.status = Text(txn.exec_params1("SELECT courier.import_event($1, $2)", tenant_id, text)[0]);
-        txn.exec("RELEASE SAVEPOINT import_line");
-      } catch (const pqxx::broken_connection&) {
-        throw;
-      } catch (const pqxx::sql_error& e) {
-        result.status = "rejected";
-        result.reason = pg::ServerMessage(e.what());
-        txn.exec("ROLLBACK TO SAVEPOINT import_line");
-      }
-      out.push_back(std::move(result));
+    // One statement per batch; the function rolls a rejected line back on its own.
+    const auto rows = txn.exec_params(
+        "SELECT r.line_index, r.status, r.reason FROM courier.import_events($1, $2::text[]) r ORDER BY r.line_index",
+        tenant_id, pg::TextArray(texts));
+    for (const auto& row : rows) {
+      const auto index = row["line_index"].as<std::size_t>() - 1;
+      out.push_back({lines.at(index).first, Text(row["status"]), Text(row["reason"])});
     }
     txn.commit();
     return out;

@@ -59,9 +59,9 @@ class Transfer {
 
   std::vector<PageRow> Page(const PageQuery& query);
 
-  // courier.import_event() for each (line number, text), in one transaction
-  // with a savepoint per line: a rejected line is reported and the others
-  // are kept.
+  // courier.import_events() over (line number, text) pairs, one statement
+  // and one transaction: a rejected line is reported (its own changes rolled
+  // back) and the others are kept.
   std::vector<ImportedLine> ImportEvents(const std::string& tenant_id,
                                          const std::vector<std::pair<long long, std::string>>& lines);
 
