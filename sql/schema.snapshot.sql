@@ -339,6 +339,52 @@ $_$;
 
 
 --
+-- Name: check_event_type_row(); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.check_event_type_row() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+DECLARE
+  err text;
+  max_bytes bigint;
+BEGIN
+  IF NEW.tenant_id IS NOT NULL THEN
+    PERFORM courier.check_tenant_id(NEW.tenant_id);
+  END IF;
+  PERFORM courier.check_event_types(ARRAY[NEW.name], 'name');
+  IF NEW.name ~ '\*' THEN
+    RAISE EXCEPTION 'name: % is a pattern; an event type has an exact name such as order.created',
+      courier.quote_untrusted(NEW.name)
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF length(NEW.description) > 2000 THEN
+    RAISE EXCEPTION 'description: at most 2000 characters' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF NEW.schema IS NOT NULL THEN
+    PERFORM courier.check_json_schema(NEW.schema);
+  END IF;
+  IF NEW.specimen IS NOT NULL THEN
+    SELECT s.value INTO max_bytes FROM courier.settings s WHERE s.name = 'max_payload_bytes';
+    IF octet_length(NEW.specimen::text) > max_bytes THEN
+      RAISE EXCEPTION 'specimen: % bytes, over the payload limit of % bytes', octet_length(NEW.specimen::text), max_bytes
+        USING ERRCODE = 'program_limit_exceeded';
+    END IF;
+    IF NEW.schema IS NOT NULL THEN
+      err := courier.json_schema_error(NEW.schema, NEW.specimen);
+      IF err IS NOT NULL THEN
+        RAISE EXCEPTION 'specimen: does not match the schema: %', err USING ERRCODE = 'check_violation';
+      END IF;
+    END IF;
+  END IF;
+  NEW.updated_at := now();
+  RETURN NEW;
+END
+$$;
+
+
+--
 -- Name: check_event_types(text[], text); Type: FUNCTION; Schema: courier; Owner: -
 --
 
@@ -366,6 +412,48 @@ $$;
 
 
 --
+-- Name: check_filter(text, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.check_filter(filter text, field text DEFAULT 'filter'::text) RETURNS jsonpath
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $_$
+DECLARE
+  parsed jsonpath;
+BEGIN
+  IF filter IS NULL OR btrim(filter) = '' THEN
+    RETURN NULL;
+  END IF;
+  IF length(filter) > 1024 THEN
+    RAISE EXCEPTION '%: % characters; at most 1024 are allowed', field, length(filter)
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  BEGIN
+    parsed := filter::jsonpath;
+  EXCEPTION WHEN OTHERS THEN
+    RAISE EXCEPTION '%: %', field, SQLERRM
+      USING ERRCODE = SQLSTATE, HINT = 'a jsonpath predicate over the payload, e.g. $.amount > 100';
+  END;
+  BEGIN
+    PERFORM jsonb_path_match('{}'::jsonb, parsed);
+  EXCEPTION
+    WHEN SQLSTATE '22038' THEN  -- singleton_sql_json_item_required: not a predicate
+      RAISE EXCEPTION '%: % is a path, not a predicate: it would match no event', field, courier.quote_untrusted(filter)
+        USING ERRCODE = 'invalid_parameter_value',
+              HINT = 'compare it (e.g. $.amount > 100, $.paid == true) or test for it (exists($.amount ? (@ > 100)))';
+    WHEN SQLSTATE '42704' THEN  -- a variable
+      RAISE EXCEPTION '%: %', field, SQLERRM
+        USING ERRCODE = 'invalid_parameter_value', HINT = 'a filter takes no variables; write the value in the predicate';
+    WHEN OTHERS THEN
+      NULL;  -- an error of evaluation on {} (strict mode): the predicate itself is fine
+  END;
+  RETURN parsed;
+END
+$_$;
+
+
+--
 -- Name: check_identifier(text, text); Type: FUNCTION; Schema: courier; Owner: -
 --
 
@@ -380,6 +468,98 @@ BEGIN
   RAISE EXCEPTION '%: % is not valid: 1 to 128 characters (letters, digits, ''.'', ''_'', '':'' and ''-''), starting with a letter or digit',
     field, courier.quote_untrusted(value)
     USING ERRCODE = 'invalid_parameter_value';
+END
+$_$;
+
+
+--
+-- Name: check_json_schema(jsonb, text, integer); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.check_json_schema(schema jsonb, path text DEFAULT '#'::text, depth integer DEFAULT 0) RETURNS jsonb
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $_$
+DECLARE
+  kw text;
+  v jsonb;
+  t jsonb;
+  known constant text[] := ARRAY['type', 'required', 'properties', 'additionalProperties', 'items', 'enum',
+                                 'minimum', 'maximum', 'minLength', 'maxLength',
+                                 'title', 'description', '$schema', '$id', '$comment', 'default', 'examples'];
+  types constant text[] := ARRAY['object', 'array', 'string', 'number', 'integer', 'boolean', 'null'];
+BEGIN
+  IF depth = 0 AND octet_length(schema::text) > 65536 THEN
+    RAISE EXCEPTION 'schema: % bytes of JSON; at most 65536 are allowed', octet_length(schema::text)
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF depth > 32 THEN
+    RAISE EXCEPTION 'schema: %: nested more than 32 schemas deep', path USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF jsonb_typeof(schema) IS DISTINCT FROM 'object' THEN
+    RAISE EXCEPTION 'schema: %: expected a JSON object (a schema), got a JSON %', path, coalesce(jsonb_typeof(schema), 'null')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  FOR kw, v IN SELECT key, value FROM jsonb_each(schema) LOOP
+    IF kw <> ALL (known) THEN
+      RAISE EXCEPTION 'schema: %/%: unsupported keyword; the supported subset is %', path, courier.quote_untrusted(kw),
+        array_to_string(known[1:10], ', ')
+        USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    CASE kw
+      WHEN 'type' THEN
+        IF jsonb_typeof(v) = 'string' THEN
+          v := jsonb_build_array(v);
+        END IF;
+        IF jsonb_typeof(v) <> 'array' OR jsonb_array_length(v) = 0 THEN
+          RAISE EXCEPTION 'schema: %/type: expected a type name or an array of them', path
+            USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        FOR t IN SELECT value FROM jsonb_array_elements(v) LOOP
+          IF jsonb_typeof(t) <> 'string' OR (t #>> '{}') <> ALL (types) THEN
+            RAISE EXCEPTION 'schema: %/type: % is not one of %', path, left(t::text, 64), array_to_string(types, ', ')
+              USING ERRCODE = 'invalid_parameter_value';
+          END IF;
+        END LOOP;
+      WHEN 'required' THEN
+        IF jsonb_typeof(v) <> 'array' OR EXISTS (SELECT 1 FROM jsonb_array_elements(v) e WHERE jsonb_typeof(e) <> 'string') THEN
+          RAISE EXCEPTION 'schema: %/required: expected an array of property names', path
+            USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+      WHEN 'properties' THEN
+        IF jsonb_typeof(v) <> 'object' THEN
+          RAISE EXCEPTION 'schema: %/properties: expected an object of schemas', path
+            USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        FOR kw, t IN SELECT key, value FROM jsonb_each(v) LOOP
+          PERFORM courier.check_json_schema(t, path || '/properties/' || kw, depth + 1);
+        END LOOP;
+      WHEN 'additionalProperties' THEN
+        IF jsonb_typeof(v) <> 'boolean' THEN
+          RAISE EXCEPTION 'schema: %/additionalProperties: only true or false is supported', path
+            USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+      WHEN 'items' THEN
+        PERFORM courier.check_json_schema(v, path || '/items', depth + 1);
+      WHEN 'enum' THEN
+        IF jsonb_typeof(v) <> 'array' OR jsonb_array_length(v) = 0 THEN
+          RAISE EXCEPTION 'schema: %/enum: expected a non-empty array of values', path
+            USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+      WHEN 'minimum', 'maximum' THEN
+        IF jsonb_typeof(v) <> 'number' THEN
+          RAISE EXCEPTION 'schema: %/%: expected a number', path, kw USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+      WHEN 'minLength', 'maxLength' THEN
+        IF jsonb_typeof(v) <> 'number' OR (v::text)::numeric <> trunc((v::text)::numeric) OR (v::text)::numeric < 0 THEN
+          RAISE EXCEPTION 'schema: %/%: expected a whole number of 0 or more', path, kw
+            USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+      ELSE
+        NULL;  -- annotations
+    END CASE;
+  END LOOP;
+  RETURN schema;
 END
 $_$;
 
@@ -402,6 +582,54 @@ BEGIN
   RETURN NEW;
 END
 $$;
+
+
+--
+-- Name: check_labels(jsonb, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.check_labels(labels jsonb, field text DEFAULT 'labels'::text) RETURNS jsonb
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $_$
+DECLARE
+  k text;
+  v jsonb;
+BEGIN
+  IF labels IS NULL THEN
+    RETURN '{}'::jsonb;
+  END IF;
+  IF jsonb_typeof(labels) <> 'object' THEN
+    RAISE EXCEPTION '%: expected a JSON object of strings such as {"channel": "web"}, got a JSON %',
+      field, jsonb_typeof(labels)
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF octet_length(labels::text) > 4096 THEN
+    RAISE EXCEPTION '%: % bytes of JSON; at most 4096 are allowed', field, octet_length(labels::text)
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF (SELECT count(*) FROM jsonb_object_keys(labels)) > 32 THEN
+    RAISE EXCEPTION '%: % labels; at most 32 are allowed', field, (SELECT count(*) FROM jsonb_object_keys(labels))
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  FOR k, v IN SELECT key, value FROM jsonb_each(labels) LOOP
+    IF k !~ '^[A-Za-z0-9_][A-Za-z0-9_.:/-]{0,63}$' THEN
+      RAISE EXCEPTION '%: % is not a label name (1 to 64 characters of A-Z a-z 0-9 _ . : / -, not starting with . : / -)',
+        field, courier.quote_untrusted(k)
+        USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF jsonb_typeof(v) <> 'string' THEN
+      RAISE EXCEPTION '%.%: expected a string, got a JSON %', field, k, jsonb_typeof(v)
+        USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF length(v #>> '{}') > 256 OR (v #>> '{}') ~ '[\x01-\x1f\x7f]' THEN
+      RAISE EXCEPTION '%.%: at most 256 characters, no control characters', field, k
+        USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+  END LOOP;
+  RETURN labels;
+END
+$_$;
 
 
 --
@@ -503,6 +731,23 @@ $$;
 
 
 --
+-- Name: check_scope(jsonb, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.check_scope(scope jsonb, field text DEFAULT 'scope'::text) RETURNS jsonb
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+BEGIN
+  IF scope IS NULL OR scope = '{}'::jsonb THEN
+    RETURN NULL;
+  END IF;
+  RETURN courier.check_labels(scope, field);
+END
+$$;
+
+
+--
 -- Name: check_sealed_secret(text, text); Type: FUNCTION; Schema: courier; Owner: -
 --
 
@@ -521,6 +766,39 @@ BEGIN
   END IF;
 END
 $_$;
+
+
+--
+-- Name: check_subscription_events(); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.check_subscription_events() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+DECLARE
+  p text;
+BEGIN
+  IF NEW.filter IS NOT NULL AND (TG_OP = 'INSERT' OR NEW.filter::text IS DISTINCT FROM OLD.filter::text) THEN
+    NEW.filter := courier.check_filter(NEW.filter::text);
+  END IF;
+  NEW.scope := courier.check_scope(NEW.scope);
+  IF (TG_OP = 'INSERT' OR NEW.event_types IS DISTINCT FROM OLD.event_types OR NEW.tenant_id IS DISTINCT FROM OLD.tenant_id)
+     AND EXISTS (SELECT 1 FROM courier.event_types t WHERE t.tenant_id = NEW.tenant_id) THEN
+    FOREACH p IN ARRAY NEW.event_types LOOP
+      IF p <> '*' AND NOT EXISTS (SELECT 1 FROM courier.event_types t
+                                  WHERE (t.tenant_id = NEW.tenant_id OR t.tenant_id IS NULL)
+                                    AND courier.event_type_matches(ARRAY[p], t.name)) THEN
+        RAISE EXCEPTION 'event_types: % is not an event type of tenant % (it uses the event catalog)',
+          courier.quote_untrusted(p), NEW.tenant_id
+          USING ERRCODE = 'invalid_parameter_value',
+                HINT = 'pgcourierctl event-type list --tenant ' || NEW.tenant_id || ' shows them; register it with event-type create';
+      END IF;
+    END LOOP;
+  END IF;
+  RETURN NEW;
+END
+$$;
 
 
 --
@@ -592,6 +870,39 @@ BEGIN
           coalesce(status, 'registered'))
   RETURNING a.id INTO new_id;
   RETURN new_id;
+END
+$$;
+
+
+--
+-- Name: create_event_type(text, text, text, jsonb, jsonb, boolean); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.create_event_type(name text, tenant_id text DEFAULT NULL::text, description text DEFAULT NULL::text, schema jsonb DEFAULT NULL::jsonb, specimen jsonb DEFAULT NULL::jsonb, replace boolean DEFAULT false) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  created text;
+BEGIN
+  IF replace THEN
+    INSERT INTO courier.event_types AS t (tenant_id, name, description, schema, specimen)
+    VALUES (tenant_id, name, nullif(description, ''), schema, specimen)
+    ON CONFLICT ON CONSTRAINT event_types_tenant_id_name_key DO UPDATE
+      SET description = EXCLUDED.description, schema = EXCLUDED.schema, specimen = EXCLUDED.specimen
+    RETURNING t.id INTO created;
+  ELSE
+    IF EXISTS (SELECT 1 FROM courier.event_types t WHERE t.name = name AND t.tenant_id IS NOT DISTINCT FROM tenant_id) THEN
+      RAISE EXCEPTION 'name: event type % is already registered %', courier.quote_untrusted(name),
+        CASE WHEN tenant_id IS NULL THEN 'globally' ELSE 'for tenant ' || tenant_id END
+        USING ERRCODE = 'unique_violation', HINT = 'replace it with replace => true (pgcourierctl event-type create --replace)';
+    END IF;
+    INSERT INTO courier.event_types AS t (tenant_id, name, description, schema, specimen)
+    VALUES (tenant_id, name, nullif(description, ''), schema, specimen)
+    RETURNING t.id INTO created;
+  END IF;
+  RETURN created;
 END
 $$;
 
@@ -691,6 +1002,51 @@ BEGIN
     VALUES (created, sealed_secret, secret_last4);
   END IF;
   RETURN created;
+END
+$$;
+
+
+--
+-- Name: dead_letter_page(text, text, text, integer, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.dead_letter_page(tenant_id text DEFAULT NULL::text, subscription_id text DEFAULT NULL::text, after_cursor text DEFAULT NULL::text, max_rows integer DEFAULT 1000, since timestamp with time zone DEFAULT NULL::timestamp with time zone, until timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS TABLE(cursor text, line jsonb)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  c record;
+  after_at timestamptz;
+BEGIN
+  IF max_rows IS NULL OR max_rows NOT BETWEEN 1 AND 10000 THEN
+    RAISE EXCEPTION 'max_rows: expected 1 to 10000, got %', max_rows USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  c := courier.parse_cursor(after_cursor);
+  after_at := timestamptz 'epoch' + (c.cursor_position::bigint / 1000000) * interval '1 second'
+              + (c.cursor_position::bigint % 1000000) * interval '1 microsecond';
+  RETURN QUERY
+  SELECT k.cur,
+         jsonb_build_object('delivery_id', d.id, 'tenant_id', d.tenant_id, 'subscription_id', d.subscription_id,
+                            'url', courier.redact_url(s.url), 'attempts', d.attempts,
+                            'last_status_code', d.last_status_code, 'last_error', d.last_error,
+                            'dead_lettered_at', x.dead_lettered_at,
+                            'event', jsonb_build_object('id', e.id, 'type', e.event_type, 'payload', e.payload,
+                                                        'labels', e.labels, 'idempotency_key', e.idempotency_key,
+                                                        'trace_id', e.trace_id, 'created_at', e.created_at),
+                            'cursor', k.cur)
+  FROM courier.delivery_dead_letters x
+  JOIN courier.deliveries d ON d.id = x.delivery_id
+  JOIN courier.events e ON e.id = d.event_id
+  JOIN courier.subscriptions s ON s.id = d.subscription_id
+  CROSS JOIN LATERAL (SELECT (trunc(extract(epoch FROM x.dead_lettered_at) * 1000000))::bigint::text || ':' || x.delivery_id AS cur) k
+  WHERE (tenant_id IS NULL OR x.tenant_id = tenant_id)
+    AND (subscription_id IS NULL OR x.subscription_id = subscription_id)
+    AND (after_at IS NULL OR (x.dead_lettered_at, x.delivery_id) > (after_at, c.row_id))
+    AND (since IS NULL OR x.dead_lettered_at >= since)
+    AND (until IS NULL OR x.dead_lettered_at < until)
+  ORDER BY x.dead_lettered_at, x.delivery_id
+  LIMIT max_rows;
 END
 $$;
 
@@ -900,6 +1256,51 @@ $$;
 
 
 --
+-- Name: event_feed(text, text, integer, text, jsonb, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.event_feed(tenant_id text, after_cursor text DEFAULT NULL::text, max_rows integer DEFAULT 100, event_type_prefix text DEFAULT NULL::text, labels jsonb DEFAULT NULL::jsonb, since timestamp with time zone DEFAULT NULL::timestamp with time zone, until timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS TABLE(cursor text, id text, event_type text, payload jsonb, event_labels jsonb, idempotency_key text, trace_id text, ordering_key text, created_at timestamp with time zone)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $_$
+#variable_conflict use_variable
+DECLARE
+  after_xid xid8;
+  after_id text;
+  wanted jsonb := courier.check_labels(labels, 'labels');
+BEGIN
+  IF tenant_id IS NULL OR tenant_id = '' THEN
+    RAISE EXCEPTION 'tenant_id: required' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF max_rows IS NULL OR max_rows NOT BETWEEN 1 AND 10000 THEN
+    RAISE EXCEPTION 'max_rows: expected 1 to 10000, got %', max_rows USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF after_cursor IS NOT NULL AND after_cursor <> '' THEN
+    IF after_cursor !~ '^[0-9]{1,20}:[A-Za-z0-9_][A-Za-z0-9_.:~-]{0,254}$' THEN
+      RAISE EXCEPTION 'after_cursor: % is not a cursor of event_feed (XID:EVENT_ID)', courier.quote_untrusted(left(after_cursor, 300))
+        USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    after_xid := split_part(after_cursor, ':', 1)::xid8;
+    after_id := substr(after_cursor, position(':' IN after_cursor) + 1);
+  END IF;
+  RETURN QUERY
+  SELECT e.feed_xid::text || ':' || e.id, e.id, e.event_type, e.payload, e.labels, e.idempotency_key, e.trace_id,
+         e.ordering_key, e.created_at
+  FROM courier.events e
+  WHERE e.tenant_id = tenant_id
+    AND e.feed_xid < pg_snapshot_xmin(pg_current_snapshot())
+    AND (after_xid IS NULL OR (e.feed_xid, e.id) > (after_xid, after_id))
+    AND (event_type_prefix IS NULL OR starts_with(e.event_type, event_type_prefix))
+    AND (wanted = '{}'::jsonb OR e.labels @> wanted)
+    AND (since IS NULL OR e.created_at >= since)
+    AND (until IS NULL OR e.created_at < until)
+  ORDER BY e.feed_xid, e.id
+  LIMIT max_rows;
+END
+$_$;
+
+
+--
 -- Name: event_type_matches(text[], text); Type: FUNCTION; Schema: courier; Owner: -
 --
 
@@ -916,6 +1317,63 @@ BEGIN
     END IF;
   END LOOP;
   RETURN false;
+END
+$$;
+
+
+--
+-- Name: event_type_schema(text, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.event_type_schema(tenant_id text, event_type text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+BEGIN
+  RETURN (SELECT t.schema FROM courier.event_types t
+          WHERE t.name = event_type AND (t.tenant_id = tenant_id OR t.tenant_id IS NULL)
+          ORDER BY t.tenant_id NULLS LAST LIMIT 1);
+END
+$$;
+
+
+--
+-- Name: export_deliveries(text, text, integer, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.export_deliveries(tenant_id text, after_cursor text DEFAULT NULL::text, max_rows integer DEFAULT 1000, since timestamp with time zone DEFAULT NULL::timestamp with time zone, until timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS TABLE(cursor text, line jsonb)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  after_xid xid8;
+  after_id text;
+  c record;
+BEGIN
+  IF max_rows IS NULL OR max_rows NOT BETWEEN 1 AND 10000 THEN
+    RAISE EXCEPTION 'max_rows: expected 1 to 10000, got %', max_rows USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  c := courier.parse_cursor(after_cursor);
+  after_xid := c.cursor_position::text::xid8;
+  after_id := c.row_id;
+  RETURN QUERY
+  SELECT e.feed_xid::text || ':' || d.id,
+         jsonb_build_object('id', d.id, 'tenant_id', d.tenant_id, 'event_id', d.event_id, 'event_type', e.event_type,
+                            'subscription_id', d.subscription_id, 'status', d.status, 'attempts', d.attempts,
+                            'last_status_code', d.last_status_code, 'last_error', d.last_error,
+                            'created_at', d.created_at, 'completed_at', d.completed_at,
+                            'cursor', e.feed_xid::text || ':' || d.id)
+  FROM courier.events e
+  JOIN courier.deliveries d ON d.event_id = e.id
+  WHERE e.tenant_id = tenant_id
+    AND e.feed_xid < pg_snapshot_xmin(pg_current_snapshot())
+    AND (after_xid IS NULL OR (e.feed_xid, d.id) > (after_xid, after_id))
+    AND (since IS NULL OR d.created_at >= since)
+    AND (until IS NULL OR d.created_at < until)
+  ORDER BY e.feed_xid, d.id
+  LIMIT max_rows;
 END
 $$;
 
@@ -971,7 +1429,11 @@ BEGIN
   FROM courier.subscriptions s
   WHERE s.tenant_id = NEW.tenant_id
     AND s.active
-    AND courier.event_type_matches(s.event_types, NEW.event_type);
+    AND courier.event_type_matches(s.event_types, NEW.event_type)
+    -- scope and filter (60_catalog.sql); @@ is NULL, so no match, when the
+    -- predicate cannot be evaluated on this payload.
+    AND (s.scope IS NULL OR NEW.labels @> s.scope)
+    AND (s.filter IS NULL OR NEW.payload @@ s.filter);
   RETURN NULL;
 END
 $$;
@@ -1272,6 +1734,186 @@ $$;
 
 
 --
+-- Name: import_event(text, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.import_event(tenant_id text, line text) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  j jsonb;
+  inserted text;
+BEGIN
+  IF octet_length(line) > 2 * (SELECT s.value FROM courier.settings s WHERE s.name = 'max_payload_bytes') + 65536 THEN
+    RAISE EXCEPTION 'line: % bytes, larger than any event may be', octet_length(line)
+      USING ERRCODE = 'program_limit_exceeded';
+  END IF;
+  BEGIN
+    j := line::jsonb;
+  EXCEPTION WHEN OTHERS THEN
+    RAISE EXCEPTION 'not JSON: %', SQLERRM USING ERRCODE = 'invalid_text_representation';
+  END;
+  IF jsonb_typeof(j) <> 'object' THEN
+    RAISE EXCEPTION 'expected a JSON object (an event), got a JSON %', jsonb_typeof(j)
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF j ? 'cursor' AND NOT j ? 'type' THEN
+    RETURN 'cursor';
+  END IF;
+  IF jsonb_typeof(j -> 'type') IS DISTINCT FROM 'string' THEN
+    RAISE EXCEPTION 'type: expected the event type as a string' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF j ? 'tenant_id' AND j ->> 'tenant_id' IS DISTINCT FROM tenant_id THEN
+    RAISE EXCEPTION 'tenant_id: the event is of tenant %, not %', courier.quote_untrusted(j ->> 'tenant_id'), tenant_id
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  FOREACH inserted IN ARRAY ARRAY['id', 'idempotency_key', 'trace_id', 'ordering_key', 'created_at'] LOOP
+    IF jsonb_typeof(j -> inserted) NOT IN ('string', 'null') THEN
+      RAISE EXCEPTION '%: expected a string or null', inserted USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+  END LOOP;
+  inserted := NULL;
+  INSERT INTO courier.events AS e (id, tenant_id, event_type, payload, labels, idempotency_key, trace_id, ordering_key,
+                                   created_at)
+  VALUES (coalesce(j ->> 'id', courier.new_id('evt_')), tenant_id, j ->> 'type', coalesce(j -> 'payload', '{}'::jsonb),
+          coalesce(j -> 'labels', '{}'::jsonb), j ->> 'idempotency_key', j ->> 'trace_id', j ->> 'ordering_key',
+          coalesce((j ->> 'created_at')::timestamptz, now()))
+  ON CONFLICT DO NOTHING
+  RETURNING e.id INTO inserted;
+  RETURN CASE WHEN inserted IS NULL THEN 'duplicate' ELSE 'imported' END;
+END
+$$;
+
+
+--
+-- Name: import_events(text, text[]); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.import_events(tenant_id text, lines text[]) RETURNS TABLE(line_index integer, status text, reason text)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  i integer;
+BEGIN
+  IF cardinality(lines) > 10000 THEN
+    RAISE EXCEPTION 'lines: at most 10000 per call' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  FOR i IN 1 .. coalesce(cardinality(lines), 0) LOOP
+    line_index := i;
+    reason := NULL;
+    BEGIN
+      status := courier.import_event(tenant_id, lines[i]);
+    EXCEPTION WHEN OTHERS THEN
+      status := 'rejected';
+      reason := SQLERRM;
+    END;
+    RETURN NEXT;
+  END LOOP;
+END
+$$;
+
+
+--
+-- Name: json_path_step(text, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.json_path_step(path text, key text) RETURNS text
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $_$
+BEGIN
+  RETURN path || CASE WHEN key ~ '^[A-Za-z_][A-Za-z0-9_]*$' THEN '.' || key ELSE '.' || to_json(key)::text END;
+END
+$_$;
+
+
+--
+-- Name: json_schema_error(jsonb, jsonb, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.json_schema_error(schema jsonb, instance jsonb, path text DEFAULT '$'::text) RETURNS text
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+DECLARE
+  actual text := jsonb_typeof(instance);
+  types jsonb;
+  k text;
+  sub jsonb;
+  err text;
+  i integer;
+  n numeric;
+BEGIN
+  IF schema ? 'type' THEN
+    types := CASE WHEN jsonb_typeof(schema -> 'type') = 'string' THEN jsonb_build_array(schema -> 'type')
+                  ELSE schema -> 'type' END;
+    IF NOT (types ? actual
+            OR (actual = 'number' AND types ? 'integer' AND (instance::text)::numeric = trunc((instance::text)::numeric))) THEN
+      RETURN path || ': expected ' || (SELECT string_agg(t, ' or ') FROM jsonb_array_elements_text(types) t)
+             || ', got ' || CASE WHEN actual = 'number' AND types ? 'integer' THEN 'a fraction' ELSE actual END;
+    END IF;
+  END IF;
+  IF schema ? 'enum' AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(schema -> 'enum') e WHERE e.value = instance) THEN
+    RETURN path || ': expected one of ' || left((schema -> 'enum')::text, 200);
+  END IF;
+  IF actual = 'number' THEN
+    n := (instance::text)::numeric;
+    IF schema ? 'minimum' AND n < ((schema ->> 'minimum')::numeric) THEN
+      RETURN path || ': expected at least ' || (schema ->> 'minimum');
+    END IF;
+    IF schema ? 'maximum' AND n > ((schema ->> 'maximum')::numeric) THEN
+      RETURN path || ': expected at most ' || (schema ->> 'maximum');
+    END IF;
+  ELSIF actual = 'string' THEN
+    IF schema ? 'minLength' AND length(instance #>> '{}') < (schema ->> 'minLength')::numeric THEN
+      RETURN path || ': expected at least ' || (schema ->> 'minLength') || ' characters';
+    END IF;
+    IF schema ? 'maxLength' AND length(instance #>> '{}') > (schema ->> 'maxLength')::numeric THEN
+      RETURN path || ': expected at most ' || (schema ->> 'maxLength') || ' characters';
+    END IF;
+  ELSIF actual = 'object' THEN
+    IF schema ? 'required' THEN
+      FOR k IN SELECT jsonb_array_elements_text(schema -> 'required') LOOP
+        IF NOT instance ? k THEN
+          RETURN courier.json_path_step(path, k) || ': required';
+        END IF;
+      END LOOP;
+    END IF;
+    IF schema ? 'properties' THEN
+      FOR k, sub IN SELECT key, s.value FROM jsonb_each(schema -> 'properties') s LOOP
+        IF instance ? k THEN
+          err := courier.json_schema_error(sub, instance -> k, courier.json_path_step(path, k));
+          IF err IS NOT NULL THEN
+            RETURN err;
+          END IF;
+        END IF;
+      END LOOP;
+    END IF;
+    IF schema -> 'additionalProperties' = 'false'::jsonb THEN
+      SELECT key INTO k FROM jsonb_object_keys(instance) key
+      WHERE NOT coalesce(schema -> 'properties', '{}'::jsonb) ? key ORDER BY key LIMIT 1;
+      IF k IS NOT NULL THEN
+        RETURN courier.json_path_step(path, k) || ': not allowed (additionalProperties is false)';
+      END IF;
+    END IF;
+  ELSIF actual = 'array' AND schema ? 'items' THEN
+    FOR i IN 0 .. jsonb_array_length(instance) - 1 LOOP
+      err := courier.json_schema_error(schema -> 'items', instance -> i, path || '[' || i || ']');
+      IF err IS NOT NULL THEN
+        RETURN err;
+      END IF;
+    END LOOP;
+  END IF;
+  RETURN NULL;
+END
+$$;
+
+
+--
 -- Name: maintain_attempt_partitions(integer, integer); Type: FUNCTION; Schema: courier; Owner: -
 --
 
@@ -1515,6 +2157,29 @@ $$;
 
 
 --
+-- Name: parse_cursor(text, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.parse_cursor(cursor text, field text DEFAULT 'after_cursor'::text, OUT cursor_position numeric, OUT row_id text) RETURNS record
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $_$
+BEGIN
+  IF cursor IS NULL OR cursor = '' THEN
+    RETURN;
+  END IF;
+  IF cursor !~ '^[0-9]{1,20}:[A-Za-z0-9_][A-Za-z0-9_.:~-]{0,254}$' THEN
+    RAISE EXCEPTION '%: % is not a cursor (DIGITS:ID, as the previous page ended with)', field,
+      courier.quote_untrusted(left(cursor, 300))
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  cursor_position := split_part(cursor, ':', 1)::numeric;
+  row_id := substr(cursor, position(':' IN cursor) + 1);
+END
+$_$;
+
+
+--
 -- Name: pause_subscription(text, text); Type: FUNCTION; Schema: courier; Owner: -
 --
 
@@ -1628,10 +2293,10 @@ $$;
 
 
 --
--- Name: publish(text, text, jsonb, text, text, text); Type: FUNCTION; Schema: courier; Owner: -
+-- Name: publish(text, text, jsonb, text, text, text, jsonb); Type: FUNCTION; Schema: courier; Owner: -
 --
 
-CREATE FUNCTION courier.publish(tenant_id text, event_type text, payload jsonb, idempotency_key text DEFAULT NULL::text, trace_id text DEFAULT NULL::text, ordering_key text DEFAULT NULL::text) RETURNS text
+CREATE FUNCTION courier.publish(tenant_id text, event_type text, payload jsonb, idempotency_key text DEFAULT NULL::text, trace_id text DEFAULT NULL::text, ordering_key text DEFAULT NULL::text, labels jsonb DEFAULT NULL::jsonb) RETURNS text
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
     AS $$
@@ -1645,9 +2310,9 @@ BEGIN
   IF publish.event_type IS NULL OR publish.event_type = '' THEN
     RAISE EXCEPTION 'courier.publish: event_type is required' USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  INSERT INTO courier.events AS e (tenant_id, event_type, payload, idempotency_key, trace_id, ordering_key)
+  INSERT INTO courier.events AS e (tenant_id, event_type, payload, idempotency_key, trace_id, ordering_key, labels)
   VALUES (publish.tenant_id, publish.event_type, coalesce(publish.payload, '{}'::jsonb),
-          publish.idempotency_key, publish.trace_id, publish.ordering_key)
+          publish.idempotency_key, publish.trace_id, publish.ordering_key, coalesce(publish.labels, '{}'::jsonb))
   ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
   RETURNING e.id INTO new_event_id;
   IF new_event_id IS NULL THEN
@@ -2178,6 +2843,36 @@ $$;
 
 
 --
+-- Name: rotate_subscription_key(text, text, text, interval, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.rotate_subscription_key(subscription_id text, sealed_secret text, public_key text DEFAULT NULL::text, grace interval DEFAULT '24:00:00'::interval, secret_last4 text DEFAULT NULL::text) RETURNS TABLE(id text, last4 text, created_at timestamp with time zone, expires_at timestamp with time zone, change text)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $_$
+#variable_conflict use_column
+BEGIN
+  IF rotate_subscription_key.public_key IS NOT NULL
+     AND rotate_subscription_key.public_key !~ '^whpk_[A-Za-z0-9+/]{43}=$' THEN
+    RAISE EXCEPTION 'public_key: expected whpk_ and the base64 of a 32-byte ed25519 public key'
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  RETURN QUERY
+  SELECT r.id, r.last4, r.created_at, r.expires_at, r.change
+  FROM courier.rotate_subscription_secret(rotate_subscription_key.subscription_id, rotate_subscription_key.sealed_secret,
+                                          coalesce(right(rotate_subscription_key.public_key, 4),
+                                                   rotate_subscription_key.secret_last4),
+                                          rotate_subscription_key.grace) r;
+  IF rotate_subscription_key.public_key IS NOT NULL THEN
+    UPDATE courier.subscription_secrets x SET public_key = rotate_subscription_key.public_key
+    WHERE x.subscription_id = rotate_subscription_key.subscription_id
+      AND x.sealed_secret = rotate_subscription_key.sealed_secret;
+  END IF;
+END
+$_$;
+
+
+--
 -- Name: rotate_subscription_secret(text, text, text, interval); Type: FUNCTION; Schema: courier; Owner: -
 --
 
@@ -2258,6 +2953,58 @@ CREATE FUNCTION courier.run_queue_metrics(expiry_window interval, OUT due bigint
   FROM courier.runs r
   LEFT JOIN courier.connections c ON c.id = r.connection_id
   WHERE r.status IN ('pending', 'running')
+$$;
+
+
+--
+-- Name: send_example(text, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.send_example(event_type text, subscription_id text) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  sub courier.subscriptions;
+  specimen jsonb;
+  found_type boolean;
+  new_event text;
+BEGIN
+  SELECT * INTO sub FROM courier.subscriptions s WHERE s.id = subscription_id;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'no subscription %', subscription_id USING ERRCODE = 'no_data_found';
+  END IF;
+  IF NOT sub.active THEN
+    RAISE EXCEPTION 'subscription % is disabled; resume it first', subscription_id
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  SELECT true, t.specimen INTO found_type, specimen FROM courier.event_types t
+  WHERE t.name = event_type AND (t.tenant_id = sub.tenant_id OR t.tenant_id IS NULL)
+  ORDER BY t.tenant_id NULLS LAST LIMIT 1;
+  IF found_type IS NULL THEN
+    RAISE EXCEPTION 'no event type % for tenant %', courier.quote_untrusted(event_type), sub.tenant_id
+      USING ERRCODE = 'no_data_found';
+  END IF;
+  IF specimen IS NULL THEN
+    RAISE EXCEPTION 'event type % has no specimen', courier.quote_untrusted(event_type)
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'pgcourierctl event-type create --replace ... --specimen JSON';
+  END IF;
+  INSERT INTO courier.events AS e (tenant_id, event_type, payload, labels)
+  VALUES (sub.tenant_id, event_type, specimen, coalesce(sub.scope, '{}'::jsonb) || '{"courier.example": "true"}'::jsonb)
+  RETURNING e.id INTO new_event;
+  -- The fan-out gave it to every matching subscription: keep only this one's
+  -- (the queue's triggers drop the others' rows, before anyone could claim them).
+  DELETE FROM courier.deliveries d WHERE d.event_id = new_event AND d.subscription_id <> sub.id;
+  IF NOT EXISTS (SELECT 1 FROM courier.deliveries d WHERE d.event_id = new_event) THEN
+    INSERT INTO courier.deliveries (tenant_id, event_id, subscription_id, next_attempt_at, payload_bytes)
+    SELECT sub.tenant_id, new_event, sub.id,
+           CASE WHEN sub.paused_at IS NULL THEN now() ELSE 'infinity'::timestamptz END, e.payload_bytes
+    FROM courier.events e WHERE e.id = new_event;
+  END IF;
+  RETURN new_event;
+END
 $$;
 
 
@@ -2347,6 +3094,40 @@ BEGIN
   RETURN due;
 END
 $_$;
+
+
+--
+-- Name: show_dead_letter(text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.show_dead_letter(delivery_id text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+BEGIN
+  RETURN (
+    SELECT jsonb_build_object('delivery_id', d.id, 'tenant_id', d.tenant_id, 'subscription_id', d.subscription_id,
+                              'url', courier.redact_url(s.url), 'attempts', d.attempts,
+                              'last_status_code', d.last_status_code, 'last_error', d.last_error,
+                              'dead_lettered_at', x.dead_lettered_at,
+                              'event', jsonb_build_object('id', e.id, 'type', e.event_type, 'payload', e.payload,
+                                                          'labels', e.labels, 'idempotency_key', e.idempotency_key,
+                                                          'trace_id', e.trace_id, 'created_at', e.created_at),
+                              'timeline', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                                             'attempt', t.attempt, 'started_at', t.started_at,
+                                             'duration_ms', t.duration_ms, 'status_code', t.status_code,
+                                             'outcome', t.outcome, 'error_class', t.error_class,
+                                             'retryable', t.retryable, 'error_summary', t.error_summary,
+                                             'worker', t.worker) ORDER BY t.attempt), '[]'::jsonb)
+                                           FROM courier.delivery_timeline t WHERE t.delivery_id = d.id))
+    FROM courier.delivery_dead_letters x
+    JOIN courier.deliveries d ON d.id = x.delivery_id
+    JOIN courier.events e ON e.id = d.event_id
+    JOIN courier.subscriptions s ON s.id = d.subscription_id
+    WHERE x.delivery_id = delivery_id);
+END
+$$;
 
 
 --
@@ -2566,6 +3347,8 @@ CREATE TABLE courier.subscriptions (
     rate_limit_burst integer,
     ordering text DEFAULT 'none'::text NOT NULL,
     ordering_key_field text,
+    filter jsonpath,
+    scope jsonb,
     CONSTRAINT subscriptions_event_types_check CHECK ((cardinality(event_types) > 0)),
     CONSTRAINT subscriptions_max_in_flight_check CHECK ((max_in_flight > 0)),
     CONSTRAINT subscriptions_ordering_check CHECK ((ordering = ANY (ARRAY['none'::text, 'fifo'::text]))),
@@ -2587,7 +3370,8 @@ CREATE FUNCTION courier.update_subscription(subscription_id text, changes jsonb)
 #variable_conflict use_variable
 DECLARE
   mutable constant text[] := ARRAY['url', 'event_types', 'policy', 'description', 'ordering', 'ordering_key_field',
-                                   'max_in_flight', 'rate_limit_per_second', 'rate_limit_burst'];
+                                   'max_in_flight', 'rate_limit_per_second', 'rate_limit_burst',
+                                   'filter', 'scope'];  -- the last two: 60_catalog.sql
   unknown text;
   v jsonb;
   expected text;
@@ -2617,11 +3401,12 @@ BEGIN
   -- Every other present value: null, or of its field's JSON type.
   FOR unknown, v IN SELECT key, value FROM jsonb_each(changes) LOOP
     expected := CASE WHEN unknown = 'event_types' THEN 'array'
+                     WHEN unknown = 'scope' THEN 'object'
                      WHEN unknown IN ('max_in_flight', 'rate_limit_per_second', 'rate_limit_burst') THEN 'number'
                      ELSE 'string' END;
     IF jsonb_typeof(v) <> 'null' AND jsonb_typeof(v) <> expected THEN
       RAISE EXCEPTION '%: expected a JSON %, got %', unknown,
-        replace(replace(expected, 'array', 'array of strings'), 'number',
+        replace(replace(replace(expected, 'array', 'array of strings'), 'object', 'object of strings'), 'number',
                 CASE WHEN unknown = 'rate_limit_per_second' THEN 'number' ELSE 'whole number' END),
         left(v::text, 64)
         USING ERRCODE = 'invalid_parameter_value';
@@ -2679,14 +3464,52 @@ BEGIN
     END IF;
     s.rate_limit_per_second := (changes ->> 'rate_limit_per_second')::double precision;
   END IF;
+  -- The event filter and scope (60_catalog.sql checks them; null clears).
+  IF changes ? 'filter' THEN
+    s.filter := courier.check_filter(changes ->> 'filter');
+  END IF;
+  IF changes ? 'scope' THEN
+    s.scope := courier.check_scope(CASE WHEN jsonb_typeof(changes -> 'scope') = 'object' THEN changes -> 'scope' END);
+  END IF;
 
   UPDATE courier.subscriptions x
   SET url = s.url, event_types = s.event_types, policy = s.policy, description = s.description,
       ordering = s.ordering, ordering_key_field = s.ordering_key_field, max_in_flight = s.max_in_flight,
-      rate_limit_per_second = s.rate_limit_per_second, rate_limit_burst = s.rate_limit_burst, updated_at = now()
+      rate_limit_per_second = s.rate_limit_per_second, rate_limit_burst = s.rate_limit_burst,
+      filter = s.filter, scope = s.scope, updated_at = now()
   WHERE x.id = subscription_id
   RETURNING x.* INTO s;
   RETURN s;
+END
+$$;
+
+
+--
+-- Name: validate_event(); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.validate_event() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+DECLARE
+  schema jsonb;
+  err text;
+BEGIN
+  -- The feed's order is the inserting transaction, whatever a plain INSERT says.
+  NEW.feed_xid := pg_current_xact_id();
+  NEW.labels := courier.check_labels(NEW.labels, 'courier.events.labels');
+  schema := courier.event_type_schema(NEW.tenant_id, NEW.event_type);
+  IF schema IS NOT NULL THEN
+    err := courier.json_schema_error(schema, NEW.payload);
+    IF err IS NOT NULL THEN
+      RAISE EXCEPTION 'courier.events.payload does not match the schema of event type %: %',
+        courier.quote_untrusted(NEW.event_type), err
+        USING ERRCODE = 'check_violation',
+              HINT = 'pgcourierctl event-type show NAME prints the schema';
+    END IF;
+  END IF;
+  RETURN NEW;
 END
 $$;
 
@@ -2998,6 +3821,8 @@ CREATE TABLE courier.events (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     ordering_key text,
     payload_bytes integer DEFAULT 0 NOT NULL,
+    labels jsonb DEFAULT '{}'::jsonb NOT NULL,
+    feed_xid xid8 DEFAULT pg_current_xact_id() NOT NULL,
     CONSTRAINT events_event_type_check CHECK ((event_type <> ''::text)),
     CONSTRAINT events_payload_bytes_check CHECK ((payload_bytes >= 0)),
     CONSTRAINT events_tenant_id_check CHECK ((tenant_id <> ''::text))
@@ -3166,6 +3991,22 @@ CREATE TABLE courier.escalations (
     reason text NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     acknowledged_at timestamp with time zone
+);
+
+
+--
+-- Name: event_types; Type: TABLE; Schema: courier; Owner: -
+--
+
+CREATE TABLE courier.event_types (
+    id text DEFAULT courier.new_id('evtype_'::text) NOT NULL,
+    tenant_id text,
+    name text NOT NULL,
+    description text,
+    schema jsonb,
+    specimen jsonb,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL
 );
 
 
@@ -3615,7 +4456,9 @@ CREATE TABLE courier.subscription_secrets (
     last4 text NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     expires_at timestamp with time zone,
-    revoked_at timestamp with time zone
+    revoked_at timestamp with time zone,
+    public_key text,
+    CONSTRAINT subscription_secrets_public_key_check CHECK ((public_key ~ '^whpk_[A-Za-z0-9+/]{43}=$'::text))
 );
 
 
@@ -3751,6 +4594,22 @@ ALTER TABLE ONLY courier.delivery_queue
 
 ALTER TABLE ONLY courier.escalations
     ADD CONSTRAINT escalations_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: event_types event_types_pkey; Type: CONSTRAINT; Schema: courier; Owner: -
+--
+
+ALTER TABLE ONLY courier.event_types
+    ADD CONSTRAINT event_types_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: event_types event_types_tenant_id_name_key; Type: CONSTRAINT; Schema: courier; Owner: -
+--
+
+ALTER TABLE ONLY courier.event_types
+    ADD CONSTRAINT event_types_tenant_id_name_key UNIQUE NULLS NOT DISTINCT (tenant_id, name);
 
 
 --
@@ -4025,6 +4884,20 @@ CREATE INDEX escalations_failure ON courier.escalations USING btree (failure_id)
 
 
 --
+-- Name: event_types_name; Type: INDEX; Schema: courier; Owner: -
+--
+
+CREATE INDEX event_types_name ON courier.event_types USING btree (name, tenant_id);
+
+
+--
+-- Name: events_feed; Type: INDEX; Schema: courier; Owner: -
+--
+
+CREATE INDEX events_feed ON courier.events USING btree (tenant_id, feed_xid, id);
+
+
+--
 -- Name: events_tenant_idempotency_key; Type: INDEX; Schema: courier; Owner: -
 --
 
@@ -4235,6 +5108,13 @@ CREATE TRIGGER delivery_attempts_append_only BEFORE UPDATE ON courier.delivery_a
 
 
 --
+-- Name: event_types event_types_check; Type: TRIGGER; Schema: courier; Owner: -
+--
+
+CREATE TRIGGER event_types_check BEFORE INSERT OR UPDATE ON courier.event_types FOR EACH ROW EXECUTE FUNCTION courier.check_event_type_row();
+
+
+--
 -- Name: events events_check_tenant; Type: TRIGGER; Schema: courier; Owner: -
 --
 
@@ -4246,6 +5126,13 @@ CREATE TRIGGER events_check_tenant BEFORE INSERT ON courier.events FOR EACH ROW 
 --
 
 CREATE TRIGGER events_fan_out AFTER INSERT ON courier.events FOR EACH ROW EXECUTE FUNCTION courier.fan_out_event();
+
+
+--
+-- Name: events events_validate; Type: TRIGGER; Schema: courier; Owner: -
+--
+
+CREATE TRIGGER events_validate BEFORE INSERT ON courier.events FOR EACH ROW EXECUTE FUNCTION courier.validate_event();
 
 
 --
@@ -4330,6 +5217,13 @@ CREATE TRIGGER runs_operation_capability BEFORE INSERT ON courier.runs FOR EACH 
 --
 
 CREATE TRIGGER subscriptions_check BEFORE INSERT OR UPDATE OF tenant_id, url ON courier.subscriptions FOR EACH ROW EXECUTE FUNCTION courier.check_subscription_row();
+
+
+--
+-- Name: subscriptions subscriptions_check_events; Type: TRIGGER; Schema: courier; Owner: -
+--
+
+CREATE TRIGGER subscriptions_check_events BEFORE INSERT OR UPDATE OF tenant_id, event_types, filter, scope ON courier.subscriptions FOR EACH ROW EXECUTE FUNCTION courier.check_subscription_events();
 
 
 --
@@ -4479,6 +5373,13 @@ REVOKE ALL ON FUNCTION courier.check_event_tenant() FROM PUBLIC;
 
 
 --
+-- Name: FUNCTION check_event_type_row(); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.check_event_type_row() FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION check_kpi_threshold(); Type: ACL; Schema: courier; Owner: -
 --
 
@@ -4507,6 +5408,13 @@ REVOKE ALL ON FUNCTION courier.check_run_tenant() FROM PUBLIC;
 
 
 --
+-- Name: FUNCTION check_subscription_events(); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.check_subscription_events() FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION check_subscription_row(); Type: ACL; Schema: courier; Owner: -
 --
 
@@ -4527,6 +5435,14 @@ GRANT ALL ON FUNCTION courier.clear_rotation_policy(credential_id text, acting_t
 
 REVOKE ALL ON FUNCTION courier.create_api_client(provider text, name text, version text, capabilities text[], status text, acting_tenant text, id text) FROM PUBLIC;
 GRANT ALL ON FUNCTION courier.create_api_client(provider text, name text, version text, capabilities text[], status text, acting_tenant text, id text) TO courier_operator;
+
+
+--
+-- Name: FUNCTION create_event_type(name text, tenant_id text, description text, schema jsonb, specimen jsonb, replace boolean); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.create_event_type(name text, tenant_id text, description text, schema jsonb, specimen jsonb, replace boolean) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.create_event_type(name text, tenant_id text, description text, schema jsonb, specimen jsonb, replace boolean) TO courier_operator;
 
 
 --
@@ -4551,6 +5467,14 @@ GRANT ALL ON FUNCTION courier.create_provider(key text, tenant_id text, category
 
 REVOKE ALL ON FUNCTION courier.create_subscription(tenant_id text, url text, event_types text[], sealed_secret text, secret_last4 text, policy text, description text, subscription_id text) FROM PUBLIC;
 GRANT ALL ON FUNCTION courier.create_subscription(tenant_id text, url text, event_types text[], sealed_secret text, secret_last4 text, policy text, description text, subscription_id text) TO courier_operator;
+
+
+--
+-- Name: FUNCTION dead_letter_page(tenant_id text, subscription_id text, after_cursor text, max_rows integer, since timestamp with time zone, until timestamp with time zone); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.dead_letter_page(tenant_id text, subscription_id text, after_cursor text, max_rows integer, since timestamp with time zone, until timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.dead_letter_page(tenant_id text, subscription_id text, after_cursor text, max_rows integer, since timestamp with time zone, until timestamp with time zone) TO courier_operator;
 
 
 --
@@ -4613,6 +5537,30 @@ GRANT ALL ON FUNCTION courier.enqueue_run(tenant_id text, connection_id text, op
 --
 
 REVOKE ALL ON FUNCTION courier.evaluate_kpi_thresholds(bucket timestamp with time zone) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION event_feed(tenant_id text, after_cursor text, max_rows integer, event_type_prefix text, labels jsonb, since timestamp with time zone, until timestamp with time zone); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.event_feed(tenant_id text, after_cursor text, max_rows integer, event_type_prefix text, labels jsonb, since timestamp with time zone, until timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.event_feed(tenant_id text, after_cursor text, max_rows integer, event_type_prefix text, labels jsonb, since timestamp with time zone, until timestamp with time zone) TO courier_operator;
+
+
+--
+-- Name: FUNCTION event_type_schema(tenant_id text, event_type text); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.event_type_schema(tenant_id text, event_type text) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.event_type_schema(tenant_id text, event_type text) TO courier_operator;
+
+
+--
+-- Name: FUNCTION export_deliveries(tenant_id text, after_cursor text, max_rows integer, since timestamp with time zone, until timestamp with time zone); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.export_deliveries(tenant_id text, after_cursor text, max_rows integer, since timestamp with time zone, until timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.export_deliveries(tenant_id text, after_cursor text, max_rows integer, since timestamp with time zone, until timestamp with time zone) TO courier_operator;
 
 
 --
@@ -4689,6 +5637,22 @@ REVOKE ALL ON FUNCTION courier.guard_run_transition() FROM PUBLIC;
 
 
 --
+-- Name: FUNCTION import_event(tenant_id text, line text); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.import_event(tenant_id text, line text) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.import_event(tenant_id text, line text) TO courier_operator;
+
+
+--
+-- Name: FUNCTION import_events(tenant_id text, lines text[]); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.import_events(tenant_id text, lines text[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.import_events(tenant_id text, lines text[]) TO courier_operator;
+
+
+--
 -- Name: FUNCTION maintain_attempt_partitions(days_ahead integer, days_back integer); Type: ACL; Schema: courier; Owner: -
 --
 
@@ -4754,6 +5718,14 @@ REVOKE ALL ON FUNCTION courier.on_run_finished() FROM PUBLIC;
 
 
 --
+-- Name: FUNCTION parse_cursor(cursor text, field text, OUT cursor_position numeric, OUT row_id text); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.parse_cursor(cursor text, field text, OUT cursor_position numeric, OUT row_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.parse_cursor(cursor text, field text, OUT cursor_position numeric, OUT row_id text) TO courier_operator;
+
+
+--
 -- Name: FUNCTION pause_subscription(subscription_id text, reason text); Type: ACL; Schema: courier; Owner: -
 --
 
@@ -4779,11 +5751,11 @@ GRANT ALL ON FUNCTION courier.prune_runs(completed_before timestamp with time zo
 
 
 --
--- Name: FUNCTION publish(tenant_id text, event_type text, payload jsonb, idempotency_key text, trace_id text, ordering_key text); Type: ACL; Schema: courier; Owner: -
+-- Name: FUNCTION publish(tenant_id text, event_type text, payload jsonb, idempotency_key text, trace_id text, ordering_key text, labels jsonb); Type: ACL; Schema: courier; Owner: -
 --
 
-REVOKE ALL ON FUNCTION courier.publish(tenant_id text, event_type text, payload jsonb, idempotency_key text, trace_id text, ordering_key text) FROM PUBLIC;
-GRANT ALL ON FUNCTION courier.publish(tenant_id text, event_type text, payload jsonb, idempotency_key text, trace_id text, ordering_key text) TO courier_producer;
+REVOKE ALL ON FUNCTION courier.publish(tenant_id text, event_type text, payload jsonb, idempotency_key text, trace_id text, ordering_key text, labels jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.publish(tenant_id text, event_type text, payload jsonb, idempotency_key text, trace_id text, ordering_key text, labels jsonb) TO courier_producer;
 
 
 --
@@ -4896,6 +5868,14 @@ GRANT ALL ON FUNCTION courier.revoke_subscription_secrets(subscription_id text, 
 
 
 --
+-- Name: FUNCTION rotate_subscription_key(subscription_id text, sealed_secret text, public_key text, grace interval, secret_last4 text); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.rotate_subscription_key(subscription_id text, sealed_secret text, public_key text, grace interval, secret_last4 text) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.rotate_subscription_key(subscription_id text, sealed_secret text, public_key text, grace interval, secret_last4 text) TO courier_operator;
+
+
+--
 -- Name: FUNCTION rotate_subscription_secret(subscription_id text, sealed_secret text, secret_last4 text, grace interval); Type: ACL; Schema: courier; Owner: -
 --
 
@@ -4920,6 +5900,14 @@ GRANT ALL ON FUNCTION courier.run_queue_metrics(expiry_window interval, OUT due 
 
 
 --
+-- Name: FUNCTION send_example(event_type text, subscription_id text); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.send_example(event_type text, subscription_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.send_example(event_type text, subscription_id text) TO courier_operator;
+
+
+--
 -- Name: FUNCTION set_api_client_status(api_client text, status text, acting_tenant text); Type: ACL; Schema: courier; Owner: -
 --
 
@@ -4941,6 +5929,14 @@ GRANT ALL ON FUNCTION courier.set_provider_status(provider text, status text, re
 
 REVOKE ALL ON FUNCTION courier.set_rotation_policy(credential_id text, rotate_every interval, rotation_command text, acting_tenant text) FROM PUBLIC;
 GRANT ALL ON FUNCTION courier.set_rotation_policy(credential_id text, rotate_every interval, rotation_command text, acting_tenant text) TO courier_operator;
+
+
+--
+-- Name: FUNCTION show_dead_letter(delivery_id text); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.show_dead_letter(delivery_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.show_dead_letter(delivery_id text) TO courier_operator;
 
 
 --
@@ -5022,6 +6018,13 @@ GRANT UPDATE(last_error) ON TABLE courier.subscriptions TO courier_daemon;
 
 REVOKE ALL ON FUNCTION courier.update_subscription(subscription_id text, changes jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION courier.update_subscription(subscription_id text, changes jsonb) TO courier_operator;
+
+
+--
+-- Name: FUNCTION validate_event(); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.validate_event() FROM PUBLIC;
 
 
 --
@@ -5338,6 +6341,13 @@ GRANT SELECT ON TABLE courier.delivery_timeline TO courier_operator;
 --
 
 GRANT SELECT ON TABLE courier.escalations TO courier_operator;
+
+
+--
+-- Name: TABLE event_types; Type: ACL; Schema: courier; Owner: -
+--
+
+GRANT SELECT ON TABLE courier.event_types TO courier_operator;
 
 
 --

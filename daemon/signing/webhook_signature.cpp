@@ -169,3 +169,114 @@ std::string SignatureHeader(const std::vector<std::string>& keys, std::string_vi
 }
 
 }  // namespace pgcourier::signing
+
+namespace pgcourier::signing {
+namespace {
+
+constexpr std::string_view kPrivatePrefix = "whsk_";
+constexpr std::string_view kPublicPrefix = "whpk_";
+constexpr std::string_view kAsymmetricVersion = "v1a,";
+constexpr std::size_t kEd25519Bytes = 32;
+
+using PkeyPtr = std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)>;
+using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)>;
+
+PkeyPtr PrivateKey(std::string_view seed) {
+  if (seed.size() != kEd25519Bytes) throw std::invalid_argument("an ed25519 seed is 32 bytes");
+  return {EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, reinterpret_cast<const unsigned char*>(seed.data()),
+                                       seed.size()),
+          &EVP_PKEY_free};
+}
+
+std::string Message(std::string_view msg_id, std::int64_t timestamp, std::string_view body) {
+  const std::string ts = std::to_string(timestamp);
+  std::string message;
+  message.reserve(msg_id.size() + ts.size() + body.size() + 2);
+  message.append(msg_id).append(".").append(ts).append(".").append(body);
+  return message;
+}
+
+}  // namespace
+
+std::optional<SigningKey> DecodeSigningSecret(std::string_view secret) {
+  if (secret.substr(0, kPrivatePrefix.size()) == kPrivatePrefix) {
+    auto seed = Base64Decode(secret.substr(kPrivatePrefix.size()));
+    if (!seed || seed->size() != kEd25519Bytes) return std::nullopt;
+    return SigningKey{std::move(*seed), SigningKey::Scheme::kEd25519};
+  }
+  auto key = DecodeWebhookSecret(secret);
+  if (!key) return std::nullopt;
+  return SigningKey{std::move(*key), SigningKey::Scheme::kHmacSha256};
+}
+
+std::string Ed25519PublicKey(std::string_view seed) {
+  const auto pkey = PrivateKey(seed);
+  unsigned char pub[kEd25519Bytes];
+  std::size_t len = sizeof pub;
+  if (!pkey || EVP_PKEY_get_raw_public_key(pkey.get(), pub, &len) != 1 || len != sizeof pub) {
+    throw std::runtime_error("ed25519 public key derivation failed");
+  }
+  return std::string(kPublicPrefix) + Base64Encode(std::string_view(reinterpret_cast<const char*>(pub), len));
+}
+
+std::pair<std::string, std::string> GenerateEd25519Secret() {
+  std::string seed(kEd25519Bytes, '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(seed.data()), static_cast<int>(seed.size())) != 1) {
+    throw std::runtime_error("RAND_bytes failed while generating an ed25519 key");
+  }
+  std::pair<std::string, std::string> out{std::string(kPrivatePrefix) + Base64Encode(seed), Ed25519PublicKey(seed)};
+  Wipe(seed);
+  return out;
+}
+
+std::string SignEd25519(std::string_view seed, std::string_view msg_id, std::int64_t timestamp,
+                        std::string_view body) {
+  const auto pkey = PrivateKey(seed);
+  const MdCtxPtr ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
+  const std::string message = Message(msg_id, timestamp, body);
+  unsigned char sig[64];
+  std::size_t sig_len = sizeof sig;
+  if (!pkey || !ctx || EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, pkey.get()) != 1 ||
+      EVP_DigestSign(ctx.get(), sig, &sig_len, reinterpret_cast<const unsigned char*>(message.data()),
+                     message.size()) != 1) {
+    throw std::runtime_error("ed25519 signing failed");
+  }
+  return std::string(kAsymmetricVersion) + Base64Encode(std::string_view(reinterpret_cast<const char*>(sig), sig_len));
+}
+
+bool VerifyEd25519(std::string_view public_key, std::string_view signature, std::string_view msg_id,
+                   std::int64_t timestamp, std::string_view body) {
+  std::string raw_public(public_key);
+  if (public_key.substr(0, kPublicPrefix.size()) == kPublicPrefix) {
+    auto decoded = Base64Decode(public_key.substr(kPublicPrefix.size()));
+    if (!decoded) return false;
+    raw_public = std::move(*decoded);
+  }
+  if (raw_public.size() != kEd25519Bytes || signature.substr(0, kAsymmetricVersion.size()) != kAsymmetricVersion) {
+    return false;
+  }
+  const auto sig = Base64Decode(signature.substr(kAsymmetricVersion.size()));
+  if (!sig) return false;
+  const PkeyPtr pkey(EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr,
+                                                 reinterpret_cast<const unsigned char*>(raw_public.data()),
+                                                 raw_public.size()),
+                     &EVP_PKEY_free);
+  const MdCtxPtr ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
+  const std::string message = Message(msg_id, timestamp, body);
+  return pkey && ctx && EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, pkey.get()) == 1 &&
+         EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(sig->data()), sig->size(),
+                          reinterpret_cast<const unsigned char*>(message.data()), message.size()) == 1;
+}
+
+std::string SignatureHeaderForKeys(const std::vector<SigningKey>& keys, std::string_view msg_id, std::int64_t timestamp,
+                            std::string_view body) {
+  std::string header;
+  for (const auto& key : keys) {
+    if (!header.empty()) header.push_back(' ');
+    header += key.scheme == SigningKey::Scheme::kEd25519 ? SignEd25519(key.key, msg_id, timestamp, body)
+                                                         : Sign(key.key, msg_id, timestamp, body);
+  }
+  return header;
+}
+
+}  // namespace pgcourier::signing

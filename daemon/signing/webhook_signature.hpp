@@ -1,5 +1,8 @@
-// Standard Webhooks signatures (https://www.standardwebhooks.com/):
-// HMAC-SHA256 over "msg_id.timestamp.body", base64, prefixed "v1,".
+// Standard Webhooks signatures (https://www.standardwebhooks.com/) over
+// "msg_id.timestamp.body": v1 (HMAC-SHA256 with a whsec_ secret, base64,
+// prefixed "v1,") and v1a (ed25519 with a whsk_ private key, the seed; its
+// public key is whpk_ + base64 of the 32 bytes, and receivers verify with it
+// holding no secret; prefixed "v1a,").
 // Pure functions over OpenSSL; thread-safe (no shared state).
 #pragma once
 
@@ -7,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace pgcourier::signing {
@@ -22,6 +26,30 @@ std::optional<std::string> DecodeWebhookSecret(std::string_view whsec);
 // Throws std::runtime_error if the CSPRNG fails or bytes is outside 24..64.
 std::string GenerateWebhookSecret(std::size_t bytes = 32);
 
+// A key a delivery is signed with: raw HMAC key bytes, or an ed25519 seed (32 bytes).
+struct SigningKey {
+  enum class Scheme { kHmacSha256, kEd25519 };
+  std::string key;
+  Scheme scheme = Scheme::kHmacSha256;
+};
+
+// A secret as it is sealed: "whsec_..." (v1) or "whsk_" + base64 of a 32-byte
+// ed25519 seed (v1a). nullopt when it is neither.
+std::optional<SigningKey> DecodeSigningSecret(std::string_view secret);
+// A new ed25519 key pair from the OS CSPRNG: {"whsk_..." (the private key, to
+// seal), "whpk_..." (the public key, to show)}. Throws std::runtime_error.
+std::pair<std::string, std::string> GenerateEd25519Secret();
+// "whpk_" + base64 of the public key of a 32-byte seed. Throws std::invalid_argument for another size.
+std::string Ed25519PublicKey(std::string_view seed);
+// One "v1a,<base64>" signature (64 bytes) with a 32-byte seed. The message is
+// assembled in one buffer (ed25519 is not streamed): one copy of the body
+// while it is signed. Throws std::invalid_argument for a bad seed.
+std::string SignEd25519(std::string_view seed, std::string_view msg_id, std::int64_t timestamp, std::string_view body);
+// True when `signature` ("v1a,<base64>") is `public_key`'s ("whpk_..." or raw
+// 32 bytes) over the message, checked with OpenSSL's EVP_DigestVerify.
+bool VerifyEd25519(std::string_view public_key, std::string_view signature, std::string_view msg_id,
+                   std::int64_t timestamp, std::string_view body);
+
 // One "v1,<base64>" signature with the raw key bytes.
 std::string Sign(std::string_view key, std::string_view msg_id, std::int64_t timestamp,
                  std::string_view body);
@@ -29,5 +57,9 @@ std::string Sign(std::string_view key, std::string_view msg_id, std::int64_t tim
 // in the order given.
 std::string SignatureHeader(const std::vector<std::string>& keys, std::string_view msg_id,
                             std::int64_t timestamp, std::string_view body);
+// The same with keys of either scheme: v1 and v1a signatures side by side
+// (a rotation from one to the other signs with both during its grace period).
+std::string SignatureHeaderForKeys(const std::vector<SigningKey>& keys, std::string_view msg_id, std::int64_t timestamp,
+                            std::string_view body);
 
 }  // namespace pgcourier::signing

@@ -105,7 +105,11 @@ CREATE TABLE courier.subscriptions (
   ordering             text NOT NULL DEFAULT 'none' CHECK (ordering IN ('none', 'fifo')),
   -- Where the key comes from when the event has no ordering_key: a top-level
   -- payload field name (e.g. 'order_id').
-  ordering_key_field   text
+  ordering_key_field   text,
+  -- Event filters and scopes (checked and explained in 60_catalog.sql): a
+  -- jsonpath predicate over the payload, and label pairs every event must carry.
+  filter               jsonpath,
+  scope                jsonb
 );
 CREATE INDEX subscriptions_active_tenant ON courier.subscriptions (tenant_id) WHERE active;
 
@@ -118,7 +122,10 @@ CREATE TABLE courier.subscription_secrets (
   last4           text NOT NULL,
   created_at      timestamptz NOT NULL DEFAULT now(),
   expires_at      timestamptz,
-  revoked_at      timestamptz
+  revoked_at      timestamptz,
+  -- A v1a (ed25519) key's public key, whpk_ + base64, shown to receivers;
+  -- NULL for a v1 (HMAC) secret (60_catalog.sql: rotate_subscription_key()).
+  public_key      text CHECK (public_key ~ '^whpk_[A-Za-z0-9+/]{43}=$')
 );
 CREATE INDEX subscription_secrets_subscription ON courier.subscription_secrets (subscription_id);
 
@@ -143,7 +150,12 @@ CREATE TABLE courier.events (
   -- The payload's size, measured at insert (90_roles.sql: events_check_tenant
   -- refuses one over settings.max_payload_bytes): the daemon bounds every
   -- claim in bytes before it fetches a payload.
-  payload_bytes   int NOT NULL DEFAULT 0 CHECK (payload_bytes >= 0)
+  payload_bytes   int NOT NULL DEFAULT 0 CHECK (payload_bytes >= 0),
+  -- Labels (a JSON object of strings, checked in 60_catalog.sql) that
+  -- subscriptions' scopes select on.
+  labels          jsonb NOT NULL DEFAULT '{}'::jsonb,
+  -- The inserting transaction: the change feed's order (event_feed(), 60_catalog.sql).
+  feed_xid        xid8 NOT NULL DEFAULT pg_current_xact_id()
 );
 CREATE UNIQUE INDEX events_tenant_idempotency_key ON courier.events (tenant_id, idempotency_key)
   WHERE idempotency_key IS NOT NULL;
@@ -501,7 +513,11 @@ BEGIN
   FROM courier.subscriptions s
   WHERE s.tenant_id = NEW.tenant_id
     AND s.active
-    AND courier.event_type_matches(s.event_types, NEW.event_type);
+    AND courier.event_type_matches(s.event_types, NEW.event_type)
+    -- scope and filter (60_catalog.sql); @@ is NULL, so no match, when the
+    -- predicate cannot be evaluated on this payload.
+    AND (s.scope IS NULL OR NEW.labels @> s.scope)
+    AND (s.filter IS NULL OR NEW.payload @@ s.filter);
   RETURN NULL;
 END
 $$;
@@ -549,12 +565,12 @@ CREATE TRIGGER deliveries_notify AFTER INSERT ON courier.deliveries
 
 -- publish: insert one event and fan it out, in the caller's transaction.
 -- The same (tenant_id, idempotency_key) returns the first event's id and creates nothing.
--- ordering_key is optional (the 5-argument calls work). Runs with the schema
+-- ordering_key and labels are optional (the 5-argument calls work). Runs with the schema
 -- owner's rights; the BEFORE INSERT trigger events_check_tenant (90_roles.sql)
 -- checks the caller's tenants.
 CREATE FUNCTION courier.publish(tenant_id text, event_type text, payload jsonb,
                                 idempotency_key text DEFAULT NULL, trace_id text DEFAULT NULL,
-                                ordering_key text DEFAULT NULL)
+                                ordering_key text DEFAULT NULL, labels jsonb DEFAULT NULL)
 RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
 #variable_conflict use_column
@@ -567,9 +583,9 @@ BEGIN
   IF publish.event_type IS NULL OR publish.event_type = '' THEN
     RAISE EXCEPTION 'courier.publish: event_type is required' USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  INSERT INTO courier.events AS e (tenant_id, event_type, payload, idempotency_key, trace_id, ordering_key)
+  INSERT INTO courier.events AS e (tenant_id, event_type, payload, idempotency_key, trace_id, ordering_key, labels)
   VALUES (publish.tenant_id, publish.event_type, coalesce(publish.payload, '{}'::jsonb),
-          publish.idempotency_key, publish.trace_id, publish.ordering_key)
+          publish.idempotency_key, publish.trace_id, publish.ordering_key, coalesce(publish.labels, '{}'::jsonb))
   ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
   RETURNING e.id INTO new_event_id;
   IF new_event_id IS NULL THEN

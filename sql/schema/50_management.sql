@@ -343,16 +343,17 @@ $$;
 -- An unknown key is an error naming it; so is a value of the wrong type.
 -- Returns the updated row; raises no_data_found for an unknown id.
 --
--- Extension point: a new mutable field (the event filter and the scope of
--- the next issues) is one name in `mutable` and one block below, and one row
--- of the field table in tools/ctl/subscriptions.cpp.
+-- Extension point: a new mutable field is one name in `mutable` and one block
+-- below, and one row of the field table in tools/ctl/subscriptions.cpp (as
+-- the event filter and scope of 60_catalog.sql were added).
 CREATE FUNCTION courier.update_subscription(subscription_id text, changes jsonb)
 RETURNS courier.subscriptions
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
 #variable_conflict use_variable
 DECLARE
   mutable constant text[] := ARRAY['url', 'event_types', 'policy', 'description', 'ordering', 'ordering_key_field',
-                                   'max_in_flight', 'rate_limit_per_second', 'rate_limit_burst'];
+                                   'max_in_flight', 'rate_limit_per_second', 'rate_limit_burst',
+                                   'filter', 'scope'];  -- the last two: 60_catalog.sql
   unknown text;
   v jsonb;
   expected text;
@@ -382,11 +383,12 @@ BEGIN
   -- Every other present value: null, or of its field's JSON type.
   FOR unknown, v IN SELECT key, value FROM jsonb_each(changes) LOOP
     expected := CASE WHEN unknown = 'event_types' THEN 'array'
+                     WHEN unknown = 'scope' THEN 'object'
                      WHEN unknown IN ('max_in_flight', 'rate_limit_per_second', 'rate_limit_burst') THEN 'number'
                      ELSE 'string' END;
     IF jsonb_typeof(v) <> 'null' AND jsonb_typeof(v) <> expected THEN
       RAISE EXCEPTION '%: expected a JSON %, got %', unknown,
-        replace(replace(expected, 'array', 'array of strings'), 'number',
+        replace(replace(replace(expected, 'array', 'array of strings'), 'object', 'object of strings'), 'number',
                 CASE WHEN unknown = 'rate_limit_per_second' THEN 'number' ELSE 'whole number' END),
         left(v::text, 64)
         USING ERRCODE = 'invalid_parameter_value';
@@ -444,11 +446,19 @@ BEGIN
     END IF;
     s.rate_limit_per_second := (changes ->> 'rate_limit_per_second')::double precision;
   END IF;
+  -- The event filter and scope (60_catalog.sql checks them; null clears).
+  IF changes ? 'filter' THEN
+    s.filter := courier.check_filter(changes ->> 'filter');
+  END IF;
+  IF changes ? 'scope' THEN
+    s.scope := courier.check_scope(CASE WHEN jsonb_typeof(changes -> 'scope') = 'object' THEN changes -> 'scope' END);
+  END IF;
 
   UPDATE courier.subscriptions x
   SET url = s.url, event_types = s.event_types, policy = s.policy, description = s.description,
       ordering = s.ordering, ordering_key_field = s.ordering_key_field, max_in_flight = s.max_in_flight,
-      rate_limit_per_second = s.rate_limit_per_second, rate_limit_burst = s.rate_limit_burst, updated_at = now()
+      rate_limit_per_second = s.rate_limit_per_second, rate_limit_burst = s.rate_limit_burst,
+      filter = s.filter, scope = s.scope, updated_at = now()
   WHERE x.id = subscription_id
   RETURNING x.* INTO s;
   RETURN s;

@@ -162,7 +162,7 @@ BEGIN
   GRANT USAGE ON SCHEMA courier TO courier_producer, courier_operator, courier_daemon;
 
   -- Producers: publish (or a plain INSERT of an event), nothing to read.
-  GRANT EXECUTE ON FUNCTION courier.publish(text, text, jsonb, text, text, text) TO courier_producer;
+  GRANT EXECUTE ON FUNCTION courier.publish(text, text, jsonb, text, text, text, jsonb) TO courier_producer;
   GRANT INSERT ON courier.events TO courier_producer;
 
   -- Operators: status views and the operating functions; no table, no secret.
@@ -281,3 +281,30 @@ BEGIN
   END IF;
 END
 $grants_providers$;
+-- The event side of issue 17 (60_catalog.sql): the pure checks and the
+-- schema validator for anyone (the fan-out and the triggers call them, and a
+-- producer may validate a payload before publishing it); the catalog and the
+-- feed for operators, who register event types through create_event_type()
+-- and read the catalog. Producers publish labels through publish() and need
+-- nothing more.
+GRANT EXECUTE ON FUNCTION courier.check_labels(jsonb, text), courier.check_scope(jsonb, text),
+                          courier.check_filter(text, text), courier.check_json_schema(jsonb, text, integer),
+                          courier.json_schema_error(jsonb, jsonb, text), courier.json_path_step(text, text)
+  TO PUBLIC;
+DO $events$
+BEGIN
+  IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'courier_operator') THEN
+    GRANT SELECT ON courier.event_types TO courier_operator;
+    GRANT EXECUTE ON FUNCTION courier.create_event_type(text, text, text, jsonb, jsonb, boolean),
+                              courier.event_type_schema(text, text), courier.send_example(text, text),
+                              courier.event_feed(text, text, integer, text, jsonb, timestamptz, timestamptz),
+                              courier.export_deliveries(text, text, integer, timestamptz, timestamptz),
+                              courier.dead_letter_page(text, text, text, integer, timestamptz, timestamptz),
+                              courier.import_event(text, text), courier.import_events(text, text[]),
+                              courier.parse_cursor(text, text),
+                              courier.show_dead_letter(text),
+                              courier.rotate_subscription_key(text, text, text, interval, text)
+      TO courier_operator;
+  END IF;
+END
+$events$;

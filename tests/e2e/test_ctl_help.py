@@ -61,7 +61,8 @@ def test_subscription_create_help_shows_its_flags_with_defaults_required_and_an_
     assert out.startswith("usage: pgcourierctl subscription create --tenant TENANT --url URL --events TYPES "
                           "[options]\n"), out
     options = re.findall(r"^  (--[a-z-]+)", out, re.M)
-    assert options == ["--tenant", "--url", "--events", "--policy", "--id", "--description", "--json"], options
+    assert options == ["--tenant", "--url", "--events", "--policy", "--id", "--description", "--filter",
+                       "--scope", "--signature", "--json"], options
     assert re.search(r"--policy NAME .*\(default: default\)", out, re.S), out
     assert "(required)" in out and "user:password@" in out
     assert "--recent" not in out and "--grace" not in out  # another command's options

@@ -38,10 +38,12 @@ def shape(value, expected, where="$"):
 STATE = {"state": STR, "since": (OPT, TIME), "reason": (OPT, STR), "consecutive_failures": INT,
          "failing_since": (OPT, TIME), "last_success_at": (OPT, TIME), "last_failure_at": (OPT, TIME),
          "last_error": (OPT, STR), "held_deliveries": INT}
-SECRET = {"id": STR, "last4": STR, "created_at": TIME, "expires_at": (OPT, TIME)}
+SECRET = {"id": STR, "last4": STR, "created_at": TIME, "expires_at": (OPT, TIME), "scheme": STR,
+          "public_key": (OPT, STR)}
 SUBSCRIPTION = {"id": STR, "tenant_id": STR, "url": STR, "event_types": [STR], "policy": STR,
                 "description": (OPT, STR), "ordering": STR, "ordering_key_field": (OPT, STR),
                 "max_in_flight": (OPT, INT), "rate_limit_per_second": (OPT, NUM), "rate_limit_burst": (OPT, INT),
+                "filter": (OPT, STR), "scope": (OPT, dict),
                 "created_at": TIME, "updated_at": TIME, "state": STATE, "secrets": [SECRET]}
 ATTEMPT = {"attempt": INT, "started_at": TIME, "duration_ms": NUM, "status_code": (OPT, INT), "outcome": STR,
            "error_class": (OPT, STR), "retryable": BOOL, "error_summary": (OPT, STR), "worker": (OPT, STR)}

@@ -59,7 +59,7 @@ TEST_CASE("headers carry the event id as webhook-id and one signature per key") 
   const std::string key2(32, 'k');
   const auto d = SampleDelivery();
   const std::string body = R"({"test": 2432232314})";
-  const auto headers = BuildHeaders(d, body, {key1, key2}, 1614265330, 7);
+  const auto headers = BuildHeaders(d, body, {{key1}, {key2}}, 1614265330, 7);
   REQUIRE(headers.size() == 4);
   CHECK(headers[0] == "content-type: application/json");
   CHECK(headers[1] == "webhook-id: msg_p5jXN8AQM9LWM0D4loKWxJek");

@@ -14,10 +14,13 @@ namespace {
 using store::admin::Deliveries;
 
 int Publish(const Invocation& inv) {
+  std::string error;
+  const auto labels = LabelPairsJson(inv.Text("labels"), error);
+  if (!labels) return UsageError("--labels: " + error);
   const Context context(inv);
   store::admin::Connection db(context.DatabaseUrl());
   std::cout << Deliveries(db).Publish(inv.Text("tenant"), inv.Text("type"), inv.Text("payload"),
-                                      inv.Text("idempotency-key"), inv.Text("trace-id"))
+                                      inv.Text("idempotency-key"), inv.Text("trace-id"), *labels)
             << "\n";
   return 0;
 }
@@ -176,7 +179,9 @@ std::vector<Command> DeliveryCommands() {
                    {.name = "payload", .value_name = "JSON", .help = "the data", .default_value = "{}"},
                    {.name = "idempotency-key", .value_name = "KEY",
                     .help = "the same key again returns the first event and publishes nothing"},
-                   {.name = "trace-id", .value_name = "ID", .help = "a W3C trace id, sent as traceparent"}},
+                   {.name = "trace-id", .value_name = "ID", .help = "a W3C trace id, sent as traceparent"},
+                   {.name = "labels", .value_name = "LABELS",
+                    .help = "labels that subscriptions' scopes select on, e.g. channel=web,facility=f1"}},
        .example = "pgcourierctl publish --tenant acme --type order.paid --payload '{\"order_id\": 42}'",
        .run = Publish},
       {.topic = kTopic,

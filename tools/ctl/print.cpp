@@ -173,6 +173,16 @@ Json& Json::Null() {
   return *this;
 }
 
+Json& Json::Raw(std::string_view json) {
+  BeforeValue();
+  if (json.empty()) {
+    out_ << "null";
+  } else {
+    out_ << json;
+  }
+  return *this;
+}
+
 Json& Json::Field(std::string_view key, const std::optional<int>& value) {
   Key(key);
   return value ? Int(*value) : Null();

@@ -50,6 +50,8 @@ class Json {
   Json& Number(double value);
   Json& Bool(bool value);
   Json& Null();
+  // A value that is JSON text already (from PostgreSQL's jsonb output); "" writes null.
+  Json& Raw(std::string_view json);
 
   // Key + value shorthands. StringOrNull/Time write null for "".
   Json& Field(std::string_view key, std::string_view value) { return Key(key).String(value); }

@@ -5,6 +5,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "base/file.hpp"
 #include "ctl/context.hpp"
 #include "ctl/topics.hpp"
 #include "retry/text.hpp"
@@ -22,7 +23,11 @@ using store::admin::Subscriptions;
 // ---- printing ----
 
 void PrintSecret(const SecretInfo& secret, std::string_view note = "") {
-  std::cout << "  secret:  " << secret.id << "  whsec_..." << secret.last4 << "  created " << secret.created_at;
+  if (secret.public_key.empty()) {
+    std::cout << "  secret:  " << secret.id << "  whsec_..." << secret.last4 << "  created " << secret.created_at;
+  } else {
+    std::cout << "  key:     " << secret.id << "  v1a " << secret.public_key << "  created " << secret.created_at;
+  }
   if (!secret.expires_at.empty()) std::cout << "  expires " << secret.expires_at;
   if (!note.empty()) std::cout << "  " << note;
   std::cout << "\n";
@@ -56,6 +61,8 @@ void PrintSubscription(const SubscriptionInfo& s) {
     std::cout << "  order:   fifo per ordering key"
               << (s.ordering_key_field.empty() ? "" : " (else payload field " + s.ordering_key_field + ")") << "\n";
   }
+  if (!s.filter.empty()) std::cout << "  filter:  " << s.filter << "\n";
+  if (!s.scope_json.empty()) std::cout << "  scope:   " << s.scope_json << "\n";
   std::cout << "  limits:  " << DescribeLimits(s) << "\n"
             << "  created: " << s.created_at << "\n";
   PrintState(s.state);
@@ -66,9 +73,35 @@ void PrintNewSecret(const std::string& secret) {
   std::cout << "signing secret (shown once, store it with the receiver): " << secret << "\n";
 }
 
+void PrintPublicKey(const std::string& public_key) {
+  std::cout << "public key (v1a, not secret: receivers verify webhook-signature with it): " << public_key << "\n";
+}
+
+// A new signing key of `scheme` for `subscription_id`: {sealed, last4,
+// the secret to print once (v1) or "", the public key (v1a) or ""}.
+struct NewKey {
+  std::string sealed, last4, secret, public_key;
+};
+NewKey MakeKey(const signing::SecretBox& box, const std::string& scheme, const std::string& subscription_id) {
+  NewKey key;
+  if (scheme == "v1a") {
+    auto [private_key, public_key] = signing::GenerateEd25519Secret();
+    key.sealed = box.Seal(private_key, subscription_id);
+    key.public_key = std::move(public_key);
+    key.last4 = key.public_key.substr(key.public_key.size() - 4);
+    base::Wipe(private_key);
+  } else {
+    key.secret = signing::GenerateWebhookSecret(32);
+    key.sealed = box.Seal(key.secret, subscription_id);
+    key.last4 = key.secret.substr(key.secret.size() - 4);
+  }
+  return key;
+}
+
 void WriteSecret(Json& json, const SecretInfo& s) {
   json.BeginObject().Field("id", s.id).Field("last4", s.last4).Time("created_at", s.created_at).Time(
       "expires_at", s.expires_at);
+  json.Field("scheme", s.public_key.empty() ? "v1" : "v1a").StringOrNull("public_key", s.public_key);
   json.EndObject();
 }
 
@@ -92,6 +125,9 @@ void WriteSubscription(Json& json, const SubscriptionInfo& s, bool with_deliveri
       .Field("max_in_flight", s.max_in_flight)
       .Field("rate_limit_per_second", s.rate_limit_per_second)
       .Field("rate_limit_burst", s.rate_limit_burst)
+      .StringOrNull("filter", s.filter)
+      .Key("scope")
+      .Raw(s.scope_json)
       .Time("created_at", s.created_at)
       .Time("updated_at", s.updated_at)
       .Key("state");
@@ -106,12 +142,6 @@ void WriteSubscription(Json& json, const SubscriptionInfo& s, bool with_deliveri
 }
 
 int NoSubscription(const std::string& id) { return Fail("no subscription " + id); }
-
-// A new signing secret's (sealed, last4), bound to its subscription.
-std::pair<std::string, std::string> SealSecret(const signing::SecretBox& box, const std::string& secret,
-                                               const std::string& subscription_id) {
-  return {box.Seal(secret, subscription_id), secret.substr(secret.size() - 4)};
-}
 
 // ---- commands ----
 
@@ -133,28 +163,45 @@ int Create(const Invocation& inv) {
   sub.event_types = inv.List("events");
   sub.policy = policy;
   sub.description = inv.Text("description");
-  const std::string secret = signing::GenerateWebhookSecret(32);
-  std::tie(sub.sealed_secret, sub.secret_last4) = SealSecret(*box, secret, sub.id);
+  sub.filter = inv.Text("filter");
+  std::string error;
+  const auto scope = LabelPairsJson(inv.Text("scope"), error);
+  if (!scope) return UsageError("--scope: " + error);
+  sub.scope_json = *scope;
+  const auto key = MakeKey(*box, inv.Text("signature"), sub.id);
+  sub.sealed_secret = key.sealed;
+  sub.secret_last4 = key.last4;
+  sub.public_key = key.public_key;
   const std::string id = subscriptions.Create(sub);
   if (inv.json()) {
     Json json(std::cout);
-    json.BeginObject().Field("id", id).Field("url", retry::RedactUrls(sub.url)).Field("secret", secret).EndObject();
+    json.BeginObject().Field("id", id).Field("url", retry::RedactUrls(sub.url));
+    if (key.public_key.empty()) {
+      json.Field("secret", key.secret);
+    } else {
+      json.Field("public_key", key.public_key);
+    }
+    json.EndObject();
     json.Finish();
     return 0;
   }
   std::cout << "created subscription " << id << "\n";
-  PrintNewSecret(secret);
+  if (key.public_key.empty()) {
+    PrintNewSecret(key.secret);
+  } else {
+    PrintPublicKey(key.public_key);
+  }
   return 0;
 }
 
 // The fields `subscription update` changes: one row each, the option that
 // sets it and its key in courier.update_subscription()'s changes. A new
-// mutable field (the event filter and scope of the next issues) is one row
-// here and one key there (sql/schema/50_management.sql).
+// mutable field is one row here and one key there
+// (sql/schema/50_management.sql), as filter and scope are.
 struct MutableField {
   std::string_view option;
   std::string_view key;
-  enum Type { kText, kUrl, kList, kInt, kNumber } type;
+  enum Type { kText, kUrl, kList, kInt, kNumber, kLabels } type;
 };
 const std::vector<MutableField> kMutableFields = {
     {"url", "url", MutableField::kUrl},
@@ -166,6 +213,8 @@ const std::vector<MutableField> kMutableFields = {
     {"max-in-flight", "max_in_flight", MutableField::kInt},
     {"rate-limit", "rate_limit_per_second", MutableField::kNumber},
     {"burst", "rate_limit_burst", MutableField::kInt},
+    {"filter", "filter", MutableField::kText},
+    {"scope", "scope", MutableField::kLabels},
 };
 
 int Update(const Invocation& inv) {
@@ -174,8 +223,12 @@ int Update(const Invocation& inv) {
   for (const auto& f : kMutableFields) any = any || inv.Has(f.option);
   if (!any) {
     return UsageError("subscription update needs at least one change (--url, --events, --policy, --description, "
-                      "--ordering, --ordering-key-field, --max-in-flight, --rate-limit or --burst)");
+                      "--ordering, --ordering-key-field, --max-in-flight, --rate-limit, --burst, --filter or "
+                     "--scope)");
   }
+  std::string scope_error;
+  const auto scope = inv.Cleared("scope") ? std::optional<std::string>("") : LabelPairsJson(inv.Text("scope"), scope_error);
+  if (!scope) return UsageError("--scope: " + scope_error);
   const Context context(inv);
   store::admin::Connection db(context.DatabaseUrl());
   Subscriptions subscriptions(db);
@@ -213,6 +266,7 @@ int Update(const Invocation& inv) {
         break;
       case MutableField::kInt: json.Int(*inv.Int(f.option)); break;
       case MutableField::kNumber: json.Number(*inv.Number(f.option)); break;
+      case MutableField::kLabels: json.Raw(scope->empty() ? "{}" : *scope); break;
     }
   }
   json.EndObject();
@@ -307,14 +361,21 @@ int RotateSecret(const Invocation& inv) {
   const Context context(inv);
   const auto box = context.MasterKey();
   if (!box) return 2;
-  const std::string secret = signing::GenerateWebhookSecret(32);
-  const auto [sealed, last4] = SealSecret(*box, secret, id);
+  const auto key = MakeKey(*box, inv.Text("signature"), id);
+  const std::string& secret = key.secret;
   store::admin::Connection db(context.DatabaseUrl());
-  const auto rotation = Subscriptions(db).RotateSecret(id, sealed, last4, grace);
+  auto rotation = Subscriptions(db).RotateSecret(id, key.sealed, key.last4, grace, key.public_key);
   if (!rotation) return NoSubscription(id);
+  rotation->created.public_key = key.public_key;  // written after the function's rows were read
   if (inv.json()) {
     Json json(std::cout);
-    json.BeginObject().Field("subscription_id", id).Field("secret", secret).Key("created");
+    json.BeginObject().Field("subscription_id", id);
+    if (key.public_key.empty()) {
+      json.Field("secret", secret);
+    } else {
+      json.Field("public_key", key.public_key);
+    }
+    json.Key("created");
     WriteSecret(json, rotation->created);
     WriteSecrets(json, "expiring", rotation->expiring);
     WriteSecrets(json, "kept", rotation->kept);
@@ -325,7 +386,11 @@ int RotateSecret(const Invocation& inv) {
   const bool immediate = grace.count() == 0;
   std::cout << "rotated the signing secret of " << id << "\n";
   PrintSecret(rotation->created, "(new)");
-  PrintNewSecret(secret);
+  if (key.public_key.empty()) {
+    PrintNewSecret(secret);
+  } else {
+    PrintPublicKey(key.public_key);
+  }
   for (const auto& s : rotation->expiring) PrintSecret(s, immediate ? "(expired now)" : "(grace period set)");
   for (const auto& s : rotation->kept) PrintSecret(s, "(keeps its earlier expiry)");
   if (!rotation->kept.empty() || (!rotation->expiring.empty() && !immediate)) {
@@ -408,6 +473,24 @@ std::vector<Command> SubscriptionCommands() {
     o.default_value = value;
     return o;
   };
+  const Option filter = {.name = "filter",
+                         .value_name = "JSONPATH",
+                         .help = "only events whose payload matches this jsonpath predicate, e.g. '$.amount > 100' "
+                                 "(PostgreSQL's payload @@ filter, evaluated when the event is published)"};
+  const Option scope = {.name = "scope",
+                        .value_name = "LABELS",
+                        .help = "only events whose labels contain every pair, e.g. channel=web,facility=f1"};
+  const auto clearable = [](Option o) {
+    o.clearable = true;
+    return o;
+  };
+  const Option signature = {.name = "signature",
+                            .kind = Kind::kChoice,
+                            .value_name = "SCHEME",
+                            .help = "v1: an HMAC secret (whsec_, printed once); v1a: an ed25519 key pair, the "
+                                    "private key sealed, the public key (whpk_) shown",
+                            .default_value = "v1",
+                            .choices = {"v1", "v1a"}};
   const Option tenant_filter = {.name = "tenant", .kind = Kind::kIdentifier, .value_name = "TENANT",
                                 .help = "only this tenant's"};
   return {
@@ -428,15 +511,18 @@ std::vector<Command> SubscriptionCommands() {
                    defaulting(policy, "default"),
                    {.name = "id", .kind = Kind::kIdentifier, .value_name = "ID",
                     .help = "its id (default: a new sub_... id)"},
-                   {.name = "description", .value_name = "TEXT", .help = "what it is for"}},
+                   {.name = "description", .value_name = "TEXT", .help = "what it is for"},
+                   filter,
+                   scope,
+                   signature},
        .example = "pgcourierctl subscription create --tenant acme --url https://hooks.example.com/in \\\n"
-                  "  --events 'order.*,invoice.paid'",
+                  "  --events 'order.*,invoice.paid' --filter '$.amount > 100' --scope channel=web,facility=f1",
        .json = true,
        .run = Create},
       {.topic = kTopic,
        .name = "subscription update",
        .operand = "ID",
-       .summary = "change a subscription's URL, event types, policy, description, ordering or limits",
+       .summary = "change a subscription's URL, event types, policy, description, ordering, limits, filter or scope",
        .description = "Only the options given change (courier.update_subscription); the URL and the policy are "
                       "checked as in create.",
        .options = {url,
@@ -472,8 +558,11 @@ std::vector<Command> SubscriptionCommands() {
                     .help = "the rate limit's token bucket size",
                     .min = 1,
                     .max = 1'000'000,
-                    .clearable = true}},
+                    .clearable = true},
+                   clearable(filter),
+                   clearable(scope)},
        .example = "pgcourierctl subscription update sub_... --url https://hooks.example.com/v2 --max-in-flight 8\n"
+                  "pgcourierctl subscription update sub_... --filter '$.amount > 100' --scope none\n"
                   "pgcourierctl subscription update sub_... --rate-limit none   # the policy's limit again",
        .json = true,
        .run = Update},
@@ -523,8 +612,10 @@ std::vector<Command> SubscriptionCommands() {
                     .kind = Kind::kDuration,
                     .value_name = "DURATION",
                     .help = "how long the other active secrets keep signing (30s, 15m, 24h, 7d)",
-                    .default_value = "24h"}},
-       .example = "pgcourierctl subscription rotate-secret sub_... --grace 24h",
+                    .default_value = "24h"},
+                   signature},
+       .example = "pgcourierctl subscription rotate-secret sub_... --grace 24h\n"
+                  "pgcourierctl subscription rotate-secret sub_... --signature v1a   # move to ed25519",
        .json = true,
        .run = RotateSecret},
       {.topic = kTopic,

@@ -1,9 +1,12 @@
 // pgcourierctl's commands by topic, one file each (subscriptions.cpp,
-// deliveries.cpp, integrations.cpp, runs.cpp, providers.cpp, kpis.cpp, status.cpp, setup.cpp), and the
+// deliveries.cpp, integrations.cpp, runs.cpp, providers.cpp, kpis.cpp, status.cpp, setup.cpp, events.cpp,
+// transfer.cpp), and the
 // printing they share. main.cpp puts the tables together in this order.
 #pragma once
 
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "ctl/args.hpp"
@@ -21,6 +24,14 @@ std::vector<Command> ProviderCommands();      // provider ..., api-client ... (p
 std::vector<Command> KpiCommands();           // kpi, kpi-threshold ... (kpis.cpp)
 std::vector<Command> StatusCommands();        // status
 std::vector<Command> SetupCommands();         // migrate, schema, keygen, version
+std::vector<Command> EventCommands();         // event-type ..., events (events.cpp)
+std::vector<Command> TransferCommands();      // export ..., import events, dead-letters ... (transfer.cpp)
+
+// Labels and scopes on the command line: "channel=web,facility=f1" as the JSON
+// object {"channel": "web", "facility": "f1"}; "" for an empty text. nullopt,
+// with `error` set, for an item without '=' or a key given twice (the
+// database checks the rest: names, lengths, counts).
+std::optional<std::string> LabelPairsJson(std::string_view text, std::string& error);
 
 // Shared by subscriptions and status.
 std::string DescribeState(const store::admin::SubscriptionState& s);  // "paused since T: reason"

@@ -22,7 +22,7 @@ std::string TakeEnvelope(model::ClaimedDelivery& delivery) {
 }
 
 std::vector<std::string> BuildHeaders(const model::ClaimedDelivery& delivery, std::string_view body,
-                                      const std::vector<std::string>& keys, std::int64_t unix_seconds,
+                                      const std::vector<signing::SigningKey>& keys, std::int64_t unix_seconds,
                                       std::uint64_t span_id) {
   std::vector<std::string> headers;
   headers.reserve(5);
@@ -31,7 +31,7 @@ std::vector<std::string> BuildHeaders(const model::ClaimedDelivery& delivery, st
   headers.push_back("webhook-timestamp: " + std::to_string(unix_seconds));
   if (!keys.empty()) {
     headers.push_back("webhook-signature: " +
-                      signing::SignatureHeader(keys, delivery.event_id, unix_seconds, body));
+                      signing::SignatureHeaderForKeys(keys, delivery.event_id, unix_seconds, body));
   }
   const std::string traceparent = base::TraceParent(delivery.trace_id, span_id);
   if (!traceparent.empty()) headers.push_back("traceparent: " + traceparent);

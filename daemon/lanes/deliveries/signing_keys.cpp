@@ -5,7 +5,7 @@
 
 namespace pgcourier::lanes::deliveries {
 
-std::optional<std::vector<std::string>> SigningKeys::For(const model::ClaimedDelivery& d, std::string& reason) {
+std::optional<std::vector<signing::SigningKey>> SigningKeys::For(const model::ClaimedDelivery& d, std::string& reason) {
   if (d.sealed_secrets.empty()) {
     reason = "subscription " + d.subscription_id + " has no active signing secret";
     return std::nullopt;
@@ -14,7 +14,7 @@ std::optional<std::vector<std::string>> SigningKeys::For(const model::ClaimedDel
     reason = "no master key is configured (master_key_file), so signing secrets cannot be opened";
     return std::nullopt;
   }
-  std::vector<std::string> keys;
+  std::vector<signing::SigningKey> keys;
   keys.reserve(d.sealed_secrets.size());
   for (const auto& sealed : d.sealed_secrets) {
     auto it = opened_.find(sealed);
@@ -25,10 +25,11 @@ std::optional<std::vector<std::string>> SigningKeys::For(const model::ClaimedDel
                  " does not open with the configured master key";
         return std::nullopt;
       }
-      // The sealed text is the whsec_ form the receiver was given; sign with its key bytes.
-      auto key = signing::DecodeWebhookSecret(*opened);
+      // The sealed text is the whsec_ form the receiver was given (or the
+      // whsk_ private key of a v1a subscription); sign with its key bytes.
+      auto key = signing::DecodeSigningSecret(*opened);
       if (!key) {
-        reason = "a signing secret of subscription " + d.subscription_id + " is not a valid whsec_ secret";
+        reason = "a signing secret of subscription " + d.subscription_id + " is not a valid whsec_ or whsk_ secret";
         return std::nullopt;
       }
       if (opened_.size() > 100000) opened_.clear();

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "model/delivery.hpp"
+#include "signing/webhook_signature.hpp"
 
 namespace pgcourier::signing {
 class SecretBox;
@@ -22,14 +23,15 @@ class SigningKeys {
  public:
   explicit SigningKeys(std::shared_ptr<const signing::SecretBox> box) : box_(std::move(box)) {}
 
-  // The raw key bytes, newest first; nullopt with `reason` set when the
-  // delivery cannot be signed (no active secret, no master key, a secret
-  // that does not open or is not a whsec_ secret).
-  std::optional<std::vector<std::string>> For(const model::ClaimedDelivery& delivery, std::string& reason);
+  // The keys, newest first: HMAC key bytes (whsec_, v1) or ed25519 seeds
+  // (whsk_, v1a); nullopt with `reason` set when the delivery cannot be
+  // signed (no active secret, no master key, a secret that does not open or
+  // is neither a whsec_ nor a whsk_ secret).
+  std::optional<std::vector<signing::SigningKey>> For(const model::ClaimedDelivery& delivery, std::string& reason);
 
  private:
   std::shared_ptr<const signing::SecretBox> box_;  // may be null
-  std::unordered_map<std::string, std::string> opened_;  // sealed text -> key bytes
+  std::unordered_map<std::string, signing::SigningKey> opened_;  // sealed text -> key
 };
 
 }  // namespace pgcourier::lanes::deliveries

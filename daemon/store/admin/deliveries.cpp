@@ -54,12 +54,12 @@ const pg::RowMapping<AttemptInfo> kAttempt = {
 
 std::string Deliveries::Publish(const std::string& tenant_id, const std::string& event_type,
                                 const std::string& payload_json, const std::string& idempotency_key,
-                                const std::string& trace_id) {
+                                const std::string& trace_id, const std::string& labels_json) {
   return pg::Translate("publish", [&] {
     pqxx::work txn(connection_.impl().conn);
     const auto row = txn.exec_params1(
-        "SELECT courier.publish($1, $2, $3::jsonb, nullif($4, ''), nullif($5, '')) AS id", tenant_id, event_type,
-        payload_json, idempotency_key, trace_id);
+        "SELECT courier.publish($1, $2, $3::jsonb, nullif($4, ''), nullif($5, ''), labels => nullif($6, '')::jsonb) AS id",
+        tenant_id, event_type, payload_json, idempotency_key, trace_id, labels_json);
     txn.commit();
     return Text(row["id"]);
   });

@@ -72,7 +72,8 @@ class Deliveries {
 
   // courier.publish(): the event id (the first one's for a repeated idempotency key).
   std::string Publish(const std::string& tenant_id, const std::string& event_type, const std::string& payload_json,
-                      const std::string& idempotency_key, const std::string& trace_id);
+                      const std::string& idempotency_key, const std::string& trace_id,
+                      const std::string& labels_json = "");  // labels: a JSON object, "" for none
   // courier.replay_deliveries(); a dry run changes nothing.
   ReplayResult Replay(const ReplayFilter& filter);
   // courier.redeliver_events(); an unknown subscription or cursor event throws

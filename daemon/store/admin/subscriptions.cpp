@@ -15,7 +15,7 @@ namespace {
 // The active secrets of subscription $1: unrevoked, unexpired; newest first.
 constexpr const char* kActiveSecrets = R"(
 SELECT x.id, x.last4, date_trunc('second', x.created_at)::text AS created_at,
-       date_trunc('second', x.expires_at)::text AS expires_at
+       date_trunc('second', x.expires_at)::text AS expires_at, x.public_key
 FROM courier.subscription_secrets x
 WHERE x.subscription_id = $1 AND x.revoked_at IS NULL AND (x.expires_at IS NULL OR x.expires_at > now())
 ORDER BY x.created_at DESC, x.id DESC)";
@@ -25,6 +25,7 @@ const pg::RowMapping<SecretInfo> kSecret = {
     {"last4", &SecretInfo::last4},
     {"created_at", &SecretInfo::created_at},
     {"expires_at", &SecretInfo::expires_at},
+    {"public_key", &SecretInfo::public_key},
 };
 
 const std::string kStateOf =
@@ -33,7 +34,8 @@ const std::string kStateOf =
 // courier.subscriptions s with its state (h); callers add WHERE and ORDER BY.
 const std::string kSubscriptions =
     "SELECT s.id, s.event_types, s.policy, s.description, s.ordering, s.ordering_key_field, s.max_in_flight, "
-    "  s.rate_limit_per_second, s.rate_limit_burst, date_trunc('second', s.created_at)::text AS created_at, "
+    "  s.rate_limit_per_second, s.rate_limit_burst, s.filter::text AS filter, s.scope::text AS scope_json, "
+    "  date_trunc('second', s.created_at)::text AS created_at, "
     "  date_trunc('second', s.updated_at)::text AS updated_at, " +
     kStateColumns + "FROM courier.subscriptions s JOIN courier.subscription_health h ON h.subscription_id = s.id ";
 
@@ -49,6 +51,8 @@ const pg::RowMapping<SubscriptionInfo> kSubscription = {
     {"max_in_flight", &SubscriptionInfo::max_in_flight},
     {"rate_limit_per_second", &SubscriptionInfo::rate_limit_per_second},
     {"rate_limit_burst", &SubscriptionInfo::rate_limit_burst},
+    {"filter", &SubscriptionInfo::filter},
+    {"scope_json", &SubscriptionInfo::scope_json},
     {"created_at", &SubscriptionInfo::created_at},
     {"updated_at", &SubscriptionInfo::updated_at},
 };
@@ -61,7 +65,8 @@ struct ChangedSecret {
 // The rows of rotate_subscription_secret() / revoke_subscription_secrets(), in the function's order.
 constexpr std::string_view kChangedSecrets =
     "SELECT r.id, r.last4, date_trunc('second', r.created_at)::text AS created_at, "
-    "  date_trunc('second', r.expires_at)::text AS expires_at, r.change FROM ";
+    "  date_trunc('second', r.expires_at)::text AS expires_at, r.change, "
+    "  (SELECT k.public_key FROM courier.subscription_secrets k WHERE k.id = r.id) AS public_key FROM ";
 constexpr std::string_view kInFunctionOrder = " WITH ORDINALITY r ORDER BY r.ordinality";
 
 std::vector<ChangedSecret> ReadChangedSecrets(const pqxx::result& rows) {
@@ -124,9 +129,23 @@ std::string Subscriptions::Create(const NewSubscription& sub) {
         .Arg("policy", sub.policy)
         .ArgUnlessEmpty("description", sub.description)
         .Arg("subscription_id", sub.id)
-        .ArgUnlessEmpty("sealed_secret", sub.sealed_secret)
-        .ArgUnlessEmpty("secret_last4", sub.secret_last4);
+        .ArgUnlessEmpty("sealed_secret", sub.public_key.empty() ? sub.sealed_secret : "")
+        .ArgUnlessEmpty("secret_last4", sub.public_key.empty() ? sub.secret_last4 : "");
     auto id = Text(call.Exec1(txn, "SELECT ")[0]);
+    if (!sub.public_key.empty()) {
+      NamedCall("courier.rotate_subscription_key")
+          .Arg("subscription_id", id)
+          .Arg("sealed_secret", sub.sealed_secret)
+          .Arg("public_key", sub.public_key)
+          .Arg("grace", "0 seconds", "interval")
+          .Exec(txn, "SELECT 1 FROM ");
+    }
+    if (!sub.filter.empty() || !sub.scope_json.empty()) {
+      txn.exec_params(
+          "SELECT 1 FROM courier.update_subscription($1, jsonb_strip_nulls(jsonb_build_object("
+          "'filter', nullif($2, ''), 'scope', nullif($3, '')::jsonb)))",
+          id, sub.filter, sub.scope_json);
+    }
     txn.commit();
     return id;
   });
@@ -205,15 +224,18 @@ std::optional<int> Subscriptions::Resume(const std::string& id) {
 
 std::optional<SecretRotation> Subscriptions::RotateSecret(const std::string& subscription_id,
                                                           const std::string& sealed_secret, const std::string& last4,
-                                                          std::chrono::seconds grace) {
+                                                          std::chrono::seconds grace, const std::string& public_key) {
   try {
     return pg::Translate("rotate secret", [&]() -> std::optional<SecretRotation> {
       pqxx::work txn(connection_.impl().conn);
-      const auto rows = NamedCall("courier.rotate_subscription_secret")
-                            .Arg("subscription_id", subscription_id)
-                            .Arg("sealed_secret", sealed_secret)
-                            .Arg("secret_last4", last4)
-                            .Arg("grace", std::to_string(grace.count()) + " seconds", "interval")
+      NamedCall call(public_key.empty() ? "courier.rotate_subscription_secret" : "courier.rotate_subscription_key");
+      call.Arg("subscription_id", subscription_id).Arg("sealed_secret", sealed_secret);
+      if (public_key.empty()) {
+        call.Arg("secret_last4", last4);
+      } else {
+        call.Arg("public_key", public_key);
+      }
+      const auto rows = call.Arg("grace", std::to_string(grace.count()) + " seconds", "interval")
                             .Exec(txn, kChangedSecrets, kInFunctionOrder);
       SecretRotation rotation;
       for (auto& changed : ReadChangedSecrets(rows)) {

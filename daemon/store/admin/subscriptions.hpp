@@ -28,6 +28,11 @@ struct NewSubscription {
   std::string description;
   std::string sealed_secret;  // its first signing secret, sealed for `id`
   std::string secret_last4;
+  std::string filter;      // a jsonpath predicate over the payload; empty: none
+  std::string scope_json;  // a JSON object of labels every event must carry; empty: none
+  // Set for a v1a subscription: sealed_secret is then the whsk_ private key
+  // and this its whpk_ public key (courier.rotate_subscription_key()).
+  std::string public_key;
 };
 
 struct SecretInfo {
@@ -35,6 +40,7 @@ struct SecretInfo {
   std::string last4;
   std::string created_at;
   std::string expires_at;  // empty: does not expire
+  std::string public_key;  // a v1a (ed25519) key's whpk_ public key; empty for a v1 (HMAC) secret
 };
 
 // A subscription's state and health (courier.subscription_health).
@@ -65,6 +71,8 @@ struct SubscriptionInfo {
   std::optional<int> max_in_flight;             // nullopt: the policy's limit
   std::optional<double> rate_limit_per_second;  // nullopt: the policy's limit
   std::optional<int> rate_limit_burst;          // nullopt: the policy's limit
+  std::string filter;      // empty: none
+  std::string scope_json;  // empty: none
   std::string created_at;
   std::string updated_at;
   SubscriptionState state;
@@ -89,7 +97,9 @@ class Subscriptions {
 
   // A new subscription id (courier.new_id('sub_')), to seal its first secret for.
   std::string NewId();
-  // courier.create_subscription(): the subscription and its first secret; its id.
+  // courier.create_subscription(): the subscription and its first secret; its
+  // id. A filter or scope is set by courier.update_subscription() in the same
+  // transaction (nothing is written when either is refused).
   std::string Create(const NewSubscription& subscription);
   // courier.update_subscription(): `changes_json` is a JSON object of the
   // fields to change (null clears). nullopt: no such subscription.
@@ -112,7 +122,8 @@ class Subscriptions {
   // subscription id as associated data); the other active ones expire after
   // `grace` unless they already expire earlier. nullopt: no such subscription.
   std::optional<SecretRotation> RotateSecret(const std::string& subscription_id, const std::string& sealed_secret,
-                                             const std::string& last4, std::chrono::seconds grace);
+                                             const std::string& last4, std::chrono::seconds grace,
+                                             const std::string& public_key = "");  // set: a v1a key
   // courier.revoke_subscription_secrets(): `secret_id`, or with an empty one
   // every active secret but the newest. Refusals throw StoreError (P0002 for
   // an unknown subscription or secret, 55000 for one not active or the last).
