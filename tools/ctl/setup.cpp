@@ -179,7 +179,7 @@ std::vector<Command> SetupCommands() {
        .summary = "the shard map: each shard (URL redacted) and its tenants; with --tenant, that tenant's shard",
        .options = {{.name = "tenant", .kind = Kind::kIdentifier, .value_name = "TENANT",
                     .help = "only the shard of this tenant"}},
-       .example = "pgcourierctl --shard-map /etc/pgcourier/shards.yaml shard list --tenant acme",
+       .example = "pgcourierctl shard list --shard-map /etc/pgcourier/shards.yaml --tenant acme",
        .json = true,
        .run = ShardList},
       {.topic = kTopic,
