@@ -17,7 +17,8 @@ using namespace pgcourier;
 std::vector<ctl::Command> AllCommands() {
   std::vector<ctl::Command> all;
   for (auto topic : {ctl::SubscriptionCommands, ctl::DeliveryCommands, ctl::IntegrationCommands,
-                     ctl::RunCommands, ctl::StatusCommands, ctl::SetupCommands}) {
+                     ctl::RunCommands, ctl::StatusCommands, ctl::GatewayCommands,
+                     ctl::SetupCommands}) {
     auto commands = topic();
     all.insert(all.end(), std::make_move_iterator(commands.begin()), std::make_move_iterator(commands.end()));
   }

@@ -1,5 +1,5 @@
 // pgcourierctl's commands by topic, one file each (subscriptions.cpp,
-// deliveries.cpp, integrations.cpp, runs.cpp, status.cpp, setup.cpp), and the
+// deliveries.cpp, integrations.cpp, runs.cpp, status.cpp, setup.cpp, gateway.cpp), and the
 // printing they share. main.cpp puts the tables together in this order.
 #pragma once
 
@@ -19,6 +19,7 @@ std::vector<Command> IntegrationCommands();   // connection ..., credential ...
 std::vector<Command> RunCommands();           // run ...
 std::vector<Command> StatusCommands();        // status
 std::vector<Command> SetupCommands();         // migrate, schema, keygen, version
+std::vector<Command> GatewayCommands();       // api-token ... (gateway.cpp)
 
 // Shared by subscriptions and status.
 std::string DescribeState(const store::admin::SubscriptionState& s);  // "paused since T: reason"

@@ -1,0 +1,401 @@
+-- 60_gateway: what pgcourier-gateway (gateway/) needs in the database: API
+-- tokens, and the API's calls as functions that take the caller's scope.
+--
+-- Scope: every api_* function takes `scope`, the tenant of the token the
+-- gateway verified (NULL for an operator token: every tenant). The gateway
+-- passes the tenant of the token, never one from the request. An object of
+-- another tenant is answered exactly like an unknown id (no_data_found), so
+-- ids do not leak. Writes go through the functions of 20_subscriptions.sql,
+-- 50_management.sql and courier.publish, after the scope check, so the API,
+-- pgcourierctl and SQL callers meet one set of rules.
+--
+-- Results are jsonb whose keys are the SQL column names; lists are
+-- {"items": [...], "next": cursor-or-null}, ordered by id (ids from
+-- courier.new_id are time-ordered), the cursor being the last id returned.
+
+-- API tokens. Only the SHA-256 of a token is stored; the token itself is
+-- returned once by create_api_token. tenant_id NULL: an operator token.
+CREATE TABLE courier.api_tokens (
+  id           text PRIMARY KEY DEFAULT courier.new_id('tok_'),
+  tenant_id    text,
+  name         text NOT NULL DEFAULT '',
+  token_sha256 bytea NOT NULL UNIQUE CHECK (octet_length(token_sha256) = 32),
+  created_at   timestamptz NOT NULL DEFAULT now(),
+  revoked_at   timestamptz,
+  last_used_at timestamptz
+);
+
+-- A new token: 'pgc_' + base64url (no padding) of 32 bytes from two
+-- gen_random_uuid() (pg_strong_random: 244 random bits; no pgcrypto needed).
+CREATE FUNCTION courier.create_api_token(tenant_id text, name text DEFAULT '', operator boolean DEFAULT false)
+RETURNS TABLE (id text, token text)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  new_token text;
+  new_id text;
+BEGIN
+  IF operator AND tenant_id IS NOT NULL THEN
+    RAISE EXCEPTION 'an operator token has no tenant' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF NOT operator THEN
+    IF tenant_id IS NULL THEN
+      RAISE EXCEPTION 'tenant_id: needed for a tenant token (or make an operator token)'
+        USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM courier.check_tenant_id(tenant_id);
+  END IF;
+  IF name ~ '[[:cntrl:]]' OR length(name) > 200 THEN
+    RAISE EXCEPTION 'name: at most 200 characters, no control characters' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  new_token := 'pgc_' || rtrim(translate(encode(uuid_send(gen_random_uuid()) || uuid_send(gen_random_uuid()),
+                                               'base64'), '+/', '-_'), '=');
+  INSERT INTO courier.api_tokens AS t (tenant_id, name, token_sha256)
+  VALUES (tenant_id, coalesce(name, ''), sha256(convert_to(new_token, 'UTF8')))
+  RETURNING t.id INTO new_id;
+  id := new_id;
+  token := new_token;
+  RETURN NEXT;
+END
+$$;
+
+-- The token's id and scope, or no row (unknown or revoked). last_used_at is
+-- written at most once a minute per token, so verifying is a read.
+CREATE FUNCTION courier.verify_api_token(token text)
+RETURNS TABLE (id text, tenant_id text, operator boolean)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  hash bytea := sha256(convert_to(coalesce(token, ''), 'UTF8'));
+BEGIN
+  RETURN QUERY
+  SELECT t.id, t.tenant_id, t.tenant_id IS NULL FROM courier.api_tokens t
+  WHERE t.token_sha256 = hash AND t.revoked_at IS NULL;
+  UPDATE courier.api_tokens t SET last_used_at = now()
+  WHERE t.token_sha256 = hash AND t.revoked_at IS NULL
+    AND (t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute');
+END
+$$;
+
+CREATE FUNCTION courier.list_api_tokens()
+RETURNS TABLE (id text, tenant_id text, name text, created_at timestamptz, revoked_at timestamptz,
+               last_used_at timestamptz)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+  SELECT t.id, t.tenant_id, t.name, t.created_at, t.revoked_at, t.last_used_at
+  FROM courier.api_tokens t ORDER BY t.id
+$$;
+
+-- True when the token was revoked now; false when it was already revoked;
+-- no_data_found for an unknown id.
+CREATE FUNCTION courier.revoke_api_token(token_id text)
+RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_variable
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM courier.api_tokens t WHERE t.id = token_id) THEN
+    RAISE EXCEPTION 'no API token %', token_id USING ERRCODE = 'no_data_found';
+  END IF;
+  UPDATE courier.api_tokens t SET revoked_at = now() WHERE t.id = token_id AND t.revoked_at IS NULL;
+  RETURN FOUND;
+END
+$$;
+
+-- The API page size: 1..500, 50 by default.
+CREATE FUNCTION courier.api_limit(requested integer) RETURNS integer
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, courier, pg_temp AS $$
+  SELECT CASE WHEN requested IS NULL THEN 50 WHEN requested < 1 THEN 1 WHEN requested > 500 THEN 500
+              ELSE requested END
+$$;
+
+-- {"items": items, "next": the last item's `key` when the page is full}.
+CREATE FUNCTION courier.api_page(items jsonb, lim integer, key text DEFAULT 'id') RETURNS jsonb
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, courier, pg_temp AS $$
+  SELECT jsonb_build_object('items', coalesce(items, '[]'::jsonb),
+                            'next', CASE WHEN jsonb_array_length(coalesce(items, '[]'::jsonb)) >= lim
+                                         THEN items -> -1 -> key END)
+$$;
+
+-- The subscription as the API shows it; no_data_found when it is not in scope.
+CREATE FUNCTION courier.api_subscription(scope text, subscription_id text) RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  result jsonb;
+BEGIN
+  SELECT jsonb_build_object(
+           'id', s.id, 'tenant_id', s.tenant_id, 'url', courier.redact_url(s.url), 'event_types', s.event_types,
+           'policy', s.policy, 'description', s.description, 'state', h.state, 'active', s.active,
+           'paused_at', s.paused_at, 'pause_reason', s.pause_reason, 'disabled_at', s.disabled_at,
+           'disabled_reason', s.disabled_reason, 'consecutive_failures', s.consecutive_failures,
+           'last_success_at', s.last_success_at, 'last_failure_at', s.last_failure_at,
+           'held_deliveries', h.held_deliveries, 'created_at', s.created_at, 'updated_at', s.updated_at,
+           'secret_last4', (SELECT x.last4 FROM courier.subscription_secrets x
+                            WHERE x.subscription_id = s.id AND x.revoked_at IS NULL
+                              AND (x.expires_at IS NULL OR x.expires_at > now())
+                            ORDER BY x.created_at DESC LIMIT 1))
+  INTO result
+  FROM courier.subscriptions s JOIN courier.subscription_health h ON h.subscription_id = s.id
+  WHERE s.id = subscription_id AND (scope IS NULL OR s.tenant_id = scope);
+  IF result IS NULL THEN
+    RAISE EXCEPTION 'no subscription %', subscription_id USING ERRCODE = 'no_data_found';
+  END IF;
+  RETURN result;
+END
+$$;
+
+CREATE FUNCTION courier.api_subscriptions(scope text, after text DEFAULT NULL, lim integer DEFAULT NULL) RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  n integer := courier.api_limit(lim);
+  items jsonb;
+BEGIN
+  SELECT jsonb_agg(courier.api_subscription(scope, p.id) ORDER BY p.id) INTO items
+  FROM (SELECT s.id FROM courier.subscriptions s
+        WHERE (scope IS NULL OR s.tenant_id = scope) AND (after IS NULL OR s.id > after)
+        ORDER BY s.id LIMIT n) p;
+  RETURN courier.api_page(items, n);
+END
+$$;
+
+-- The scope check before every write of one subscription: locks the row so
+-- it cannot move tenants between the check and the write.
+CREATE FUNCTION courier.api_check_subscription(scope text, subscription_id text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_variable
+BEGIN
+  PERFORM 1 FROM courier.subscriptions s
+  WHERE s.id = subscription_id AND (scope IS NULL OR s.tenant_id = scope) FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'no subscription %', subscription_id USING ERRCODE = 'no_data_found';
+  END IF;
+END
+$$;
+
+-- Create: a tenant token creates only for its tenant (tenant_id in the body
+-- must be absent or the same); an operator token names the tenant.
+CREATE FUNCTION courier.api_create_subscription(scope text, tenant_id text, url text, event_types text[],
+                                                sealed_secret text, secret_last4 text, policy text,
+                                                description text, subscription_id text) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  tenant text := coalesce(scope, tenant_id);
+BEGIN
+  IF scope IS NOT NULL AND tenant_id IS NOT NULL AND tenant_id <> scope THEN
+    RAISE EXCEPTION 'tenant_id: a tenant token creates subscriptions for its own tenant only'
+      USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  IF tenant IS NULL THEN
+    RAISE EXCEPTION 'tenant_id: required with an operator token' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  PERFORM courier.create_subscription(tenant, url, event_types, sealed_secret, secret_last4,
+                                      coalesce(policy, 'default'), description, subscription_id);
+  RETURN courier.api_subscription(scope, subscription_id);
+END
+$$;
+
+CREATE FUNCTION courier.api_update_subscription(scope text, subscription_id text, changes jsonb) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_variable
+BEGIN
+  PERFORM courier.api_check_subscription(scope, subscription_id);
+  IF changes ? 'tenant_id' THEN
+    RAISE EXCEPTION 'tenant_id: cannot be changed' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  PERFORM courier.update_subscription(subscription_id, changes);
+  RETURN courier.api_subscription(scope, subscription_id);
+END
+$$;
+
+-- pause, resume, disable: the functions of 20_subscriptions.sql.
+CREATE FUNCTION courier.api_set_subscription_state(scope text, subscription_id text, action text, reason text)
+RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_variable
+BEGIN
+  PERFORM courier.api_check_subscription(scope, subscription_id);
+  CASE action
+    WHEN 'pause' THEN PERFORM courier.pause_subscription(subscription_id, coalesce(reason, 'paused through the API'));
+    WHEN 'resume' THEN PERFORM courier.resume_subscription(subscription_id);
+    WHEN 'disable' THEN PERFORM courier.disable_subscription(subscription_id,
+                                                             coalesce(reason, 'disabled through the API'));
+    ELSE RAISE EXCEPTION 'unknown action %', action USING ERRCODE = 'invalid_parameter_value';
+  END CASE;
+  RETURN courier.api_subscription(scope, subscription_id);
+END
+$$;
+
+CREATE FUNCTION courier.api_rotate_subscription_secret(scope text, subscription_id text, sealed_secret text,
+                                                       secret_last4 text, grace interval) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  secrets jsonb;
+BEGIN
+  PERFORM courier.api_check_subscription(scope, subscription_id);
+  SELECT jsonb_agg(to_jsonb(r)) INTO secrets
+  FROM courier.rotate_subscription_secret(subscription_id, sealed_secret, secret_last4,
+                                          coalesce(grace, interval '24 hours')) r;
+  RETURN jsonb_build_object('subscription_id', subscription_id, 'secrets', coalesce(secrets, '[]'::jsonb));
+END
+$$;
+
+CREATE FUNCTION courier.api_revoke_subscription_secrets(scope text, subscription_id text, secret_id text)
+RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  secrets jsonb;
+BEGIN
+  PERFORM courier.api_check_subscription(scope, subscription_id);
+  SELECT jsonb_agg(to_jsonb(r)) INTO secrets FROM courier.revoke_subscription_secrets(subscription_id, secret_id) r;
+  RETURN jsonb_build_object('subscription_id', subscription_id, 'secrets', coalesce(secrets, '[]'::jsonb));
+END
+$$;
+
+-- Events: publish for the scope's tenant (an operator names it), 202 with the id.
+CREATE FUNCTION courier.api_publish(scope text, tenant_id text, event_type text, payload jsonb,
+                                    idempotency_key text, trace_id text, ordering_key text) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  tenant text := coalesce(scope, tenant_id);
+BEGIN
+  IF scope IS NOT NULL AND tenant_id IS NOT NULL AND tenant_id <> scope THEN
+    RAISE EXCEPTION 'tenant_id: a tenant token publishes for its own tenant only'
+      USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  IF tenant IS NULL THEN
+    RAISE EXCEPTION 'tenant_id: required with an operator token' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  PERFORM courier.check_tenant_id(tenant);
+  IF idempotency_key ~ '[[:cntrl:]]' THEN
+    RAISE EXCEPTION 'idempotency_key: no control characters' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  RETURN jsonb_build_object('id', courier.publish(tenant, event_type, payload, idempotency_key, trace_id,
+                                                  ordering_key));
+END
+$$;
+
+CREATE FUNCTION courier.api_events(scope text, after text DEFAULT NULL, lim integer DEFAULT NULL,
+                                   event_type text DEFAULT NULL) RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  n integer := courier.api_limit(lim);
+  items jsonb;
+BEGIN
+  SELECT jsonb_agg(jsonb_build_object('id', e.id, 'tenant_id', e.tenant_id, 'event_type', e.event_type,
+                                      'payload', e.payload, 'idempotency_key', e.idempotency_key,
+                                      'trace_id', e.trace_id, 'ordering_key', e.ordering_key,
+                                      'created_at', e.created_at) ORDER BY e.id)
+  INTO items
+  FROM (SELECT * FROM courier.events x
+        WHERE (scope IS NULL OR x.tenant_id = scope) AND (after IS NULL OR x.id > after)
+          AND (event_type IS NULL OR x.event_type = event_type)
+        ORDER BY x.id LIMIT n) e;
+  RETURN courier.api_page(items, n);
+END
+$$;
+
+-- Deliveries: filters is a JSON object of status, subscription_id,
+-- event_type, since, until (created_at window), each optional.
+CREATE FUNCTION courier.api_deliveries(scope text, filters jsonb, after text DEFAULT NULL, lim integer DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  n integer := courier.api_limit(lim);
+  items jsonb;
+BEGIN
+  SELECT jsonb_agg(to_jsonb(d) ORDER BY d.id) INTO items
+  FROM (SELECT x.id, x.tenant_id, x.event_id, x.event_type, x.subscription_id, x.url, x.status, x.attempts,
+               x.next_attempt_at, x.last_status_code, x.last_error, x.created_at, x.updated_at, x.completed_at
+        FROM courier.delivery_status x
+        WHERE (scope IS NULL OR x.tenant_id = scope) AND (after IS NULL OR x.id > after)
+          AND (filters ->> 'status' IS NULL OR x.status = filters ->> 'status')
+          AND (filters ->> 'subscription_id' IS NULL OR x.subscription_id = filters ->> 'subscription_id')
+          AND (filters ->> 'event_type' IS NULL OR x.event_type = filters ->> 'event_type')
+          AND (filters ->> 'since' IS NULL OR x.created_at >= (filters ->> 'since')::timestamptz)
+          AND (filters ->> 'until' IS NULL OR x.created_at < (filters ->> 'until')::timestamptz)
+        ORDER BY x.id LIMIT n) d;
+  RETURN courier.api_page(items, n);
+END
+$$;
+
+-- One delivery with its attempt timeline (error summaries are the redacted
+-- ones the daemon wrote).
+CREATE FUNCTION courier.api_delivery(scope text, delivery_id text) RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  result jsonb;
+BEGIN
+  SELECT to_jsonb(x) - 'lease_owner' - 'lease_expires_at' INTO result FROM courier.delivery_status x
+  WHERE x.id = delivery_id AND (scope IS NULL OR x.tenant_id = scope);
+  IF result IS NULL THEN
+    RAISE EXCEPTION 'no delivery %', delivery_id USING ERRCODE = 'no_data_found';
+  END IF;
+  RETURN result || jsonb_build_object('attempts', coalesce(
+    (SELECT jsonb_agg(jsonb_build_object('attempt', t.attempt, 'started_at', t.started_at,
+                                         'duration_ms', t.duration_ms, 'status_code', t.status_code,
+                                         'outcome', t.outcome, 'error_class', t.error_class,
+                                         'retryable', t.retryable, 'error_summary', t.error_summary)
+                      ORDER BY t.attempt)
+     FROM courier.delivery_timeline t WHERE t.delivery_id = api_delivery.delivery_id), '[]'::jsonb));
+END
+$$;
+
+CREATE FUNCTION courier.api_dead_letters(scope text, filters jsonb, after text DEFAULT NULL,
+                                         lim integer DEFAULT NULL) RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  n integer := courier.api_limit(lim);
+  items jsonb;
+BEGIN
+  SELECT jsonb_agg(to_jsonb(d) ORDER BY d.delivery_id) INTO items
+  FROM (SELECT x.delivery_id, x.tenant_id, x.subscription_id, x.url, x.attempts, x.last_status_code, x.last_error,
+               x.dead_lettered_at, x.event_id, x.event_type, x.event_created_at
+        FROM courier.dead_letters x
+        WHERE (scope IS NULL OR x.tenant_id = scope) AND (after IS NULL OR x.delivery_id > after)
+          AND (filters ->> 'subscription_id' IS NULL OR x.subscription_id = filters ->> 'subscription_id')
+          AND (filters ->> 'event_type' IS NULL OR x.event_type = filters ->> 'event_type')
+        ORDER BY x.delivery_id LIMIT n) d;
+  RETURN courier.api_page(items, n, 'delivery_id');
+END
+$$;
+
+-- Replay by filter and time window (courier.replay_deliveries), always
+-- within the scope's tenant; an operator token may name a tenant or none
+-- (all). {"dry_run": ..., "deliveries": how many (would be) re-queued}.
+CREATE FUNCTION courier.api_replay(scope text, filters jsonb, dry_run boolean) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  tenant text := coalesce(scope, filters ->> 'tenant_id');
+  n integer;
+BEGIN
+  IF scope IS NOT NULL AND filters ->> 'tenant_id' IS NOT NULL AND filters ->> 'tenant_id' <> scope THEN
+    RAISE EXCEPTION 'tenant_id: a tenant token replays its own deliveries only' USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  IF filters ->> 'subscription_id' IS NOT NULL THEN
+    PERFORM 1 FROM courier.subscriptions s
+    WHERE s.id = filters ->> 'subscription_id' AND (tenant IS NULL OR s.tenant_id = tenant);
+    IF NOT FOUND THEN
+      RAISE EXCEPTION 'no subscription %', filters ->> 'subscription_id' USING ERRCODE = 'no_data_found';
+    END IF;
+  END IF;
+  n := courier.replay_deliveries(tenant, filters ->> 'subscription_id', filters ->> 'event_type',
+                                 (filters ->> 'since')::timestamptz, (filters ->> 'until')::timestamptz,
+                                 ARRAY['dead_lettered'], false, coalesce(dry_run, false));
+  RETURN jsonb_build_object('dry_run', coalesce(dry_run, false), 'deliveries', n);
+END
+$$;
+
+-- The gateway's readiness probe: the schema versions applied.
+CREATE FUNCTION courier.api_schema_version() RETURNS integer
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+  SELECT max(m.version) FROM courier.schema_migrations m
+$$;
