@@ -172,25 +172,87 @@ BEGIN
 END
 $$;
 
--- Create: a tenant token creates only for its tenant (tenant_id in the body
--- must be absent or the same); an operator token names the tenant.
-CREATE FUNCTION courier.api_create_subscription(scope text, tenant_id text, url text, event_types text[],
-                                                sealed_secret text, secret_last4 text, policy text,
-                                                description text, subscription_id text) RETURNS jsonb
+-- A request body's keys: an object with only the `allowed` keys, else
+-- invalid_parameter_value naming the first unknown one.
+CREATE FUNCTION courier.api_check_body(body jsonb, allowed text[]) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, courier, pg_temp AS $$
+DECLARE
+  unknown text;
+BEGIN
+  IF body IS NULL OR jsonb_typeof(body) <> 'object' THEN
+    RAISE EXCEPTION 'the body must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  SELECT k INTO unknown FROM jsonb_object_keys(body) k WHERE k <> ALL (allowed) ORDER BY k LIMIT 1;
+  IF unknown IS NOT NULL THEN
+    RAISE EXCEPTION '%: unknown field (known: %)', unknown, array_to_string(allowed, ', ')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+END
+$$;
+
+-- The tenant a write is for: the token's; an operator token names it in the
+-- body. A tenant token naming another tenant is refused like an unknown id
+-- would be elsewhere: insufficient_privilege (the gateway answers 404).
+CREATE FUNCTION courier.api_tenant(scope text, body jsonb) RETURNS text
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, courier, pg_temp AS $$
+BEGIN
+  IF scope IS NOT NULL AND body ->> 'tenant_id' IS NOT NULL AND body ->> 'tenant_id' <> scope THEN
+    RAISE EXCEPTION 'tenant_id: not this token''s tenant' USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  IF coalesce(scope, body ->> 'tenant_id') IS NULL THEN
+    RAISE EXCEPTION 'tenant_id: required with an operator token' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  RETURN coalesce(scope, body ->> 'tenant_id');
+END
+$$;
+
+-- Idempotency-Key of the creating calls that have no key of their own
+-- (events have courier.events.idempotency_key): the key, per tenant, names
+-- the object the first call created. The first response (with a secret in
+-- it) is not kept: a repeated call answers the same object without it.
+CREATE TABLE courier.api_idempotency_keys (
+  tenant_id  text NOT NULL,
+  operation  text NOT NULL,
+  key        text NOT NULL CHECK (key !~ '[[:cntrl:]]' AND length(key) <= 255),
+  object_id  text NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (tenant_id, operation, key)
+);
+
+-- Create from a body {tenant_id?, url, event_types, policy?, description?};
+-- the gateway chose the id and sealed the secret for it. With an
+-- idempotency key seen before: the subscription it created, with
+-- "replayed": true (and no new secret).
+CREATE FUNCTION courier.api_create_subscription(scope text, body jsonb, subscription_id text,
+                                                sealed_secret text, secret_last4 text,
+                                                idempotency_key text DEFAULT NULL) RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
 #variable_conflict use_variable
 DECLARE
-  tenant text := coalesce(scope, tenant_id);
+  types text[];
+  earlier text;
 BEGIN
-  IF scope IS NOT NULL AND tenant_id IS NOT NULL AND tenant_id <> scope THEN
-    RAISE EXCEPTION 'tenant_id: a tenant token creates subscriptions for its own tenant only'
-      USING ERRCODE = 'insufficient_privilege';
+  IF idempotency_key IS NOT NULL THEN
+    -- Serialises calls with the same key: the second waits for the first's commit.
+    PERFORM pg_advisory_xact_lock(hashtext('api_create_subscription'), hashtext(courier.api_tenant(scope, body) || ' ' || idempotency_key));
+    SELECT k.object_id INTO earlier FROM courier.api_idempotency_keys k
+    WHERE k.tenant_id = courier.api_tenant(scope, body) AND k.operation = 'create_subscription'
+      AND k.key = idempotency_key;
+    IF earlier IS NOT NULL THEN
+      RETURN courier.api_subscription(scope, earlier) || '{"replayed": true}'::jsonb;
+    END IF;
+    INSERT INTO courier.api_idempotency_keys (tenant_id, operation, key, object_id)
+    VALUES (courier.api_tenant(scope, body), 'create_subscription', idempotency_key, subscription_id);
   END IF;
-  IF tenant IS NULL THEN
-    RAISE EXCEPTION 'tenant_id: required with an operator token' USING ERRCODE = 'invalid_parameter_value';
+  PERFORM courier.api_check_body(body, ARRAY['tenant_id', 'url', 'event_types', 'policy', 'description']);
+  IF jsonb_typeof(body -> 'event_types') IS DISTINCT FROM 'array' THEN
+    RAISE EXCEPTION 'event_types: an array of event types or patterns is required'
+      USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  PERFORM courier.create_subscription(tenant, url, event_types, sealed_secret, secret_last4,
-                                      coalesce(policy, 'default'), description, subscription_id);
+  SELECT array_agg(t) INTO types FROM jsonb_array_elements_text(body -> 'event_types') t;
+  PERFORM courier.create_subscription(courier.api_tenant(scope, body), body ->> 'url', types, sealed_secret,
+                                      secret_last4, coalesce(body ->> 'policy', 'default'), body ->> 'description',
+                                      subscription_id);
   RETURN courier.api_subscription(scope, subscription_id);
 END
 $$;
@@ -254,27 +316,39 @@ BEGIN
 END
 $$;
 
--- Events: publish for the scope's tenant (an operator names it), 202 with the id.
-CREATE FUNCTION courier.api_publish(scope text, tenant_id text, event_type text, payload jsonb,
-                                    idempotency_key text, trace_id text, ordering_key text) RETURNS jsonb
+-- Events: publish from a body {tenant_id?, event_type, payload,
+-- idempotency_key?, trace_id?, ordering_key?} (idempotency_key may come from
+-- the Idempotency-Key header instead: `header_key`; both and different is an
+-- error). {"id": ..., "duplicate": whether an earlier event had the key}.
+CREATE FUNCTION courier.api_publish(scope text, body jsonb, header_key text) RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
 #variable_conflict use_variable
 DECLARE
-  tenant text := coalesce(scope, tenant_id);
+  tenant text;
+  key text := coalesce(body ->> 'idempotency_key', header_key);
+  existed boolean := false;
 BEGIN
-  IF scope IS NOT NULL AND tenant_id IS NOT NULL AND tenant_id <> scope THEN
-    RAISE EXCEPTION 'tenant_id: a tenant token publishes for its own tenant only'
-      USING ERRCODE = 'insufficient_privilege';
-  END IF;
-  IF tenant IS NULL THEN
-    RAISE EXCEPTION 'tenant_id: required with an operator token' USING ERRCODE = 'invalid_parameter_value';
-  END IF;
+  PERFORM courier.api_check_body(body, ARRAY['tenant_id', 'event_type', 'payload', 'idempotency_key', 'trace_id',
+                                             'ordering_key']);
+  tenant := courier.api_tenant(scope, body);
   PERFORM courier.check_tenant_id(tenant);
-  IF idempotency_key ~ '[[:cntrl:]]' THEN
-    RAISE EXCEPTION 'idempotency_key: no control characters' USING ERRCODE = 'invalid_parameter_value';
+  IF header_key IS NOT NULL AND body ->> 'idempotency_key' IS NOT NULL AND header_key <> body ->> 'idempotency_key' THEN
+    RAISE EXCEPTION 'idempotency_key: the body and the Idempotency-Key header differ'
+      USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  RETURN jsonb_build_object('id', courier.publish(tenant, event_type, payload, idempotency_key, trace_id,
-                                                  ordering_key));
+  IF key ~ '[[:cntrl:]]' OR length(key) > 255 THEN
+    RAISE EXCEPTION 'idempotency_key: at most 255 characters, no control characters'
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF jsonb_typeof(body -> 'event_type') IS DISTINCT FROM 'string' THEN
+    RAISE EXCEPTION 'event_type: a string is required' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF key IS NOT NULL THEN
+    existed := EXISTS (SELECT 1 FROM courier.events e WHERE e.tenant_id = tenant AND e.idempotency_key = key);
+  END IF;
+  RETURN jsonb_build_object('id', courier.publish(tenant, body ->> 'event_type', coalesce(body -> 'payload', '{}'),
+                                                  key, body ->> 'trace_id', body ->> 'ordering_key'),
+                            'duplicate', existed);
 END
 $$;
 

@@ -96,6 +96,13 @@ int Pool::SchemaVersion() {
   });
 }
 
+std::string Pool::NewId(const std::string& prefix) {
+  return impl_->With("new id", [&](pqxx::connection& conn) {
+    pqxx::read_transaction txn(conn);
+    return txn.exec_params1("SELECT courier.new_id($1) AS id", prefix)["id"].as<std::string>();
+  });
+}
+
 std::string Pool::CallJson(std::string_view function, const std::vector<Arg>& args) {
   if (function.substr(0, 4) != "api_" ||
       function.find_first_not_of("abcdefghijklmnopqrstuvwxyz_") != std::string_view::npos) {

@@ -56,6 +56,8 @@ class Pool {
   std::optional<TokenScope> VerifyToken(const std::string& token);
   // courier.api_schema_version(): the newest schema version applied (0: none).
   int SchemaVersion();
+  // courier.new_id(prefix): an id chosen before the row exists (a secret is sealed bound to it).
+  std::string NewId(const std::string& prefix);
   // courier.<function>(args...) -> its jsonb result as text, in one
   // transaction. `function` must be one of 60_gateway.sql's api_* names (a
   // compile-time constant of the caller; checked, never user input).

@@ -1,0 +1,10 @@
+#include "router.hpp"
+
+namespace pgcourier::gateway {
+
+Response Router::Handle(const Request& request) {
+  if (auto r = api_.Handle(request)) return *r;
+  return Problem(404);
+}
+
+}  // namespace pgcourier::gateway

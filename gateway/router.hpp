@@ -1,0 +1,25 @@
+// Router: which part of the gateway answers a request: the probes and the
+// management API (api/), and 404 for anything else. Borrows what it routes
+// to; thread-safe as they are.
+#pragma once
+
+#include "api/api.hpp"
+#include "http_types.hpp"
+#include "store/api/pool.hpp"
+
+namespace pgcourier::gateway {
+
+// docs/openapi.json, embedded at build time (generated openapi_embedded.cpp).
+extern const char* const kOpenApiDocument;
+
+class Router {
+ public:
+  Router(Api& api, store::api::Pool& pool) : api_(api), pool_(pool) {}
+  Response Handle(const Request& request);
+
+ private:
+  Api& api_;
+  [[maybe_unused]] store::api::Pool& pool_;
+};
+
+}  // namespace pgcourier::gateway
