@@ -99,7 +99,7 @@ Response ProblemFromStore(const std::exception& error) {
   if (state == "57014") return Problem(503, "the database did not answer within the statement deadline");
   if (state.rfind("22", 0) == 0 || state.rfind("23", 0) == 0) return Problem(422, e->server_message());
   if (e->kind() == store::StoreError::Kind::kConflict) return Problem(503, "a conflicting change; try again");
-  spdlog::error("api: {}", e->what());
+  spdlog::error("api: {} (SQLSTATE {})", e->what(), state);
   return Problem(500);
 }
 

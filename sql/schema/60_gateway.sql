@@ -191,13 +191,14 @@ END
 $$;
 
 -- The tenant a write is for: the token's; an operator token names it in the
--- body. A tenant token naming another tenant is refused like an unknown id
--- would be elsewhere: insufficient_privilege (the gateway answers 404).
+-- body. A tenant token naming another tenant is refused as an unknown id is:
+-- no_data_found (the gateway answers 404). Not insufficient_privilege:
+-- libpqxx 6.4 drops the SQLSTATE of that class on its way to the caller.
 CREATE FUNCTION courier.api_tenant(scope text, body jsonb) RETURNS text
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, courier, pg_temp AS $$
 BEGIN
   IF scope IS NOT NULL AND body ->> 'tenant_id' IS NOT NULL AND body ->> 'tenant_id' <> scope THEN
-    RAISE EXCEPTION 'tenant_id: not this token''s tenant' USING ERRCODE = 'insufficient_privilege';
+    RAISE EXCEPTION 'tenant_id: not this token''s tenant' USING ERRCODE = 'no_data_found';
   END IF;
   IF coalesce(scope, body ->> 'tenant_id') IS NULL THEN
     RAISE EXCEPTION 'tenant_id: required with an operator token' USING ERRCODE = 'invalid_parameter_value';
@@ -452,7 +453,7 @@ DECLARE
   n integer;
 BEGIN
   IF scope IS NOT NULL AND filters ->> 'tenant_id' IS NOT NULL AND filters ->> 'tenant_id' <> scope THEN
-    RAISE EXCEPTION 'tenant_id: a tenant token replays its own deliveries only' USING ERRCODE = 'insufficient_privilege';
+    RAISE EXCEPTION 'tenant_id: a tenant token replays its own deliveries only' USING ERRCODE = 'no_data_found';
   END IF;
   IF filters ->> 'subscription_id' IS NOT NULL THEN
     PERFORM 1 FROM courier.subscriptions s
