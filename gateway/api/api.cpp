@@ -137,7 +137,13 @@ Response Api::Ready() {
   Response r;
   r.content_type = "text/plain; charset=utf-8";
   try {
-    const int version = pool_.SchemaVersion();
+    const auto migrated = pool_.SchemaVersion();
+    if (!migrated) {
+      r.status = 503;
+      r.body = "schema not migrated\n";
+      return r;
+    }
+    const int version = *migrated;
     if (version != options_.required_schema_version) {
       r.status = 503;
       r.body = "schema version " + std::to_string(version) + ", this build needs " +
@@ -147,9 +153,8 @@ Response Api::Ready() {
   } catch (const std::exception& e) {
     r.status = 503;
     const auto* se = dynamic_cast<const store::StoreError*>(&e);
-    r.body = se && se->kind() == store::StoreError::Kind::kConnectionLost
-                 ? "database unreachable\n"
-                 : (se && se->sqlstate() == "42883" ? "schema not migrated\n" : "database check failed\n");
+    r.body = se && se->kind() == store::StoreError::Kind::kConnectionLost ? "database unreachable\n"
+                                                                           : "database check failed\n";
     return r;
   }
   r.body = "ready\n";

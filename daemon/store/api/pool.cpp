@@ -50,8 +50,10 @@ struct Pool::Impl {
     auto conn = Acquire();
     bool healthy = false;
     try {
-      if (!conn || !conn->is_open()) conn = Open();
-      auto result = pg::Translate(what, [&] { return fn(*conn); });
+      auto result = pg::Translate(what, [&] {
+        if (!conn || !conn->is_open()) conn = Open();
+        return fn(*conn);
+      });
       healthy = true;
       Release(std::move(conn));
       return result;
@@ -88,9 +90,13 @@ std::optional<TokenScope> Pool::VerifyToken(const std::string& token) {
   });
 }
 
-int Pool::SchemaVersion() {
-  return impl_->With("schema version", [&](pqxx::connection& conn) {
+std::optional<int> Pool::SchemaVersion() {
+  return impl_->With("schema version", [&](pqxx::connection& conn) -> std::optional<int> {
     pqxx::read_transaction txn(conn);
+    if (txn.exec1("SELECT to_regprocedure('courier.api_schema_version()') IS NOT NULL AS migrated")["migrated"]
+            .as<bool>() == false) {
+      return std::nullopt;
+    }
     const auto field = txn.exec1("SELECT courier.api_schema_version() AS version")["version"];
     return field.is_null() ? 0 : field.as<int>();
   });

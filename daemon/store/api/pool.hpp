@@ -54,8 +54,9 @@ class Pool {
 
   // The token's scope; nullopt for an unknown or revoked token.
   std::optional<TokenScope> VerifyToken(const std::string& token);
-  // courier.api_schema_version(): the newest schema version applied (0: none).
-  int SchemaVersion();
+  // courier.api_schema_version(): the newest schema version applied; nullopt
+  // when the database has no such function (not migrated, or older than the gateway).
+  std::optional<int> SchemaVersion();
   // courier.new_id(prefix): an id chosen before the row exists (a secret is sealed bound to it).
   std::string NewId(const std::string& prefix);
   // courier.<function>(args...) -> its jsonb result as text, in one
