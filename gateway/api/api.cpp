@@ -305,6 +305,43 @@ Response Api::Route(const Request& r, const store::api::TokenScope& token) {
     }
     return Problem(404);
   }
+  if (collection == "runs") {
+    if (n == 3) {
+      if (m == "GET") {
+        return Json(pool_.CallJson("api_runs", {Text(scope), Jsonb(Filters(r, {"status", "connection_id"})),
+                                                Text(after), Arg{limit, "integer"}}));
+      }
+      if (m != "POST") return not_allowed();
+      auto body = JsonBody(r, problem);
+      if (!body) return *problem;
+      return Json(pool_.CallJson("api_enqueue_run", {Text(scope), Jsonb(*body), Text(IdempotencyKey(r))}), 202);
+    }
+    if (n == 4) {
+      if (m != "GET") return not_allowed();
+      return Json(pool_.CallJson("api_run", {Text(scope), Text(seg[3])}));
+    }
+    return Problem(404);
+  }
+
+  if (collection == "connections") {
+    if (m != "GET") return not_allowed();
+    if (n == 3) return Json(pool_.CallJson("api_connections", {Text(scope), Text(after), Arg{limit, "integer"}}));
+    if (n == 4) return Json(pool_.CallJson("api_connection", {Text(scope), Text(seg[3])}));
+    return Problem(404);
+  }
+
+  if (collection == "escalations") {
+    if (n == 3) {
+      if (m != "GET") return not_allowed();
+      return Json(pool_.CallJson("api_escalations", {Text(scope), Jsonb(Filters(r, {"all"})), Text(after),
+                                                     Arg{limit, "integer"}}));
+    }
+    if (n == 5 && seg[4] == "acknowledge") {
+      if (m != "POST") return not_allowed();
+      return Json(pool_.CallJson("api_acknowledge_escalation", {Text(scope), Text(seg[3])}));
+    }
+    return Problem(404);
+  }
   return Problem(404);
 }
 

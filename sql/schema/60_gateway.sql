@@ -474,3 +474,147 @@ CREATE FUNCTION courier.api_schema_version() RETURNS integer
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
   SELECT max(m.version) FROM courier.schema_migrations m
 $$;
+
+-- Integration runs: enqueue through courier.enqueue_run (its checks: the
+-- connection must be the tenant's), for the scope's tenant. Body: {tenant_id?,
+-- connection_id, operation, method?, path?, body? (text), headers?,
+-- idempotency_key?, trace_id?, external_ref_pointer?}.
+CREATE FUNCTION courier.api_enqueue_run(scope text, body jsonb, header_key text) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  tenant text;
+  key text := coalesce(body ->> 'idempotency_key', header_key);
+BEGIN
+  PERFORM courier.api_check_body(body, ARRAY['tenant_id', 'connection_id', 'operation', 'method', 'path', 'body',
+                                             'headers', 'idempotency_key', 'trace_id', 'external_ref_pointer']);
+  tenant := courier.api_tenant(scope, body);
+  IF header_key IS NOT NULL AND body ->> 'idempotency_key' IS NOT NULL AND header_key <> body ->> 'idempotency_key' THEN
+    RAISE EXCEPTION 'idempotency_key: the body and the Idempotency-Key header differ'
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  -- Another tenant's connection and none at all are the same answer.
+  IF NOT EXISTS (SELECT 1 FROM courier.connections c WHERE c.id = body ->> 'connection_id' AND c.tenant_id = tenant) THEN
+    RAISE EXCEPTION 'no connection %', body ->> 'connection_id' USING ERRCODE = 'no_data_found';
+  END IF;
+  IF body ? 'headers' AND jsonb_typeof(body -> 'headers') <> 'object' THEN
+    RAISE EXCEPTION 'headers: an object of header names and values' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  RETURN jsonb_build_object('id', courier.enqueue_run(tenant, body ->> 'connection_id', body ->> 'operation',
+                                                      coalesce(body ->> 'method', 'POST'), coalesce(body ->> 'path', '/'),
+                                                      body ->> 'body', coalesce(body -> 'headers', '{}'), key,
+                                                      body ->> 'trace_id', body ->> 'external_ref_pointer'));
+END
+$$;
+
+-- One run with its attempts and failures (courier.run_status, run_timeline).
+CREATE FUNCTION courier.api_run(scope text, run_id text) RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  result jsonb;
+BEGIN
+  SELECT to_jsonb(x) - 'lease_owner' - 'lease_expires_at' INTO result FROM courier.run_status x
+  WHERE x.id = run_id AND (scope IS NULL OR x.tenant_id = scope);
+  IF result IS NULL THEN
+    RAISE EXCEPTION 'no run %', run_id USING ERRCODE = 'no_data_found';
+  END IF;
+  RETURN result || jsonb_build_object(
+    'attempts', coalesce((SELECT jsonb_agg(to_jsonb(t) - 'run_id' - 'tenant_id' - 'connection_id' - 'operation' - 'worker'
+                                           ORDER BY t.attempt)
+                          FROM courier.run_timeline t WHERE t.run_id = api_run.run_id), '[]'::jsonb),
+    'failures', coalesce((SELECT jsonb_agg(jsonb_build_object('id', f.id, 'category', f.category,
+                                                              'error_code', f.error_code, 'message', f.message,
+                                                              'attempt', f.attempt, 'next_action', f.next_action,
+                                                              'created_at', f.created_at, 'resolved_at', f.resolved_at)
+                                           ORDER BY f.id)
+                          FROM courier.failures f WHERE f.source = 'run' AND f.source_id = api_run.run_id), '[]'::jsonb));
+END
+$$;
+
+CREATE FUNCTION courier.api_runs(scope text, filters jsonb, after text DEFAULT NULL, lim integer DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  n integer := courier.api_limit(lim);
+  items jsonb;
+BEGIN
+  SELECT jsonb_agg(to_jsonb(d) - 'lease_owner' - 'lease_expires_at' ORDER BY d.id) INTO items
+  FROM (SELECT * FROM courier.run_status x
+        WHERE (scope IS NULL OR x.tenant_id = scope) AND (after IS NULL OR x.id > after)
+          AND (filters ->> 'status' IS NULL OR x.status = filters ->> 'status')
+          AND (filters ->> 'connection_id' IS NULL OR x.connection_id = filters ->> 'connection_id')
+        ORDER BY x.id LIMIT n) d;
+  RETURN courier.api_page(items, n);
+END
+$$;
+
+-- Connections as courier.connection_health shows them (URLs redacted).
+CREATE FUNCTION courier.api_connection(scope text, connection_id text) RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  result jsonb;
+BEGIN
+  SELECT to_jsonb(x) INTO result FROM courier.connection_health x
+  WHERE x.id = connection_id AND (scope IS NULL OR x.tenant_id = scope);
+  IF result IS NULL THEN
+    RAISE EXCEPTION 'no connection %', connection_id USING ERRCODE = 'no_data_found';
+  END IF;
+  RETURN result;
+END
+$$;
+
+CREATE FUNCTION courier.api_connections(scope text, after text DEFAULT NULL, lim integer DEFAULT NULL) RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  n integer := courier.api_limit(lim);
+  items jsonb;
+BEGIN
+  SELECT jsonb_agg(to_jsonb(d) ORDER BY d.id) INTO items
+  FROM (SELECT * FROM courier.connection_health x
+        WHERE (scope IS NULL OR x.tenant_id = scope) AND (after IS NULL OR x.id > after)
+        ORDER BY x.id LIMIT n) d;
+  RETURN courier.api_page(items, n);
+END
+$$;
+
+-- Escalations: list (open ones unless filters.all), acknowledge.
+CREATE FUNCTION courier.api_escalations(scope text, filters jsonb, after text DEFAULT NULL, lim integer DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  n integer := courier.api_limit(lim);
+  items jsonb;
+BEGIN
+  SELECT jsonb_agg(to_jsonb(d) ORDER BY d.id) INTO items
+  FROM (SELECT e.id, e.failure_id, e.tenant_id, e.source, e.source_id, e.reason, e.created_at, e.acknowledged_at
+        FROM courier.escalations e
+        WHERE (scope IS NULL OR e.tenant_id = scope) AND (after IS NULL OR e.id > after)
+          AND (coalesce(filters ->> 'all', 'false') = 'true' OR e.acknowledged_at IS NULL)
+        ORDER BY e.id LIMIT n) d;
+  RETURN courier.api_page(items, n);
+END
+$$;
+
+CREATE FUNCTION courier.api_acknowledge_escalation(scope text, escalation_id text) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  result jsonb;
+BEGIN
+  UPDATE courier.escalations e SET acknowledged_at = coalesce(e.acknowledged_at, now())
+  WHERE e.id = escalation_id AND (scope IS NULL OR e.tenant_id = scope)
+  RETURNING jsonb_build_object('id', e.id, 'failure_id', e.failure_id, 'tenant_id', e.tenant_id, 'source', e.source,
+                               'source_id', e.source_id, 'reason', e.reason, 'created_at', e.created_at,
+                               'acknowledged_at', e.acknowledged_at)
+  INTO result;
+  IF result IS NULL THEN
+    RAISE EXCEPTION 'no escalation %', escalation_id USING ERRCODE = 'no_data_found';
+  END IF;
+  RETURN result;
+END
+$$;

@@ -275,7 +275,12 @@ BEGIN
                             courier.api_events(text, text, integer, text),
                             courier.api_deliveries(text, jsonb, text, integer), courier.api_delivery(text, text),
                             courier.api_dead_letters(text, jsonb, text, integer),
-                            courier.api_replay(text, jsonb, boolean)
+                            courier.api_replay(text, jsonb, boolean),
+                            courier.api_enqueue_run(text, jsonb, text), courier.api_run(text, text),
+                            courier.api_runs(text, jsonb, text, integer), courier.api_connection(text, text),
+                            courier.api_connections(text, text, integer),
+                            courier.api_escalations(text, jsonb, text, integer),
+                            courier.api_acknowledge_escalation(text, text)
     TO courier_gateway;
 END
 $gateway$;
