@@ -48,6 +48,8 @@ The HTTP API, operator console and probes of pgcourier (README: Gateway).
   --max-body-bytes N        larger request bodies are refused with 413 (default 1048576)
   --rate-limit R            requests per second per API token (default 50)
   --rate-burst N            burst per API token (default 100)
+  --ingress-rate-limit R    requests per second per ingress source (default 100)
+  --ingress-rate-burst N    burst per ingress source (default 200)
   --openapi FILE            the OpenAPI document to serve (default: the one built in)
   --version, --help
 
@@ -68,6 +70,8 @@ struct CommandLine {
   long long max_body_bytes = 1 << 20;
   double rate_limit = 50;
   double rate_burst = 100;
+  double ingress_rate_limit = 100;
+  double ingress_rate_burst = 200;
 };
 
 long long Number(const std::string& option, const std::string& text, long long min, long long max) {
@@ -121,6 +125,8 @@ CommandLine Parse(const std::vector<std::string>& args, bool& exit_now) {
     else if (name == "--max-body-bytes") cl.max_body_bytes = Number(name, value, 1024, 64LL << 20);
     else if (name == "--rate-limit") cl.rate_limit = static_cast<double>(Number(name, value, 1, 1000000));
     else if (name == "--rate-burst") cl.rate_burst = static_cast<double>(Number(name, value, 1, 1000000));
+    else if (name == "--ingress-rate-limit") cl.ingress_rate_limit = static_cast<double>(Number(name, value, 1, 1000000));
+    else if (name == "--ingress-rate-burst") cl.ingress_rate_burst = static_cast<double>(Number(name, value, 1, 1000000));
     else throw std::invalid_argument("unknown option " + name + " (--help)");
   }
   if (cl.listen.find(':') == std::string::npos) throw std::invalid_argument("--listen takes HOST:PORT");
@@ -182,7 +188,11 @@ int main(int argc, char** argv) {
     pool_options.statement_timeout = std::chrono::milliseconds(cl.statement_timeout_ms);
     store::api::Pool pool(pool_options);
     gateway::Api api(api_options, pool, master_key.get());
-    gateway::Router router(api, pool);
+    gateway::ingress::IngressOptions ingress_options;
+    ingress_options.rate_per_second = cl.ingress_rate_limit;
+    ingress_options.rate_burst = cl.ingress_rate_burst;
+    gateway::ingress::Ingress ingress(ingress_options, pool, master_key.get());
+    gateway::Router router(api, ingress);
 
     gateway::ServerOptions server_options;
     server_options.listen = cl.listen;

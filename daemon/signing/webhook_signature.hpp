@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -21,6 +22,15 @@ std::optional<std::string> DecodeWebhookSecret(std::string_view whsec);
 // A new secret: "whsec_" + base64 of `bytes` random bytes from the OS CSPRNG.
 // Throws std::runtime_error if the CSPRNG fails or bytes is outside 24..64.
 std::string GenerateWebhookSecret(std::size_t bytes = 32);
+
+// HMAC-SHA256 (raw 32 bytes) of the pieces, concatenated, under `key`: the
+// one HMAC of the code base (Standard Webhooks here, and the inbound schemes
+// of pgcourier-gateway's ingress: GitHub, Stripe, a generic header).
+std::string HmacSha256(std::string_view key, std::initializer_list<std::string_view> pieces);
+// Equal without a timing side channel (CRYPTO_memcmp); false for different lengths.
+bool ConstantTimeEquals(std::string_view a, std::string_view b);
+// Lower-case hex.
+std::string HexEncode(std::string_view bytes);
 
 // One "v1,<base64>" signature with the raw key bytes.
 std::string Sign(std::string_view key, std::string_view msg_id, std::int64_t timestamp,

@@ -143,7 +143,9 @@ CREATE TABLE courier.events (
   -- The payload's size, measured at insert (90_roles.sql: events_check_tenant
   -- refuses one over settings.max_payload_bytes): the daemon bounds every
   -- claim in bytes before it fetches a payload.
-  payload_bytes   int NOT NULL DEFAULT 0 CHECK (payload_bytes >= 0)
+  payload_bytes   int NOT NULL DEFAULT 0 CHECK (payload_bytes >= 0),
+  -- inbound: received by pgcourier-gateway's ingress (60_gateway.sql), verified, then fanned out like any other.
+  direction       text NOT NULL DEFAULT 'outbound' CHECK (direction IN ('outbound', 'inbound'))
 );
 CREATE UNIQUE INDEX events_tenant_idempotency_key ON courier.events (tenant_id, idempotency_key)
   WHERE idempotency_key IS NOT NULL;

@@ -618,3 +618,129 @@ BEGIN
   RETURN result;
 END
 $$;
+
+-- Inbound ingress (POST /ingress/{source_id}): a source per tenant and
+-- provider, with its scheme and its signing secret, sealed with the master
+-- key bound to the source id (the gateway opens it; pgcourierctl
+-- ingress-source create seals it). tolerance_seconds: how far a signed
+-- timestamp may be from now (schemes with a timestamp).
+CREATE TABLE courier.ingress_sources (
+  id                text PRIMARY KEY DEFAULT courier.new_id('src_'),
+  tenant_id         text NOT NULL,
+  scheme            text NOT NULL CHECK (scheme IN ('standard-webhooks', 'github', 'stripe', 'hmac-sha256')),
+  sealed_secret     text NOT NULL CHECK (starts_with(sealed_secret, 'v1:')),
+  event_type        text CHECK (event_type <> ''),  -- NULL: from the request (its type field or header)
+  tolerance_seconds int NOT NULL DEFAULT 300 CHECK (tolerance_seconds BETWEEN 1 AND 86400),
+  created_at        timestamptz NOT NULL DEFAULT now(),
+  disabled_at       timestamptz
+);
+
+-- Every request to a source, accepted or refused (with the reason the
+-- caller is not told), append-only.
+CREATE TABLE courier.ingress_requests (
+  id                   text PRIMARY KEY DEFAULT courier.new_id('inr_'),
+  source_id            text NOT NULL REFERENCES courier.ingress_sources (id),
+  tenant_id            text NOT NULL,
+  received_at          timestamptz NOT NULL DEFAULT now(),
+  accepted             boolean NOT NULL,
+  reason               text CHECK (octet_length(reason) <= 512),
+  provider_delivery_id text CHECK (octet_length(provider_delivery_id) <= 255),
+  event_id             text REFERENCES courier.events (id),
+  duplicate            boolean NOT NULL DEFAULT false
+);
+CREATE INDEX ingress_requests_source ON courier.ingress_requests (source_id, received_at);
+
+CREATE FUNCTION courier.create_ingress_source(source_id text, tenant_id text, scheme text, sealed_secret text,
+                                              event_type text DEFAULT NULL, tolerance_seconds integer DEFAULT 300)
+RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_variable
+BEGIN
+  PERFORM courier.check_tenant_id(tenant_id);
+  PERFORM courier.check_identifier(source_id, 'source_id');
+  IF event_type ~ '[[:cntrl:]]' THEN
+    RAISE EXCEPTION 'event_type: no control characters' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  INSERT INTO courier.ingress_sources (id, tenant_id, scheme, sealed_secret, event_type, tolerance_seconds)
+  VALUES (source_id, tenant_id, scheme, sealed_secret, nullif(event_type, ''), coalesce(tolerance_seconds, 300));
+  RETURN source_id;
+END
+$$;
+
+CREATE FUNCTION courier.list_ingress_sources()
+RETURNS TABLE (id text, tenant_id text, scheme text, event_type text, tolerance_seconds integer,
+               created_at timestamptz, disabled_at timestamptz, accepted bigint, refused bigint)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+  SELECT s.id, s.tenant_id, s.scheme, s.event_type, s.tolerance_seconds, s.created_at, s.disabled_at,
+         (SELECT count(*) FROM courier.ingress_requests r WHERE r.source_id = s.id AND r.accepted),
+         (SELECT count(*) FROM courier.ingress_requests r WHERE r.source_id = s.id AND NOT r.accepted)
+  FROM courier.ingress_sources s ORDER BY s.id
+$$;
+
+-- What the gateway needs to verify a request to the source (sealed secret
+-- included: the gateway holds the master key); no_data_found for an unknown
+-- or disabled source.
+CREATE FUNCTION courier.api_ingress_source(source_id text) RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  result jsonb;
+BEGIN
+  SELECT jsonb_build_object('id', s.id, 'tenant_id', s.tenant_id, 'scheme', s.scheme, 'sealed_secret',
+                            s.sealed_secret, 'event_type', s.event_type, 'tolerance_seconds', s.tolerance_seconds)
+  INTO result FROM courier.ingress_sources s WHERE s.id = source_id AND s.disabled_at IS NULL;
+  IF result IS NULL THEN
+    RAISE EXCEPTION 'no ingress source %', source_id USING ERRCODE = 'no_data_found';
+  END IF;
+  RETURN result;
+END
+$$;
+
+-- A verified request becomes an inbound event of the source's tenant, fanned
+-- out by the same trigger as every event; the provider's delivery id is its
+-- idempotency key ('ingress:' source ':' id), so a provider's retry of the
+-- same delivery creates nothing new. {"id": event id, "duplicate": bool}.
+CREATE FUNCTION courier.api_ingress_accept(source_id text, provider_delivery_id text, event_type text, payload jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  src courier.ingress_sources;
+  key text := 'ingress:' || source_id || ':' || provider_delivery_id;
+  new_event text;
+  existed boolean := false;
+BEGIN
+  SELECT * INTO src FROM courier.ingress_sources s WHERE s.id = source_id AND s.disabled_at IS NULL;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'no ingress source %', source_id USING ERRCODE = 'no_data_found';
+  END IF;
+  IF provider_delivery_id IS NULL OR provider_delivery_id = '' OR provider_delivery_id ~ '[[:cntrl:]]'
+     OR length(key) > 255 THEN
+    RAISE EXCEPTION 'provider_delivery_id: 1 to 200 characters, no control characters'
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  INSERT INTO courier.events AS e (tenant_id, event_type, payload, idempotency_key, direction)
+  VALUES (src.tenant_id, coalesce(src.event_type, event_type), coalesce(payload, '{}'), key, 'inbound')
+  ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+  RETURNING e.id INTO new_event;
+  IF new_event IS NULL THEN
+    existed := true;
+    SELECT e.id INTO new_event FROM courier.events e WHERE e.tenant_id = src.tenant_id AND e.idempotency_key = key;
+  END IF;
+  INSERT INTO courier.ingress_requests (source_id, tenant_id, accepted, provider_delivery_id, event_id, duplicate)
+  VALUES (src.id, src.tenant_id, true, provider_delivery_id, new_event, existed);
+  RETURN jsonb_build_object('id', new_event, 'duplicate', existed);
+END
+$$;
+
+CREATE FUNCTION courier.api_ingress_reject(source_id text, reason text, provider_delivery_id text) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_variable
+BEGIN
+  INSERT INTO courier.ingress_requests (source_id, tenant_id, accepted, reason, provider_delivery_id)
+  SELECT s.id, s.tenant_id, false, left(reason, 500),
+         left(regexp_replace(provider_delivery_id, '[[:cntrl:]]', '', 'g'), 255)
+  FROM courier.ingress_sources s WHERE s.id = source_id;
+  RETURN jsonb_build_object('recorded', FOUND);
+END
+$$;

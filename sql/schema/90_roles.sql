@@ -280,7 +280,9 @@ BEGIN
                             courier.api_runs(text, jsonb, text, integer), courier.api_connection(text, text),
                             courier.api_connections(text, text, integer),
                             courier.api_escalations(text, jsonb, text, integer),
-                            courier.api_acknowledge_escalation(text, text)
+                            courier.api_acknowledge_escalation(text, text),
+                            courier.api_ingress_source(text), courier.api_ingress_accept(text, text, text, jsonb),
+                            courier.api_ingress_reject(text, text, text)
     TO courier_gateway;
 END
 $gateway$;

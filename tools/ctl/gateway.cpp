@@ -1,11 +1,13 @@
-// pgcourierctl api-token ...: the API tokens of pgcourier-gateway
-// (sql/schema/60_gateway.sql). A token is printed once by create; the
-// database keeps only its SHA-256.
+// pgcourierctl api-token ... and ingress-source ...: pgcourier-gateway's API
+// tokens and inbound sources (sql/schema/60_gateway.sql). A token is printed
+// once by create; the database keeps only its SHA-256. A source's secret is
+// sealed with the master key, bound to the source id.
 #include <iostream>
 
 #include "ctl/context.hpp"
 #include "ctl/topics.hpp"
 #include "store/admin/api_tokens.hpp"
+#include "store/admin/ingress_sources.hpp"
 
 namespace pgcourier::ctl {
 namespace {
@@ -67,6 +69,58 @@ int ApiTokenRevoke(const Invocation& inv) {
   return 0;
 }
 
+int IngressSourceCreate(const Invocation& inv) {
+  const auto secret = ReadSecretFile(inv.Text("secret-file"));
+  if (!secret) return 1;
+  const Context context(inv);
+  const auto box = context.MasterKey();
+  if (!box) return 1;
+  store::admin::Connection db(context.DatabaseUrl());
+  store::admin::IngressSources sources(db);
+  store::admin::NewIngressSource s;
+  s.id = sources.NewId();
+  s.tenant_id = inv.Text("tenant");
+  s.scheme = inv.Text("scheme");
+  s.event_type = inv.Text("event-type");
+  s.tolerance_seconds = static_cast<int>(inv.Duration("tolerance")->count());
+  if (s.tolerance_seconds < 1 || s.tolerance_seconds > 86400) return UsageError("--tolerance: 1s to 24h");
+  s.sealed_secret = box->Seal(*secret, s.id);
+  std::cout << sources.Create(s) << "\n";
+  return 0;
+}
+
+int IngressSourceList(const Invocation& inv) {
+  const Context context(inv);
+  store::admin::Connection db(context.DatabaseUrl());
+  const auto sources = store::admin::IngressSources(db).List();
+  if (inv.json()) {
+    Json json(std::cout);
+    json.BeginObject().Key("sources").BeginArray();
+    for (const auto& s : sources) {
+      json.BeginObject()
+          .Field("id", s.id)
+          .Field("tenant_id", s.tenant_id)
+          .Field("scheme", s.scheme)
+          .StringOrNull("event_type", s.event_type)
+          .Field("tolerance_seconds", s.tolerance_seconds)
+          .Time("created_at", s.created_at)
+          .Field("accepted", s.accepted)
+          .Field("refused", s.refused)
+          .EndObject();
+    }
+    json.EndArray().EndObject();
+    json.Finish();
+    return 0;
+  }
+  Table rows = {{"ID", "TENANT", "SCHEME", "EVENT TYPE", "ACCEPTED", "REFUSED"}};
+  for (const auto& s : sources) {
+    rows.push_back({s.id, s.tenant_id, s.scheme, OrElse(s.event_type, "(from the request)"),
+                    std::to_string(s.accepted), std::to_string(s.refused)});
+  }
+  PrintTable(rows);
+  return 0;
+}
+
 }  // namespace
 
 std::vector<Command> GatewayCommands() {
@@ -97,6 +151,32 @@ std::vector<Command> GatewayCommands() {
        .summary = "revoke an API token; the gateway refuses it from its next request",
        .example = "pgcourierctl api-token revoke tok_0123",
        .run = ApiTokenRevoke},
+      {.topic = kTopic,
+       .name = "ingress-source create",
+       .summary = "create an inbound source (POST /ingress/ID on the gateway); prints its id",
+       .description = "Requests to the source are verified with the scheme's signature and timestamp window before "
+                      "anything is stored; accepted ones become events of the tenant (idempotent on the provider's "
+                      "delivery id), refused ones are recorded with their reason. The secret is sealed with the "
+                      "master key. standard-webhooks takes a whsec_ secret; github, stripe and hmac-sha256 the "
+                      "secret as the provider shows it.",
+       .options = {{.name = "tenant", .kind = Kind::kIdentifier, .value_name = "TENANT", .help = "its tenant",
+                    .required = true},
+                   {.name = "scheme", .kind = Kind::kChoice, .value_name = "SCHEME", .help = "how requests are signed",
+                    .required = true, .choices = {"standard-webhooks", "github", "stripe", "hmac-sha256"}},
+                   {.name = "secret-file", .value_name = "FILE", .help = "the signing secret alone (or /dev/stdin)",
+                    .required = true},
+                   {.name = "event-type", .value_name = "TYPE",
+                    .help = "the events' type (default: from the request: its type, or github.<X-GitHub-Event>)"},
+                   {.name = "tolerance", .kind = Kind::kDuration, .value_name = "DURATION",
+                    .help = "how far a signed timestamp may be from now", .default_value = "5m"}},
+       .example = "pgcourierctl ingress-source create --tenant acme --scheme github --secret-file gh-secret.txt",
+       .run = IngressSourceCreate},
+      {.topic = kTopic,
+       .name = "ingress-source list",
+       .summary = "list inbound sources with their accepted and refused requests",
+       .example = "pgcourierctl ingress-source list --json",
+       .json = true,
+       .run = IngressSourceList},
   };
 }
 

@@ -3,6 +3,7 @@
 // printing they share. main.cpp puts the tables together in this order.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,11 @@ void WriteState(Json& json, const store::admin::SubscriptionState& s);  // {"sta
 // Shared by connections, credentials, runs and status: a connection's health
 // fields, and with `settings` its settings too (not in status).
 void WriteConnection(Json& json, const store::admin::ConnectionInfo& c, bool settings);
+
+// Shared by credentials and ingress sources: the secret a file holds, all of
+// it but one trailing newline (LF or CRLF); nullopt, after saying why, when it
+// cannot be read or holds no one-line secret.
+std::optional<std::string> ReadSecretFile(const std::string& path);
 
 // Shared by inspect and run show.
 void PrintAttemptLine(const std::string& attempt, const std::string& started, const std::string& duration,
