@@ -1,5 +1,6 @@
 #include "http_types.hpp"
 
+#include <cctype>
 #include <cstdio>
 
 namespace pgcourier::gateway {
@@ -50,6 +51,76 @@ std::string JsonString(const std::string& text) {
     }
   }
   return out + "\"";
+}
+
+namespace {
+int Hex(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+std::string Decode(const std::string& text) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '+') {
+      out += ' ';
+    } else if (text[i] == '%' && i + 2 < text.size() && Hex(text[i + 1]) >= 0 && Hex(text[i + 2]) >= 0) {
+      out += static_cast<char>(Hex(text[i + 1]) * 16 + Hex(text[i + 2]));
+      i += 2;
+    } else {
+      out += text[i];
+    }
+  }
+  return out;
+}
+}  // namespace
+
+std::map<std::string, std::string> ParseForm(const std::string& text) {
+  std::map<std::string, std::string> out;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    auto end = text.find('&', start);
+    if (end == std::string::npos) end = text.size();
+    const std::string pair = text.substr(start, end - start);
+    if (!pair.empty()) {
+      const auto eq = pair.find('=');
+      out[Decode(pair.substr(0, eq))] = eq == std::string::npos ? "" : Decode(pair.substr(eq + 1));
+    }
+    start = end + 1;
+  }
+  return out;
+}
+
+std::string UrlEncode(const std::string& text) {
+  static constexpr char kDigits[] = "0123456789ABCDEF";
+  std::string out;
+  for (const unsigned char c : text) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kDigits[c >> 4];
+      out += kDigits[c & 15];
+    }
+  }
+  return out;
+}
+
+std::map<std::string, std::string> ParseCookies(const std::string& header) {
+  std::map<std::string, std::string> out;
+  std::size_t start = 0;
+  while (start < header.size()) {
+    auto end = header.find(';', start);
+    if (end == std::string::npos) end = header.size();
+    std::string item = header.substr(start, end - start);
+    const auto b = item.find_first_not_of(' ');
+    if (b != std::string::npos) item = item.substr(b);
+    const auto eq = item.find('=');
+    if (eq != std::string::npos) out.emplace(item.substr(0, eq), item.substr(eq + 1));
+    start = end + 1;
+  }
+  return out;
 }
 
 Response Problem(int status, const std::string& detail) {

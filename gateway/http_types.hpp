@@ -53,6 +53,13 @@ Response Problem(int status, const std::string& detail = "");
 // The standard reason phrase ("Not Found").
 const char* ReasonPhrase(int status);
 
+// application/x-www-form-urlencoded (a form body or a query): name -> value, decoded ('+' is a space).
+std::map<std::string, std::string> ParseForm(const std::string& text);
+// %XX for every byte but A-Z a-z 0-9 - _ . ~ (a query value).
+std::string UrlEncode(const std::string& text);
+// The cookies of a Cookie header: name -> value.
+std::map<std::string, std::string> ParseCookies(const std::string& header);
+
 // JSON string literal of `text` (quotes included; control characters escaped).
 std::string JsonString(const std::string& text);
 

@@ -192,7 +192,8 @@ int main(int argc, char** argv) {
     ingress_options.rate_per_second = cl.ingress_rate_limit;
     ingress_options.rate_burst = cl.ingress_rate_burst;
     gateway::ingress::Ingress ingress(ingress_options, pool, master_key.get());
-    gateway::Router router(api, ingress);
+    gateway::console::Console console(api, pool, master_key.get(), !cl.tls_certificate.empty());
+    gateway::Router router(api, ingress, console);
 
     gateway::ServerOptions server_options;
     server_options.listen = cl.listen;

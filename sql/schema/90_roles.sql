@@ -282,7 +282,7 @@ BEGIN
                             courier.api_escalations(text, jsonb, text, integer),
                             courier.api_acknowledge_escalation(text, text),
                             courier.api_ingress_source(text), courier.api_ingress_accept(text, text, text, jsonb),
-                            courier.api_ingress_reject(text, text, text)
+                            courier.api_ingress_reject(text, text, text), courier.api_overview(text)
     TO courier_gateway;
 END
 $gateway$;
