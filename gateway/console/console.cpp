@@ -350,17 +350,17 @@ Response Console::Page(const Request& r, const std::string& token) {
                                                                             "jsonb"},
                                                                     Arg{r.Query("after")}, Arg{"200", "integer"}}))) {
       const std::string id = Get(d, "delivery_id");
-      rows.push_back({Link("/console/deliveries/" + id, id), Esc(Get(d, "tenant_id")),
+      rows.push_back({"<form class=\"inline\" method=\"post\" action=\"/console/dead-letters/replay\">" +
+                          Hidden("csrf", csrf) + Hidden("delivery_id", id) +
+                          "<button class=\"act\" type=\"submit\" data-replay=\"" + Esc(id) + "\">Replay</button></form>",
+                      Link("/console/deliveries/" + id, id), Esc(Get(d, "tenant_id")),
                       Link("/console/subscriptions/" + Get(d, "subscription_id"), Get(d, "subscription_id")),
                       Esc(Get(d, "event_type")), Esc(Get(d, "attempts")), Esc(Dash(Get(d, "last_status_code"))),
                       "<td class=\"wrap\">" + Esc(Dash(Get(d, "last_error"))) + "</td>",
-                      Esc(Time(Get(d, "dead_lettered_at"))),
-                      "<form class=\"inline\" method=\"post\" action=\"/console/dead-letters/replay\">" +
-                          Hidden("csrf", csrf) + Hidden("delivery_id", id) +
-                          "<button class=\"act\" type=\"submit\" data-replay=\"" + Esc(id) + "\">Replay</button></form>"});
+                      Esc(Time(Get(d, "dead_lettered_at")))});
     }
-    content += Table({"Delivery", "Tenant", "Subscription", "Event type", "Attempts", "Last HTTP", "Last error",
-                      "Dead-lettered", ""},
+    content += Table({"", "Delivery", "Tenant", "Subscription", "Event type", "Attempts", "Last HTTP", "Last error",
+                      "Dead-lettered"},
                      rows, "No dead letters.");
     if (!rows.empty()) {
       const std::string count = Get(
