@@ -427,6 +427,31 @@ $$;
 
 
 --
+-- Name: api_overview(text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.api_overview(scope text) RETURNS jsonb
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+  SELECT jsonb_build_object(
+    'queue_depth', (SELECT count(*) FROM courier.delivery_queue q WHERE scope IS NULL OR q.tenant_id = scope),
+    'oldest_due_at', (SELECT min(q.due_at) FROM courier.delivery_queue q
+                      WHERE q.lease_owner IS NULL AND q.due_at <= now() AND (scope IS NULL OR q.tenant_id = scope)),
+    'dead_letters', (SELECT count(*) FROM courier.delivery_dead_letters x JOIN courier.deliveries d ON d.id = x.delivery_id
+                     WHERE scope IS NULL OR d.tenant_id = scope),
+    'paused_subscriptions', (SELECT count(*) FROM courier.subscriptions s
+                             WHERE s.paused_at IS NOT NULL AND s.active AND (scope IS NULL OR s.tenant_id = scope)),
+    'unhealthy_connections', (SELECT count(*) FROM courier.connections c
+                              WHERE c.health IN ('unhealthy', 'degraded') AND (scope IS NULL OR c.tenant_id = scope)),
+    'open_escalations', (SELECT count(*) FROM courier.escalations e
+                         WHERE e.acknowledged_at IS NULL AND (scope IS NULL OR e.tenant_id = scope)),
+    'runs_dead_lettered', (SELECT count(*) FROM courier.runs r
+                           WHERE r.status = 'dead_lettered' AND (scope IS NULL OR r.tenant_id = scope)))
+$$;
+
+
+--
 -- Name: api_page(jsonb, integer, text); Type: FUNCTION; Schema: courier; Owner: -
 --
 
@@ -491,9 +516,23 @@ CREATE FUNCTION courier.api_replay(scope text, filters jsonb, dry_run boolean) R
 DECLARE
   tenant text := coalesce(scope, filters ->> 'tenant_id');
   n integer;
+  sub text;
+  created timestamptz;
 BEGIN
   IF scope IS NOT NULL AND filters ->> 'tenant_id' IS NOT NULL AND filters ->> 'tenant_id' <> scope THEN
     RAISE EXCEPTION 'tenant_id: a tenant token replays its own deliveries only' USING ERRCODE = 'no_data_found';
+  END IF;
+  -- One dead letter (the console's replay button): its subscription and the
+  -- microsecond it was created, through the same replay_deliveries.
+  IF filters ->> 'delivery_id' IS NOT NULL THEN
+    SELECT d.subscription_id, d.created_at INTO sub, created FROM courier.deliveries d
+    WHERE d.id = filters ->> 'delivery_id' AND (tenant IS NULL OR d.tenant_id = tenant);
+    IF NOT FOUND THEN
+      RAISE EXCEPTION 'no delivery %', filters ->> 'delivery_id' USING ERRCODE = 'no_data_found';
+    END IF;
+    n := courier.replay_deliveries(tenant, sub, NULL, created, created + interval '1 microsecond',
+                                   ARRAY['dead_lettered'], false, coalesce(dry_run, false));
+    RETURN jsonb_build_object('dry_run', coalesce(dry_run, false), 'deliveries', n);
   END IF;
   IF filters ->> 'subscription_id' IS NOT NULL THEN
     PERFORM 1 FROM courier.subscriptions s
@@ -4225,6 +4264,14 @@ GRANT ALL ON FUNCTION courier.api_ingress_source(source_id text) TO courier_gate
 --
 
 REVOKE ALL ON FUNCTION courier.api_limit(requested integer) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION api_overview(scope text); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.api_overview(scope text) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.api_overview(scope text) TO courier_gateway;
 
 
 --
