@@ -14,7 +14,8 @@ UNITDIR ?= $(PREFIX)/lib/systemd/system
 DEB_PACKAGES := build-essential cmake pkg-config libpqxx-dev libcurl4-openssl-dev libssl-dev \
   libyaml-cpp-dev libsimdjson-dev libspdlog-dev libfmt-dev prometheus-cpp-dev doctest-dev \
   libsystemd-dev libidn2-dev postgresql postgresql-client python3 python3-psycopg2 python3-pytest \
-  prometheus systemd clang libclang-rt-14-dev clang-tidy cppcheck nginx-light wrk squid
+  prometheus systemd clang libclang-rt-14-dev clang-tidy cppcheck nginx-light wrk squid \
+  libcivetweb-dev chromium chromium-driver python3-selenium
 # For make deb / make test-deb only: dpkg-buildflags, dpkg-shlibdeps, dpkg-deb, lintian.
 DEB_PACKAGING := dpkg-dev lintian
 
@@ -146,6 +147,12 @@ install-files:
 	  $(DESTDIR)$(DATADIR)/policies \
 	  $(DESTDIR)$(DATADIR)/examples $(DESTDIR)$(DOCDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/pgcourier
 	install -m 0755 $(BUILD_DIR)/pgcourierd $(BUILD_DIR)/pgcourierctl $(DESTDIR)$(BINDIR)/
+	# pgcourier-gateway and its unit, when it was built (the Debian package does not build it yet).
+	[ ! -x $(BUILD_DIR)/pgcourier-gateway ] || install -m 0755 $(BUILD_DIR)/pgcourier-gateway $(DESTDIR)$(BINDIR)/
+	[ ! -x $(BUILD_DIR)/pgcourier-gateway ] || { sed -e 's|/usr/local/bin/|$(BINDIR)/|g' \
+	  -e 's|/etc/pgcourier/|$(SYSCONFDIR)/pgcourier/|g' -e 's|/usr/local/share/doc/pgcourier/|$(DOCDIR)/|g' \
+	  systemd/pgcourier-gateway.service > $(DESTDIR)$(UNITDIR)/pgcourier-gateway.service && \
+	  chmod 0644 $(DESTDIR)$(UNITDIR)/pgcourier-gateway.service; }
 	install -m 0644 sql/schema/*.sql $(DESTDIR)$(DATADIR)/sql/schema/
 	$(if $(SQL_MIGRATIONS),install -m 0644 $(SQL_MIGRATIONS) $(DESTDIR)$(DATADIR)/sql/migrations/)
 	install -m 0644 sql/schema.snapshot.sql $(DESTDIR)$(DATADIR)/sql/
@@ -177,7 +184,8 @@ test-deb: deb
 	BUILD_DIR=$(BUILD_DIR) tests/deb/run
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/pgcourierd $(DESTDIR)$(BINDIR)/pgcourierctl $(DESTDIR)$(UNITDIR)/pgcourierd.service
+	rm -f $(DESTDIR)$(BINDIR)/pgcourierd $(DESTDIR)$(BINDIR)/pgcourierctl $(DESTDIR)$(UNITDIR)/pgcourierd.service \
+	  $(DESTDIR)$(BINDIR)/pgcourier-gateway $(DESTDIR)$(UNITDIR)/pgcourier-gateway.service
 	rm -rf $(DESTDIR)$(DATADIR) $(DESTDIR)$(DOCDIR)
 	sed -e 's|/etc/pgcourier/|$(SYSCONFDIR)/pgcourier/|g' systemd/pgcourierd.yaml | \
 	  cmp -s - $(DESTDIR)$(SYSCONFDIR)/pgcourier/pgcourierd.yaml && \
