@@ -60,11 +60,12 @@ def test_sign_in_find_a_dead_letter_replay_it_and_see_it_delivered(
     assert browser.current_url.endswith("/console/sign-in")
     shot(browser, tmp_path, "sign-in")
     browser.find_element(By.NAME, "token").send_keys("pgc_" + "W" * 43)
+    # A click on a submit button does not wait for the next page: wait for what it must show.
     browser.find_element(By.ID, "sign-in").click()
-    assert "That token is not valid." in browser.page_source
+    wait_for(lambda: "That token is not valid." in browser.page_source, timeout=10, what="the refusal")
     browser.find_element(By.NAME, "token").send_keys(operator)
     browser.find_element(By.ID, "sign-in").click()
-    assert browser.title.startswith("Overview")
+    wait_for(lambda: browser.title.startswith("Overview"), timeout=10, what="the overview after signing in")
     cookie = browser.get_cookie("pgc_session")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     assert "Dead letters" in browser.page_source
@@ -76,6 +77,7 @@ def test_sign_in_find_a_dead_letter_replay_it_and_see_it_delivered(
     assert sub in browser.page_source
     shot(browser, tmp_path, "subscriptions")
     browser.find_element(By.LINK_TEXT, sub).click()
+    wait_for(lambda: browser.title.startswith("Subscription "), timeout=10, what="the subscription page")
     assert delivery in browser.page_source and "dead_lettered" in browser.page_source
     shot(browser, tmp_path, "subscription-deliveries")
 
@@ -85,6 +87,7 @@ def test_sign_in_find_a_dead_letter_replay_it_and_see_it_delivered(
     if os.environ.get("PGCOURIER_CONSOLE_SCREENSHOT") == "1":
         shutil.copy(tmp_path / "console-dead-letters.png", os.path.join(ROOT, "docs", "console.png"))
     browser.find_element(By.CSS_SELECTOR, f"button[data-replay='{delivery}']").click()
+    wait_for(lambda: "replayed=" in browser.current_url, timeout=10, what="the page after the replay")
     assert browser.find_element(By.ID, "replayed").text == "Replayed 1 dead letter(s)."
     wait_for(lambda: db.value("SELECT status FROM courier.deliveries WHERE id = %s", delivery) == "delivered",
              what="the replayed delivery to be delivered by the daemon")
@@ -104,6 +107,7 @@ def test_sign_in_find_a_dead_letter_replay_it_and_see_it_delivered(
 
     # Signing out forgets the cookie; the console is closed again.
     browser.find_element(By.XPATH, "//button[text()='Sign out']").click()
+    wait_for(lambda: browser.current_url.endswith("/console/sign-in"), timeout=10, what="the sign-in page")
     browser.get(gateway.url + "/console/dead-letters")
     assert browser.current_url.endswith("/console/sign-in")
 
