@@ -5,6 +5,7 @@
 #include <charconv>
 #include <vector>
 
+#include "base/file.hpp"
 #include "json/json.hpp"
 #include "signing/webhook_signature.hpp"
 #include "store/errors.hpp"
@@ -94,7 +95,7 @@ Response ProblemFromStore(const std::exception& error) {
     return Problem(503, "the database is unavailable");
   }
   if (state == "P0002" || state == "42501") return Problem(404);
-  if (state == "23505") return Problem(409, e->server_message());
+  if (state == "23505" || state == "55000") return Problem(409, e->server_message());
   if (state == "54000") return Problem(413, e->server_message());
   if (state == "57014") return Problem(503, "the database did not answer within the statement deadline");
   if (state.rfind("22", 0) == 0 || state.rfind("23", 0) == 0) return Problem(422, e->server_message());
@@ -327,6 +328,57 @@ Response Api::Route(const Request& r, const store::api::TokenScope& token) {
     if (m != "GET") return not_allowed();
     if (n == 3) return Json(pool_.CallJson("api_connections", {Text(scope), Text(after), Arg{limit, "integer"}}));
     if (n == 4) return Json(pool_.CallJson("api_connection", {Text(scope), Text(seg[3])}));
+    return Problem(404);
+  }
+
+  if (collection == "credentials") {
+    if (n == 3) {
+      if (m != "POST") return not_allowed();
+      auto body = JsonBody(r, problem);
+      if (!body) return *problem;
+      if (master_key_ == nullptr) return Problem(503, "no master key is configured: secrets cannot be sealed");
+      // {"tenant_id"? (operator tokens), "name"?, "secret", "expires_at"?}: the secret is sealed here,
+      // bound to the id, and goes to the database only sealed.
+      auto secret = json::ValueAtPointer(*body, "/secret");
+      if (!secret || secret->empty() || secret->find_first_of("\r\n") != std::string::npos) {
+        return Problem(422, "secret: the credential's secret (a key, token or client secret) is required");
+      }
+      const std::string id = pool_.NewId("cred_");
+      const std::string sealed = master_key_->Seal(*secret, id);
+      const std::string fingerprint = master_key_->Fingerprint(*secret);
+      base::Wipe(*secret);
+      return Json(pool_.CallJson("api_create_credential",
+                                 {Text(scope), Text(json::ValueAtPointer(*body, "/tenant_id")),
+                                  Text(json::ValueAtPointer(*body, "/name")),
+                                  Arg{json::ValueAtPointer(*body, "/expires_at"), "timestamptz"}, Text(id), Text(sealed),
+                                  Text(fingerprint)}),
+                  201);
+    }
+    if (n == 4) {
+      if (m != "GET") return not_allowed();
+      return Json(pool_.CallJson("api_credential", {Text(scope), Text(seg[3])}));
+    }
+    if (n == 5 && seg[4] == "rotate") {
+      if (m != "POST") return not_allowed();
+      auto body = JsonBody(r, problem);
+      if (!body) return *problem;
+      if (master_key_ == nullptr) return Problem(503, "no master key is configured: secrets cannot be sealed");
+      auto secret = json::ValueAtPointer(*body, "/secret");
+      if (!secret || secret->empty() || secret->find_first_of("\r\n") != std::string::npos) {
+        return Problem(422, "secret: the new secret is required");
+      }
+      const std::string sealed = master_key_->Seal(*secret, seg[3]);
+      const std::string fingerprint = master_key_->Fingerprint(*secret);
+      base::Wipe(*secret);
+      return Json(pool_.CallJson("api_rotate_credential",
+                                 {Text(scope), Text(seg[3]), Text(sealed), Text(fingerprint),
+                                  Arg{json::ValueAtPointer(*body, "/expires_at"), "timestamptz"}}),
+                  202);
+    }
+    if (n == 5 && seg[4] == "retire") {
+      if (m != "POST") return not_allowed();
+      return Json(pool_.CallJson("api_retire_credential", {Text(scope), Text(seg[3])}));
+    }
     return Problem(404);
   }
 

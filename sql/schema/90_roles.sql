@@ -282,7 +282,11 @@ BEGIN
                             courier.api_escalations(text, jsonb, text, integer),
                             courier.api_acknowledge_escalation(text, text),
                             courier.api_ingress_source(text), courier.api_ingress_accept(text, text, text, jsonb),
-                            courier.api_ingress_reject(text, text, text), courier.api_overview(text)
+                            courier.api_ingress_reject(text, text, text), courier.api_overview(text),
+                            courier.api_credential(text, text),
+                            courier.api_create_credential(text, text, text, timestamptz, text, text, text),
+                            courier.api_rotate_credential(text, text, text, text, timestamptz),
+                            courier.api_retire_credential(text, text)
     TO courier_gateway;
 END
 $gateway$;

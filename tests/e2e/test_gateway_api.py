@@ -284,3 +284,39 @@ def test_tokens_and_secrets_never_reach_the_log(gateway, api_token, receiver):
     assert "POST /api/v1/subscriptions 201" in log  # the access log is there
     for secret in [token, created["secret"], "B" * 43, "querysecret"]:
         assert secret not in log
+
+
+def test_credentials_are_created_rotated_and_retired_sealed_and_only_within_the_tenant(gateway, api_token, db, ctl,
+                                                                                      receiver):
+    acme, other = api_token("acme"), api_token("globex")
+    status, _, created = gateway.call("POST", "/api/v1/credentials", {"name": "crm", "secret": "key-one"}, token=acme)
+    assert status == 201 and created["tenant_id"] == "acme" and created["active_version"] == 1
+    assert created["fingerprint"].startswith("fp_") and "secret" not in created
+    cred = created["id"]
+    stored = db.value("SELECT sealed_secret FROM courier.credential_versions WHERE credential_id = %s", cred)
+    assert stored.startswith("v1:") and "key-one" not in stored
+    assert "key-one" not in gateway.log()
+
+    for method, path, body in [("GET", f"/api/v1/credentials/{cred}", None),
+                               ("POST", f"/api/v1/credentials/{cred}/rotate", {"secret": "key-evil"}),
+                               ("POST", f"/api/v1/credentials/{cred}/retire", {})]:
+        assert gateway.call(method, path, body, token=other)[0] == 404, path
+    assert db.value("SELECT count(*) FROM courier.credential_versions WHERE credential_id = %s", cred) == 1
+
+    status, _, same = gateway.call("POST", f"/api/v1/credentials/{cred}/rotate", {"secret": "key-one"}, token=acme)
+    assert status == 409
+    status, _, rotating = gateway.call("POST", f"/api/v1/credentials/{cred}/rotate", {"secret": "key-two"}, token=acme)
+    assert status == 202 and rotating["rotating_version"] == 2 and rotating["status"] == "rotating"
+    assert gateway.call("POST", f"/api/v1/credentials/{cred}/rotate", {"secret": "key-three"}, token=acme)[0] == 409
+    assert gateway.call("POST", "/api/v1/credentials", {"name": "x"}, token=acme)[0] == 422
+
+    # A connection uses it: retiring is refused until the connection is retired.
+    conn = ctl("connection", "create", "--tenant", "acme", "--provider", "crm", "--base-url", receiver.url("/api"),
+               "--auth", "bearer", "--credential", cred).stdout.strip()
+    status, _, refused = gateway.call("POST", f"/api/v1/credentials/{cred}/retire", {}, token=acme)
+    assert status == 409 and conn in refused["detail"]
+    ctl("connection", "retire", conn)
+    status, _, retired = gateway.call("POST", f"/api/v1/credentials/{cred}/retire", {}, token=acme)
+    assert status == 200 and retired["status"] == "revoked"
+    assert {v["status"] for v in retired["versions"]} == {"revoked"}
+    assert gateway.call("POST", f"/api/v1/credentials/{cred}/rotate", {"secret": "key-four"}, token=acme)[0] == 409

@@ -53,9 +53,10 @@ def world(gateway, api_token, ctl, db, receiver):
              "next_action) VALUES ('acme', 'run', %s, 'auth', 'unauthorized', 'token refused', 'escalate') "
              "RETURNING id", run)
     escalation = db.value("SELECT id FROM courier.escalations")
+    credential = gateway.call("POST", "/api/v1/credentials", {"name": "crm", "secret": "s3cret-1"}, token=token)[2]["id"]
     return {"token": token, "ids": {"/api/v1/subscriptions/": sub, "/api/v1/deliveries/": delivery,
                                     "/api/v1/runs/": run, "/api/v1/connections/": conn,
-                                    "/api/v1/escalations/": escalation}}
+                                    "/api/v1/escalations/": escalation, "/api/v1/credentials/": credential}}
 
 
 BODIES = {
@@ -64,10 +65,13 @@ BODIES = {
     ("post", "/api/v1/runs"): lambda w: {"connection_id": w["ids"]["/api/v1/connections/"], "operation": "x"},
     ("patch", "/api/v1/subscriptions/{id}"): lambda w: {"description": "changed"},
     ("post", "/api/v1/dead-letters/replay"): lambda w: {"dry_run": True},
+    ("post", "/api/v1/credentials"): lambda w: {"name": "other", "secret": "s3cret-2"},
+    ("post", "/api/v1/credentials/{id}/rotate"): lambda w: {"secret": "s3cret-3"},
 }
 
 # Routes whose effect would take away what later routes need: run last, in this order.
-LAST = ["/api/v1/subscriptions/{id}/revoke-secret", "/api/v1/subscriptions/{id}/disable"]
+LAST = ["/api/v1/subscriptions/{id}/revoke-secret", "/api/v1/subscriptions/{id}/disable",
+        "/api/v1/credentials/{id}/retire"]
 
 
 def operations():
