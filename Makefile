@@ -90,13 +90,13 @@ FUZZ_SECONDS ?= 60
 fuzz: deps
 	tests/fuzz/run.sh $(FUZZ_SECONDS)
 
-# Static analysis of the project's own code (daemon/**/*.cpp, tools/ctl/*.cpp, and the
+# Static analysis of the project's own code (daemon/**/*.cpp, tools/ctl/*.cpp, gateway/**/*.cpp, and the
 # daemon/ and tools/ headers they include): clang-tidy with the repository's .clang-tidy (every
 # warning is an error), LINT_JOBS files at a time, then cppcheck with the build's flags; any
 # finding fails. Needs the build for compile_commands.json; the generated migrations file under
 # the build folder is not linted. Both tools always run, so one pass shows every finding.
 LINT_JOBS ?= $(JOBS)
-LINT_SOURCES = $(shell find daemon tools/ctl -name '*.cpp' | sort) bench/receiver.cpp
+LINT_SOURCES = $(shell find daemon tools/ctl gateway -name '*.cpp' | sort) bench/receiver.cpp
 CLANG_TIDY ?= clang-tidy
 CPPCHECK ?= cppcheck
 
@@ -110,7 +110,7 @@ lint: build
 	   [ $$rc -eq 0 ] || echo "lint: clang-tidy failed on $$0"; exit $$rc' || status=1; \
 	echo "lint: cppcheck"; \
 	$(CPPCHECK) --project=$(BUILD_DIR)/compile_commands.json --file-filter='daemon/*' \
-	  --file-filter='tools/ctl/*' --file-filter=bench/receiver.cpp --enable=warning,performance,portability --inline-suppr \
+	  --file-filter='tools/ctl/*' --file-filter='gateway/*' --file-filter=bench/receiver.cpp --enable=warning,performance,portability --inline-suppr \
 	  --std=c++20 --suppress=missingIncludeSystem --error-exitcode=1 --quiet -j$(LINT_JOBS) || status=1; \
 	if [ $$status -eq 0 ]; then echo "lint: no findings"; else echo "lint: FAILED (findings above)"; fi; \
 	exit $$status

@@ -31,7 +31,7 @@ const char* ReasonPhrase(int status) {
 }
 
 std::string JsonString(const std::string& text) {
-  std::string out = "\"";
+  std::string out = R"(")";
   for (const char ch : text) {
     const auto c = static_cast<unsigned char>(ch);
     switch (c) {
@@ -50,7 +50,7 @@ std::string JsonString(const std::string& text) {
         }
     }
   }
-  return out + "\"";
+  return out + R"(")";
 }
 
 namespace {
@@ -127,9 +127,9 @@ Response Problem(int status, const std::string& detail) {
   Response r;
   r.status = status;
   r.content_type = "application/problem+json";
-  r.body = "{\"type\":\"about:blank\",\"title\":" + JsonString(ReasonPhrase(status)) +
-           ",\"status\":" + std::to_string(status);
-  if (!detail.empty()) r.body += ",\"detail\":" + JsonString(detail);
+  r.body = R"({"type":"about:blank","title":)" + JsonString(ReasonPhrase(status)) +
+           R"(,"status":)" + std::to_string(status);
+  if (!detail.empty()) r.body += R"(,"detail":)" + JsonString(detail);
   r.body += "}";
   return r;
 }

@@ -9,9 +9,9 @@
 // (config/settings.hpp, config/master_key.hpp). Signals are blocked before any
 // thread starts and taken with sigwait on this thread: SIGTERM or SIGINT stop
 // the server (civetweb finishes the requests in progress).
-#include <signal.h>
 #include <spdlog/spdlog.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>

@@ -53,7 +53,7 @@ void Write(struct mg_connection* conn, const Response& r) {
   head += "Content-Type: " + r.content_type + "\r\n";
   head += "Content-Length: " + std::to_string(r.body.size()) + "\r\n";
   head += "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n";
-  for (const auto& [name, value] : r.headers) head += name + ": " + value + "\r\n";
+  for (const auto& [name, value] : r.headers) head.append(name).append(": ").append(value).append("\r\n");
   head += "\r\n";
   mg_write(conn, head.data(), head.size());
   if (!r.body.empty()) mg_write(conn, r.body.data(), r.body.size());

@@ -148,7 +148,7 @@ std::string HmacSha256(std::string_view key, std::initializer_list<std::string_v
     ok = ok && EVP_MAC_update(ctx.get(), reinterpret_cast<const unsigned char*>(piece.data()), piece.size()) == 1;
   }
   if (!ok || EVP_MAC_final(ctx.get(), mac, &mac_len, sizeof mac) != 1) throw std::runtime_error("HMAC-SHA256 failed");
-  return std::string(reinterpret_cast<const char*>(mac), mac_len);
+  return {reinterpret_cast<const char*>(mac), mac_len};
 }
 
 bool ConstantTimeEquals(std::string_view a, std::string_view b) {

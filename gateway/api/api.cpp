@@ -222,13 +222,13 @@ Response Api::Route(const Request& r, const store::api::TokenScope& token) {
           "api_create_subscription",
           {Text(scope), Jsonb(*body), Text(id), Text(sealed), Text(secret.substr(secret.size() - 4)),
            Text(IdempotencyKey(r))});
-      if (created.find("\"replayed\": true") != std::string::npos) {
+      if (created.find(R"("replayed": true)") != std::string::npos) {
         auto out = Json(created, 200);
         out.headers.emplace_back("Idempotent-Replayed", "true");
         return out;
       }
       // The secret is shown once, here; the database keeps it sealed.
-      created.insert(created.size() - 1, ", \"secret\": " + JsonString(secret));
+      created.insert(created.size() - 1, R"(, "secret": )" + JsonString(secret));
       return Json(created, 201);
     }
     const auto id = Text(seg[3]);
@@ -255,7 +255,7 @@ Response Api::Route(const Request& r, const store::api::TokenScope& token) {
       auto rotated = pool_.CallJson("api_rotate_subscription_secret",
                                     {Text(scope), id, Text(master_key_->Seal(secret, seg[3])),
                                      Text(secret.substr(secret.size() - 4)), Arg{grace, "interval"}});
-      rotated.insert(rotated.size() - 1, ", \"secret\": " + JsonString(secret));
+      rotated.insert(rotated.size() - 1, R"(, "secret": )" + JsonString(secret));
       return Json(rotated, 200);
     }
     if (n == 5 && seg[4] == "revoke-secret") {

@@ -68,7 +68,7 @@ std::string StatusClass(const std::string& status) {
 }
 
 std::string Badge(const std::string& status) {
-  return "<span class=\"" + StatusClass(status) + "\">" + Esc(status) + "</span>";
+  return R"(<span class=")" + StatusClass(status) + R"(">)" + Esc(status) + "</span>";
 }
 
 Response Html(std::string body, int status = 200) {
@@ -95,26 +95,26 @@ Response Redirect(const std::string& to) {
 std::string Document(const std::string& title, const std::string& content, const std::string& csrf) {
   std::string nav;
   if (!csrf.empty()) {
-    nav = "<a href=\"/console/\">Overview</a><a href=\"/console/subscriptions\">Subscriptions</a>"
-          "<a href=\"/console/dead-letters\">Dead letters</a><a href=\"/console/runs\">Runs</a>"
-          "<form class=\"inline\" method=\"post\" action=\"/console/sign-out\"><input type=\"hidden\" name=\"csrf\" "
-          "value=\"" + Esc(csrf) + "\"><button type=\"submit\">Sign out</button></form>";
+    nav = R"(<a href="/console/">Overview</a><a href="/console/subscriptions">Subscriptions</a>)"
+          R"(<a href="/console/dead-letters">Dead letters</a><a href="/console/runs">Runs</a>)"
+          R"(<form class="inline" method="post" action="/console/sign-out"><input type="hidden" name="csrf" )"
+          R"(value=")" + Esc(csrf) + R"("><button type="submit">Sign out</button></form>)";
   }
-  return "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" "
-         "content=\"width=device-width, initial-scale=1\"><title>" + Esc(title) + " · pgcourier</title><style>" +
+  return R"(<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" )"
+         R"(content="width=device-width, initial-scale=1"><title>)" + Esc(title) + " · pgcourier</title><style>" +
          kStyle + "</style></head><body><header><strong>pgcourier</strong>" + nav + "</header><main><h1>" +
          Esc(title) + "</h1>" + content + "</main></body></html>";
 }
 
 std::string Hidden(const std::string& name, const std::string& value) {
-  return "<input type=\"hidden\" name=\"" + Esc(name) + "\" value=\"" + Esc(value) + "\">";
+  return R"(<input type="hidden" name=")" + Esc(name) + R"(" value=")" + Esc(value) + R"(">)";
 }
 
 // A table of rows: each cell already HTML.
 std::string Table(const std::vector<std::string>& head, const std::vector<std::vector<std::string>>& rows,
                   const std::string& empty) {
-  if (rows.empty()) return "<p class=\"muted\">" + Esc(empty) + "</p>";
-  std::string out = "<div class=\"scroll\"><table><thead><tr>";
+  if (rows.empty()) return R"(<p class="muted">)" + Esc(empty) + "</p>";
+  std::string out = R"(<div class="scroll"><table><thead><tr>)";
   for (const auto& h : head) out += "<th>" + Esc(h) + "</th>";
   out += "</tr></thead><tbody>";
   for (const auto& row : rows) {
@@ -126,7 +126,7 @@ std::string Table(const std::vector<std::string>& head, const std::vector<std::v
 }
 
 std::string Link(const std::string& href, const std::string& text) {
-  return "<a href=\"" + Esc(href) + "\">" + Esc(text) + "</a>";
+  return R"(<a href=")" + Esc(href) + R"(">)" + Esc(text) + "</a>";
 }
 
 std::vector<Fields> Items(const std::string& page) { return json::ObjectsAt(page, "/items").value_or(std::vector<Fields>{}); }
@@ -161,12 +161,12 @@ Response Console::SignInPage(const std::string& error, int status) {
   // Double-submit: the same random value in a cookie and in the form.
   const std::string nonce = master_key_->Fingerprint(signing::GenerateWebhookSecret(32));
   std::string content;
-  if (!error.empty()) content += "<p class=\"error\">" + Esc(error) + "</p>";
-  content += "<form method=\"post\" action=\"/console/sign-in\" class=\"card\" style=\"max-width:30em\">" +
+  if (!error.empty()) content += R"(<p class="error">)" + Esc(error) + "</p>";
+  content += R"(<form method="post" action="/console/sign-in" class="card" style="max-width:30em">)" +
              Hidden("csrf", nonce) +
-             "<p><label>Operator token<br><input type=\"password\" name=\"token\" autocomplete=\"off\" "
-             "style=\"width:100%\" required></label></p><p><button class=\"act\" type=\"submit\" "
-             "id=\"sign-in\">Sign in</button></p><p class=\"muted\">pgcourierctl api-token create --operator</p></form>";
+             R"(<p><label>Operator token<br><input type="password" name="token" autocomplete="off" )"
+             R"(style="width:100%" required></label></p><p><button class="act" type="submit" )"
+             R"(id="sign-in">Sign in</button></p><p class="muted">pgcourierctl api-token create --operator</p></form>)";
   auto r = Html(Document("Sign in", content, ""), status);
   r.headers.emplace_back("Set-Cookie", std::string("pgc_login=") + nonce +
                                            "; Path=/console/; HttpOnly; SameSite=Strict" + (secure_ ? "; Secure" : ""));
@@ -180,7 +180,7 @@ Response Console::SignIn(const Request& r) {
   const auto sent = form.find("csrf");
   if (nonce == cookies.end() || sent == form.end() ||
       !signing::ConstantTimeEquals(nonce->second, sent->second)) {
-    return Html(Document("Forbidden", "<p class=\"error\">The form is missing its CSRF token; reload the page.</p>",
+    return Html(Document("Forbidden", R"(<p class="error">The form is missing its CSRF token; reload the page.</p>)",
                          ""),
                 403);
   }
@@ -214,7 +214,7 @@ std::optional<Response> Console::Handle(const Request& r) {
     auto caller = api_.Authenticate(session->second);
     if (caller.refusal || caller.scope.tenant_id) {
       if (caller.refusal && caller.refusal->status == 503) {
-        return Html(Document("Unavailable", "<p class=\"error\">The database is unavailable.</p>", ""), 503);
+        return Html(Document("Unavailable", R"(<p class="error">The database is unavailable.</p>)", ""), 503);
       }
       auto out = Redirect("/console/sign-in");
       out.headers.emplace_back("Set-Cookie", "pgc_session=; Path=/console/; Max-Age=0; HttpOnly; SameSite=Strict");
@@ -224,7 +224,7 @@ std::optional<Response> Console::Handle(const Request& r) {
       const auto form = ParseForm(r.body);
       const auto sent = form.find("csrf");
       if (sent == form.end() || !signing::ConstantTimeEquals(sent->second, Csrf(session->second))) {
-        return Html(Document("Forbidden", "<p class=\"error\">The form is missing its CSRF token; reload the page.</p>",
+        return Html(Document("Forbidden", R"(<p class="error">The form is missing its CSRF token; reload the page.</p>)",
                              Csrf(session->second)),
                     403);
       }
@@ -237,7 +237,7 @@ std::optional<Response> Console::Handle(const Request& r) {
     return Page(r, session->second);
   } catch (const std::exception& e) {
     const auto problem = ProblemFromStore(e);
-    return Html(Document(ReasonPhrase(problem.status), "<p class=\"error\">" +
+    return Html(Document(ReasonPhrase(problem.status), R"(<p class="error">)" +
                                                            Esc(problem.status == 404 ? "Nothing here." : "That failed.") +
                                                            "</p>", ""),
                 problem.status);
@@ -265,10 +265,10 @@ Response Console::Page(const Request& r, const std::string& token) {
   if (n == 1 && r.method == "GET") {
     const Fields o = One(pool_.CallJson("api_overview", {all}));
     auto card = [&](const char* label, const std::string& value, const char* href) {
-      return std::string("<a class=\"card\" href=\"") + href + "\" style=\"color:inherit;text-decoration:none\">" +
+      return std::string(R"(<a class="card" href=")") + href + R"(" style="color:inherit;text-decoration:none">)" +
              label + "<b>" + Esc(Dash(value)) + "</b></a>";
     };
-    std::string content = "<div class=\"cards\">" + card("Queue depth", Get(o, "queue_depth"), "/console/subscriptions") +
+    std::string content = R"(<div class="cards">)" + card("Queue depth", Get(o, "queue_depth"), "/console/subscriptions") +
                           card("Oldest due", Time(Get(o, "oldest_due_at")), "/console/subscriptions") +
                           card("Dead letters", Get(o, "dead_letters"), "/console/dead-letters") +
                           card("Paused subscriptions", Get(o, "paused_subscriptions"), "/console/subscriptions") +
@@ -282,7 +282,7 @@ Response Console::Page(const Request& r, const std::string& token) {
     std::vector<std::vector<std::string>> rows;
     for (const auto& s : Items(pool_.CallJson("api_subscriptions", {all, Arg{r.Query("after")}, Arg{"500", "integer"}}))) {
       rows.push_back({Link("/console/subscriptions/" + Get(s, "id"), Get(s, "id")), Esc(Get(s, "tenant_id")),
-                      "<td class=\"wrap\">" + Esc(Get(s, "url")) + "</td>", Badge(Get(s, "state")),
+                      R"(<td class="wrap">)" + Esc(Get(s, "url")) + "</td>", Badge(Get(s, "state")),
                       Esc(Get(s, "consecutive_failures")), Esc(Get(s, "held_deliveries")),
                       Esc(Time(Get(s, "last_success_at"))), Esc(Time(Get(s, "last_failure_at")))});
     }
@@ -324,7 +324,7 @@ Response Console::Page(const Request& r, const std::string& token) {
       rows.push_back({Esc(Get(a, "attempt")), Esc(Time(Get(a, "started_at"))), Esc(Get(a, "duration_ms")),
                       Esc(Dash(Get(a, "status_code"))), Badge(Get(a, "outcome")), Esc(Dash(Get(a, "error_class"))),
                       Esc(Get(a, "retryable") == "true" ? "yes" : "no"),
-                      "<td class=\"wrap\">" + Esc(Dash(Get(a, "error_summary"))) + "</td>"});
+                      R"(<td class="wrap">)" + Esc(Dash(Get(a, "error_summary"))) + "</td>"});
     }
     content += "<h2>Attempts</h2>" + Table({"#", "Started", "ms", "HTTP", "Outcome", "Class", "Retryable",
                                             "Error (redacted)"},
@@ -338,11 +338,11 @@ Response Console::Page(const Request& r, const std::string& token) {
     if ((!sub.empty() && !IsId(sub)) || type.size() > 255) return Html(Document("Bad filter", "", csrf), 400);
     std::string content;
     if (auto replayed = r.Query("replayed")) {
-      content += "<p class=\"note\" id=\"replayed\">Replayed " + Esc(*replayed) + " dead letter(s).</p>";
+      content += R"(<p class="note" id="replayed">Replayed )" + Esc(*replayed) + " dead letter(s).</p>";
     }
-    content += "<form class=\"filters\" method=\"get\" action=\"/console/dead-letters\"><input name=\"subscription_id\" "
-               "placeholder=\"subscription id\" value=\"" + Esc(sub) + "\"><input name=\"event_type\" "
-               "placeholder=\"event type\" value=\"" + Esc(type) + "\"><button class=\"act\" type=\"submit\">Filter"
+    content += R"(<form class="filters" method="get" action="/console/dead-letters"><input name="subscription_id" )"
+               R"(placeholder="subscription id" value=")" + Esc(sub) + R"("><input name="event_type" )"
+               R"(placeholder="event type" value=")" + Esc(type) + R"("><button class="act" type="submit">Filter)"
                "</button></form>";
     std::vector<std::vector<std::string>> rows;
     for (const auto& d : Items(pool_.CallJson("api_dead_letters", {all, Arg{FilterJson({{"subscription_id", sub},
@@ -350,13 +350,13 @@ Response Console::Page(const Request& r, const std::string& token) {
                                                                             "jsonb"},
                                                                     Arg{r.Query("after")}, Arg{"200", "integer"}}))) {
       const std::string id = Get(d, "delivery_id");
-      rows.push_back({"<form class=\"inline\" method=\"post\" action=\"/console/dead-letters/replay\">" +
+      rows.push_back({R"(<form class="inline" method="post" action="/console/dead-letters/replay">)" +
                           Hidden("csrf", csrf) + Hidden("delivery_id", id) +
-                          "<button class=\"act\" type=\"submit\" data-replay=\"" + Esc(id) + "\">Replay</button></form>",
+                          R"(<button class="act" type="submit" data-replay=")" + Esc(id) + R"(">Replay</button></form>)",
                       Link("/console/deliveries/" + id, id), Esc(Get(d, "tenant_id")),
                       Link("/console/subscriptions/" + Get(d, "subscription_id"), Get(d, "subscription_id")),
                       Esc(Get(d, "event_type")), Esc(Get(d, "attempts")), Esc(Dash(Get(d, "last_status_code"))),
-                      "<td class=\"wrap\">" + Esc(Dash(Get(d, "last_error"))) + "</td>",
+                      R"(<td class="wrap">)" + Esc(Dash(Get(d, "last_error"))) + "</td>",
                       Esc(Time(Get(d, "dead_lettered_at")))});
     }
     content += Table({"", "Delivery", "Tenant", "Subscription", "Event type", "Attempts", "Last HTTP", "Last error",
@@ -367,9 +367,9 @@ Response Console::Page(const Request& r, const std::string& token) {
           One(pool_.CallJson("api_replay", {all, Arg{FilterJson({{"subscription_id", sub}, {"event_type", type}}), "jsonb"},
                                             Arg{"true", "boolean"}})),
           "deliveries");
-      content += "<h2>Replay every one of these</h2><form method=\"post\" action=\"/console/dead-letters/replay\">" +
+      content += R"(<h2>Replay every one of these</h2><form method="post" action="/console/dead-letters/replay">)" +
                  Hidden("csrf", csrf) + Hidden("subscription_id", sub) + Hidden("event_type", type) +
-                 "<p>Dry run: " + Esc(count) + " dead letter(s) match. <button class=\"act\" type=\"submit\">Replay " +
+                 "<p>Dry run: " + Esc(count) + R"( dead letter(s) match. <button class="act" type="submit">Replay )" +
                  Esc(count) + "</button></p></form>";
     }
     return Html(Document("Dead letters", content, csrf));
@@ -402,11 +402,11 @@ Response Console::Page(const Request& r, const std::string& token) {
     for (const auto& e : Items(pool_.CallJson("api_escalations", {all, Arg{"{}", "jsonb"}, Arg{std::nullopt},
                                                                   Arg{"200", "integer"}}))) {
       escalations.push_back({Esc(Get(e, "id")), Esc(Get(e, "tenant_id")), Esc(Get(e, "source")),
-                             Esc(Get(e, "source_id")), "<td class=\"wrap\">" + Esc(Get(e, "reason")) + "</td>",
+                             Esc(Get(e, "source_id")), R"(<td class="wrap">)" + Esc(Get(e, "reason")) + "</td>",
                              Esc(Time(Get(e, "created_at"))),
-                             "<form class=\"inline\" method=\"post\" action=\"/console/escalations/" + Esc(Get(e, "id")) +
-                                 "/acknowledge\">" + Hidden("csrf", csrf) +
-                                 "<button class=\"act\" type=\"submit\">Acknowledge</button></form>"});
+                             R"(<form class="inline" method="post" action="/console/escalations/)" + Esc(Get(e, "id")) +
+                                 R"(/acknowledge">)" + Hidden("csrf", csrf) +
+                                 R"(<button class="act" type="submit">Acknowledge</button></form>)"});
     }
     content += "<h2>Open escalations</h2>" + Table({"Escalation", "Tenant", "Source", "Id", "Reason", "Raised", ""},
                                                    escalations, "No open escalations.");
@@ -424,14 +424,14 @@ Response Console::Page(const Request& r, const std::string& token) {
       rows.push_back({Esc(Get(a, "attempt")), Esc(Time(Get(a, "started_at"))), Esc(Dash(Get(a, "status_code"))),
                       Badge(Get(a, "outcome")), Esc(Dash(Get(a, "error_code"))),
                       Esc(Get(a, "retryable") == "true" ? "yes" : "no"),
-                      "<td class=\"wrap\">" + Esc(Dash(Get(a, "error_summary"))) + "</td>"});
+                      R"(<td class="wrap">)" + Esc(Dash(Get(a, "error_summary"))) + "</td>"});
     }
     content += "<h2>Attempts</h2>" + Table({"#", "Started", "HTTP", "Outcome", "Code", "Retryable", "Error (redacted)"},
                                            rows, "No attempt yet.");
     std::vector<std::vector<std::string>> failures;
     for (const auto& f : json::ObjectsAt(doc, "/failures").value_or(std::vector<Fields>{})) {
       failures.push_back({Esc(Get(f, "category")), Esc(Get(f, "error_code")),
-                          "<td class=\"wrap\">" + Esc(Dash(Get(f, "message"))) + "</td>", Esc(Get(f, "next_action")),
+                          R"(<td class="wrap">)" + Esc(Dash(Get(f, "message"))) + "</td>", Esc(Get(f, "next_action")),
                           Esc(Time(Get(f, "created_at"))), Esc(Time(Get(f, "resolved_at")))});
     }
     content += "<h2>Failures</h2>" + Table({"Category", "Code", "Message", "Next action", "Recorded", "Resolved"},
