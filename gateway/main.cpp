@@ -97,7 +97,7 @@ CommandLine Parse(const std::vector<std::string>& args, bool& exit_now) {
     bool has_value = false;
     if (const auto eq = name.find('='); name.rfind("--", 0) == 0 && eq != std::string::npos) {
       value = name.substr(eq + 1);
-      name = name.substr(0, eq);
+      name.resize(eq);
       has_value = true;
     }
     if (name == "--help" || name == "-h") {
