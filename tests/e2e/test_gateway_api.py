@@ -320,3 +320,17 @@ def test_credentials_are_created_rotated_and_retired_sealed_and_only_within_the_
     assert status == 200 and retired["status"] == "revoked"
     assert {v["status"] for v in retired["versions"]} == {"revoked"}
     assert gateway.call("POST", f"/api/v1/credentials/{cred}/rotate", {"secret": "key-four"}, token=acme)[0] == 409
+
+
+def test_refused_calls_keep_their_database_session(gateway_factory, api_token, db):
+    """A 404 or 422 rolls its transaction back and keeps the session: probing ids costs no reconnect."""
+    gateway = gateway_factory("--threads", "1", "--pool-size", "1")
+    token = api_token("acme")
+    sessions = "SELECT array_agg(pid ORDER BY pid) FROM pg_stat_activity WHERE application_name = 'pgcourier-gateway'"
+    assert gateway.call("GET", "/api/v1/events", token=token)[0] == 200
+    before = db.value(sessions)
+    assert before is not None and len(before) == 1
+    for i in range(10):
+        assert gateway.call("GET", f"/api/v1/subscriptions/sub_{i}", token=token)[0] == 404
+        assert gateway.call("POST", "/api/v1/events", {"bogus": i}, token=token)[0] == 422
+    assert db.value(sessions) == before

@@ -33,10 +33,9 @@ struct Pool::Impl {
     freed.notify_one();
   }
   std::unique_ptr<pqxx::connection> Open() const {
-    std::string url = options.database_url;
-    // libpq reads connect_timeout from PGCONNECT_TIMEOUT too; set it only when
-    // the URL does not, as a keyword (the URL may be key=value or a URI).
-    auto conn = std::make_unique<pqxx::connection>(url);
+    // How long a connection attempt may take is libpq's: connect_timeout in
+    // the URL or PGCONNECT_TIMEOUT (a refused connection fails at once).
+    auto conn = std::make_unique<pqxx::connection>(options.database_url);
     conn->set_variable("statement_timeout", std::to_string(options.statement_timeout.count()));
     conn->set_variable("DateStyle", "ISO");
     conn->set_variable("application_name", "'pgcourier-gateway'");
@@ -48,22 +47,24 @@ struct Pool::Impl {
   template <typename Fn>
   auto With(std::string_view what, Fn&& fn) -> decltype(fn(std::declval<pqxx::connection&>())) {
     auto conn = Acquire();
-    bool healthy = false;
     try {
       auto result = pg::Translate(what, [&] {
         if (!conn || !conn->is_open()) conn = Open();
         return fn(*conn);
       });
-      healthy = true;
       Release(std::move(conn));
       return result;
+    } catch (const StoreError& e) {
+      // A refused statement (an unknown id, a bad value) leaves the session
+      // usable once its transaction is rolled back: keep it, so refusals cost
+      // no reconnect. A lost or failed connection is dropped and reopened on
+      // the next use.
+      if (e.kind() == StoreError::Kind::kConnectionLost || !conn || !conn->is_open()) conn.reset();
+      Release(std::move(conn));
+      throw;
     } catch (...) {
-      if (!healthy) {
-        // A statement error leaves the connection usable, a lost one not:
-        // drop it either way, the next call opens a fresh one.
-        conn.reset();
-        Release(nullptr);
-      }
+      conn.reset();
+      Release(nullptr);
       throw;
     }
   }

@@ -31,7 +31,6 @@ struct PoolOptions {
   int size = 4;
   std::chrono::milliseconds statement_timeout{5000};
   std::chrono::milliseconds acquire_timeout{5000};
-  int connect_timeout_seconds = 5;
 };
 
 struct TokenScope {
