@@ -258,6 +258,11 @@ Response Api::Route(const Request& r, const store::api::TokenScope& token) {
       rotated.insert(rotated.size() - 1, R"(, "secret": )" + JsonString(secret));
       return Json(rotated, 200);
     }
+    if (n == 5 && seg[4] == "redeliver") {
+      auto body = JsonBody(r, problem);
+      if (!body) return *problem;
+      return Json(pool_.CallJson("api_redeliver", {Text(scope), id, Jsonb(*body)}));
+    }
     if (n == 5 && seg[4] == "revoke-secret") {
       auto body = JsonBody(r, problem);
       if (!body) return *problem;

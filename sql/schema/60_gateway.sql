@@ -899,3 +899,31 @@ BEGIN
   RETURN courier.api_credential(scope, credential_id);
 END
 $$;
+
+-- Redeliver from a cursor (courier.redeliver_events) within the scope: the
+-- cursor must be an event of the subscription's tenant (another tenant's
+-- event id is answered as an unknown one). Body: {from_event?, since?,
+-- max_events?}. {"events_processed": n, "next_cursor": id or null}.
+CREATE FUNCTION courier.api_redeliver(scope text, subscription_id text, body jsonb) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  tenant text;
+  result jsonb;
+BEGIN
+  PERFORM courier.api_check_body(body, ARRAY['from_event', 'since', 'max_events']);
+  PERFORM courier.api_check_subscription(scope, subscription_id);
+  SELECT s.tenant_id INTO tenant FROM courier.subscriptions s WHERE s.id = subscription_id;
+  IF body ->> 'from_event' IS NOT NULL
+     AND NOT EXISTS (SELECT 1 FROM courier.events e WHERE e.id = body ->> 'from_event' AND e.tenant_id = tenant) THEN
+    RAISE EXCEPTION 'no event %', body ->> 'from_event' USING ERRCODE = 'no_data_found';
+  END IF;
+  IF (body ->> 'max_events')::integer NOT BETWEEN 1 AND 10000 THEN
+    RAISE EXCEPTION 'max_events: 1 to 10000' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  SELECT to_jsonb(r) INTO result
+  FROM courier.redeliver_events(subscription_id, body ->> 'from_event', (body ->> 'since')::timestamptz,
+                                coalesce((body ->> 'max_events')::integer, 1000)) r;
+  RETURN result;
+END
+$$;

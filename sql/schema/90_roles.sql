@@ -286,7 +286,7 @@ BEGIN
                             courier.api_credential(text, text),
                             courier.api_create_credential(text, text, text, timestamptz, text, text, text),
                             courier.api_rotate_credential(text, text, text, text, timestamptz),
-                            courier.api_retire_credential(text, text)
+                            courier.api_retire_credential(text, text), courier.api_redeliver(text, text, jsonb)
     TO courier_gateway;
 END
 $gateway$;

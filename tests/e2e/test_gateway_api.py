@@ -334,3 +334,24 @@ def test_refused_calls_keep_their_database_session(gateway_factory, api_token, d
         assert gateway.call("GET", f"/api/v1/subscriptions/sub_{i}", token=token)[0] == 404
         assert gateway.call("POST", "/api/v1/events", {"bogus": i}, token=token)[0] == 422
     assert db.value(sessions) == before
+
+
+def test_redeliver_from_a_cursor_stays_within_the_tenant(gateway, api_token, receiver, db):
+    acme, other = api_token("acme"), api_token("globex")
+    sub = new_subscription(gateway, acme, receiver.url("/ok"))["id"]
+    events = [gateway.call("POST", "/api/v1/events", {"event_type": "order.created", "payload": {"n": i}},
+                           token=acme)[2]["id"] for i in range(3)]
+    foreign = gateway.call("POST", "/api/v1/events", {"event_type": "order.created"}, token=other)[2]["id"]
+    db.query("UPDATE courier.deliveries SET status = 'delivered', completed_at = now() RETURNING id")
+    status, _, first = gateway.call("POST", f"/api/v1/subscriptions/{sub}/redeliver", {"max_events": 2}, token=acme)
+    assert status == 200 and first == {"events_processed": 2, "next_cursor": events[1]}
+    status, _, rest = gateway.call("POST", f"/api/v1/subscriptions/{sub}/redeliver",
+                                   {"from_event": first["next_cursor"]}, token=acme)
+    assert status == 200 and rest == {"events_processed": 1, "next_cursor": events[2]}
+    assert db.value("SELECT count(*) FROM courier.deliveries WHERE status = 'pending'") == 3
+    # Another tenant's event as the cursor, or another tenant's subscription: 404, nothing re-queued.
+    db.query("UPDATE courier.deliveries SET status = 'delivered' RETURNING id")
+    assert gateway.call("POST", f"/api/v1/subscriptions/{sub}/redeliver", {"from_event": foreign},
+                        token=acme)[0] == 404
+    assert gateway.call("POST", f"/api/v1/subscriptions/{sub}/redeliver", {}, token=other)[0] == 404
+    assert db.value("SELECT count(*) FROM courier.deliveries WHERE status = 'pending'") == 0

@@ -70,7 +70,7 @@ BODIES = {
 }
 
 # Routes whose effect would take away what later routes need: run last, in this order.
-LAST = ["/api/v1/subscriptions/{id}/revoke-secret", "/api/v1/subscriptions/{id}/disable",
+LAST = ["/api/v1/subscriptions/{id}/redeliver", "/api/v1/subscriptions/{id}/revoke-secret", "/api/v1/subscriptions/{id}/disable",
         "/api/v1/credentials/{id}/retire"]
 
 
