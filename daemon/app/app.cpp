@@ -236,10 +236,6 @@ int Main(int argc, char** argv, const char* version) {
   options.metrics = metrics.get();
   options.lanes = {lanes::NewDeliveryLane, lanes::NewRunLane};
   options.on_ready = [] { sd_notify(0, "READY=1\nSTATUS=delivering"); };
-  // A database outage is in systemctl status (and /readyz on the metrics address).
-  options.on_database = [](bool connected) {
-    sd_notify(0, connected ? "STATUS=delivering" : "STATUS=database unreachable; results kept in memory, reconnecting");
-  };
   // systemd watchdog: the engine's loop proves it is alive (at most twice per WatchdogSec).
   std::uint64_t watchdog_usec = 0;
   if (sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0) {

@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <atomic>
 #include <mutex>
-#include <optional>
 #include <random>
 
 #include "base/fd.hpp"
@@ -74,7 +73,6 @@ struct Engine::Impl {
   Steady next_outbox_notify{};
   Steady next_heartbeat{};
   bool ready_sent = false;
-  std::optional<bool> database_connected;  // the last state told to Readiness and on_database (loop thread)
   bool wake_held = true;  // at start-up too: a restart may have fixed what held them
 
   explicit Impl(EngineOptions opts)
@@ -143,29 +141,17 @@ struct Engine::Impl {
         spdlog::info("database connection established");
         if (ready_sent) metrics.DatabaseReconnect();
       }
-      DatabaseState(true);
       reconnect.Reset();
       for (auto* lane : lane_ptrs) lane->Notified();
     } catch (const store::StoreError& e) {
       const auto delay = reconnect.Next();
       spdlog::warn("cannot reach the database ({}); retrying in {} ms", e.what(), delay.count());
-      DatabaseState(false);
       next_connect = clock.Now() + delay;
     }
     return true;
   }
 
-  // Readiness (/readyz on the metrics address) and the on_database hook,
-  // told only when the state changes.
-  void DatabaseState(bool connected) {
-    if (database_connected && *database_connected == connected) return;
-    database_connected = connected;
-    metrics.Readiness(connected, connected ? "" : "database unreachable");
-    if (options.on_database) options.on_database(connected);
-  }
-
   void LoseConnection(const store::StoreError& e) {
-    DatabaseState(false);
     maintenance.ConnectionLost();
     std::size_t unwritten = writer.pending_items();
     for (auto* lane : lane_ptrs) unwritten += lane->unwritten();

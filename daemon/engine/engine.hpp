@@ -44,9 +44,6 @@ struct EngineOptions {
   metrics::Metrics* metrics = nullptr;                    // null: none
   std::vector<LaneFactory> lanes;                         // in claim order
   std::function<void()> on_ready;                         // once, after the first claim round
-  // Whenever the main database session is established (true) or lost or
-  // unreachable (false), on the loop thread: systemd's STATUS=.
-  std::function<void(bool connected)> on_database;
   std::function<void()> heartbeat;                        // every loop turn (systemd watchdog)
   std::chrono::milliseconds heartbeat_interval{0};        // the loop turns at least this often (0: no bound)
 };

@@ -27,10 +27,6 @@ class Metrics {
   virtual void LeasesRecovered(int count) = 0;
   virtual void StaleOutcomes(int count) = 0;
   virtual void DatabaseReconnect() = 0;
-  // The daemon's readiness, served as GET /readyz on the metrics address (200
-  // "ready" while `ready`, else 503 and `reason`, one line); GET /healthz
-  // answers 200 while the process runs. Not ready until the first call.
-  virtual void Readiness(bool ready, std::string_view reason) = 0;
   virtual void HeldDeliveries(int count) = 0;
   // Queue depth by state (due, scheduled, held, delivering, dead_lettered), from the
   // maintenance leader's periodic query; other daemons leave these at their last value.
@@ -67,7 +63,6 @@ class NullMetrics final : public Metrics {
   void LeasesRecovered(int) override {}
   void StaleOutcomes(int) override {}
   void DatabaseReconnect() override {}
-  void Readiness(bool, std::string_view) override {}
   void HeldDeliveries(int) override {}
   void QueueDepth(std::string_view, double) override {}
   void OldestDueSeconds(double) override {}

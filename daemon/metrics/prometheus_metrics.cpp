@@ -6,49 +6,10 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
-#include <civetweb.h>
-#include <CivetServer.h>
-
-#include <mutex>
 #include <stdexcept>
-#include <string>
 
 namespace pgcourier::metrics {
 namespace {
-
-// /healthz and /readyz beside /metrics. civetweb's begin_request callback gets
-// no pointer of ours (prometheus-cpp's server keeps its own user data), so the
-// state is this process's: one metrics listener per process.
-struct ProbeState {
-  std::mutex mu;
-  bool ready = false;                  // guarded by mu
-  std::string reason = "starting";     // guarded by mu
-};
-ProbeState& Probes() {
-  static ProbeState state;
-  return state;
-}
-
-int AnswerProbe(struct mg_connection* conn) {
-  const mg_request_info* info = mg_get_request_info(conn);
-  const std::string uri = info && info->local_uri ? info->local_uri : "";
-  int status = 200;
-  std::string body;
-  if (uri == "/healthz") {
-    body = "alive\n";
-  } else if (uri == "/readyz") {
-    std::lock_guard lock(Probes().mu);
-    status = Probes().ready ? 200 : 503;
-    body = Probes().ready ? "ready\n" : Probes().reason + "\n";
-  } else {
-    return 0;  // prometheus-cpp's handlers: /metrics
-  }
-  mg_printf(conn,
-            "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\n"
-            "Cache-Control: no-store\r\n\r\n%s",
-            status, status == 200 ? "OK" : "Service Unavailable", body.size(), body.c_str());
-  return status;  // non-zero: answered here
-}
 
 using prometheus::BuildCounter;
 using prometheus::BuildGauge;
@@ -66,7 +27,6 @@ class PrometheusMetrics final : public Metrics {
   void LeasesRecovered(int count) override;
   void StaleOutcomes(int count) override;
   void DatabaseReconnect() override;
-  void Readiness(bool ready, std::string_view reason) override;
   void HeldDeliveries(int count) override;
   void QueueDepth(std::string_view state, double deliveries) override;
   void OldestDueSeconds(double seconds) override;
@@ -180,9 +140,7 @@ PrometheusMetrics::PrometheusMetrics(const std::string& listen_address, const st
   impl_->credentials_expiring.Add({}).Set(0);
   if (!listen_address.empty()) {
     try {
-      static CivetCallbacks callbacks;
-      callbacks.begin_request = &AnswerProbe;
-      impl_->exposer = std::make_unique<prometheus::Exposer>(listen_address, 2, &callbacks);
+      impl_->exposer = std::make_unique<prometheus::Exposer>(listen_address);
     } catch (const std::exception& e) {
       throw std::runtime_error("cannot serve metrics on " + listen_address + ": " + e.what());
     }
@@ -220,11 +178,6 @@ void PrometheusMetrics::StatementDuration(std::string_view statement, double sec
 void PrometheusMetrics::LeasesRecovered(int count) { impl_->recovered.Add({}).Increment(count); }
 void PrometheusMetrics::StaleOutcomes(int count) { impl_->stale.Add({}).Increment(count); }
 void PrometheusMetrics::DatabaseReconnect() { impl_->reconnects.Add({}).Increment(); }
-void PrometheusMetrics::Readiness(bool ready, std::string_view reason) {
-  std::lock_guard lock(Probes().mu);
-  Probes().ready = ready;
-  Probes().reason = std::string(reason);
-}
 void PrometheusMetrics::HeldDeliveries(int count) { impl_->held.Add({}).Increment(count); }
 
 void PrometheusMetrics::QueueDepth(std::string_view state, double deliveries) {

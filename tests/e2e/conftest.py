@@ -264,7 +264,7 @@ class Daemon:
         self.config_path = os.path.join(workdir, f"{name}.yaml")
         self.log_path = os.path.join(workdir, f"{name}.log")
         lines = [f"worker_id: {name}", f"policies_file: {settings.pop('policies_file', LOCAL_POLICIES)}",
-                 f"metrics_address: {settings.pop('metrics_address', chr(39) * 2)}"]
+                 "metrics_address: ''"]
         lines += [f"{k}: {v}" for k, v in settings.items()]
         with open(self.config_path, "w") as f:
             f.write("\n".join(lines) + "\n")
