@@ -14,7 +14,8 @@ UNITDIR ?= $(PREFIX)/lib/systemd/system
 DEB_PACKAGES := build-essential cmake pkg-config libpqxx-dev libcurl4-openssl-dev libssl-dev \
   libyaml-cpp-dev libsimdjson-dev libspdlog-dev libfmt-dev prometheus-cpp-dev doctest-dev \
   libsystemd-dev libidn2-dev postgresql postgresql-client pgbouncer libfaketime python3 python3-psycopg2 python3-pytest \
-  prometheus systemd clang libclang-rt-14-dev clang-tidy cppcheck nginx-light wrk squid
+  prometheus systemd clang libclang-rt-14-dev clang-tidy cppcheck nginx-light wrk squid \
+  libcivetweb-dev chromium chromium-driver python3-selenium
 # For make deb / make test-deb only: dpkg-buildflags, dpkg-shlibdeps, dpkg-deb, lintian.
 DEB_PACKAGING := dpkg-dev lintian
 
@@ -89,13 +90,13 @@ FUZZ_SECONDS ?= 60
 fuzz: deps
 	tests/fuzz/run.sh $(FUZZ_SECONDS)
 
-# Static analysis of the project's own code (daemon/**/*.cpp, tools/ctl/*.cpp, and the
+# Static analysis of the project's own code (daemon/**/*.cpp, tools/ctl/*.cpp, gateway/**/*.cpp, and the
 # daemon/ and tools/ headers they include): clang-tidy with the repository's .clang-tidy (every
 # warning is an error), LINT_JOBS files at a time, then cppcheck with the build's flags; any
 # finding fails. Needs the build for compile_commands.json; the generated migrations file under
 # the build folder is not linted. Both tools always run, so one pass shows every finding.
 LINT_JOBS ?= $(JOBS)
-LINT_SOURCES = $(shell find daemon tools/ctl -name '*.cpp' | sort) bench/receiver.cpp
+LINT_SOURCES = $(shell find daemon tools/ctl gateway -name '*.cpp' | sort) bench/receiver.cpp
 CLANG_TIDY ?= clang-tidy
 CPPCHECK ?= cppcheck
 
@@ -109,7 +110,7 @@ lint: build
 	   [ $$rc -eq 0 ] || echo "lint: clang-tidy failed on $$0"; exit $$rc' || status=1; \
 	echo "lint: cppcheck"; \
 	$(CPPCHECK) --project=$(BUILD_DIR)/compile_commands.json --file-filter='daemon/*' \
-	  --file-filter='tools/ctl/*' --file-filter=bench/receiver.cpp --enable=warning,performance,portability --inline-suppr \
+	  --file-filter='tools/ctl/*' --file-filter='gateway/*' --file-filter=bench/receiver.cpp --enable=warning,performance,portability --inline-suppr \
 	  --std=c++20 --suppress=missingIncludeSystem --error-exitcode=1 --quiet -j$(LINT_JOBS) || status=1; \
 	if [ $$status -eq 0 ]; then echo "lint: no findings"; else echo "lint: FAILED (findings above)"; fi; \
 	exit $$status
@@ -152,6 +153,12 @@ install-files:
 	  $(DESTDIR)$(DATADIR)/policies \
 	  $(DESTDIR)$(DATADIR)/examples $(DESTDIR)$(DOCDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/pgcourier
 	install -m 0755 $(BUILD_DIR)/pgcourierd $(BUILD_DIR)/pgcourierctl $(DESTDIR)$(BINDIR)/
+	# pgcourier-gateway and its unit, when it was built (the Debian package does not build it yet).
+	[ ! -x $(BUILD_DIR)/pgcourier-gateway ] || install -m 0755 $(BUILD_DIR)/pgcourier-gateway $(DESTDIR)$(BINDIR)/
+	[ ! -x $(BUILD_DIR)/pgcourier-gateway ] || { sed -e 's|/usr/local/bin/|$(BINDIR)/|g' \
+	  -e 's|/etc/pgcourier/|$(SYSCONFDIR)/pgcourier/|g' -e 's|/usr/local/share/doc/pgcourier/|$(DOCDIR)/|g' \
+	  systemd/pgcourier-gateway.service > $(DESTDIR)$(UNITDIR)/pgcourier-gateway.service && \
+	  chmod 0644 $(DESTDIR)$(UNITDIR)/pgcourier-gateway.service; }
 	install -m 0644 sql/schema/*.sql $(DESTDIR)$(DATADIR)/sql/schema/
 	$(if $(SQL_MIGRATIONS),install -m 0644 $(SQL_MIGRATIONS) $(DESTDIR)$(DATADIR)/sql/migrations/)
 	install -m 0644 sql/schema.snapshot.sql $(DESTDIR)$(DATADIR)/sql/
@@ -183,7 +190,8 @@ test-deb: deb
 	BUILD_DIR=$(BUILD_DIR) tests/deb/run
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/pgcourierd $(DESTDIR)$(BINDIR)/pgcourierctl $(DESTDIR)$(UNITDIR)/pgcourierd.service
+	rm -f $(DESTDIR)$(BINDIR)/pgcourierd $(DESTDIR)$(BINDIR)/pgcourierctl $(DESTDIR)$(UNITDIR)/pgcourierd.service \
+	  $(DESTDIR)$(BINDIR)/pgcourier-gateway $(DESTDIR)$(UNITDIR)/pgcourier-gateway.service
 	rm -rf $(DESTDIR)$(DATADIR) $(DESTDIR)$(DOCDIR)
 	sed -e 's|/etc/pgcourier/|$(SYSCONFDIR)/pgcourier/|g' systemd/pgcourierd.yaml | \
 	  cmp -s - $(DESTDIR)$(SYSCONFDIR)/pgcourier/pgcourierd.yaml && \

@@ -13,6 +13,936 @@ CREATE SCHEMA courier;
 
 
 --
+-- Name: api_acknowledge_escalation(text, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.api_acknowledge_escalation(scope text, escalation_id text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  result jsonb;
+BEGIN
+  UPDATE courier.escalations e SET acknowledged_at = coalesce(e.acknowledged_at, now())
+  WHERE e.id = escalation_id AND (scope IS NULL OR e.tenant_id = scope)
+  RETURNING jsonb_build_object('id', e.id, 'failure_id', e.failure_id, 'tenant_id', e.tenant_id, 'source', e.source,
+                               'source_id', e.source_id, 'reason', e.reason, 'created_at', e.created_at,
+                               'acknowledged_at', e.acknowledged_at)
+  INTO result;
+  IF result IS NULL THEN
+    RAISE EXCEPTION 'no escalation %', escalation_id USING ERRCODE = 'no_data_found';
+  END IF;
+  RETURN result;
+END
+$$;
+
+
+--
+-- Name: api_check_body(jsonb, text[]); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.api_check_body(body jsonb, allowed text[]) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+DECLARE
+  unknown text;
+BEGIN
+  IF body IS NULL OR jsonb_typeof(body) <> 'object' THEN
+    RAISE EXCEPTION 'the body must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  SELECT k INTO unknown FROM jsonb_object_keys(body) k WHERE k <> ALL (allowed) ORDER BY k LIMIT 1;
+  IF unknown IS NOT NULL THEN
+    RAISE EXCEPTION '%: unknown field (known: %)', unknown, array_to_string(allowed, ', ')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+END
+$$;
+
+
+--
+-- Name: api_check_subscription(text, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.api_check_subscription(scope text, subscription_id text) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+BEGIN
+  PERFORM 1 FROM courier.subscriptions s
+  WHERE s.id = subscription_id AND (api_check_subscription.scope IS NULL OR s.tenant_id = api_check_subscription.scope) FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'no subscription %', subscription_id USING ERRCODE = 'no_data_found';
+  END IF;
+END
+$$;
+
+
+--
+-- Name: api_connection(text, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.api_connection(scope text, connection_id text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  result jsonb;
+BEGIN
+  SELECT to_jsonb(x) INTO result FROM courier.connection_health x
+  WHERE x.id = connection_id AND (scope IS NULL OR x.tenant_id = scope);
+  IF result IS NULL THEN
+    RAISE EXCEPTION 'no connection %', connection_id USING ERRCODE = 'no_data_found';
+  END IF;
+  RETURN result;
+END
+$$;
+
+
+--
+-- Name: api_connections(text, text, integer); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.api_connections(scope text, after text DEFAULT NULL::text, lim integer DEFAULT NULL::integer) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  n integer := courier.api_limit(lim);
+  items jsonb;
+BEGIN
+  SELECT jsonb_agg(to_jsonb(d) ORDER BY d.id) INTO items
+  FROM (SELECT * FROM courier.connection_health x
+        WHERE (scope IS NULL OR x.tenant_id = scope) AND (after IS NULL OR x.id > after)
+        ORDER BY x.id LIMIT n) d;
+  RETURN courier.api_page(items, n);
+END
+$$;
+
+
+--
+-- Name: api_create_credential(text, text, text, timestamp with time zone, text, text, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.api_create_credential(scope text, tenant_id text, name text, expires_at timestamp with time zone, credential_id text, sealed_secret text, fingerprint text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  tenant text := courier.api_tenant(scope, jsonb_build_object('tenant_id', tenant_id));
+BEGIN
+  IF expires_at IS NOT NULL AND expires_at <= now() THEN
+    RAISE EXCEPTION 'expires_at: not in the future' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF name ~ '[[:cntrl:]]' THEN
+    RAISE EXCEPTION 'name: no control characters' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  INSERT INTO courier.credentials (id, tenant_id, name) VALUES (credential_id, tenant, nullif(name, ''));
+  INSERT INTO courier.credential_versions (credential_id, version, sealed_secret, fingerprint, status, expires_at,
+                                           activated_at)
+  VALUES (credential_id, 1, sealed_secret, fingerprint, 'active', expires_at, now());
+  RETURN courier.api_credential(scope, credential_id);
+END
+$$;
+
+
+--
+-- Name: api_create_subscription(text, jsonb, text, text, text, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.api_create_subscription(scope text, body jsonb, subscription_id text, sealed_secret text, secret_last4 text, idempotency_key text DEFAULT NULL::text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  types text[];
+  earlier text;
+BEGIN
+  IF idempotency_key IS NOT NULL THEN
+    -- Serialises calls with the same key: the second waits for the first's commit.
+    PERFORM pg_advisory_xact_lock(hashtext('api_create_subscription'), hashtext(courier.api_tenant(scope, body) || ' ' || idempotency_key));
+    SELECT k.object_id INTO earlier FROM courier.api_idempotency_keys k
+    WHERE k.tenant_id = courier.api_tenant(scope, body) AND k.operation = 'create_subscription'
+      AND k.key = idempotency_key;
+    IF earlier IS NOT NULL THEN
+      RETURN courier.api_subscription(scope, earlier) || '{"replayed": true}'::jsonb;
+    END IF;
+    INSERT INTO courier.api_idempotency_keys (tenant_id, operation, key, object_id)
+    VALUES (courier.api_tenant(scope, body), 'create_subscription', idempotency_key, subscription_id);
+  END IF;
+  PERFORM courier.api_check_body(body, ARRAY['tenant_id', 'url', 'event_types', 'policy', 'description']);
+  IF jsonb_typeof(body -> 'event_types') IS DISTINCT FROM 'array' THEN
+    RAISE EXCEPTION 'event_types: an array of event types or patterns is required'
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  SELECT array_agg(t) INTO types FROM jsonb_array_elements_text(body -> 'event_types') t;
+  PERFORM courier.create_subscription(courier.api_tenant(scope, body), body ->> 'url', types, sealed_secret,
+                                      secret_last4, coalesce(body ->> 'policy', 'default'), body ->> 'description',
+                                      subscription_id);
+  RETURN courier.api_subscription(scope, subscription_id);
+END
+$$;
+
+
+--
+-- Name: api_credential(text, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.api_credential(scope text, credential_id text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  result jsonb;
+BEGIN
+  SELECT jsonb_build_object(
+           'id', c.id, 'tenant_id', c.tenant_id, 'name', c.name, 'status', c.status,
+           'active_version', v.version, 'fingerprint', v.fingerprint, 'expires_at', v.expires_at,
+           'created_at', c.created_at, 'updated_at', c.updated_at,
+           'versions', coalesce((SELECT jsonb_agg(jsonb_build_object(
+                                   'version', x.version, 'status', x.status, 'fingerprint', x.fingerprint,
+                                   'created_at', x.created_at, 'activated_at', x.activated_at,
+                                   'retired_at', x.retired_at, 'expires_at', x.expires_at,
+                                   'verification_error', x.verification_error) ORDER BY x.version DESC)
+                                 FROM courier.credential_versions x WHERE x.credential_id = c.id), '[]'::jsonb),
+           'connections', coalesce((SELECT jsonb_agg(k.id ORDER BY k.id) FROM courier.connections k
+                                    WHERE k.credential_id = c.id), '[]'::jsonb))
+  INTO result
+  FROM courier.credentials c
+  LEFT JOIN courier.credential_versions v ON v.credential_id = c.id AND v.status = 'active'
+  WHERE c.id = credential_id AND (scope IS NULL OR c.tenant_id = scope);
+  IF result IS NULL THEN
+    RAISE EXCEPTION 'no credential %', credential_id USING ERRCODE = 'no_data_found';
+  END IF;
+  RETURN result;
+END
+$$;
+
+
+--
+-- Name: api_dead_letters(text, jsonb, text, integer); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.api_dead_letters(scope text, filters jsonb, after text DEFAULT NULL::text, lim integer DEFAULT NULL::integer) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  n integer := courier.api_limit(lim);
+  items jsonb;
+BEGIN
+  SELECT jsonb_agg(to_jsonb(d) ORDER BY d.delivery_id) INTO items
+  FROM (SELECT x.delivery_id, x.tenant_id, x.subscription_id, x.url, x.attempts, x.last_status_code, x.last_error,
+               x.dead_lettered_at, x.event_id, x.event_type, x.event_created_at
+        FROM courier.dead_letters x
+        WHERE (scope IS NULL OR x.tenant_id = scope) AND (after IS NULL OR x.delivery_id > after)
+          AND (filters ->> 'subscription_id' IS NULL OR x.subscription_id = filters ->> 'subscription_id')
+          AND (filters ->> 'event_type' IS NULL OR x.event_type = filters ->> 'event_type')
+        ORDER BY x.delivery_id LIMIT n) d;
+  RETURN courier.api_page(items, n, 'delivery_id');
+END
+$$;
+
+
+--
+-- Name: api_deliveries(text, jsonb, text, integer); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.api_deliveries(scope text, filters jsonb, after text DEFAULT NULL::text, lim integer DEFAULT NULL::integer) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  n integer := courier.api_limit(lim);
+  items jsonb;
+BEGIN
+  SELECT jsonb_agg(to_jsonb(d) ORDER BY d.id) INTO items
+  FROM (SELECT x.id, x.tenant_id, x.event_id, x.event_type, x.subscription_id, x.url, x.status, x.attempts,
+               x.next_attempt_at, x.last_status_code, x.last_error, x.created_at, x.updated_at, x.completed_at
+        FROM courier.delivery_status x
+        WHERE (scope IS NULL OR x.tenant_id = scope) AND (after IS NULL OR x.id > after)
+          AND (filters ->> 'status' IS NULL OR x.status = filters ->> 'status')
+          AND (filters ->> 'subscription_id' IS NULL OR x.subscription_id = filters ->> 'subscription_id')
+          AND (filters ->> 'event_type' IS NULL OR x.event_type = filters ->> 'event_type')
+          AND (filters ->> 'since' IS NULL OR x.created_at >= (filters ->> 'since')::timestamptz)
+          AND (filters ->> 'until' IS NULL OR x.created_at < (filters ->> 'until')::timestamptz)
+        ORDER BY x.id LIMIT n) d;
+  RETURN courier.api_page(items, n);
+END
+$$;
+
+
+--
+-- Name: api_delivery(text, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.api_delivery(scope text, delivery_id text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  result jsonb;
+BEGIN
+  SELECT to_jsonb(x) - 'lease_owner' - 'lease_expires_at' INTO result FROM courier.delivery_status x
+  WHERE x.id = delivery_id AND (scope IS NULL OR x.tenant_id = scope);
+  IF result IS NULL THEN
+    RAISE EXCEPTION 'no delivery %', delivery_id USING ERRCODE = 'no_data_found';
+  END IF;
+  RETURN result || jsonb_build_object('attempts', coalesce(
+    (SELECT jsonb_agg(jsonb_build_object('attempt', t.attempt, 'started_at', t.started_at,
+                                         'duration_ms', t.duration_ms, 'status_code', t.status_code,
+                                         'outcome', t.outcome, 'error_class', t.error_class,
+                                         'retryable', t.retryable, 'error_summary', t.error_summary)
+                      ORDER BY t.attempt)
+     FROM courier.delivery_timeline t WHERE t.delivery_id = api_delivery.delivery_id), '[]'::jsonb));
+END
+$$;
+
+
+--
+-- Name: api_enqueue_run(text, jsonb, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.api_enqueue_run(scope text, body jsonb, header_key text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  tenant text;
+  key text := coalesce(body ->> 'idempotency_key', header_key);
+BEGIN
+  PERFORM courier.api_check_body(body, ARRAY['tenant_id', 'connection_id', 'operation', 'method', 'path', 'body',
+                                             'headers', 'idempotency_key', 'trace_id', 'external_ref_pointer']);
+  tenant := courier.api_tenant(scope, body);
+  IF header_key IS NOT NULL AND body ->> 'idempotency_key' IS NOT NULL AND header_key <> body ->> 'idempotency_key' THEN
+    RAISE EXCEPTION 'idempotency_key: the body and the Idempotency-Key header differ'
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  -- Another tenant's connection and none at all are the same answer.
+  IF NOT EXISTS (SELECT 1 FROM courier.connections c WHERE c.id = body ->> 'connection_id' AND c.tenant_id = tenant) THEN
+    RAISE EXCEPTION 'no connection %', body ->> 'connection_id' USING ERRCODE = 'no_data_found';
+  END IF;
+  IF body ? 'headers' AND jsonb_typeof(body -> 'headers') <> 'object' THEN
+    RAISE EXCEPTION 'headers: an object of header names and values' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  RETURN jsonb_build_object('id', courier.enqueue_run(tenant, body ->> 'connection_id', body ->> 'operation',
+                                                      coalesce(body ->> 'method', 'POST'), coalesce(body ->> 'path', '/'),
+                                                      body ->> 'body', coalesce(body -> 'headers', '{}'), key,
+                                                      body ->> 'trace_id', body ->> 'external_ref_pointer'));
+END
+$$;
+
+
+--
+-- Name: api_escalations(text, jsonb, text, integer); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.api_escalations(scope text, filters jsonb, after text DEFAULT NULL::text, lim integer DEFAULT NULL::integer) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  n integer := courier.api_limit(lim);
+  items jsonb;
+BEGIN
+  SELECT jsonb_agg(to_jsonb(d) ORDER BY d.id) INTO items
+  FROM (SELECT e.id, e.failure_id, e.tenant_id, e.source, e.source_id, e.reason, e.created_at, e.acknowledged_at
+        FROM courier.escalations e
+        WHERE (scope IS NULL OR e.tenant_id = scope) AND (after IS NULL OR e.id > after)
+          AND (coalesce(filters ->> 'all', 'false') = 'true' OR e.acknowledged_at IS NULL)
+        ORDER BY e.id LIMIT n) d;
+  RETURN courier.api_page(items, n);
+END
+$$;
+
+
+--
+-- Name: api_events(text, text, integer, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.api_events(scope text, after text DEFAULT NULL::text, lim integer DEFAULT NULL::integer, event_type text DEFAULT NULL::text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  n integer := courier.api_limit(lim);
+  items jsonb;
+BEGIN
+  SELECT jsonb_agg(jsonb_build_object('id', e.id, 'tenant_id', e.tenant_id, 'event_type', e.event_type,
+                                      'payload', e.payload, 'idempotency_key', e.idempotency_key,
+                                      'trace_id', e.trace_id, 'ordering_key', e.ordering_key,
+                                      'created_at', e.created_at) ORDER BY e.id)
+  INTO items
+  FROM (SELECT * FROM courier.events x
+        WHERE (scope IS NULL OR x.tenant_id = scope) AND (after IS NULL OR x.id > after)
+          AND (event_type IS NULL OR x.event_type = event_type)
+        ORDER BY x.id LIMIT n) e;
+  RETURN courier.api_page(items, n);
+END
+$$;
+
+
+--
+-- Name: api_ingress_accept(text, text, text, jsonb); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.api_ingress_accept(source_id text, provider_delivery_id text, event_type text, payload jsonb) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  src courier.ingress_sources;
+  key text := 'ingress:' || source_id || ':' || provider_delivery_id;
+  new_event text;
+  existed boolean := false;
+BEGIN
+  SELECT * INTO src FROM courier.ingress_sources s WHERE s.id = source_id AND s.disabled_at IS NULL;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'no ingress source %', source_id USING ERRCODE = 'no_data_found';
+  END IF;
+  IF provider_delivery_id IS NULL OR provider_delivery_id = '' OR provider_delivery_id ~ '[[:cntrl:]]'
+     OR length(key) > 255 THEN
+    RAISE EXCEPTION 'provider_delivery_id: 1 to 200 characters, no control characters'
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  INSERT INTO courier.events AS e (tenant_id, event_type, payload, idempotency_key, direction)
+  VALUES (src.tenant_id, coalesce(src.event_type, event_type), coalesce(payload, '{}'), key, 'inbound')
+  ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+  RETURNING e.id INTO new_event;
+  IF new_event IS NULL THEN
+    existed := true;
+    SELECT e.id INTO new_event FROM courier.events e WHERE e.tenant_id = src.tenant_id AND e.idempotency_key = key;
+  END IF;
+  INSERT INTO courier.ingress_requests (source_id, tenant_id, accepted, provider_delivery_id, event_id, duplicate)
+  VALUES (src.id, src.tenant_id, true, provider_delivery_id, new_event, existed);
+  RETURN jsonb_build_object('id', new_event, 'duplicate', existed);
+END
+$$;
+
+
+--
+-- Name: api_ingress_reject(text, text, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.api_ingress_reject(source_id text, reason text, provider_delivery_id text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+BEGIN
+  INSERT INTO courier.ingress_requests (source_id, tenant_id, accepted, reason, provider_delivery_id)
+  SELECT s.id, s.tenant_id, false, left(reason, 500),
+         left(regexp_replace(provider_delivery_id, '[[:cntrl:]]', '', 'g'), 255)
+  FROM courier.ingress_sources s WHERE s.id = source_id;
+  RETURN jsonb_build_object('recorded', FOUND);
+END
+$$;
+
+
+--
+-- Name: api_ingress_source(text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.api_ingress_source(source_id text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  result jsonb;
+BEGIN
+  SELECT jsonb_build_object('id', s.id, 'tenant_id', s.tenant_id, 'scheme', s.scheme, 'sealed_secret',
+                            s.sealed_secret, 'event_type', s.event_type, 'tolerance_seconds', s.tolerance_seconds)
+  INTO result FROM courier.ingress_sources s WHERE s.id = source_id AND s.disabled_at IS NULL;
+  IF result IS NULL THEN
+    RAISE EXCEPTION 'no ingress source %', source_id USING ERRCODE = 'no_data_found';
+  END IF;
+  RETURN result;
+END
+$$;
+
+
+--
+-- Name: api_limit(integer); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.api_limit(requested integer) RETURNS integer
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+  SELECT CASE WHEN requested IS NULL THEN 50 WHEN requested < 1 THEN 1 WHEN requested > 500 THEN 500
+              ELSE requested END
+$$;
+
+
+--
+-- Name: api_overview(text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.api_overview(scope text) RETURNS jsonb
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+  SELECT jsonb_build_object(
+    'queue_depth', (SELECT count(*) FROM courier.delivery_queue q WHERE scope IS NULL OR q.tenant_id = scope),
+    'oldest_due_at', (SELECT min(q.due_at) FROM courier.delivery_queue q
+                      WHERE q.lease_owner IS NULL AND q.due_at <= now() AND (scope IS NULL OR q.tenant_id = scope)),
+    'dead_letters', (SELECT count(*) FROM courier.delivery_dead_letters x JOIN courier.deliveries d ON d.id = x.delivery_id
+                     WHERE scope IS NULL OR d.tenant_id = scope),
+    'paused_subscriptions', (SELECT count(*) FROM courier.subscriptions s
+                             WHERE s.paused_at IS NOT NULL AND s.active AND (api_overview.scope IS NULL OR s.tenant_id = api_overview.scope)),
+    'unhealthy_connections', (SELECT count(*) FROM courier.connections c
+                              WHERE c.health IN ('unhealthy', 'degraded') AND (scope IS NULL OR c.tenant_id = scope)),
+    'open_escalations', (SELECT count(*) FROM courier.escalations e
+                         WHERE e.acknowledged_at IS NULL AND (scope IS NULL OR e.tenant_id = scope)),
+    'runs_dead_lettered', (SELECT count(*) FROM courier.runs r
+                           WHERE r.status = 'dead_lettered' AND (scope IS NULL OR r.tenant_id = scope)))
+$$;
+
+
+--
+-- Name: api_page(jsonb, integer, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.api_page(items jsonb, lim integer, key text DEFAULT 'id'::text) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+  SELECT jsonb_build_object('items', coalesce(items, '[]'::jsonb),
+                            'next', CASE WHEN jsonb_array_length(coalesce(items, '[]'::jsonb)) >= lim
+                                         THEN items -> -1 -> key END)
+$$;
+
+
+--
+-- Name: api_publish(text, jsonb, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.api_publish(scope text, body jsonb, header_key text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  tenant text;
+  key text := coalesce(body ->> 'idempotency_key', header_key);
+  existed boolean := false;
+BEGIN
+  PERFORM courier.api_check_body(body, ARRAY['tenant_id', 'event_type', 'payload', 'idempotency_key', 'trace_id',
+                                             'ordering_key']);
+  tenant := courier.api_tenant(scope, body);
+  PERFORM courier.check_tenant_id(tenant);
+  IF header_key IS NOT NULL AND body ->> 'idempotency_key' IS NOT NULL AND header_key <> body ->> 'idempotency_key' THEN
+    RAISE EXCEPTION 'idempotency_key: the body and the Idempotency-Key header differ'
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF key ~ '[[:cntrl:]]' OR length(key) > 255 THEN
+    RAISE EXCEPTION 'idempotency_key: at most 255 characters, no control characters'
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF jsonb_typeof(body -> 'event_type') IS DISTINCT FROM 'string' THEN
+    RAISE EXCEPTION 'event_type: a string is required' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF key IS NOT NULL THEN
+    existed := EXISTS (SELECT 1 FROM courier.events e WHERE e.tenant_id = tenant AND e.idempotency_key = key);
+  END IF;
+  RETURN jsonb_build_object('id', courier.publish(tenant, body ->> 'event_type', coalesce(body -> 'payload', '{}'),
+                                                  key, body ->> 'trace_id', body ->> 'ordering_key'),
+                            'duplicate', existed);
+END
+$$;
+
+
+--
+-- Name: api_redeliver(text, text, jsonb); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.api_redeliver(scope text, subscription_id text, body jsonb) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  tenant text;
+  result jsonb;
+BEGIN
+  PERFORM courier.api_check_body(body, ARRAY['from_event', 'since', 'max_events']);
+  PERFORM courier.api_check_subscription(scope, subscription_id);
+  SELECT s.tenant_id INTO tenant FROM courier.subscriptions s WHERE s.id = subscription_id;
+  IF body ->> 'from_event' IS NOT NULL
+     AND NOT EXISTS (SELECT 1 FROM courier.events e WHERE e.id = body ->> 'from_event' AND e.tenant_id = tenant) THEN
+    RAISE EXCEPTION 'no event %', body ->> 'from_event' USING ERRCODE = 'no_data_found';
+  END IF;
+  IF (body ->> 'max_events')::integer NOT BETWEEN 1 AND 10000 THEN
+    RAISE EXCEPTION 'max_events: 1 to 10000' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  SELECT to_jsonb(r) INTO result
+  FROM courier.redeliver_events(subscription_id, body ->> 'from_event', (body ->> 'since')::timestamptz,
+                                coalesce((body ->> 'max_events')::integer, 1000)) r;
+  RETURN result;
+END
+$$;
+
+
+--
+-- Name: api_replay(text, jsonb, boolean); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.api_replay(scope text, filters jsonb, dry_run boolean) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  tenant text := coalesce(scope, filters ->> 'tenant_id');
+  n integer;
+  sub text;
+  created timestamptz;
+BEGIN
+  IF scope IS NOT NULL AND filters ->> 'tenant_id' IS NOT NULL AND filters ->> 'tenant_id' <> scope THEN
+    RAISE EXCEPTION 'tenant_id: a tenant token replays its own deliveries only' USING ERRCODE = 'no_data_found';
+  END IF;
+  -- One dead letter (the console's replay button): its subscription and the
+  -- microsecond it was created, through the same replay_deliveries.
+  IF filters ->> 'delivery_id' IS NOT NULL THEN
+    SELECT d.subscription_id, d.created_at INTO sub, created FROM courier.deliveries d
+    WHERE d.id = filters ->> 'delivery_id' AND (tenant IS NULL OR d.tenant_id = tenant);
+    IF NOT FOUND THEN
+      RAISE EXCEPTION 'no delivery %', filters ->> 'delivery_id' USING ERRCODE = 'no_data_found';
+    END IF;
+    n := courier.replay_deliveries(tenant, sub, NULL, created, created + interval '1 microsecond',
+                                   ARRAY['dead_lettered'], false, coalesce(dry_run, false));
+    RETURN jsonb_build_object('dry_run', coalesce(dry_run, false), 'deliveries', n);
+  END IF;
+  IF filters ->> 'subscription_id' IS NOT NULL THEN
+    PERFORM 1 FROM courier.subscriptions s
+    WHERE s.id = filters ->> 'subscription_id' AND (tenant IS NULL OR s.tenant_id = tenant);
+    IF NOT FOUND THEN
+      RAISE EXCEPTION 'no subscription %', filters ->> 'subscription_id' USING ERRCODE = 'no_data_found';
+    END IF;
+  END IF;
+  n := courier.replay_deliveries(tenant, filters ->> 'subscription_id', filters ->> 'event_type',
+                                 (filters ->> 'since')::timestamptz, (filters ->> 'until')::timestamptz,
+                                 ARRAY['dead_lettered'], false, coalesce(dry_run, false));
+  RETURN jsonb_build_object('dry_run', coalesce(dry_run, false), 'deliveries', n);
+END
+$$;
+
+
+--
+-- Name: api_retire_credential(text, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.api_retire_credential(scope text, credential_id text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  users text;
+BEGIN
+  PERFORM 1 FROM courier.credentials c
+  WHERE c.id = credential_id AND (scope IS NULL OR c.tenant_id = scope) FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'no credential %', credential_id USING ERRCODE = 'no_data_found';
+  END IF;
+  SELECT string_agg(k.id, ', ' ORDER BY k.id) INTO users FROM courier.connections k
+  WHERE k.credential_id = api_retire_credential.credential_id AND k.status <> 'retired';
+  IF users IS NOT NULL THEN
+    RAISE EXCEPTION 'credential % is used by connection(s) %; retire them or give them another credential first',
+      credential_id, users USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  UPDATE courier.credentials c SET status = 'revoked', updated_at = now() WHERE c.id = credential_id;
+  UPDATE courier.credential_versions v SET status = 'revoked', retired_at = coalesce(v.retired_at, now())
+  WHERE v.credential_id = api_retire_credential.credential_id AND v.status IN ('active', 'rotating', 'inactive');
+  RETURN courier.api_credential(scope, credential_id);
+END
+$$;
+
+
+--
+-- Name: api_revoke_subscription_secrets(text, text, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.api_revoke_subscription_secrets(scope text, subscription_id text, secret_id text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  secrets jsonb;
+BEGIN
+  PERFORM courier.api_check_subscription(scope, subscription_id);
+  SELECT jsonb_agg(to_jsonb(r)) INTO secrets FROM courier.revoke_subscription_secrets(subscription_id, secret_id) r;
+  RETURN jsonb_build_object('subscription_id', subscription_id, 'secrets', coalesce(secrets, '[]'::jsonb));
+END
+$$;
+
+
+--
+-- Name: api_rotate_credential(text, text, text, text, timestamp with time zone); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.api_rotate_credential(scope text, credential_id text, sealed_secret text, fingerprint text, expires_at timestamp with time zone) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  cred courier.credentials;
+  next_version int;
+BEGIN
+  SELECT * INTO cred FROM courier.credentials c
+  WHERE c.id = credential_id AND (scope IS NULL OR c.tenant_id = scope) FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'no credential %', credential_id USING ERRCODE = 'no_data_found';
+  END IF;
+  IF cred.status = 'revoked' THEN
+    RAISE EXCEPTION 'credential % is retired', credential_id USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  IF EXISTS (SELECT 1 FROM courier.credential_versions v WHERE v.credential_id = cred.id AND v.status = 'rotating') THEN
+    RAISE EXCEPTION 'credential % has a version rotating already (the daemon verifies it, then activates it or marks it failed)',
+      credential_id USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  IF EXISTS (SELECT 1 FROM courier.credential_versions v
+             WHERE v.credential_id = cred.id AND v.status = 'active' AND v.fingerprint = api_rotate_credential.fingerprint) THEN
+    RAISE EXCEPTION 'the new secret is the active version''s' USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  IF expires_at IS NOT NULL AND expires_at <= now() THEN
+    RAISE EXCEPTION 'expires_at: not in the future' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  INSERT INTO courier.credential_versions AS x (credential_id, version, sealed_secret, fingerprint, status, expires_at)
+  SELECT cred.id, max(v.version) + 1, sealed_secret, fingerprint, 'rotating', expires_at
+  FROM courier.credential_versions v WHERE v.credential_id = cred.id
+  RETURNING x.version INTO next_version;
+  UPDATE courier.credentials c SET status = 'rotating', updated_at = now() WHERE c.id = cred.id;
+  RETURN courier.api_credential(scope, credential_id) || jsonb_build_object('rotating_version', next_version);
+END
+$$;
+
+
+--
+-- Name: api_rotate_subscription_secret(text, text, text, text, interval); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.api_rotate_subscription_secret(scope text, subscription_id text, sealed_secret text, secret_last4 text, grace interval) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  secrets jsonb;
+BEGIN
+  PERFORM courier.api_check_subscription(scope, subscription_id);
+  SELECT jsonb_agg(to_jsonb(r)) INTO secrets
+  FROM courier.rotate_subscription_secret(subscription_id, sealed_secret, secret_last4,
+                                          coalesce(grace, interval '24 hours')) r;
+  RETURN jsonb_build_object('subscription_id', subscription_id, 'secrets', coalesce(secrets, '[]'::jsonb));
+END
+$$;
+
+
+--
+-- Name: api_run(text, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.api_run(scope text, run_id text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  result jsonb;
+BEGIN
+  SELECT to_jsonb(x) - 'lease_owner' - 'lease_expires_at' INTO result FROM courier.run_status x
+  WHERE x.id = run_id AND (scope IS NULL OR x.tenant_id = scope);
+  IF result IS NULL THEN
+    RAISE EXCEPTION 'no run %', run_id USING ERRCODE = 'no_data_found';
+  END IF;
+  RETURN result || jsonb_build_object(
+    'attempts', coalesce((SELECT jsonb_agg(to_jsonb(t) - 'run_id' - 'tenant_id' - 'connection_id' - 'operation' - 'worker'
+                                           ORDER BY t.attempt)
+                          FROM courier.run_timeline t WHERE t.run_id = api_run.run_id), '[]'::jsonb),
+    'failures', coalesce((SELECT jsonb_agg(jsonb_build_object('id', f.id, 'category', f.category,
+                                                              'error_code', f.error_code, 'message', f.message,
+                                                              'attempt', f.attempt, 'next_action', f.next_action,
+                                                              'created_at', f.created_at, 'resolved_at', f.resolved_at)
+                                           ORDER BY f.id)
+                          FROM courier.failures f WHERE f.source = 'run' AND f.source_id = api_run.run_id), '[]'::jsonb));
+END
+$$;
+
+
+--
+-- Name: api_runs(text, jsonb, text, integer); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.api_runs(scope text, filters jsonb, after text DEFAULT NULL::text, lim integer DEFAULT NULL::integer) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  n integer := courier.api_limit(lim);
+  items jsonb;
+BEGIN
+  SELECT jsonb_agg(to_jsonb(d) - 'lease_owner' - 'lease_expires_at' ORDER BY d.id) INTO items
+  FROM (SELECT * FROM courier.run_status x
+        WHERE (scope IS NULL OR x.tenant_id = scope) AND (after IS NULL OR x.id > after)
+          AND (filters ->> 'status' IS NULL OR x.status = filters ->> 'status')
+          AND (filters ->> 'connection_id' IS NULL OR x.connection_id = filters ->> 'connection_id')
+        ORDER BY x.id LIMIT n) d;
+  RETURN courier.api_page(items, n);
+END
+$$;
+
+
+--
+-- Name: api_schema_version(); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.api_schema_version() RETURNS integer
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+  SELECT max(m.version) FROM courier.schema_migrations m
+$$;
+
+
+--
+-- Name: api_set_subscription_state(text, text, text, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.api_set_subscription_state(scope text, subscription_id text, action text, reason text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+BEGIN
+  PERFORM courier.api_check_subscription(scope, subscription_id);
+  CASE action
+    WHEN 'pause' THEN PERFORM courier.pause_subscription(subscription_id, coalesce(reason, 'paused through the API'));
+    WHEN 'resume' THEN PERFORM courier.resume_subscription(subscription_id);
+    WHEN 'disable' THEN PERFORM courier.disable_subscription(subscription_id,
+                                                             coalesce(reason, 'disabled through the API'));
+    ELSE RAISE EXCEPTION 'unknown action %', action USING ERRCODE = 'invalid_parameter_value';
+  END CASE;
+  RETURN courier.api_subscription(scope, subscription_id);
+END
+$$;
+
+
+--
+-- Name: api_subscription(text, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.api_subscription(scope text, subscription_id text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  result jsonb;
+BEGIN
+  SELECT jsonb_build_object(
+           'id', s.id, 'tenant_id', s.tenant_id, 'url', courier.redact_url(s.url), 'event_types', s.event_types,
+           'policy', s.policy, 'description', s.description, 'state', h.state, 'active', s.active,
+           'paused_at', s.paused_at, 'pause_reason', s.pause_reason, 'disabled_at', s.disabled_at,
+           'disabled_reason', s.disabled_reason, 'consecutive_failures', s.consecutive_failures,
+           'last_success_at', s.last_success_at, 'last_failure_at', s.last_failure_at,
+           'held_deliveries', h.held_deliveries, 'created_at', s.created_at, 'updated_at', s.updated_at,
+           'secret_last4', (SELECT x.last4 FROM courier.subscription_secrets x
+                            WHERE x.subscription_id = s.id AND x.revoked_at IS NULL
+                              AND (x.expires_at IS NULL OR x.expires_at > now())
+                            ORDER BY x.created_at DESC LIMIT 1))
+  INTO result
+  FROM courier.subscriptions s JOIN courier.subscription_health h ON h.subscription_id = s.id
+  WHERE s.id = subscription_id AND (api_subscription.scope IS NULL OR s.tenant_id = api_subscription.scope);
+  IF result IS NULL THEN
+    RAISE EXCEPTION 'no subscription %', subscription_id USING ERRCODE = 'no_data_found';
+  END IF;
+  RETURN result;
+END
+$$;
+
+
+--
+-- Name: api_subscriptions(text, text, integer); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.api_subscriptions(scope text, after text DEFAULT NULL::text, lim integer DEFAULT NULL::integer) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  n integer := courier.api_limit(lim);
+  items jsonb;
+BEGIN
+  SELECT jsonb_agg(courier.api_subscription(scope, p.id) ORDER BY p.id) INTO items
+  FROM (SELECT s.id FROM courier.subscriptions s
+        WHERE (api_subscriptions.scope IS NULL OR s.tenant_id = api_subscriptions.scope) AND (after IS NULL OR s.id > after)
+        ORDER BY s.id LIMIT n) p;
+  RETURN courier.api_page(items, n);
+END
+$$;
+
+
+--
+-- Name: api_tenant(text, jsonb); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.api_tenant(scope text, body jsonb) RETURNS text
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+BEGIN
+  IF scope IS NOT NULL AND body ->> 'tenant_id' IS NOT NULL AND body ->> 'tenant_id' <> scope THEN
+    RAISE EXCEPTION 'tenant_id: not this token''s tenant' USING ERRCODE = 'no_data_found';
+  END IF;
+  IF coalesce(scope, body ->> 'tenant_id') IS NULL THEN
+    RAISE EXCEPTION 'tenant_id: required with an operator token' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  RETURN coalesce(scope, body ->> 'tenant_id');
+END
+$$;
+
+
+--
+-- Name: api_update_subscription(text, text, jsonb); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.api_update_subscription(scope text, subscription_id text, changes jsonb) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+BEGIN
+  PERFORM courier.api_check_subscription(scope, subscription_id);
+  IF changes ? 'tenant_id' THEN
+    RAISE EXCEPTION 'tenant_id: cannot be changed' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  PERFORM courier.update_subscription(subscription_id, changes);
+  RETURN courier.api_subscription(scope, subscription_id);
+END
+$$;
+
+
+--
 -- Name: caller_may_publish(text); Type: FUNCTION; Schema: courier; Owner: -
 --
 
@@ -875,6 +1805,44 @@ $$;
 
 
 --
+-- Name: create_api_token(text, text, boolean); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.create_api_token(tenant_id text, name text DEFAULT ''::text, operator boolean DEFAULT false) RETURNS TABLE(id text, token text)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  new_token text;
+  new_id text;
+BEGIN
+  IF operator AND tenant_id IS NOT NULL THEN
+    RAISE EXCEPTION 'an operator token has no tenant' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF NOT operator THEN
+    IF tenant_id IS NULL THEN
+      RAISE EXCEPTION 'tenant_id: needed for a tenant token (or make an operator token)'
+        USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM courier.check_tenant_id(tenant_id);
+  END IF;
+  IF name ~ '[[:cntrl:]]' OR length(name) > 200 THEN
+    RAISE EXCEPTION 'name: at most 200 characters, no control characters' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  new_token := 'pgc_' || rtrim(translate(encode(uuid_send(gen_random_uuid()) || uuid_send(gen_random_uuid()),
+                                               'base64'), '+/', '-_'), '=');
+  INSERT INTO courier.api_tokens AS t (tenant_id, name, token_sha256)
+  VALUES (tenant_id, coalesce(name, ''), sha256(convert_to(new_token, 'UTF8')))
+  RETURNING t.id INTO new_id;
+  id := new_id;
+  token := new_token;
+  RETURN NEXT;
+END
+$$;
+
+
+--
 -- Name: create_event_type(text, text, text, jsonb, jsonb, boolean); Type: FUNCTION; Schema: courier; Owner: -
 --
 
@@ -903,6 +1871,28 @@ BEGIN
     RETURNING t.id INTO created;
   END IF;
   RETURN created;
+END
+$$;
+
+
+--
+-- Name: create_ingress_source(text, text, text, text, text, integer); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.create_ingress_source(source_id text, tenant_id text, scheme text, sealed_secret text, event_type text DEFAULT NULL::text, tolerance_seconds integer DEFAULT 300) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+BEGIN
+  PERFORM courier.check_tenant_id(tenant_id);
+  PERFORM courier.check_identifier(source_id, 'source_id');
+  IF event_type ~ '[[:cntrl:]]' THEN
+    RAISE EXCEPTION 'event_type: no control characters' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  INSERT INTO courier.ingress_sources (id, tenant_id, scheme, sealed_secret, event_type, tolerance_seconds)
+  VALUES (source_id, tenant_id, scheme, sealed_secret, nullif(event_type, ''), coalesce(tolerance_seconds, 300));
+  RETURN source_id;
 END
 $$;
 
@@ -1914,6 +2904,34 @@ $$;
 
 
 --
+-- Name: list_api_tokens(); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.list_api_tokens() RETURNS TABLE(id text, tenant_id text, name text, created_at timestamp with time zone, revoked_at timestamp with time zone, last_used_at timestamp with time zone)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+  SELECT t.id, t.tenant_id, t.name, t.created_at, t.revoked_at, t.last_used_at
+  FROM courier.api_tokens t ORDER BY t.id
+$$;
+
+
+--
+-- Name: list_ingress_sources(); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.list_ingress_sources() RETURNS TABLE(id text, tenant_id text, scheme text, event_type text, tolerance_seconds integer, created_at timestamp with time zone, disabled_at timestamp with time zone, accepted bigint, refused bigint)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+  SELECT s.id, s.tenant_id, s.scheme, s.event_type, s.tolerance_seconds, s.created_at, s.disabled_at,
+         (SELECT count(*) FROM courier.ingress_requests r WHERE r.source_id = s.id AND r.accepted),
+         (SELECT count(*) FROM courier.ingress_requests r WHERE r.source_id = s.id AND NOT r.accepted)
+  FROM courier.ingress_sources s ORDER BY s.id
+$$;
+
+
+--
 -- Name: maintain_attempt_partitions(integer, integer); Type: FUNCTION; Schema: courier; Owner: -
 --
 
@@ -2788,6 +3806,25 @@ $$;
 
 
 --
+-- Name: revoke_api_token(text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.revoke_api_token(token_id text) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM courier.api_tokens t WHERE t.id = token_id) THEN
+    RAISE EXCEPTION 'no API token %', token_id USING ERRCODE = 'no_data_found';
+  END IF;
+  UPDATE courier.api_tokens t SET revoked_at = now() WHERE t.id = token_id AND t.revoked_at IS NULL;
+  RETURN FOUND;
+END
+$$;
+
+
+--
 -- Name: revoke_subscription_secrets(text, text); Type: FUNCTION; Schema: courier; Owner: -
 --
 
@@ -3515,6 +4552,28 @@ $$;
 
 
 --
+-- Name: verify_api_token(text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.verify_api_token(token text) RETURNS TABLE(id text, tenant_id text, operator boolean)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  hash bytea := sha256(convert_to(coalesce(token, ''), 'UTF8'));
+BEGIN
+  RETURN QUERY
+  SELECT t.id, t.tenant_id, t.tenant_id IS NULL FROM courier.api_tokens t
+  WHERE t.token_sha256 = hash AND t.revoked_at IS NULL;
+  UPDATE courier.api_tokens t SET last_used_at = now()
+  WHERE t.token_sha256 = hash AND t.revoked_at IS NULL
+    AND (t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute');
+END
+$$;
+
+
+--
 -- Name: api_clients; Type: TABLE; Schema: courier; Owner: -
 --
 
@@ -3531,6 +4590,36 @@ CREATE TABLE courier.api_clients (
     CONSTRAINT api_clients_name_check CHECK ((name ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$'::text)),
     CONSTRAINT api_clients_status_check CHECK ((status = ANY (ARRAY['registered'::text, 'active'::text, 'deprecated'::text]))),
     CONSTRAINT api_clients_version_check CHECK ((version ~ '^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$'::text))
+);
+
+
+--
+-- Name: api_idempotency_keys; Type: TABLE; Schema: courier; Owner: -
+--
+
+CREATE TABLE courier.api_idempotency_keys (
+    tenant_id text NOT NULL,
+    operation text NOT NULL,
+    key text NOT NULL,
+    object_id text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT api_idempotency_keys_key_check CHECK (((key !~ '[[:cntrl:]]'::text) AND (length(key) <= 255)))
+);
+
+
+--
+-- Name: api_tokens; Type: TABLE; Schema: courier; Owner: -
+--
+
+CREATE TABLE courier.api_tokens (
+    id text DEFAULT courier.new_id('tok_'::text) NOT NULL,
+    tenant_id text,
+    name text DEFAULT ''::text NOT NULL,
+    token_sha256 bytea NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    revoked_at timestamp with time zone,
+    last_used_at timestamp with time zone,
+    CONSTRAINT api_tokens_token_sha256_check CHECK ((octet_length(token_sha256) = 32))
 );
 
 
@@ -3823,6 +4912,8 @@ CREATE TABLE courier.events (
     payload_bytes integer DEFAULT 0 NOT NULL,
     labels jsonb DEFAULT '{}'::jsonb NOT NULL,
     feed_xid xid8 DEFAULT pg_current_xact_id() NOT NULL,
+    direction text DEFAULT 'outbound'::text NOT NULL,
+    CONSTRAINT events_direction_check CHECK ((direction = ANY (ARRAY['outbound'::text, 'inbound'::text]))),
     CONSTRAINT events_event_type_check CHECK ((event_type <> ''::text)),
     CONSTRAINT events_payload_bytes_check CHECK ((payload_bytes >= 0)),
     CONSTRAINT events_tenant_id_check CHECK ((tenant_id <> ''::text))
@@ -4007,6 +5098,45 @@ CREATE TABLE courier.event_types (
     specimen jsonb,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+
+--
+-- Name: ingress_requests; Type: TABLE; Schema: courier; Owner: -
+--
+
+CREATE TABLE courier.ingress_requests (
+    id text DEFAULT courier.new_id('inr_'::text) NOT NULL,
+    source_id text NOT NULL,
+    tenant_id text NOT NULL,
+    received_at timestamp with time zone DEFAULT now() NOT NULL,
+    accepted boolean NOT NULL,
+    reason text,
+    provider_delivery_id text,
+    event_id text,
+    duplicate boolean DEFAULT false NOT NULL,
+    CONSTRAINT ingress_requests_provider_delivery_id_check CHECK ((octet_length(provider_delivery_id) <= 255)),
+    CONSTRAINT ingress_requests_reason_check CHECK ((octet_length(reason) <= 512))
+);
+
+
+--
+-- Name: ingress_sources; Type: TABLE; Schema: courier; Owner: -
+--
+
+CREATE TABLE courier.ingress_sources (
+    id text DEFAULT courier.new_id('src_'::text) NOT NULL,
+    tenant_id text NOT NULL,
+    scheme text NOT NULL,
+    sealed_secret text NOT NULL,
+    event_type text,
+    tolerance_seconds integer DEFAULT 300 NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    disabled_at timestamp with time zone,
+    CONSTRAINT ingress_sources_event_type_check CHECK ((event_type <> ''::text)),
+    CONSTRAINT ingress_sources_scheme_check CHECK ((scheme = ANY (ARRAY['standard-webhooks'::text, 'github'::text, 'stripe'::text, 'hmac-sha256'::text]))),
+    CONSTRAINT ingress_sources_sealed_secret_check CHECK (starts_with(sealed_secret, 'v1:'::text)),
+    CONSTRAINT ingress_sources_tolerance_seconds_check CHECK (((tolerance_seconds >= 1) AND (tolerance_seconds <= 86400)))
 );
 
 
@@ -4493,6 +5623,30 @@ ALTER TABLE ONLY courier.api_clients
 
 
 --
+-- Name: api_idempotency_keys api_idempotency_keys_pkey; Type: CONSTRAINT; Schema: courier; Owner: -
+--
+
+ALTER TABLE ONLY courier.api_idempotency_keys
+    ADD CONSTRAINT api_idempotency_keys_pkey PRIMARY KEY (tenant_id, operation, key);
+
+
+--
+-- Name: api_tokens api_tokens_pkey; Type: CONSTRAINT; Schema: courier; Owner: -
+--
+
+ALTER TABLE ONLY courier.api_tokens
+    ADD CONSTRAINT api_tokens_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: api_tokens api_tokens_token_sha256_key; Type: CONSTRAINT; Schema: courier; Owner: -
+--
+
+ALTER TABLE ONLY courier.api_tokens
+    ADD CONSTRAINT api_tokens_token_sha256_key UNIQUE (token_sha256);
+
+
+--
 -- Name: connections connections_pkey; Type: CONSTRAINT; Schema: courier; Owner: -
 --
 
@@ -4626,6 +5780,22 @@ ALTER TABLE ONLY courier.events
 
 ALTER TABLE ONLY courier.failures
     ADD CONSTRAINT failures_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: ingress_requests ingress_requests_pkey; Type: CONSTRAINT; Schema: courier; Owner: -
+--
+
+ALTER TABLE ONLY courier.ingress_requests
+    ADD CONSTRAINT ingress_requests_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: ingress_sources ingress_sources_pkey; Type: CONSTRAINT; Schema: courier; Owner: -
+--
+
+ALTER TABLE ONLY courier.ingress_sources
+    ADD CONSTRAINT ingress_sources_pkey PRIMARY KEY (id);
 
 
 --
@@ -4916,6 +6086,13 @@ CREATE INDEX failures_created ON courier.failures USING btree (created_at);
 --
 
 CREATE INDEX failures_open ON courier.failures USING btree (source, source_id) WHERE (resolved_at IS NULL);
+
+
+--
+-- Name: ingress_requests_source; Type: INDEX; Schema: courier; Owner: -
+--
+
+CREATE INDEX ingress_requests_source ON courier.ingress_requests USING btree (source_id, received_at);
 
 
 --
@@ -5291,6 +6468,22 @@ ALTER TABLE ONLY courier.escalations
 
 
 --
+-- Name: ingress_requests ingress_requests_event_id_fkey; Type: FK CONSTRAINT; Schema: courier; Owner: -
+--
+
+ALTER TABLE ONLY courier.ingress_requests
+    ADD CONSTRAINT ingress_requests_event_id_fkey FOREIGN KEY (event_id) REFERENCES courier.events(id);
+
+
+--
+-- Name: ingress_requests ingress_requests_source_id_fkey; Type: FK CONSTRAINT; Schema: courier; Owner: -
+--
+
+ALTER TABLE ONLY courier.ingress_requests
+    ADD CONSTRAINT ingress_requests_source_id_fkey FOREIGN KEY (source_id) REFERENCES courier.ingress_sources(id);
+
+
+--
 -- Name: kpi_thresholds kpi_thresholds_subscription_id_fkey; Type: FK CONSTRAINT; Schema: courier; Owner: -
 --
 
@@ -5321,6 +6514,282 @@ ALTER TABLE ONLY courier.subscription_secrets
 GRANT USAGE ON SCHEMA courier TO courier_producer;
 GRANT USAGE ON SCHEMA courier TO courier_operator;
 GRANT USAGE ON SCHEMA courier TO courier_daemon;
+GRANT USAGE ON SCHEMA courier TO courier_gateway;
+
+
+--
+-- Name: FUNCTION api_acknowledge_escalation(scope text, escalation_id text); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.api_acknowledge_escalation(scope text, escalation_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.api_acknowledge_escalation(scope text, escalation_id text) TO courier_gateway;
+
+
+--
+-- Name: FUNCTION api_check_body(body jsonb, allowed text[]); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.api_check_body(body jsonb, allowed text[]) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION api_check_subscription(scope text, subscription_id text); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.api_check_subscription(scope text, subscription_id text) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION api_connection(scope text, connection_id text); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.api_connection(scope text, connection_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.api_connection(scope text, connection_id text) TO courier_gateway;
+
+
+--
+-- Name: FUNCTION api_connections(scope text, after text, lim integer); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.api_connections(scope text, after text, lim integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.api_connections(scope text, after text, lim integer) TO courier_gateway;
+
+
+--
+-- Name: FUNCTION api_create_credential(scope text, tenant_id text, name text, expires_at timestamp with time zone, credential_id text, sealed_secret text, fingerprint text); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.api_create_credential(scope text, tenant_id text, name text, expires_at timestamp with time zone, credential_id text, sealed_secret text, fingerprint text) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.api_create_credential(scope text, tenant_id text, name text, expires_at timestamp with time zone, credential_id text, sealed_secret text, fingerprint text) TO courier_gateway;
+
+
+--
+-- Name: FUNCTION api_create_subscription(scope text, body jsonb, subscription_id text, sealed_secret text, secret_last4 text, idempotency_key text); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.api_create_subscription(scope text, body jsonb, subscription_id text, sealed_secret text, secret_last4 text, idempotency_key text) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.api_create_subscription(scope text, body jsonb, subscription_id text, sealed_secret text, secret_last4 text, idempotency_key text) TO courier_gateway;
+
+
+--
+-- Name: FUNCTION api_credential(scope text, credential_id text); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.api_credential(scope text, credential_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.api_credential(scope text, credential_id text) TO courier_gateway;
+
+
+--
+-- Name: FUNCTION api_dead_letters(scope text, filters jsonb, after text, lim integer); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.api_dead_letters(scope text, filters jsonb, after text, lim integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.api_dead_letters(scope text, filters jsonb, after text, lim integer) TO courier_gateway;
+
+
+--
+-- Name: FUNCTION api_deliveries(scope text, filters jsonb, after text, lim integer); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.api_deliveries(scope text, filters jsonb, after text, lim integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.api_deliveries(scope text, filters jsonb, after text, lim integer) TO courier_gateway;
+
+
+--
+-- Name: FUNCTION api_delivery(scope text, delivery_id text); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.api_delivery(scope text, delivery_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.api_delivery(scope text, delivery_id text) TO courier_gateway;
+
+
+--
+-- Name: FUNCTION api_enqueue_run(scope text, body jsonb, header_key text); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.api_enqueue_run(scope text, body jsonb, header_key text) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.api_enqueue_run(scope text, body jsonb, header_key text) TO courier_gateway;
+
+
+--
+-- Name: FUNCTION api_escalations(scope text, filters jsonb, after text, lim integer); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.api_escalations(scope text, filters jsonb, after text, lim integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.api_escalations(scope text, filters jsonb, after text, lim integer) TO courier_gateway;
+
+
+--
+-- Name: FUNCTION api_events(scope text, after text, lim integer, event_type text); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.api_events(scope text, after text, lim integer, event_type text) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.api_events(scope text, after text, lim integer, event_type text) TO courier_gateway;
+
+
+--
+-- Name: FUNCTION api_ingress_accept(source_id text, provider_delivery_id text, event_type text, payload jsonb); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.api_ingress_accept(source_id text, provider_delivery_id text, event_type text, payload jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.api_ingress_accept(source_id text, provider_delivery_id text, event_type text, payload jsonb) TO courier_gateway;
+
+
+--
+-- Name: FUNCTION api_ingress_reject(source_id text, reason text, provider_delivery_id text); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.api_ingress_reject(source_id text, reason text, provider_delivery_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.api_ingress_reject(source_id text, reason text, provider_delivery_id text) TO courier_gateway;
+
+
+--
+-- Name: FUNCTION api_ingress_source(source_id text); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.api_ingress_source(source_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.api_ingress_source(source_id text) TO courier_gateway;
+
+
+--
+-- Name: FUNCTION api_limit(requested integer); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.api_limit(requested integer) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION api_overview(scope text); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.api_overview(scope text) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.api_overview(scope text) TO courier_gateway;
+
+
+--
+-- Name: FUNCTION api_page(items jsonb, lim integer, key text); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.api_page(items jsonb, lim integer, key text) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION api_publish(scope text, body jsonb, header_key text); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.api_publish(scope text, body jsonb, header_key text) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.api_publish(scope text, body jsonb, header_key text) TO courier_gateway;
+
+
+--
+-- Name: FUNCTION api_redeliver(scope text, subscription_id text, body jsonb); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.api_redeliver(scope text, subscription_id text, body jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.api_redeliver(scope text, subscription_id text, body jsonb) TO courier_gateway;
+
+
+--
+-- Name: FUNCTION api_replay(scope text, filters jsonb, dry_run boolean); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.api_replay(scope text, filters jsonb, dry_run boolean) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.api_replay(scope text, filters jsonb, dry_run boolean) TO courier_gateway;
+
+
+--
+-- Name: FUNCTION api_retire_credential(scope text, credential_id text); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.api_retire_credential(scope text, credential_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.api_retire_credential(scope text, credential_id text) TO courier_gateway;
+
+
+--
+-- Name: FUNCTION api_revoke_subscription_secrets(scope text, subscription_id text, secret_id text); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.api_revoke_subscription_secrets(scope text, subscription_id text, secret_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.api_revoke_subscription_secrets(scope text, subscription_id text, secret_id text) TO courier_gateway;
+
+
+--
+-- Name: FUNCTION api_rotate_credential(scope text, credential_id text, sealed_secret text, fingerprint text, expires_at timestamp with time zone); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.api_rotate_credential(scope text, credential_id text, sealed_secret text, fingerprint text, expires_at timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.api_rotate_credential(scope text, credential_id text, sealed_secret text, fingerprint text, expires_at timestamp with time zone) TO courier_gateway;
+
+
+--
+-- Name: FUNCTION api_rotate_subscription_secret(scope text, subscription_id text, sealed_secret text, secret_last4 text, grace interval); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.api_rotate_subscription_secret(scope text, subscription_id text, sealed_secret text, secret_last4 text, grace interval) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.api_rotate_subscription_secret(scope text, subscription_id text, sealed_secret text, secret_last4 text, grace interval) TO courier_gateway;
+
+
+--
+-- Name: FUNCTION api_run(scope text, run_id text); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.api_run(scope text, run_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.api_run(scope text, run_id text) TO courier_gateway;
+
+
+--
+-- Name: FUNCTION api_runs(scope text, filters jsonb, after text, lim integer); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.api_runs(scope text, filters jsonb, after text, lim integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.api_runs(scope text, filters jsonb, after text, lim integer) TO courier_gateway;
+
+
+--
+-- Name: FUNCTION api_schema_version(); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.api_schema_version() FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.api_schema_version() TO courier_gateway;
+
+
+--
+-- Name: FUNCTION api_set_subscription_state(scope text, subscription_id text, action text, reason text); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.api_set_subscription_state(scope text, subscription_id text, action text, reason text) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.api_set_subscription_state(scope text, subscription_id text, action text, reason text) TO courier_gateway;
+
+
+--
+-- Name: FUNCTION api_subscription(scope text, subscription_id text); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.api_subscription(scope text, subscription_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.api_subscription(scope text, subscription_id text) TO courier_gateway;
+
+
+--
+-- Name: FUNCTION api_subscriptions(scope text, after text, lim integer); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.api_subscriptions(scope text, after text, lim integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.api_subscriptions(scope text, after text, lim integer) TO courier_gateway;
+
+
+--
+-- Name: FUNCTION api_tenant(scope text, body jsonb); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.api_tenant(scope text, body jsonb) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION api_update_subscription(scope text, subscription_id text, changes jsonb); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.api_update_subscription(scope text, subscription_id text, changes jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.api_update_subscription(scope text, subscription_id text, changes jsonb) TO courier_gateway;
 
 
 --
@@ -5438,11 +6907,25 @@ GRANT ALL ON FUNCTION courier.create_api_client(provider text, name text, versio
 
 
 --
+-- Name: FUNCTION create_api_token(tenant_id text, name text, operator boolean); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.create_api_token(tenant_id text, name text, operator boolean) FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION create_event_type(name text, tenant_id text, description text, schema jsonb, specimen jsonb, replace boolean); Type: ACL; Schema: courier; Owner: -
 --
 
 REVOKE ALL ON FUNCTION courier.create_event_type(name text, tenant_id text, description text, schema jsonb, specimen jsonb, replace boolean) FROM PUBLIC;
 GRANT ALL ON FUNCTION courier.create_event_type(name text, tenant_id text, description text, schema jsonb, specimen jsonb, replace boolean) TO courier_operator;
+
+
+--
+-- Name: FUNCTION create_ingress_source(source_id text, tenant_id text, scheme text, sealed_secret text, event_type text, tolerance_seconds integer); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.create_ingress_source(source_id text, tenant_id text, scheme text, sealed_secret text, event_type text, tolerance_seconds integer) FROM PUBLIC;
 
 
 --
@@ -5653,6 +7136,20 @@ GRANT ALL ON FUNCTION courier.import_events(tenant_id text, lines text[]) TO cou
 
 
 --
+-- Name: FUNCTION list_api_tokens(); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.list_api_tokens() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION list_ingress_sources(); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.list_ingress_sources() FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION maintain_attempt_partitions(days_ahead integer, days_back integer); Type: ACL; Schema: courier; Owner: -
 --
 
@@ -5860,6 +7357,13 @@ GRANT ALL ON FUNCTION courier.resume_subscription(subscription_id text) TO couri
 
 
 --
+-- Name: FUNCTION revoke_api_token(token_id text); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.revoke_api_token(token_id text) FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION revoke_subscription_secrets(subscription_id text, secret_id text); Type: ACL; Schema: courier; Owner: -
 --
 
@@ -6025,6 +7529,14 @@ GRANT ALL ON FUNCTION courier.update_subscription(subscription_id text, changes 
 --
 
 REVOKE ALL ON FUNCTION courier.validate_event() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION verify_api_token(token text); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.verify_api_token(token text) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.verify_api_token(token text) TO courier_gateway;
 
 
 --

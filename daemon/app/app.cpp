@@ -21,6 +21,7 @@
 #include <system_error>
 #include <thread>
 
+#include "config/master_key.hpp"
 #include "config/policies.hpp"
 #include "config/settings.hpp"
 #include "engine/engine.hpp"
@@ -109,16 +110,6 @@ std::string DefaultWorkerId() {
   return std::string(host[0] ? host : "pgcourierd") + "-" + std::to_string(getpid());
 }
 
-std::string MasterKeyPath(const config::Settings& settings) {
-  if (!settings.master_key_file.empty()) return settings.master_key_file;
-  if (const char* env = std::getenv("PGCOURIER_MASTER_KEY_FILE"); env && *env) return env;
-  if (const char* dir = std::getenv("CREDENTIALS_DIRECTORY"); dir && *dir) {
-    const auto path = std::filesystem::path(dir) / "master-key";
-    if (std::filesystem::exists(path)) return path.string();
-  }
-  return {};
-}
-
 struct LoadedConfig {
   config::Settings settings;
   std::shared_ptr<const config::PolicySet> policies;
@@ -136,7 +127,7 @@ LoadedConfig LoadEverything(const CommandLine& cl) {
   if (loaded.settings.worker_id.empty()) loaded.settings.worker_id = DefaultWorkerId();
   config::ValidateSettings(loaded.settings, source);
   loaded.policies = std::make_shared<const config::PolicySet>(config::LoadPoliciesFile(loaded.settings.policies_file));
-  const std::string key_path = MasterKeyPath(loaded.settings);
+  const std::string key_path = config::MasterKeyPath(loaded.settings);
   if (!key_path.empty()) {
     loaded.secret_box = std::make_shared<const signing::SecretBox>(signing::SecretBox::FromKeyFile(key_path));
     loaded.settings.master_key_file = key_path;

@@ -87,3 +87,46 @@ std::optional<std::vector<std::pair<std::string, std::string>>> StringObject(std
 }
 
 }  // namespace pgcourier::json
+
+namespace pgcourier::json {
+
+std::optional<std::vector<Fields>> ObjectsAt(std::string_view text, std::string_view pointer) {
+  simdjson::dom::parser parser;
+  const auto padded = Padded(text);
+  simdjson::dom::element doc;
+  if (parser.parse(padded).get(doc) != simdjson::SUCCESS) return std::nullopt;
+  simdjson::dom::element at;
+  if (doc.at_pointer(pointer).get(at) != simdjson::SUCCESS) return std::nullopt;
+  auto flatten = [](simdjson::dom::object object) {
+    Fields fields;
+    for (auto field : object) {
+      std::string_view str;
+      std::string value;
+      if (field.value.is_null()) {
+        value = "";
+      } else if (field.value.get_string().get(str) == simdjson::SUCCESS) {
+        value = std::string(str);
+      } else {
+        value = simdjson::minify(field.value);
+      }
+      fields.emplace(std::string(field.key), std::move(value));
+    }
+    return fields;
+  };
+  std::vector<Fields> out;
+  simdjson::dom::object single;
+  if (at.get_object().get(single) == simdjson::SUCCESS) {
+    out.push_back(flatten(single));
+    return out;
+  }
+  simdjson::dom::array array;
+  if (at.get_array().get(array) != simdjson::SUCCESS) return std::nullopt;
+  for (auto item : array) {
+    simdjson::dom::object object;
+    if (item.get_object().get(object) != simdjson::SUCCESS) return std::nullopt;
+    out.push_back(flatten(object));
+  }
+  return out;
+}
+
+}  // namespace pgcourier::json

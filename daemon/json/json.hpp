@@ -1,10 +1,11 @@
-// JSON reading for integration runs, over simdjson (the only module that uses
-// it): validating run bodies, taking an external reference out of a vendor's
+// JSON reading for integration runs and the gateway, over simdjson (the only
+// module that uses it): validating run bodies, taking an external reference out of a vendor's
 // response by JSON pointer, reading OAuth2 token responses and run headers.
 // Pure functions; thread-safe (each call uses its own parser).
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -33,5 +34,12 @@ std::optional<AccessToken> ParseTokenResponse(std::string_view text);
 // document order. nullopt for anything else (with why in *error).
 std::optional<std::vector<std::pair<std::string, std::string>>> StringObject(std::string_view text,
                                                                            std::string* error = nullptr);
+
+// The objects at `pointer` (an array of objects, or one object) with their
+// fields as text: a string's contents, null as "", anything else minified
+// JSON. nullopt when the text is not JSON or something else is there. For the
+// gateway's console, which renders the API's answers.
+using Fields = std::map<std::string, std::string>;
+std::optional<std::vector<Fields>> ObjectsAt(std::string_view text, std::string_view pointer);
 
 }  // namespace pgcourier::json

@@ -126,36 +126,50 @@ std::string GenerateWebhookSecret(std::size_t bytes) {
   return secret;
 }
 
-std::string Sign(std::string_view key, std::string_view msg_id, std::int64_t timestamp,
-                 std::string_view body) {
+std::string HmacSha256(std::string_view key, std::initializer_list<std::string_view> pieces) {
   if (key.size() > static_cast<std::size_t>(INT_MAX)) {
     throw std::invalid_argument("signing key is too long");
   }
-  const std::string timestamp_text = std::to_string(timestamp);
-
   // A null key pointer means "keep the previous key" in parts of OpenSSL's MAC
   // API; a real pointer keeps an empty key (legal for HMAC) unambiguous.
   static constexpr unsigned char kEmptyKey = 0;
   const auto* key_ptr = key.empty() ? &kEmptyKey : reinterpret_cast<const unsigned char*>(key.data());
 
-  // HMAC over "msg_id.timestamp.body", fed in pieces: the body (which can be
-  // megabytes) is never copied.
+  // Fed in pieces: the body (which can be megabytes) is never copied.
   static EVP_MAC* const kHmac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
   if (kHmac == nullptr) throw std::runtime_error("HMAC is not available in this OpenSSL");
   const std::unique_ptr<EVP_MAC_CTX, decltype(&EVP_MAC_CTX_free)> ctx(EVP_MAC_CTX_new(kHmac), &EVP_MAC_CTX_free);
   char digest[] = "SHA256";
   const OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", digest, 0), OSSL_PARAM_construct_end()};
-  const auto feed = [&](std::string_view piece) {
-    return EVP_MAC_update(ctx.get(), reinterpret_cast<const unsigned char*>(piece.data()), piece.size()) == 1;
-  };
   unsigned char mac[EVP_MAX_MD_SIZE];
   std::size_t mac_len = 0;
-  if (!ctx || EVP_MAC_init(ctx.get(), key_ptr, key.size(), params) != 1 || !feed(msg_id) || !feed(".") ||
-      !feed(timestamp_text) || !feed(".") || !feed(body) || EVP_MAC_final(ctx.get(), mac, &mac_len, sizeof mac) != 1) {
-    throw std::runtime_error("HMAC-SHA256 failed");
+  bool ok = ctx && EVP_MAC_init(ctx.get(), key_ptr, key.size(), params) == 1;
+  for (const auto piece : pieces) {
+    ok = ok && EVP_MAC_update(ctx.get(), reinterpret_cast<const unsigned char*>(piece.data()), piece.size()) == 1;
   }
-  return std::string(kSignatureVersion) +
-         Base64Encode(std::string_view(reinterpret_cast<const char*>(mac), mac_len));
+  if (!ok || EVP_MAC_final(ctx.get(), mac, &mac_len, sizeof mac) != 1) throw std::runtime_error("HMAC-SHA256 failed");
+  return {reinterpret_cast<const char*>(mac), mac_len};
+}
+
+bool ConstantTimeEquals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+std::string HexEncode(std::string_view bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (const unsigned char c : bytes) {
+    out.push_back(kDigits[c >> 4]);
+    out.push_back(kDigits[c & 15]);
+  }
+  return out;
+}
+
+std::string Sign(std::string_view key, std::string_view msg_id, std::int64_t timestamp,
+                 std::string_view body) {
+  const std::string timestamp_text = std::to_string(timestamp);
+  return std::string(kSignatureVersion) + Base64Encode(HmacSha256(key, {msg_id, ".", timestamp_text, ".", body}));
 }
 
 std::string SignatureHeader(const std::vector<std::string>& keys, std::string_view msg_id,

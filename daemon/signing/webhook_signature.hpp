@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -49,6 +50,14 @@ std::string SignEd25519(std::string_view seed, std::string_view msg_id, std::int
 // 32 bytes) over the message, checked with OpenSSL's EVP_DigestVerify.
 bool VerifyEd25519(std::string_view public_key, std::string_view signature, std::string_view msg_id,
                    std::int64_t timestamp, std::string_view body);
+// HMAC-SHA256 (raw 32 bytes) of the pieces, concatenated, under `key`: the
+// one HMAC of the code base (Standard Webhooks here, and the inbound schemes
+// of pgcourier-gateway's ingress: GitHub, Stripe, a generic header).
+std::string HmacSha256(std::string_view key, std::initializer_list<std::string_view> pieces);
+// Equal without a timing side channel (CRYPTO_memcmp); false for different lengths.
+bool ConstantTimeEquals(std::string_view a, std::string_view b);
+// Lower-case hex.
+std::string HexEncode(std::string_view bytes);
 
 // One "v1,<base64>" signature with the raw key bytes.
 std::string Sign(std::string_view key, std::string_view msg_id, std::int64_t timestamp,

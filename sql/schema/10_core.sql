@@ -155,7 +155,9 @@ CREATE TABLE courier.events (
   -- subscriptions' scopes select on.
   labels          jsonb NOT NULL DEFAULT '{}'::jsonb,
   -- The inserting transaction: the change feed's order (event_feed(), 60_catalog.sql).
-  feed_xid        xid8 NOT NULL DEFAULT pg_current_xact_id()
+  feed_xid        xid8 NOT NULL DEFAULT pg_current_xact_id(),
+  -- inbound: received by pgcourier-gateway's ingress (80_gateway.sql), verified, then fanned out like any other.
+  direction       text NOT NULL DEFAULT 'outbound' CHECK (direction IN ('outbound', 'inbound'))
 );
 CREATE UNIQUE INDEX events_tenant_idempotency_key ON courier.events (tenant_id, idempotency_key)
   WHERE idempotency_key IS NOT NULL;

@@ -308,3 +308,43 @@ BEGIN
   END IF;
 END
 $events$;
+-- pgcourier-gateway (80_gateway.sql): courier_gateway verifies API tokens
+-- and calls the api_* functions, which check the token's scope and then call
+-- the management functions; it reads and writes no table itself. Tokens are
+-- created, listed and revoked by the schema owner (pgcourierctl api-token).
+DO $gateway$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'courier_gateway') THEN
+    IF NOT (SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user) THEN
+      RAISE NOTICE 'pgcourier: % cannot create roles; skipping courier_gateway', current_user;
+      RETURN;
+    END IF;
+    CREATE ROLE courier_gateway NOLOGIN;
+  END IF;
+  GRANT USAGE ON SCHEMA courier TO courier_gateway;
+  GRANT EXECUTE ON FUNCTION courier.verify_api_token(text), courier.api_schema_version(),
+                            courier.api_subscription(text, text), courier.api_subscriptions(text, text, integer),
+                            courier.api_create_subscription(text, jsonb, text, text, text, text),
+                            courier.api_update_subscription(text, text, jsonb),
+                            courier.api_set_subscription_state(text, text, text, text),
+                            courier.api_rotate_subscription_secret(text, text, text, text, interval),
+                            courier.api_revoke_subscription_secrets(text, text, text),
+                            courier.api_publish(text, jsonb, text),
+                            courier.api_events(text, text, integer, text),
+                            courier.api_deliveries(text, jsonb, text, integer), courier.api_delivery(text, text),
+                            courier.api_dead_letters(text, jsonb, text, integer),
+                            courier.api_replay(text, jsonb, boolean),
+                            courier.api_enqueue_run(text, jsonb, text), courier.api_run(text, text),
+                            courier.api_runs(text, jsonb, text, integer), courier.api_connection(text, text),
+                            courier.api_connections(text, text, integer),
+                            courier.api_escalations(text, jsonb, text, integer),
+                            courier.api_acknowledge_escalation(text, text),
+                            courier.api_ingress_source(text), courier.api_ingress_accept(text, text, text, jsonb),
+                            courier.api_ingress_reject(text, text, text), courier.api_overview(text),
+                            courier.api_credential(text, text),
+                            courier.api_create_credential(text, text, text, timestamptz, text, text, text),
+                            courier.api_rotate_credential(text, text, text, text, timestamptz),
+                            courier.api_retire_credential(text, text), courier.api_redeliver(text, text, jsonb)
+    TO courier_gateway;
+END
+$gateway$;

@@ -134,7 +134,8 @@ systemctl() {{ /usr/bin/python3 {STUB} "$@"; }}
         cur.execute("SELECT count(*) FROM courier.subscription_secrets")
         assert cur.fetchone() == (1,)
         cur.execute("SELECT rolname FROM pg_roles WHERE rolname LIKE 'courier_%' ORDER BY 1")
-        assert [r[0] for r in cur.fetchall()] == ["courier_daemon", "courier_operator", "courier_producer"]
+        assert [r[0] for r in cur.fetchall()] == ["courier_daemon", "courier_gateway", "courier_operator",
+                                                  "courier_producer"]
         cur.execute("SELECT count(*) FROM pg_stat_activity WHERE usename = 'pgcourier' AND datname = 'pgcourier'")
         assert cur.fetchone()[0] >= 1  # the daemon's connections
     finally:

@@ -254,8 +254,8 @@ int ConnectionActivate(const Invocation& inv) {
   return 0;
 }
 
-// The secret a file holds: all of it but one trailing newline (LF or CRLF).
-// nullopt, after saying why, when it cannot be read or holds no one-line secret.
+}  // namespace
+
 std::optional<std::string> ReadSecretFile(const std::string& path) {
   // A regular file, or a pipe that has a writer (/dev/stdin, <(command)); a
   // device or a FIFO nobody writes to is refused instead of blocking.
@@ -281,6 +281,8 @@ std::optional<std::string> ReadSecretFile(const std::string& path) {
   }
   return secret;
 }
+
+namespace {
 
 // A credential version's (sealed secret, fingerprint), bound to its credential.
 std::pair<std::string, std::string> SealCredential(const signing::SecretBox& box, const std::string& secret,

@@ -18,7 +18,7 @@ std::vector<ctl::Command> AllCommands() {
   std::vector<ctl::Command> all;
   for (auto topic : {ctl::SubscriptionCommands, ctl::DeliveryCommands, ctl::IntegrationCommands,
                      ctl::RunCommands, ctl::ProviderCommands, ctl::KpiCommands, ctl::EventCommands,
-                     ctl::TransferCommands, ctl::StatusCommands, ctl::SetupCommands}) {
+                     ctl::TransferCommands, ctl::StatusCommands, ctl::GatewayCommands, ctl::SetupCommands}) {
     auto commands = topic();
     all.insert(all.end(), std::make_move_iterator(commands.begin()), std::make_move_iterator(commands.end()));
   }

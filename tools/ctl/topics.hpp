@@ -1,6 +1,6 @@
 // pgcourierctl's commands by topic, one file each (subscriptions.cpp,
 // deliveries.cpp, integrations.cpp, runs.cpp, providers.cpp, kpis.cpp, status.cpp, setup.cpp, events.cpp,
-// transfer.cpp), and the
+// transfer.cpp, gateway.cpp), and the
 // printing they share. main.cpp puts the tables together in this order.
 #pragma once
 
@@ -24,6 +24,7 @@ std::vector<Command> ProviderCommands();      // provider ..., api-client ... (p
 std::vector<Command> KpiCommands();           // kpi, kpi-threshold ... (kpis.cpp)
 std::vector<Command> StatusCommands();        // status
 std::vector<Command> SetupCommands();         // migrate, schema, keygen, version
+std::vector<Command> GatewayCommands();       // api-token ... (gateway.cpp)
 std::vector<Command> EventCommands();         // event-type ..., events (events.cpp)
 std::vector<Command> TransferCommands();      // export ..., import events, dead-letters ... (transfer.cpp)
 
@@ -41,6 +42,11 @@ void WriteState(Json& json, const store::admin::SubscriptionState& s);  // {"sta
 // Shared by connections, credentials, runs and status: a connection's health
 // fields, and with `settings` its settings too (not in status).
 void WriteConnection(Json& json, const store::admin::ConnectionInfo& c, bool settings);
+
+// Shared by credentials and ingress sources: the secret a file holds, all of
+// it but one trailing newline (LF or CRLF); nullopt, after saying why, when it
+// cannot be read or holds no one-line secret.
+std::optional<std::string> ReadSecretFile(const std::string& path);
 
 // Shared by inspect and run show.
 void PrintAttemptLine(const std::string& attempt, const std::string& started, const std::string& duration,
