@@ -9,10 +9,16 @@ build: against the newer schema they are the "old" daemons of the upgrade."""
 import threading
 import time
 
+import psycopg2
+import psycopg2.errors
+
 from conftest import wait_for
 
 NEXT_RELEASE_DELTA = """
 SET LOCAL lock_timeout = '2s';
+-- In the order producers take them (an event, then its deliveries), so the delta cannot deadlock with a
+-- publish: it waits behind one instead, or gives up after lock_timeout and is retried.
+LOCK TABLE courier.events, courier.deliveries IN ACCESS EXCLUSIVE MODE;
 ALTER TABLE courier.deliveries ADD COLUMN region text;
 ALTER TABLE courier.events ADD COLUMN source text DEFAULT 'api';
 CREATE INDEX deliveries_region ON courier.deliveries (region) WHERE region IS NOT NULL;
@@ -53,11 +59,20 @@ def test_next_release_migration_applied_under_load_then_daemons_replaced_one_by_
     try:
         wait_for(lambda: len(receiver.hits) >= 100, timeout=30, what="deliveries flowing before the upgrade")
         # The migration of the next release, as its migrate would run it: one transaction.
+        # As a careful migrator runs it under load: one transaction, retried when lock_timeout gives up.
         migrator = db.conn
         migrator.autocommit = False
-        with migrator.cursor() as cur:
-            cur.execute(NEXT_RELEASE_DELTA)
-        migrator.commit()
+        for attempt in range(10):
+            try:
+                with migrator.cursor() as cur:
+                    cur.execute(NEXT_RELEASE_DELTA)
+                migrator.commit()
+                break
+            except (psycopg2.errors.LockNotAvailable, psycopg2.errors.DeadlockDetected):
+                migrator.rollback()
+                time.sleep(0.2)
+        else:
+            raise AssertionError("the delta never got its locks in 10 tries")
         migrator.autocommit = True
         at_migration = len(receiver.hits)
         wait_for(lambda: len(receiver.hits) >= at_migration + 200, timeout=30,
