@@ -54,8 +54,12 @@ struct Session::Impl {
   template <typename... Args>
   pqxx::result Exec(pqxx::transaction_base& txn, const char* name, Args&&... args) {
     const auto start = std::chrono::steady_clock::now();
-    pqxx::result r = prepared ? txn.exec_prepared(name, std::forward<Args>(args)...)
-                              : txn.exec_params(text.at(name), std::forward<Args>(args)...);
+    pqxx::result r;
+    if (prepared) {
+      r = txn.exec_prepared(name, args...);
+    } else {
+      r = txn.exec_params(text.at(name), args...);
+    }
     if (observer) observer(name, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     return r;
   }
