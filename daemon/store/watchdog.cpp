@@ -23,8 +23,8 @@ Watchdog::Armed::Armed(Watchdog& watchdog, int socket, std::chrono::milliseconds
   Entry& entry = watchdog_.armed_[id_] = Entry{socket, Clock::now() + timeout};
   if (watchdog_.interrupted_) {
     watchdog_.FireLocked(entry);
-  } else {
-    watchdog_.cv_.notify_all();  // a new, possibly earlier, deadline
+  } else if (entry.deadline < watchdog_.sleeping_until_) {
+    watchdog_.cv_.notify_all();  // an earlier deadline than the one the thread waits for
   }
 }
 
@@ -72,6 +72,7 @@ void Watchdog::Loop() {
         next = std::min(next, entry.deadline);
       }
     }
+    sleeping_until_ = next;
     if (next == Clock::time_point::max()) {
       cv_.wait(lock);
     } else {

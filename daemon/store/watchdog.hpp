@@ -70,6 +70,9 @@ class Watchdog {
   std::uint64_t next_id_ = 1;             // guarded by mu_
   bool interrupted_ = false;              // guarded by mu_
   bool stopping_ = false;                 // guarded by mu_
+  // The deadline the thread sleeps until (max: none): a new one later than it
+  // (the usual case, every round trip has the same timeout) needs no wake-up.
+  Clock::time_point sleeping_until_ = Clock::time_point::max();  // guarded by mu_
   std::thread thread_;                    // last: starts after the members above exist
 };
 

@@ -41,6 +41,10 @@ void Warn(const std::string& message) { std::cerr << "pgcourierctl: warning: " <
 
 void Note(const std::string& message) { std::cerr << "note: " << message << "\n"; }
 
+std::optional<std::string> ShardMapFile(const Invocation& inv) {
+  return Chosen(inv, "shard-map", "PGCOURIER_SHARD_MAP");
+}
+
 Context::Context(const Invocation& inv) {
   const auto chosen_config = Chosen(inv, "config", "PGCOURIER_CONFIG");
   std::string config_file = chosen_config.value_or(std::filesystem::exists(kDefaultConfig) ? kDefaultConfig : "");
@@ -57,7 +61,7 @@ Context::Context(const Invocation& inv) {
   const std::string dir =
       settings ? std::filesystem::path(config_file).parent_path().string() : std::string();
 
-  const auto shard_map = Chosen(inv, "shard-map", "PGCOURIER_SHARD_MAP");
+  const auto shard_map = ShardMapFile(inv);
   if (inv.Has("shard") && (!shard_map || shard_map->empty())) {
     throw std::runtime_error("--shard needs a shard map (--shard-map FILE or PGCOURIER_SHARD_MAP)");
   }

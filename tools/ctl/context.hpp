@@ -27,6 +27,9 @@ int UsageError(const std::string& message);  // 2
 void Warn(const std::string& message);
 void Note(const std::string& message);
 
+// The shard map file: --shard-map, else PGCOURIER_SHARD_MAP; nullopt (or "") when none.
+std::optional<std::string> ShardMapFile(const Invocation& invocation);
+
 class Context {
  public:
   // Reads the settings file when there is one. Throws std::runtime_error

@@ -4,7 +4,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <system_error>
@@ -111,9 +110,7 @@ int Version(const Invocation& inv) {
 // The shard map as pgcourierctl reads it: shards (URLs redacted), the
 // default, and the tenant of each entry. With --tenant, only that tenant's shard.
 int ShardList(const Invocation& inv) {
-  const auto file = inv.Has("shard-map") ? std::optional<std::string>(inv.Text("shard-map"))
-                    : std::getenv("PGCOURIER_SHARD_MAP") ? std::optional<std::string>(std::getenv("PGCOURIER_SHARD_MAP"))
-                                                         : std::nullopt;
+  const auto file = ShardMapFile(inv);
   if (!file || file->empty()) return Fail("no shard map: --shard-map FILE or PGCOURIER_SHARD_MAP");
   const auto map = config::LoadShardMapFile(*file);
   if (inv.Has("tenant")) {
