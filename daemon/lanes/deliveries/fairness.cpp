@@ -105,8 +105,24 @@ void Fairness::Finished(const std::string& subscription, const std::string& tena
     auto& e = it->second;
     e.in_flight = std::max(0, e.in_flight - 1);
     e.last_active = now;
-    if (signal == EndpointSignal::kHealthy) e.window = std::min(concurrency_, e.window + 1);
-    if (signal == EndpointSignal::kUnwell) e.window = std::max(1, e.window / 2);
+    const bool recovering = e.recovering > 0;
+    if (recovering) --e.recovering;
+    switch (signal) {
+      case EndpointSignal::kHealthy:
+        e.window = std::min(concurrency_, e.window + 1);
+        break;
+      case EndpointSignal::kUnresponsive:
+        e.window = std::max(1, e.window / 2);
+        break;
+      case EndpointSignal::kFailing:
+        if (!recovering) {
+          e.window = std::max(1, e.window / 2);
+          e.recovering = e.in_flight;
+        }
+        break;
+      case EndpointSignal::kNeither:
+        break;
+    }
   }
   if (auto it = tenants_.find(tenant); it != tenants_.end()) {
     it->second.in_flight = std::max(0, it->second.in_flight - 1);
@@ -134,10 +150,10 @@ void Fairness::Tidy() {
 
 EndpointSignal SignalOf(bool success, const std::string& outcome, int status_code) {
   if (success) return EndpointSignal::kHealthy;
-  if (status_code >= 500 || status_code == 429 || status_code == 408) return EndpointSignal::kUnwell;
+  if (status_code >= 500 || status_code == 429 || status_code == 408) return EndpointSignal::kFailing;
   if (outcome == "timeout" || outcome == "connection_error" || outcome == "dns_error" || outcome == "tls_error" ||
       outcome == "protocol_error" || outcome == "transport_error") {
-    return EndpointSignal::kUnwell;
+    return EndpointSignal::kUnresponsive;
   }
   // A rejected request (4xx), a refused destination, an invalid request: nothing about the endpoint's health.
   return EndpointSignal::kNeither;

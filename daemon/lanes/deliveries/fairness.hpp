@@ -6,12 +6,24 @@
 //
 // Endpoints (subscriptions: one URL each) get a window of requests in
 // flight, AIMD like TCP's congestion window: it starts at kInitialWindow-ish
-// (concurrency / 32), grows by one with every success up to the concurrency,
-// and halves with every failure that says the endpoint is unwell (timeout,
-// connection/TLS/DNS error, 5xx, 429). So an endpoint that accepts
-// connections and never answers holds a handful of slots for one request
-// timeout, then one or two, while a healthy one ramps up to everything the
-// daemon has within a few hundred successes.
+// (concurrency / 32) and grows by one with every success up to the
+// concurrency. Failures shrink it the way TCP treats its two kinds of loss:
+//  - a request that got no answer (timeout, connection/TLS/DNS/protocol
+//    error) held its slot for nothing, and every such one halves the window
+//    (TCP's retransmission timeout); so an endpoint that accepts connections
+//    and never answers holds a handful of slots for one request timeout,
+//    then one;
+//  - an answer that says the endpoint is failing or overloaded (5xx, 429,
+//    408) halves the window once per window of requests (TCP NewReno's fast
+//    recovery): the requests already in flight when it halved were sent under
+//    the old window and their answers carry no news, so they cannot halve it
+//    again. An endpoint that fails a steady share of its requests quickly
+//    settles where its successes balance its failures (at about half failing
+//    it keeps its window) instead of being driven to one request at a time
+//    by answers that cost the others nothing: a fast 500 frees its slot as
+//    fast as a 200.
+// A healthy endpoint ramps up to everything the daemon has within a few
+// hundred successes.
 //
 // Tenants: once more than one tenant has been active (in flight or
 // claimed) within kActiveWindow (10 minutes), a tenant may hold at most
@@ -37,7 +49,12 @@
 namespace pgcourier::lanes::deliveries {
 
 // What an attempt's result says about its endpoint.
-enum class EndpointSignal { kHealthy, kUnwell, kNeither };
+enum class EndpointSignal {
+  kHealthy,       // it answered with success
+  kFailing,       // it answered, failing or overloaded (5xx, 429, 408)
+  kUnresponsive,  // no answer: timeout, connection, DNS, TLS or protocol error
+  kNeither,       // nothing about its health (a 4xx, a refused destination, not sent)
+};
 
 class Fairness {
  public:
@@ -79,6 +96,10 @@ class Fairness {
   struct Endpoint {
     int window = 0;
     int in_flight = 0;
+    // Finishes still to come of the requests that were in flight when a
+    // failing answer last halved the window: until then, another failing
+    // answer does not halve it again.
+    int recovering = 0;
     std::string tenant;
     std::chrono::steady_clock::time_point last_active{};
     bool backlogged = false;
