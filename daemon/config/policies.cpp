@@ -43,6 +43,7 @@
 
 #include "base/file.hpp"
 #include "config/duration.hpp"
+#include "config/policy_endpoint.hpp"
 #include "config/yaml_support.hpp"
 #include "netguard/address_policy.hpp"
 #include "netguard/egress.hpp"
@@ -50,25 +51,28 @@
 namespace pgcourier::config {
 namespace {
 
-using detail::IsQuoted;
-using detail::Quote;
 using detail::Describe;
 using detail::Entries;
 using detail::Entry;
+using detail::IsMappingOrEmpty;
+using detail::IsQuoted;
+using detail::ParseEndpoint;
 using detail::ParseInteger;
 using detail::ParseSingleDocument;
 using detail::Printable;
+using detail::Quote;
+using detail::ReadBool;
 using detail::ReadConfigFile;
 using detail::ReadDuration;
 using detail::ReadDurationNode;
 using detail::ReadInteger;
 using detail::ReadNumber;
-using detail::ReportUnknownKey;
 using detail::Reporter;
+using detail::ReportUnknownKey;
 using model::Millis;
 
 constexpr Millis kMaxBackoffDuration{30LL * 24 * 3600 * 1000};  // 30d
-constexpr Millis kMaxRequestTimeout{10 * 60 * 1000};             // 10m
+constexpr Millis kMaxRequestTimeout{10 * 60 * 1000};            // 10m
 constexpr std::size_t kMaxExcerptBytes = 65536;
 
 std::string JoinLines(const std::vector<std::string>& lines) {
@@ -79,13 +83,6 @@ std::string JoinLines(const std::vector<std::string>& lines) {
     out += line;
   }
   return out;
-}
-
-// A mapping-valued key: a mapping, or nothing (= all defaults). Otherwise reports.
-bool IsMappingOrEmpty(const Entry& entry, std::string_view what, Reporter& reporter) {
-  if (entry.value.IsMap() || entry.value.IsNull()) return true;
-  reporter.Add(entry.Where(), entry.path, "expected a mapping of " + std::string(what) + ", got " + Describe(entry.value));
-  return false;
 }
 
 // "503", "5xx", "500-504".
@@ -122,9 +119,9 @@ std::optional<std::vector<model::StatusRange>> ReadStatuses(const Entry& entry, 
     std::optional<model::StatusRange> range;
     if (item.IsScalar()) range = ParseStatusSpec(item.Scalar());
     if (!range) {
-      reporter.Add(item.Mark().is_null() ? entry.Where() : item.Mark(), path,
-                   R"(expected a status code from 100 to 599, "4xx", "5xx" or a range like "500-504", got )" +
-                       Describe(item));
+      reporter.Add(
+          item.Mark().is_null() ? entry.Where() : item.Mark(), path,
+          R"(expected a status code from 100 to 599, "4xx", "5xx" or a range like "500-504", got )" + Describe(item));
       ok = false;
       continue;
     }
@@ -136,9 +133,8 @@ std::optional<std::vector<model::StatusRange>> ReadStatuses(const Entry& entry, 
 
 bool IsValidPolicyName(std::string_view name) {
   if (name.empty() || name.size() > 64) return false;
-  return std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
-  });
+  return std::all_of(name.begin(), name.end(),
+                     [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'; });
 }
 
 void ParseBackoff(const Entry& section, model::Backoff& backoff, Reporter& reporter) {
@@ -198,9 +194,10 @@ void ParseBackoff(const Entry& section, model::Backoff& backoff, Reporter& repor
       for (std::size_t i = 0; i < backoff.schedule.size(); ++i) {
         if (backoff.schedule[i] > backoff.cap) {
           const YAML::Node item = schedule_entry->value[i];
-          reporter.Add(item.Mark().is_null() ? schedule_entry->Where() : item.Mark(),
-                       schedule_entry->path + "[" + std::to_string(i) + "]",
-                       FormatDuration(backoff.schedule[i]) + " exceeds backoff.cap (" + FormatDuration(backoff.cap) + ")");
+          reporter.Add(
+              item.Mark().is_null() ? schedule_entry->Where() : item.Mark(),
+              schedule_entry->path + "[" + std::to_string(i) + "]",
+              FormatDuration(backoff.schedule[i]) + " exceeds backoff.cap (" + FormatDuration(backoff.cap) + ")");
         }
       }
     }
@@ -240,197 +237,6 @@ void ParseTimeouts(const Entry& section, model::Policy& policy, Reporter& report
   }
 }
 
-std::optional<bool> ReadBool(const Entry& entry, Reporter& reporter) {
-  if (entry.value.IsScalar() && !IsQuoted(entry.value)) {
-    const std::string& text = entry.value.Scalar();
-    if (text == "true") return true;
-    if (text == "false") return false;
-  }
-  reporter.Add(entry.Where(), entry.path, "expected true or false, got " + Describe(entry.value));
-  return std::nullopt;
-}
-
-// A list of strings, each checked by `check` (returns an error message or "").
-std::optional<std::vector<std::string>> ReadStringList(const Entry& entry, std::string_view example,
-                                                      std::string (*check)(const std::string&), Reporter& reporter) {
-  if (!entry.value.IsSequence()) {
-    reporter.Add(entry.Where(), entry.path,
-                 "expected a list (like " + std::string(example) + "), got " + Describe(entry.value));
-    return std::nullopt;
-  }
-  std::vector<std::string> out;
-  bool ok = true;
-  std::size_t index = 0;
-  for (const YAML::Node& item : entry.value) {
-    const std::string path = entry.path + "[" + std::to_string(index++) + "]";
-    const YAML::Mark where = item.Mark().is_null() ? entry.Where() : item.Mark();
-    if (!item.IsScalar()) {
-      reporter.Add(where, path, "expected a string, got " + Describe(item));
-      ok = false;
-      continue;
-    }
-    if (const std::string problem = check(item.Scalar()); !problem.empty()) {
-      reporter.Add(where, path, problem);
-      ok = false;
-      continue;
-    }
-    out.push_back(item.Scalar());
-  }
-  if (!ok) return std::nullopt;
-  return out;
-}
-
-std::string CheckCidr(const std::string& text) {
-  if (netguard::ParseCidr(text)) return {};
-  return "expected an address block like 127.0.0.0/8, 10.0.0.0/8 or ::1/128 (host bits zero), got " + Quote(text);
-}
-
-std::string CheckHostPattern(const std::string& text) {
-  const std::string_view name = text.rfind("*.", 0) == 0 ? std::string_view(text).substr(2) : std::string_view(text);
-  const bool ok = !name.empty() && name.size() <= 253 && std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-           c == '_';
-  });
-  return ok ? std::string() : "expected a host name or a pattern like *.svc.internal, got " + Quote(text);
-}
-
-std::string CheckAllowOnlyEntry(const std::string& text) {
-  if (const auto problem = netguard::AllowOnlyEntryProblem(text)) return *problem + ", got " + Quote(text);
-  return {};
-}
-
-// An unquoted or quoted scalar without control characters, or nothing (reported).
-std::optional<std::string> ReadText(const Entry& entry, std::string_view expected, Reporter& reporter) {
-  if (entry.value.IsScalar() && !entry.value.Scalar().empty() && !detail::HasControlCharacters(entry.value.Scalar())) {
-    return entry.value.Scalar();
-  }
-  reporter.Add(entry.Where(), entry.path, "expected " + std::string(expected) + ", got " + Describe(entry.value));
-  return std::nullopt;
-}
-
-// "user:password" (one line, the user without ':'), from a file or an
-// environment variable. Messages name the source, never its content.
-bool SplitCredentials(std::string text, model::Policy::Endpoint& endpoint, std::string& problem) {
-  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
-  const std::size_t colon = text.find(':');
-  const bool one_line = !detail::HasControlCharacters(text);
-  if (colon == std::string::npos || colon == 0 || !one_line) {
-    base::Wipe(text);
-    problem = "expected one line \"user:password\" (a user name without ':', then ':' and the password)";
-    return false;
-  }
-  endpoint.proxy_user = text.substr(0, colon);
-  endpoint.proxy_password = text.substr(colon + 1);
-  base::Wipe(text);
-  return true;
-}
-
-bool IsEnvironmentName(std::string_view name) {
-  if (name.empty() || (name[0] >= '0' && name[0] <= '9')) return false;
-  return std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
-  });
-}
-
-void ReadProxyCredentialsFile(const Entry& entry, model::Policy::Endpoint& endpoint, Reporter& reporter) {
-  const auto path = ReadText(entry, "the path of a file holding \"user:password\"", reporter);
-  if (!path) return;
-  std::string content;
-  try {
-    content = base::ReadSmallFile(*path, base::ReadOptions{4096, false, true});
-  } catch (const base::FileError& e) {
-    reporter.Add(entry.Where(), entry.path, std::string("cannot read the proxy credentials: ") + e.what());
-    return;
-  }
-  std::string problem;
-  if (!SplitCredentials(std::move(content), endpoint, problem)) {
-    reporter.Add(entry.Where(), entry.path, Printable(*path) + ": " + problem);
-  }
-}
-
-void ReadProxyCredentialsEnv(const Entry& entry, model::Policy::Endpoint& endpoint, Reporter& reporter) {
-  const auto name = ReadText(entry, "the name of an environment variable holding \"user:password\"", reporter);
-  if (!name) return;
-  if (!IsEnvironmentName(*name)) {
-    reporter.Add(entry.Where(), entry.path,
-                 "expected an environment variable name (letters, digits and '_'), got " + Quote(*name));
-    return;
-  }
-  const char* value = std::getenv(name->c_str());
-  if (value == nullptr || *value == '\0') {
-    reporter.Add(entry.Where(), entry.path, "the environment variable " + *name + " is not set or empty");
-    return;
-  }
-  std::string problem;
-  if (!SplitCredentials(value, endpoint, problem)) {
-    reporter.Add(entry.Where(), entry.path, "the environment variable " + *name + ": " + problem);
-  }
-}
-
-void ParseEndpoint(const Entry& section, model::Policy& policy, Reporter& reporter) {
-  if (!IsMappingOrEmpty(section, "endpoint rules", reporter) || section.value.IsNull()) return;
-  const std::vector<Entry> entries = Entries(section.value, section.path, reporter);
-  const Entry* proxy_entry = nullptr;
-  const Entry* credentials_file = nullptr;
-  const Entry* credentials_env = nullptr;
-  for (const Entry& entry : entries) {
-    if (entry.key == "require_https") {
-      if (const auto value = ReadBool(entry, reporter)) policy.endpoint.require_https = *value;
-    } else if (entry.key == "allow_cidrs") {
-      if (auto value = ReadStringList(entry, "[127.0.0.0/8, \"::1/128\"]", CheckCidr, reporter)) {
-        policy.endpoint.allow_cidrs = std::move(*value);
-      }
-    } else if (entry.key == "allow_hosts") {
-      if (auto value = ReadStringList(entry, "[localhost, \"*.svc.internal\"]", CheckHostPattern, reporter)) {
-        policy.endpoint.allow_hosts = std::move(*value);
-      }
-    } else if (entry.key == "allow_only_hosts") {
-      if (entry.value.IsSequence() && entry.value.size() == 0) {
-        reporter.Add(entry.Where(), entry.path,
-                     "an empty list would refuse every destination; list the hosts to allow, or remove the key "
-                     "to allow any host the other endpoint rules allow");
-      } else if (auto value = ReadStringList(entry, "[api.vendor.example, \"*.hooks.partner.example\"]",
-                                             CheckAllowOnlyEntry, reporter)) {
-        policy.endpoint.allow_only_hosts = std::move(*value);
-      }
-    } else if (entry.key == "proxy") {
-      proxy_entry = &entry;
-      if (!entry.value.IsScalar() || entry.value.Scalar().empty()) {
-        reporter.Add(entry.Where(), entry.path,
-                     "expected a proxy URL like http://egress.internal:3128, got " + Describe(entry.value));
-        continue;
-      }
-      std::string problem;
-      if (auto proxy = netguard::ParseProxyUrl(entry.value.Scalar(), problem)) {
-        policy.endpoint.proxy = proxy->url;
-      } else {
-        // The value is not quoted back: it may hold credentials.
-        reporter.Add(entry.Where(), entry.path, problem);
-      }
-    } else if (entry.key == "proxy_credentials_file") {
-      credentials_file = &entry;
-      ReadProxyCredentialsFile(entry, policy.endpoint, reporter);
-    } else if (entry.key == "proxy_credentials_env") {
-      credentials_env = &entry;
-      ReadProxyCredentialsEnv(entry, policy.endpoint, reporter);
-    } else {
-      ReportUnknownKey(entry,
-                       "require_https, allow_cidrs, allow_hosts, allow_only_hosts, proxy, proxy_credentials_file, "
-                       "proxy_credentials_env",
-                       reporter);
-    }
-  }
-  if (credentials_file != nullptr && credentials_env != nullptr) {
-    reporter.Add(credentials_env->key_node.Mark(), credentials_env->path,
-                 "cannot be combined with proxy_credentials_file; give the credentials one way");
-  }
-  for (const Entry* credentials : {credentials_file, credentials_env}) {
-    if (credentials != nullptr && proxy_entry == nullptr) {
-      reporter.Add(credentials->key_node.Mark(), credentials->path, "needs endpoint.proxy (credentials for which proxy?)");
-    }
-  }
-}
-
 void ParseLimits(const Entry& section, model::Policy& policy, Reporter& reporter) {
   if (!IsMappingOrEmpty(section, "limits", reporter) || section.value.IsNull()) return;
   for (const Entry& entry : Entries(section.value, section.path, reporter)) {
@@ -450,7 +256,8 @@ void ParseCircuitBreaker(const Entry& section, model::Policy& policy, Reporter& 
   if (!IsMappingOrEmpty(section, "circuit breaker settings", reporter) || section.value.IsNull()) return;
   for (const Entry& entry : Entries(section.value, section.path, reporter)) {
     if (entry.key == "failures") {
-      if (const auto v = ReadInteger(entry, 0, 100000, reporter)) policy.circuit_breaker.failures = static_cast<int>(*v);
+      if (const auto v = ReadInteger(entry, 0, 100000, reporter))
+        policy.circuit_breaker.failures = static_cast<int>(*v);
     } else if (entry.key == "cooldown") {
       if (const auto v = ReadDuration(entry, Millis{1}, Millis{24LL * 3600 * 1000}, reporter)) {
         policy.circuit_breaker.cooldown = *v;
@@ -469,7 +276,8 @@ void ParseAutoPause(const Entry& section, model::Policy& policy, Reporter& repor
         policy.auto_pause.consecutive_failures = static_cast<int>(*v);
       }
     } else if (entry.key == "failing_for") {
-      if (const auto v = ReadDuration(entry, Millis{0}, kMaxBackoffDuration, reporter)) policy.auto_pause.failing_for = *v;
+      if (const auto v = ReadDuration(entry, Millis{0}, kMaxBackoffDuration, reporter))
+        policy.auto_pause.failing_for = *v;
     } else {
       ReportUnknownKey(entry, "consecutive_failures, failing_for", reporter);
     }
@@ -489,9 +297,11 @@ void ParseIntegration(const Entry& section, model::Policy& policy, Reporter& rep
     } else if (entry.key == "run_when_degraded") {
       if (const auto v = ReadBool(entry, reporter)) integration.run_when_degraded = *v;
     } else if (entry.key == "max_rate_limited_waits") {
-      if (const auto v = ReadInteger(entry, 0, 100000, reporter)) integration.max_rate_limited_waits = static_cast<int>(*v);
+      if (const auto v = ReadInteger(entry, 0, 100000, reporter))
+        integration.max_rate_limited_waits = static_cast<int>(*v);
     } else if (entry.key == "token_refresh_margin") {
-      if (const auto v = ReadDuration(entry, Millis{0}, Millis{3600000}, reporter)) integration.token_refresh_margin = *v;
+      if (const auto v = ReadDuration(entry, Millis{0}, Millis{3600000}, reporter))
+        integration.token_refresh_margin = *v;
     } else {
       ReportUnknownKey(entry,
                        "health_check_interval, unhealthy_after, run_when_degraded, max_rate_limited_waits, "
@@ -567,7 +377,8 @@ std::map<std::string, model::Policy> ParseRoot(const YAML::Node& root, Reporter&
     return policies;
   }
   if (section->value.IsNull() || (section->value.IsMap() && section->value.size() == 0)) {
-    reporter.Add(section->Where(), section->path, "no policies defined; the file must define at least the policy 'default'");
+    reporter.Add(section->Where(), section->path,
+                 "no policies defined; the file must define at least the policy 'default'");
     return policies;
   }
   if (!section->value.IsMap()) {

@@ -1,19 +1,19 @@
 #include "config/yaml_support.hpp"
 
-#include <csignal>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <csignal>
 
-#include <chrono>
-#include <thread>
 #include <algorithm>
-#include <optional>
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <cmath>
+#include <optional>
 #include <set>
 #include <system_error>
+#include <thread>
 
 #include "base/file.hpp"
 #include "config/duration.hpp"
@@ -30,7 +30,8 @@ bool IsControlCharacter(unsigned char c) { return c < 0x20 || c == 0x7f; }
 }  // namespace
 
 bool HasControlCharacters(std::string_view text) {
-  return std::any_of(text.begin(), text.end(), [](char c) { return IsControlCharacter(static_cast<unsigned char>(c)); });
+  return std::any_of(text.begin(), text.end(),
+                     [](char c) { return IsControlCharacter(static_cast<unsigned char>(c)); });
 }
 
 std::string Printable(std::string_view text) {
@@ -155,8 +156,7 @@ namespace {
 // The verdict on a number-valued entry whose scalar text did (`parsed`) or did
 // not parse as a number, and whose value is or is not `in_range`: true when it
 // is accepted, else reports why (a quoted number is a string, not a number).
-bool AcceptNumber(const Entry& entry, const std::string& expectation, bool parsed, bool in_range,
-                  Reporter& reporter) {
+bool AcceptNumber(const Entry& entry, const std::string& expectation, bool parsed, bool in_range, Reporter& reporter) {
   if (parsed && IsQuoted(entry.value)) {
     reporter.Add(entry.Where(), entry.path,
                  expectation + "the quoted string " + Describe(entry.value) + " (remove the quotes)");
@@ -168,6 +168,23 @@ bool AcceptNumber(const Entry& entry, const std::string& expectation, bool parse
 }
 
 }  // namespace
+
+bool IsMappingOrEmpty(const Entry& entry, std::string_view what, Reporter& reporter) {
+  if (entry.value.IsMap() || entry.value.IsNull()) return true;
+  reporter.Add(entry.Where(), entry.path,
+               "expected a mapping of " + std::string(what) + ", got " + Describe(entry.value));
+  return false;
+}
+
+std::optional<bool> ReadBool(const Entry& entry, Reporter& reporter) {
+  if (entry.value.IsScalar() && !IsQuoted(entry.value)) {
+    const std::string& text = entry.value.Scalar();
+    if (text == "true") return true;
+    if (text == "false") return false;
+  }
+  reporter.Add(entry.Where(), entry.path, "expected true or false, got " + Describe(entry.value));
+  return std::nullopt;
+}
 
 std::optional<long long> ReadInteger(const Entry& entry, long long low, long long high, Reporter& reporter) {
   std::optional<long long> value;
@@ -294,8 +311,7 @@ std::string PreflightYaml(const std::string& yaml_text) {
       (void)YAML::LoadAll(yaml_text);
     } catch (const std::bad_alloc&) {
       _exit(3);
-    } catch (...) {
-    }
+    } catch (...) {}
     _exit(0);
   }
   int status = 0;
@@ -320,7 +336,8 @@ void ParseSingleDocument(const std::string& yaml_text, Reporter& reporter,
   // yaml-cpp 0.7 loops forever on a NUL byte (found by fuzzing): refuse it first.
   if (const auto nul = yaml_text.find('\0'); nul != std::string::npos) {
     YAML::Mark mark = YAML::Mark::null_mark();
-    mark.line = static_cast<int>(std::count(yaml_text.begin(), yaml_text.begin() + static_cast<std::ptrdiff_t>(nul), '\n'));
+    mark.line =
+        static_cast<int>(std::count(yaml_text.begin(), yaml_text.begin() + static_cast<std::ptrdiff_t>(nul), '\n'));
     reporter.Add(mark, "", "contains a NUL byte; a YAML file must be text");
     return;
   }
@@ -339,7 +356,8 @@ void ParseSingleDocument(const std::string& yaml_text, Reporter& reporter,
   try {
     const std::vector<YAML::Node> documents = YAML::LoadAll(yaml_text);
     if (documents.size() > 1) {
-      reporter.Add(documents[1].Mark(), "", "expected a single YAML document, found " + std::to_string(documents.size()));
+      reporter.Add(documents[1].Mark(), "",
+                   "expected a single YAML document, found " + std::to_string(documents.size()));
     } else {
       parse_root(documents.empty() ? YAML::Node() : documents.front());
     }
@@ -357,8 +375,8 @@ std::string ReadConfigFile(const std::string& path, std::string_view what) {
   } catch (const base::FileError& e) {
     const std::string message = e.what();
     // "PATH: cannot read WHAT: REASON", REASON being what ReadSmallFile said after the path.
-    const std::string reason = message.compare(0, path.size() + 2, path + ": ") == 0 ? message.substr(path.size() + 2)
-                                                                                       : message;
+    const std::string reason =
+        message.compare(0, path.size() + 2, path + ": ") == 0 ? message.substr(path.size() + 2) : message;
     throw ConfigError({path + ": cannot read " + std::string(what) + ": " + reason});
   }
 }

@@ -93,6 +93,10 @@ std::optional<long long> ParseInteger(std::string_view text);
 std::string IntegerExpectation(long long low, long long high);
 // An unquoted integer from low to high. Otherwise reports and returns nothing.
 std::optional<long long> ReadInteger(const Entry& entry, long long low, long long high, Reporter& reporter);
+// A mapping-valued key: a mapping, or nothing (= all defaults). Otherwise reports.
+bool IsMappingOrEmpty(const Entry& entry, std::string_view what, Reporter& reporter);
+// An unquoted true or false (reported otherwise).
+std::optional<bool> ReadBool(const Entry& entry, Reporter& reporter);
 // An unquoted finite number from low to high (low_text and high_text spell the
 // bounds in the message). Otherwise reports and returns nothing.
 std::optional<double> ReadNumber(const Entry& entry, double low, double high, std::string_view low_text,

@@ -16,61 +16,14 @@
 // them between threads freely as long as nobody modifies them).
 #pragma once
 
-#include <sys/socket.h>  // AF_INET, AF_INET6, AF_UNSPEC, sockaddr, socklen_t
-
-#include <array>
-#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "netguard/ip_address.hpp"
+
 namespace pgcourier::netguard {
-
-// An IPv4 or IPv6 address. AF_INET uses bytes[0..3] (network order) and keeps
-// the other 12 bytes zero. IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) stay
-// AF_INET6; the rules below look at the embedded IPv4 address.
-struct IpAddress {
-  int family = AF_UNSPEC;  // AF_INET or AF_INET6
-  std::array<std::uint8_t, 16> bytes{};
-
-  friend bool operator==(const IpAddress&, const IpAddress&) = default;
-};
-
-// An address block: family, network address (host bits are zero) and prefix length.
-struct Cidr {
-  int family = AF_UNSPEC;  // AF_INET or AF_INET6
-  std::array<std::uint8_t, 16> bytes{};
-  int prefix_length = 0;  // 0..32 for AF_INET, 0..128 for AF_INET6
-
-  friend bool operator==(const Cidr&, const Cidr&) = default;
-};
-
-// Configuration syntax, strict on purpose: "10.0.0.0/8", "127.0.0.1" (= /32),
-// "::1/128", "fd00::/8", "::1" (= /128). IPv4 must be a plain dotted quad without
-// leading zeros (no "0177.0.0.1"); IPv6 without brackets or zone id; the prefix
-// is decimal. nullopt if invalid, including when host bits are set
-// ("10.0.0.1/8"), since that is almost always a typo.
-std::optional<Cidr> ParseCidr(std::string_view text);
-
-// True if `address` is inside `cidr` (same family only; see CheckConnectAddress
-// for how IPv4-mapped addresses meet IPv4 blocks in the allow list).
-bool Contains(const Cidr& cidr, const IpAddress& address);
-
-// Parses an IP literal as a URL host may carry it, the way browsers (WHATWG URL
-// standard) and curl interpret it:
-//   IPv4: dotted quad, and the legacy forms: one to four parts, each decimal,
-//         hex ("0x7f") or octal ("0177"), the last part filling the remaining
-//         bytes: "2130706433", "0x7f000001", "0x7f.0.0.1", "0177.0.0.1",
-//         "127.1", "127.0.1", "0x7f.1"; one trailing dot is ignored ("127.0.0.1.").
-//         Parts out of range ("256.1.1.1"), more than four parts ("1.2.3.4.5"),
-//         bad digits ("08.1") make it not a literal.
-//   IPv6: with or without brackets ("[::1]", "::1"), with an optional trailing
-//         dotted quad ("::ffff:127.0.0.1"). Zone ids ("fe80::1%eth0",
-//         "[fe80::1%25eth0]") are rejected.
-// nullopt if `host` is not an IP literal, i.e. it is a host name to be resolved
-// (or garbage; CheckUrlTarget tells the two apart). No whitespace is accepted.
-std::optional<IpAddress> ParseIpLiteral(std::string_view host);
 
 // Why `address` may not be contacted, or nullopt if it is globally reachable.
 // Covers IANA's IPv4 and IPv6 special-purpose address registries (following their
@@ -145,8 +98,7 @@ bool IsHostName(std::string_view host);
 //     "0x7f.1 (127.0.0.1) is loopback (127.0.0.0/8); not in the policy's allow list"
 //   "<host> is not in the policy's allow_only_hosts" (rules.allow_only)
 // Untrusted text is quoted with non-printable bytes escaped and long text cut.
-std::optional<std::string> CheckUrlTarget(std::string_view scheme, std::string_view host,
-                                          const EndpointRules& rules);
+std::optional<std::string> CheckUrlTarget(std::string_view scheme, std::string_view host, const EndpointRules& rules);
 
 // Decision for the exact address about to be connected to (after DNS) for URL
 // host `host` (may be empty or an IP literal): allowed if global, or inside
@@ -155,16 +107,5 @@ std::optional<std::string> CheckUrlTarget(std::string_view scheme, std::string_v
 //   "address 10.0.0.5 of example.com is private (10.0.0.0/8); not in the policy's allow list"
 std::optional<std::string> CheckConnectAddress(const IpAddress& address, std::string_view host,
                                                const EndpointRules& rules);
-
-// The address from a socket address (AF_INET or AF_INET6; the IPv6 scope id is
-// dropped). nullopt for other families or a too short `length`.
-std::optional<IpAddress> FromSockaddr(const sockaddr* address, socklen_t length);
-
-// "127.0.0.1"; IPv6 in RFC 5952 form ("2001:db8::1", "::ffff:127.0.0.1"), no
-// brackets. ParseIpLiteral(ToString(a)) == a for every AF_INET/AF_INET6 address.
-std::string ToString(const IpAddress& address);
-
-// "10.0.0.0/8", "fd00::/8". ParseCidr(ToString(c)) == c.
-std::string ToString(const Cidr& cidr);
 
 }  // namespace pgcourier::netguard

@@ -9,11 +9,12 @@
 
 #include "json/json.hpp"
 #include "lanes/hold_log.hpp"
-#include "base/subprocess.hpp"
 #include "lanes/limiter.hpp"
 #include "lanes/runs/decide.hpp"
 #include "lanes/runs/request.hpp"
+#include "lanes/runs/rotation.hpp"
 #include "lanes/runs/tokens.hpp"
+#include "lanes/runs/writes.hpp"
 #include "retry/text.hpp"
 #include "signing/secret_box.hpp"
 
@@ -21,98 +22,16 @@ namespace pgcourier::lanes {
 namespace {
 
 using runs::Degrade;
+using runs::RenewRunLeases;
+using runs::RunWrites;
 using runs::TokenCache;
 using Steady = std::chrono::steady_clock::time_point;
 
 constexpr std::size_t kRunExcerptForRef = std::size_t{64} * 1024;  // response bytes read to find external_ref
 constexpr int kRescueBatch = 500;
-// Rotation commands (rotation policies, 70_providers.sql): how long one may run, how much it may print,
-// and how many start per maintenance tick (they run on the engine thread, one after another).
-constexpr std::chrono::milliseconds kRotationCommandTimeout{10000};
-constexpr std::size_t kMaxRotationOutput = std::size_t{64} * 1024;
+// Rotation commands start at most this many per maintenance tick (they run
+// on the engine thread, one after another; runs/rotation.hpp bounds each).
 constexpr int kRotationsPerTick = 3;
-
-struct ProbeResult {
-  std::string connection_id;
-  bool ok = false;
-  std::optional<int> status_code;
-  std::string error;
-  int unhealthy_after = 1;
-};
-
-struct RotationResult {
-  std::string version_id;
-  bool ok = false;
-  std::string connection_id;
-  std::string error;
-};
-
-// One turn's writes of the lane (or one rescue's). Parts already written are
-// not written again when the writer retries the job.
-class RunWrites final : public WriteJob {
- public:
-  std::vector<model::RunOutcome> outcomes;
-  std::vector<store::Release> releases;
-  std::vector<Degrade> degrades;
-  std::vector<ProbeResult> probes;
-  std::vector<RotationResult> rotations;
-  bool rescue = false;
-
-  // After Execute.
-  std::vector<std::string> applied;
-  std::vector<bool> degraded;    // per degrade: whether it changed the connection
-  std::vector<bool> finished;    // per rotation: whether it was still rotating
-
-  std::size_t items() const override {
-    return outcomes.size() + releases.size() + degrades.size() + probes.size() + rotations.size();
-  }
-  bool empty() const { return items() == 0; }
-
-  void Execute(const Stores& writer, const std::string& worker) override {
-    if (!outcomes_written_) {
-      applied = writer.runs.Record(worker, outcomes);
-      outcomes_written_ = true;
-    }
-    while (degraded.size() < degrades.size()) {
-      const auto& d = degrades[degraded.size()];
-      degraded.push_back(writer.runs.DegradeConnection(d.connection_id, d.reason, d.credential_version));
-    }
-    if (!releases_written_) {
-      writer.runs.Release(worker, releases);
-      releases_written_ = true;
-    }
-    while (probes_written_ < probes.size()) {
-      const auto& p = probes[probes_written_];
-      writer.runs.RecordProbe(p.connection_id, p.ok, p.status_code, p.error, p.unhealthy_after);
-      ++probes_written_;
-    }
-    while (finished.size() < rotations.size()) {
-      const auto& r = rotations[finished.size()];
-      finished.push_back(writer.runs.FinishRotation(r.version_id, r.ok, r.connection_id, r.error));
-    }
-  }
-
- private:
-  bool outcomes_written_ = false;
-  bool releases_written_ = false;
-  std::size_t probes_written_ = 0;
-};
-
-// The heartbeat of the lane's runs in flight and waiting for a token.
-class RenewRunLeases final : public WriteJob {
- public:
-  RenewRunLeases(std::vector<std::string> ids, std::chrono::milliseconds lease) : ids_(std::move(ids)), lease_(lease) {}
-  std::size_t items() const override { return 0; }
-  void Execute(const Stores& writer, const std::string& worker) override {
-    renewed = writer.runs.RenewLeases(worker, ids_, lease_);
-  }
-  std::size_t asked() const { return ids_.size(); }
-  int renewed = 0;
-
- private:
-  std::vector<std::string> ids_;
-  std::chrono::milliseconds lease_;
-};
 
 struct InFlightRun {
   model::ClaimedRun run;
@@ -134,7 +53,9 @@ struct InFlightProbe {
 class RunLane final : public Lane {
  public:
   explicit RunLane(const LaneContext& context)
-      : ctx_(context), settings_(context.settings), tokens_(context.clock),
+      : ctx_(context),
+        settings_(context.settings),
+        tokens_(context.clock),
         holds_(context.clock, "run(s)", "connection") {}
 
   const char* name() const override { return "runs"; }
@@ -230,9 +151,10 @@ class RunLane final : public Lane {
     }
     for (std::size_t i = 0; i < job.degrades.size(); ++i) {
       if (!job.degraded[i]) continue;
-      spdlog::warn("connection {} degraded: {}; its runs wait until its credential is rotated "
-                   "('pgcourierctl credential rotate') or it is activated again",
-                   job.degrades[i].connection_id, job.degrades[i].reason);
+      spdlog::warn(
+          "connection {} degraded: {}; its runs wait until its credential is rotated "
+          "('pgcourierctl credential rotate') or it is activated again",
+          job.degrades[i].connection_id, job.degrades[i].reason);
     }
     for (std::size_t i = 0; i < job.rotations.size(); ++i) {
       if (!job.finished[i]) continue;
@@ -242,9 +164,10 @@ class RunLane final : public Lane {
         spdlog::info("credential version {} verified{} and active", r.version_id,
                      r.connection_id.empty() ? "" : " with connection " + r.connection_id);
       } else {
-        spdlog::warn("credential version {} failed verification with connection {}: {}; the prior version stays "
-                     "active",
-                     r.version_id, r.connection_id, r.error);
+        spdlog::warn(
+            "credential version {} failed verification with connection {}: {}; the prior version stays "
+            "active",
+            r.version_id, r.connection_id, r.error);
       }
     }
   }
@@ -440,7 +363,8 @@ class RunLane final : public Lane {
     const runs::RequestParts parts =
         runs::BuildRunRequest(run, auth, static_cast<std::uint64_t>(ctx_.random() * 1.8e19));
     http::Request r = MakeRequest(parts, *policy);
-    r.excerpt_bytes = std::max(policy->response_excerpt_bytes, run.external_ref_pointer.empty() ? 0 : kRunExcerptForRef);
+    r.excerpt_bytes =
+        std::max(policy->response_excerpt_bytes, run.external_ref_pointer.empty() ? 0 : kRunExcerptForRef);
     spdlog::debug("run {} attempt {} (tenant {}, connection {}, trace {}) -> {} {}", run.id, run.Attempt(),
                   run.tenant_id, run.connection_id, run.trace_id, parts.method, retry::RedactUrls(parts.url));
     runs_.emplace(r.token, InFlightRun{std::move(run), policies, policy});
@@ -518,8 +442,10 @@ class RunLane final : public Lane {
 
   // A probe that will not finish (shutdown): forget it without a result.
   void Abandon(const InFlightProbe& probe) {
-    if (probe.rotation_version_id.empty()) probing_.erase(probe.connection.id);
-    else verifying_.erase(probe.rotation_version_id);
+    if (probe.rotation_version_id.empty())
+      probing_.erase(probe.connection.id);
+    else
+      verifying_.erase(probe.rotation_version_id);
   }
 
   // transient: the check could not say yes or no. A rotation is then
@@ -573,8 +499,8 @@ class RunLane final : public Lane {
   void RunRotationCommands(const Stores& main) {
     for (const auto& due : main.runs.StartDueRotations(settings_.worker_id, kRotationsPerTick)) {
       auto fail = [&](const std::string& why) {
-        spdlog::warn("credential {}: rotation command {} failed: {}; the prior version stays active",
-                     due.credential_id, due.command, why);
+        spdlog::warn("credential {}: rotation command {} failed: {}; the prior version stays active", due.credential_id,
+                     due.command, why);
         main.runs.FailRotation(due.credential_id, settings_.worker_id, why);
       };
       if (!ctx_.secret_box) {
@@ -582,23 +508,12 @@ class RunLane final : public Lane {
         continue;
       }
       spdlog::info("credential {}: rotation due, running its rotation command {}", due.credential_id, due.command);
-      auto result = base::RunCaptured(due.command, kRotationCommandTimeout, kMaxRotationOutput);
+      auto result = runs::RunRotationCommand(due.command);
       if (!result.ok) {
         fail(result.error);
         continue;
       }
       std::string secret = std::move(result.output);
-      if (secret.size() >= 2 && secret.compare(secret.size() - 2, 2, "\r\n") == 0) {
-        secret.resize(secret.size() - 2);
-      } else if (!secret.empty() && secret.back() == '\n') {
-        secret.pop_back();
-      }
-      if (secret.empty() || std::any_of(secret.begin(), secret.end(), [](char ch) {
-            return static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f;
-          })) {
-        fail(secret.empty() ? "it printed nothing" : "it printed more than one line or control characters");
-        continue;
-      }
       std::string sealed;
       std::string fingerprint;
       try {
@@ -613,8 +528,10 @@ class RunLane final : public Lane {
         spdlog::info("credential {}: rotation command produced version {}; verifying it before it becomes active",
                      due.credential_id, *version);
       } else {
-        spdlog::warn("credential {}: the rotation command's secret was not stored (the active secret again, or "
-                     "the rotation was taken over)", due.credential_id);
+        spdlog::warn(
+            "credential {}: the rotation command's secret was not stored (the active secret again, or "
+            "the rotation was taken over)",
+            due.credential_id);
       }
     }
   }
@@ -625,9 +542,10 @@ class RunLane final : public Lane {
       const bool verifiable = rotation.connection && (!rotation.connection->health_check_path.empty() ||
                                                       rotation.connection->auth_mode == "oauth2_client_credentials");
       if (!verifiable) {
-        spdlog::warn("credential {} version {}: no connection using it has a health check or token endpoint to "
-                     "verify with; promoting it unverified",
-                     rotation.credential_id, rotation.version);
+        spdlog::warn(
+            "credential {} version {}: no connection using it has a health check or token endpoint to "
+            "verify with; promoting it unverified",
+            rotation.credential_id, rotation.version);
         next_.rotations.push_back({rotation.version_id, true, rotation.connection ? rotation.connection->id : "", ""});
         continue;
       }
@@ -649,8 +567,8 @@ class RunLane final : public Lane {
   std::unordered_map<std::uint64_t, InFlightToken> token_requests_;
   std::unordered_map<std::uint64_t, InFlightProbe> probes_;
   std::unordered_set<std::string> waiting_for_token_;  // run ids claimed, waiting for an OAuth2 token
-  std::unordered_set<std::string> probing_;    // connection ids with a probe in flight
-  std::unordered_set<std::string> verifying_;  // credential version ids being verified
+  std::unordered_set<std::string> probing_;            // connection ids with a probe in flight
+  std::unordered_set<std::string> verifying_;          // credential version ids being verified
   RunWrites next_;
   bool notified_ = true;
   bool backlog_ = false;
