@@ -80,17 +80,15 @@ struct HttpResult {
   std::int64_t started_us = 0;    // unix microseconds when the request started
 };
 
-// The recorded result of one attempt plus the next state of its delivery.
-struct DeliveryOutcome {
-  std::string delivery_id;
-  std::string subscription_id;
+// What every recorded attempt has, a delivery's or a run's: the lease it is
+// recorded under, its number, what happened and what that means.
+struct AttemptRecord {
   // The lease holder the row must still have: empty means the writing worker.
   // A rescue names the dead daemon and applies only while the lease is expired.
   std::string expected_owner;
   bool rescue = false;
   int attempt = 0;                // the attempt number being recorded
-  DeliveryStatus next_status = DeliveryStatus::kFailed;
-  std::optional<std::int64_t> retry_delay_ms;  // set for kRetryScheduled
+  std::optional<std::int64_t> retry_delay_ms;  // set when the item is scheduled again
   std::optional<int> status_code;
   std::string outcome;            // "delivered", "http_error", "timeout", "lease_expired", ...
   FailureClass failure_class = FailureClass::kNone;
@@ -99,6 +97,13 @@ struct DeliveryOutcome {
   std::string response_excerpt;   // <= policy excerpt bytes, valid UTF-8
   std::int64_t started_us = 0;
   double duration_ms = 0;
+};
+
+// The recorded result of one attempt plus the next state of its delivery.
+struct DeliveryOutcome : AttemptRecord {
+  std::string delivery_id;
+  std::string subscription_id;
+  DeliveryStatus next_status = DeliveryStatus::kFailed;
 };
 
 }  // namespace pgcourier::model

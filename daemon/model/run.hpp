@@ -74,25 +74,13 @@ struct DueRotation {
   std::string command;  // an absolute path, run without a shell
 };
 
-struct RunOutcome {
+struct RunOutcome : AttemptRecord {
   std::string run_id;
-  std::string expected_owner;  // the lease holder the row must still have
-  bool rescue = false;         // a rescue: applies only while that lease is expired
-  int attempt = 0;
-  RunStatus next_status = RunStatus::kPending;
-  std::optional<std::int64_t> retry_delay_ms;  // set when next_status is kPending
-  std::optional<int> status_code;
-  std::string outcome;         // "completed", "http_error", "timeout", "poison", "lease_expired", ...
-  FailureClass failure_class = FailureClass::kNone;
+  RunStatus next_status = RunStatus::kPending;  // kPending: retry_delay_ms is set
   std::string error_code;      // e.g. "http_503", "auth_refresh", "unknown_connection"
-  bool retryable = false;
-  std::string error_summary;   // <= 512 bytes, redacted, valid UTF-8
-  std::string response_excerpt;
   std::string external_ref;
   NextAction next_action = NextAction::kNone;
   int credential_version = 0;
-  std::int64_t started_us = 0;
-  double duration_ms = 0;
 };
 
 // A connection whose health check is due (or may be: the daemon decides by

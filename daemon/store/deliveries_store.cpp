@@ -1,5 +1,7 @@
 #include "store/deliveries_store.hpp"
 
+#include "base/text.hpp"
+#include "store/attempt_columns.hpp"
 #include "store/pg/arrays.hpp"
 #include "store/pg/rows.hpp"
 #include "store/pg/session_impl.hpp"
@@ -59,39 +61,22 @@ std::vector<std::string> SplitSecrets(const std::string& secrets) {
 
 // The columns of record_outcomes ($2..$14, then $16), as array literals.
 std::vector<std::string> OutcomeArrays(const std::string& worker, const std::vector<model::DeliveryOutcome>& outcomes) {
-  ArrayBuilder ids, attempts, owners, statuses, delays, codes, names, classes, retryable, summaries, excerpts, started,
-      durations, rescues;
+  ArrayBuilder ids, statuses;
+  AttemptColumns a;
   for (const auto& o : outcomes) {
     ids.AddText(o.delivery_id);
-    attempts.AddNumber(o.attempt);
-    owners.AddText(o.expected_owner.empty() ? worker : o.expected_owner);
     statuses.AddText(model::ToString(o.next_status));
-    if (o.retry_delay_ms) delays.AddNumber(*o.retry_delay_ms); else delays.AddNull();
-    if (o.status_code) codes.AddNumber(*o.status_code); else codes.AddNull();
-    names.AddText(o.outcome);
-    classes.AddTextOrNull(model::ToString(o.failure_class));
-    retryable.AddBool(o.retryable);
-    summaries.AddTextOrNull(o.error_summary);
-    excerpts.AddTextOrNull(o.response_excerpt);
-    started.AddNumber(o.started_us);
-    durations.AddDouble(o.duration_ms);
-    rescues.AddBool(o.rescue);
+    a.Add(o, worker);
   }
-  return {ids.Finish(),     attempts.Finish(), owners.Finish(),    statuses.Finish(),  delays.Finish(),
-          codes.Finish(),   names.Finish(),    classes.Finish(),   retryable.Finish(), summaries.Finish(),
-          excerpts.Finish(), started.Finish(), durations.Finish(), rescues.Finish()};
+  return {ids.Finish(),       a.attempts.Finish(), a.owners.Finish(),   statuses.Finish(),  a.delays.Finish(),
+          a.codes.Finish(),   a.names.Finish(),    a.classes.Finish(),  a.retryable.Finish(), a.summaries.Finish(),
+          a.excerpts.Finish(), a.started.Finish(), a.durations.Finish(), a.rescues.Finish()};
 }
 
 // A database error as a stored reason: at most 500 bytes, cut on a character
 // boundary (the server's message quotes the row's UTF-8 text).
 std::string QuarantineReason(const std::string& error) {
-  std::string reason = "outcome could not be recorded: " + error;
-  if (reason.size() > 500) {
-    std::size_t cut = 500;
-    while (cut > 0 && (static_cast<unsigned char>(reason[cut]) & 0xC0) == 0x80) --cut;
-    reason.resize(cut);
-  }
-  return reason;
+  return std::string(base::Utf8Prefix("outcome could not be recorded: " + error, 500));
 }
 
 class PgDeliveriesStore final : public DeliveriesStore {

@@ -1,5 +1,7 @@
 #include "store/runs_store.hpp"
 
+#include "base/text.hpp"
+#include "store/attempt_columns.hpp"
 #include "store/pg/arrays.hpp"
 #include "store/pg/rows.hpp"
 #include "store/pg/session_impl.hpp"
@@ -74,41 +76,31 @@ const RowMapping<model::PendingRotation> kRotationColumns = {
 // The first line of a database error, at most max_bytes, cut on a UTF-8
 // character boundary (the server's DETAIL lines quote row contents).
 std::string FirstLineCut(std::string_view text, std::size_t max_bytes) {
-  text = text.substr(0, text.find('\n'));
-  if (text.size() <= max_bytes) return std::string(text);
-  std::size_t cut = max_bytes;
-  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
-  return std::string(text.substr(0, cut));
+  return std::string(base::Utf8Prefix(text.substr(0, text.find('\n')), max_bytes));
 }
 
 // The columns of courier.record_run_outcomes, as array literals.
 std::vector<std::string> OutcomeArrays(const std::string& worker, const std::vector<model::RunOutcome>& outcomes) {
-  ArrayBuilder ids, attempts, owners, statuses, delays, codes, names, classes, error_codes, retryable, summaries,
-      excerpts, started, durations, external_refs, next_actions, versions, rescues;
+  ArrayBuilder ids, statuses, error_codes, external_refs, next_actions, versions;
+  AttemptColumns a;
   for (const auto& o : outcomes) {
     ids.AddText(o.run_id);
-    attempts.AddNumber(o.attempt);
-    owners.AddText(o.expected_owner.empty() ? worker : o.expected_owner);
     statuses.AddText(model::ToString(o.next_status));
-    if (o.retry_delay_ms) delays.AddNumber(*o.retry_delay_ms); else delays.AddNull();
-    if (o.status_code) codes.AddNumber(*o.status_code); else codes.AddNull();
-    names.AddText(o.outcome);
-    classes.AddTextOrNull(model::ToString(o.failure_class));
     error_codes.AddTextOrNull(o.error_code);
-    retryable.AddBool(o.retryable);
-    summaries.AddTextOrNull(o.error_summary);
-    excerpts.AddTextOrNull(o.response_excerpt);
-    started.AddNumber(o.started_us);
-    durations.AddDouble(o.duration_ms);
     external_refs.AddTextOrNull(o.external_ref);
     next_actions.AddTextOrNull(model::ToString(o.next_action));
-    if (o.credential_version > 0) versions.AddNumber(o.credential_version); else versions.AddNull();
-    rescues.AddBool(o.rescue);
+    if (o.credential_version > 0) {
+      versions.AddNumber(o.credential_version);
+    } else {
+      versions.AddNull();
+    }
+    a.Add(o, worker);
   }
-  return {ids.Finish(),       attempts.Finish(),      owners.Finish(),   statuses.Finish(),  delays.Finish(),
-          codes.Finish(),     names.Finish(),         classes.Finish(),  error_codes.Finish(), retryable.Finish(),
-          summaries.Finish(), excerpts.Finish(),      started.Finish(),  durations.Finish(), external_refs.Finish(),
-          next_actions.Finish(), versions.Finish(), rescues.Finish()};
+  return {ids.Finish(),          a.attempts.Finish(),  a.owners.Finish(),     statuses.Finish(),
+          a.delays.Finish(),     a.codes.Finish(),     a.names.Finish(),      a.classes.Finish(),
+          error_codes.Finish(),  a.retryable.Finish(), a.summaries.Finish(),  a.excerpts.Finish(),
+          a.started.Finish(),    a.durations.Finish(), external_refs.Finish(), next_actions.Finish(),
+          versions.Finish(),     a.rescues.Finish()};
 }
 
 class PgRunsStore final : public RunsStore {

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "lanes/hold_log.hpp"
+#include "lanes/rescue.hpp"
 #include "retry/retry_after.hpp"
 #include "retry/text.hpp"
 
@@ -90,17 +91,9 @@ Completed Complete(const model::ClaimedDelivery& d, const model::Policy& policy,
 model::DeliveryOutcome Rescued(const store::ExpiredLease& lease, const model::Policy* policy, double unit_random,
                                std::int64_t now_unix_us) {
   model::DeliveryOutcome o;
+  RecordLeaseExpired(o, lease.lease_owner, lease.previous_attempts, now_unix_us);
   o.delivery_id = lease.delivery_id;
   o.subscription_id = lease.subscription_id;
-  o.expected_owner = lease.lease_owner;
-  o.rescue = true;
-  o.attempt = lease.previous_attempts + 1;
-  o.outcome = "lease_expired";
-  o.failure_class = model::FailureClass::kTransient;
-  o.retryable = true;
-  o.error_summary =
-      retry::SafeSummary("lease held by " + lease.lease_owner + " expired before a result was recorded");
-  o.started_us = now_unix_us;
   if (!policy) {
     o.next_status = model::DeliveryStatus::kRetryScheduled;
     o.retry_delay_ms = kHoldDelay.count();

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "json/json.hpp"
+#include "lanes/rescue.hpp"
 #include "lanes/runs/request.hpp"
 #include "retry/retry_after.hpp"
 #include "retry/text.hpp"
@@ -184,16 +185,9 @@ RunCompleted TokenFailed(const model::ClaimedRun& run, const model::Policy& poli
 model::RunOutcome RescuedRun(const store::ExpiredRunLease& lease, const model::Policy* policy,
                              std::int64_t now_unix_us) {
   model::RunOutcome o;
+  RecordLeaseExpired(o, lease.lease_owner, lease.previous_attempts, now_unix_us);
   o.run_id = lease.run_id;
-  o.expected_owner = lease.lease_owner;
-  o.rescue = true;
-  o.attempt = lease.previous_attempts + 1;
-  o.outcome = "lease_expired";
-  o.failure_class = model::FailureClass::kTransient;
   o.error_code = "lease_expired";
-  o.retryable = true;
-  o.error_summary = retry::SafeSummary("lease held by " + lease.lease_owner + " expired before a result was recorded");
-  o.started_us = now_unix_us;
   o.next_status = model::RunStatus::kPending;
   o.retry_delay_ms = 0;
   o.next_action = model::NextAction::kRetry;
