@@ -1,5 +1,5 @@
 // App: the composition root of pgcourierd. Parses the command line, loads and
-// validates configuration, builds the modules, runs the dispatcher on its own
+// validates configuration, builds the modules, runs the engine on its own
 // thread and handles signals synchronously on the main thread (signalfd):
 //   SIGTERM/SIGINT: drain (a second one stops at once); SIGHUP: reload policies.
 #pragma once

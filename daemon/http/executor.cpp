@@ -332,7 +332,7 @@ void Executor::Run() {
       }
     }
     // Slots freed in the previous turn take the next waiting requests at once,
-    // without a round trip through the dispatcher.
+    // without a round trip through the engine thread.
     StartWaiting(finished);
     hand_over();
 

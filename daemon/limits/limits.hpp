@@ -1,6 +1,6 @@
 // Per-subscription rate limiting and per-endpoint circuit breaking: pure state
 // machines. Time is passed in (steady milliseconds), so tests need no sleeps.
-// Not synchronised: owned by the dispatcher thread.
+// Not synchronised: owned by the engine thread (lanes/limiter.hpp).
 #pragma once
 
 #include <cstdint>
