@@ -21,6 +21,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "http/executor.hpp"
 #include "store/deliveries_store.hpp"
@@ -48,6 +49,16 @@ class WriteJob {
   virtual std::size_t items() const = 0;
   virtual void Execute(const Stores& writer, const std::string& worker) = 0;
 };
+
+// A lane's accumulated writes as one job for the writer, leaving `next`
+// empty for the next turn; null when there is nothing to write.
+template <typename Job>
+std::unique_ptr<WriteJob> TakeJob(Job& next) {
+  if (next.empty()) return nullptr;
+  auto job = std::make_unique<Job>(std::move(next));
+  next = Job{};
+  return job;
+}
 
 struct ClaimResult {
   int claimed = 0;

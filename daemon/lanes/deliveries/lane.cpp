@@ -10,6 +10,7 @@
 #include "lanes/deliveries/decide.hpp"
 #include "lanes/deliveries/fairness.hpp"
 #include "lanes/deliveries/request.hpp"
+#include "lanes/leases.hpp"
 #include "lanes/deliveries/signing_keys.hpp"
 #include "lanes/hold_log.hpp"
 #include "lanes/limiter.hpp"
@@ -77,22 +78,6 @@ class DeliveryWrites final : public WriteJob {
 };
 
 // The heartbeat of the lane's requests in flight.
-class RenewDeliveryLeases final : public WriteJob {
- public:
-  RenewDeliveryLeases(std::vector<std::string> ids, std::chrono::milliseconds lease)
-      : ids_(std::move(ids)), lease_(lease) {}
-  std::size_t items() const override { return 0; }  // holds no result: never a reason to stop claiming
-  void Execute(const Stores& writer, const std::string& worker) override {
-    renewed = writer.deliveries.RenewLeases(worker, ids_, lease_);
-  }
-  std::size_t asked() const { return ids_.size(); }
-  int renewed = 0;
-
- private:
-  std::vector<std::string> ids_;
-  std::chrono::milliseconds lease_;
-};
-
 struct InFlight {
   model::ClaimedDelivery delivery;
   std::shared_ptr<const config::PolicySet> policies;  // keeps `policy` alive
@@ -212,10 +197,7 @@ class DeliveryLane final : public Lane {
 
   std::unique_ptr<WriteJob> TakeWrites() override {
     holds_.Flush();
-    if (next_.empty()) return nullptr;
-    auto job = std::make_unique<DeliveryWrites>(std::move(next_));
-    next_ = DeliveryWrites{};
-    return job;
+    return TakeJob(next_);
   }
 
   std::size_t unwritten() const override { return next_.items(); }
@@ -225,26 +207,19 @@ class DeliveryLane final : public Lane {
     std::vector<std::string> ids;
     ids.reserve(in_flight_.size());
     for (const auto& [token, f] : in_flight_) ids.push_back(f.delivery.id);
-    return std::make_unique<RenewDeliveryLeases>(std::move(ids), settings_.lease_duration);
+    return std::make_unique<RenewLeases>(LeasedWork::kDeliveries, std::move(ids), settings_.lease_duration);
   }
 
   void Written(std::unique_ptr<WriteJob> written) override {
-    if (auto* heartbeat = dynamic_cast<RenewDeliveryLeases*>(written.get())) {
-      if (static_cast<std::size_t>(heartbeat->renewed) < heartbeat->asked()) {
-        spdlog::warn("heartbeat: {} of {} delivery lease(s) were no longer this daemon's (taken back after they "
-                     "expired); their results will not be recorded",
-                     heartbeat->asked() - static_cast<std::size_t>(heartbeat->renewed), heartbeat->asked());
-      }
+    if (auto* heartbeat = dynamic_cast<RenewLeases*>(written.get())) {
+      heartbeat->Report();
       return;
     }
     auto& job = static_cast<DeliveryWrites&>(*written);
     const auto& applied = job.recorded.applied;
     if (job.rescue) {
-      if (!applied.empty()) {
-        spdlog::warn("recovered {} delivery(ies) whose lease expired (their daemon died or stalled)", applied.size());
-        ctx_.metrics.LeasesRecovered(static_cast<int>(applied.size()));
-        notified_ = true;
-      }
+      ReportRescued(ctx_.metrics, LeasedWork::kDeliveries, applied.size());
+      notified_ |= !applied.empty();
       return;
     }
     const auto written_at = ctx_.clock.Now();

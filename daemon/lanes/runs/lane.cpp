@@ -9,6 +9,7 @@
 
 #include "json/json.hpp"
 #include "lanes/hold_log.hpp"
+#include "lanes/leases.hpp"
 #include "lanes/limiter.hpp"
 #include "lanes/runs/decide.hpp"
 #include "lanes/runs/request.hpp"
@@ -22,7 +23,6 @@ namespace pgcourier::lanes {
 namespace {
 
 using runs::Degrade;
-using runs::RenewRunLeases;
 using runs::RunWrites;
 using runs::TokenCache;
 using Steady = std::chrono::steady_clock::time_point;
@@ -113,10 +113,7 @@ class RunLane final : public Lane {
 
   std::unique_ptr<WriteJob> TakeWrites() override {
     holds_.Flush();
-    if (next_.empty()) return nullptr;
-    auto job = std::make_unique<RunWrites>(std::move(next_));
-    next_ = RunWrites{};
-    return job;
+    return TakeJob(next_);
   }
 
   std::size_t unwritten() const override { return next_.items(); }
@@ -125,24 +122,18 @@ class RunLane final : public Lane {
     std::vector<std::string> ids(waiting_for_token_.begin(), waiting_for_token_.end());
     for (const auto& [token, f] : runs_) ids.push_back(f.run.id);
     if (ids.empty()) return nullptr;
-    return std::make_unique<RenewRunLeases>(std::move(ids), settings_.lease_duration);
+    return std::make_unique<RenewLeases>(LeasedWork::kRuns, std::move(ids), settings_.lease_duration);
   }
 
   void Written(std::unique_ptr<WriteJob> written) override {
-    if (auto* heartbeat = dynamic_cast<RenewRunLeases*>(written.get())) {
-      if (static_cast<std::size_t>(heartbeat->renewed) < heartbeat->asked()) {
-        spdlog::warn("heartbeat: {} of {} run lease(s) were no longer this daemon's (taken back after they expired)",
-                     heartbeat->asked() - static_cast<std::size_t>(heartbeat->renewed), heartbeat->asked());
-      }
+    if (auto* heartbeat = dynamic_cast<RenewLeases*>(written.get())) {
+      heartbeat->Report();
       return;
     }
     auto& job = static_cast<RunWrites&>(*written);
     if (job.rescue) {
-      if (!job.applied.empty()) {
-        spdlog::warn("recovered {} run(s) whose lease expired (their daemon died or stalled)", job.applied.size());
-        ctx_.metrics.LeasesRecovered(static_cast<int>(job.applied.size()));
-        notified_ = true;
-      }
+      ReportRescued(ctx_.metrics, LeasedWork::kRuns, job.applied.size());
+      notified_ |= !job.applied.empty();
       return;
     }
     if (job.applied.size() != job.outcomes.size()) {

@@ -26,8 +26,4 @@ void RunWrites::Execute(const Stores& writer, const std::string& worker) {
   }
 }
 
-void RenewRunLeases::Execute(const Stores& writer, const std::string& worker) {
-  renewed = writer.runs.RenewLeases(worker, ids_, lease_);
-}
-
 }  // namespace pgcourier::lanes::runs

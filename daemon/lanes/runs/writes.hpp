@@ -1,8 +1,9 @@
-// The run lane's write jobs: what one turn (or one rescue) of the lane hands
-// the engine's writer, and the heartbeat of its leases. They run on the
-// writer's thread and session; the lane fills them on the engine's thread
-// and reads their results back there once written (lanes/lane.hpp: a job
-// may execute more than once, so each part is written once only).
+// The run lane's write job: what one turn (or one rescue) of the lane hands
+// the engine's writer (the heartbeat of its leases is lanes/leases.hpp). It
+// executes on the writer's thread and session; the lane fills it on the
+// engine's thread and reads its results back there once written
+// (lanes/lane.hpp: a job may execute more than once, so each part is
+// written once only).
 #pragma once
 
 #include <chrono>
@@ -57,20 +58,6 @@ class RunWrites final : public WriteJob {
   bool outcomes_written_ = false;
   bool releases_written_ = false;
   std::size_t probes_written_ = 0;
-};
-
-// The heartbeat of the lane's runs in flight and waiting for a token.
-class RenewRunLeases final : public WriteJob {
- public:
-  RenewRunLeases(std::vector<std::string> ids, std::chrono::milliseconds lease) : ids_(std::move(ids)), lease_(lease) {}
-  std::size_t items() const override { return 0; }
-  void Execute(const Stores& writer, const std::string& worker) override;
-  std::size_t asked() const { return ids_.size(); }
-  int renewed = 0;
-
- private:
-  std::vector<std::string> ids_;
-  std::chrono::milliseconds lease_;
 };
 
 }  // namespace pgcourier::lanes::runs
