@@ -153,7 +153,7 @@ install-files:
 	  $(DESTDIR)$(DATADIR)/policies \
 	  $(DESTDIR)$(DATADIR)/examples $(DESTDIR)$(DOCDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/pgcourier
 	install -m 0755 $(BUILD_DIR)/pgcourierd $(BUILD_DIR)/pgcourierctl $(DESTDIR)$(BINDIR)/
-	# pgcourier-gateway and its unit, when it was built (the Debian package does not build it yet).
+	# pgcourier-gateway and its unit, when it was built (make build and the Debian package build it).
 	[ ! -x $(BUILD_DIR)/pgcourier-gateway ] || install -m 0755 $(BUILD_DIR)/pgcourier-gateway $(DESTDIR)$(BINDIR)/
 	[ ! -x $(BUILD_DIR)/pgcourier-gateway ] || { sed -e 's|/usr/local/bin/|$(BINDIR)/|g' \
 	  -e 's|/etc/pgcourier/|$(SYSCONFDIR)/pgcourier/|g' -e 's|/usr/local/share/doc/pgcourier/|$(DOCDIR)/|g' \

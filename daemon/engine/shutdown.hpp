@@ -14,7 +14,7 @@
 //                        unreachable): their leases expire, another daemon retries
 //
 // Not synchronised: the engine's thread (Drain/Stop requests arrive through
-// its atomics). Unit-tested with a manual clock in tests/unit/shutdown_test.cpp.
+// its atomics). Unit-tested with a manual clock in tests/unit/engine_test.cpp.
 #pragma once
 
 #include <algorithm>

@@ -60,6 +60,8 @@ def test_the_file_list_holds_the_binaries_unit_sql_policies_settings_docs_and_ma
         entries[parts[5].lstrip(".")] = (parts[0], parts[1])
     files = {path for path, (mode, _) in entries.items() if not mode.startswith("d")}
     expected = {"/usr/bin/pgcourierd", "/usr/bin/pgcourierctl", "/lib/systemd/system/pgcourierd.service",
+                "/usr/bin/pgcourier-gateway", "/lib/systemd/system/pgcourier-gateway.service",
+                "/usr/share/man/man8/pgcourier-gateway.8.gz",
                 "/etc/pgcourier/pgcourierd.yaml", "/etc/pgcourier/policies.yaml",
                 "/usr/share/pgcourier/policies/default.yaml", "/usr/share/pgcourier/policies/local.yaml",
                 "/usr/share/pgcourier/examples/pgcourierd.yaml", "/usr/share/pgcourier/sql/schema.snapshot.sql",
@@ -99,6 +101,10 @@ def test_the_binaries_run_from_the_extracted_root(extracted):
     assert run(ctl, "subscription", "create", "--help").stdout.startswith("usage: pgcourierctl subscription create")
     assert run(daemon, "--help").stdout.startswith("usage: pgcourierd ")
     assert "not stripped" not in run("file", daemon).stdout
+    gateway = os.path.join(extracted, "usr", "bin", "pgcourier-gateway")
+    assert run(gateway, "--version").stdout == f"pgcourier-gateway {VERSION}\n"
+    assert run(gateway, "--help").stdout.startswith("usage: pgcourier-gateway ")
+    assert "not stripped" not in run("file", gateway).stdout
 
 
 def test_the_packaged_settings_and_unit_work_together(extracted):
@@ -113,6 +119,10 @@ def test_the_packaged_settings_and_unit_work_together(extracted):
     assert "LoadCredential=pgpass:/etc/pgcourier/pgpass" in unit
     assert "User=pgcourier" in unit and "DynamicUser=yes" in unit
     assert "Documentation=file:///usr/share/doc/pgcourier/README.md" in unit
+    gateway_unit = open(os.path.join(extracted, "lib", "systemd", "system", "pgcourier-gateway.service")).read()
+    assert ("ExecStart=/usr/bin/pgcourier-gateway --listen 127.0.0.1:8080 --config /etc/pgcourier/pgcourierd.yaml"
+            in gateway_unit)
+    assert "LoadCredential=master-key:/etc/pgcourier/master.key" in gateway_unit and "DynamicUser=yes" in gateway_unit
     settings = open(os.path.join(etc, "pgcourierd.yaml")).read()
     assert "policies_file: /etc/pgcourier/policies.yaml" in settings
     assert open(os.path.join(etc, "policies.yaml")).read() == open(os.path.join(ROOT, "policies", "default.yaml")).read()
