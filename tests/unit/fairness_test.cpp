@@ -270,3 +270,45 @@ TEST_CASE("a subscription that took every free slot is backlogged until a claim 
   f.Claimed({"full"});
   CHECK_FALSE(f.backlogged("full"));
 }
+
+TEST_CASE("a backlogged subscription is worth a claim once half its window is free (at most concurrency / 8)") {
+  ManualClock clock;
+  Fairness f(clock, 256);  // window 8, a useful batch 4
+  f.Claimed(std::vector<std::string>(8, "sub"));  // took every free slot: more is probably due
+  for (int i = 0; i < 8; ++i) f.Started("sub", "acme");
+  REQUIRE(f.backlogged("sub"));
+  CHECK_FALSE(f.worth_claiming("sub"));
+  // Answers that neither widen nor narrow the window free one slot each.
+  for (int i = 0; i < 3; ++i) f.Finished("sub", "acme", EndpointSignal::kNeither);
+  CHECK_FALSE(f.worth_claiming("sub"));  // 3 free: not yet a batch
+  f.Finished("sub", "acme", EndpointSignal::kNeither);
+  CHECK(f.worth_claiming("sub"));  // 4 free
+  CHECK_FALSE(f.worth_claiming("idle"));  // nothing claimed for it: not backlogged
+
+  // A wide window needs at most concurrency / 8 free.
+  Fairness g(clock, 64);  // window 2
+  for (int i = 0; i < 62; ++i) {
+    g.Started("wide", "acme");
+    g.Finished("wide", "acme", EndpointSignal::kHealthy);
+  }
+  REQUIRE(g.window("wide") == 64);
+  g.Claimed(std::vector<std::string>(64, "wide"));
+  for (int i = 0; i < 64; ++i) g.Started("wide", "acme");
+  for (int i = 0; i < 7; ++i) g.Finished("wide", "acme", EndpointSignal::kNeither);
+  CHECK_FALSE(g.worth_claiming("wide"));
+  g.Finished("wide", "acme", EndpointSignal::kNeither);
+  CHECK(g.worth_claiming("wide"));  // 8 = 64 / 8 free, not 32
+
+  // A window of one claims as soon as its one slot is free.
+  Fairness h(clock, 256);
+  h.Started("one", "acme");
+  h.Finished("one", "acme", EndpointSignal::kUnresponsive);
+  h.Finished("one", "acme", EndpointSignal::kUnresponsive);
+  h.Finished("one", "acme", EndpointSignal::kUnresponsive);
+  REQUIRE(h.window("one") == 1);
+  h.Claimed({"one"});
+  h.Started("one", "acme");
+  CHECK_FALSE(h.worth_claiming("one"));
+  h.Finished("one", "acme", EndpointSignal::kNeither);
+  CHECK(h.worth_claiming("one"));
+}

@@ -22,6 +22,13 @@ bool Fairness::backlogged(const std::string& subscription) const {
   return it != endpoints_.end() && it->second.backlogged;
 }
 
+bool Fairness::worth_claiming(const std::string& subscription) const {
+  const auto it = endpoints_.find(subscription);
+  if (it == endpoints_.end() || !it->second.backlogged) return false;
+  const int useful = std::max(1, std::min(it->second.window / 2, concurrency_ / 8));
+  return it->second.window - it->second.in_flight >= useful;
+}
+
 int Fairness::in_flight(const std::string& subscription) const {
   const auto it = endpoints_.find(subscription);
   return it == endpoints_.end() ? 0 : it->second.in_flight;

@@ -82,6 +82,12 @@ class Fairness {
   void Claimed(const std::vector<std::string>& subscriptions);
   const std::string& cursor() const { return cursor_; }
   bool backlogged(const std::string& subscription) const;
+  // Whether a claim for it is worth a transaction now: it is backlogged and
+  // has a useful batch of slots free (half its window, at most concurrency
+  // / 8, at least one). A window-bound endpoint (a failing one keeps a few
+  // slots) then claims a few rows at a time instead of one per finished
+  // request.
+  bool worth_claiming(const std::string& subscription) const;
 
   int initial_window() const { return initial_window_; }
   int window(const std::string& subscription) const;

@@ -386,7 +386,7 @@ class DeliveryLane final : public Lane {
     } else {
       bytes_in_flight_ -= d.payload_bytes;
     }
-    if (memory_full_ || fairness_.backlogged(d.subscription_id)) {
+    if (memory_full_ || fairness_.worth_claiming(d.subscription_id)) {
       memory_full_ = false;
       backlog_ = true;
     }
