@@ -96,6 +96,7 @@ class PrometheusMetrics final : public Metrics {
   void ConfigReload(bool success) override;
   void Leader(bool is_leader) override;
   void Pruned(int deliveries) override;
+  void ClockShifted(std::string_view lane, int due_times, int leases) override;
   void RunAttemptRecorded(std::string_view outcome, std::string_view error_class, double duration_seconds) override;
   void RunFinished(std::string_view status) override;
   void RunQueueDepth(std::string_view state, double runs) override;
@@ -155,6 +156,8 @@ struct PrometheusMetrics::Impl {
       BuildGauge().Name("pgcourier_maintenance_leader").Help("1 while this daemon runs maintenance").Register(*registry);
   prometheus::Family<prometheus::Counter>& pruned =
       BuildCounter().Name("pgcourier_pruned_deliveries_total").Help("Finished deliveries removed by retention").Register(*registry);
+  prometheus::Family<prometheus::Counter>& clock_shifted =
+      BuildCounter().Name("pgcourier_clock_shifted_total").Help("Due times and leases of the old clock moved back after the database clock stepped back (maintenance leader)").Register(*registry);
   prometheus::Family<prometheus::Counter>& run_attempts =
       BuildCounter().Name("pgcourier_run_attempts_total").Help("Integration run attempts by outcome and error class").Register(*registry);
   prometheus::Family<prometheus::Histogram>& run_attempt_duration =
@@ -320,6 +323,11 @@ void PrometheusMetrics::ConfigReload(bool success) {
 }
 void PrometheusMetrics::Leader(bool is_leader) { impl_->leader.Add({}).Set(is_leader ? 1 : 0); }
 void PrometheusMetrics::Pruned(int deliveries) { impl_->pruned.Add({}).Increment(deliveries); }
+
+void PrometheusMetrics::ClockShifted(std::string_view lane, int due_times, int leases) {
+  impl_->clock_shifted.Add({{"lane", std::string(lane)}, {"what", "due_time"}}).Increment(due_times);
+  impl_->clock_shifted.Add({{"lane", std::string(lane)}, {"what", "lease"}}).Increment(leases);
+}
 
 void PrometheusMetrics::RunAttemptRecorded(std::string_view outcome, std::string_view error_class, double duration_seconds) {
   impl_->run_attempts.Add({{"outcome", std::string(outcome)}, {"error_class", std::string(error_class)}}).Increment();
