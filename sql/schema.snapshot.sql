@@ -7645,6 +7645,13 @@ GRANT UPDATE(status) ON TABLE courier.runs TO courier_daemon;
 
 
 --
+-- Name: COLUMN runs.next_attempt_at; Type: ACL; Schema: courier; Owner: -
+--
+
+GRANT UPDATE(next_attempt_at) ON TABLE courier.runs TO courier_daemon;
+
+
+--
 -- Name: COLUMN runs.lease_owner; Type: ACL; Schema: courier; Owner: -
 --
 

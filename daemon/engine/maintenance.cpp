@@ -25,7 +25,12 @@ void Step(const char* what, const char* lane, Fn&& fn) {
 }  // namespace
 
 Maintenance::Maintenance(const config::Settings& settings, const base::Clock& clock, metrics::Metrics& metrics)
-    : settings_(settings), clock_(clock), metrics_(metrics) {}
+    : settings_(settings),
+      clock_(clock),
+      metrics_(metrics),
+      // Leases further away than two of ours can only be of the old clock
+      // (shift_schedules.sql says why twice).
+      shift_(kShiftBatch, settings.lease_duration * 2) {}
 
 void Maintenance::ConnectionLost() {
   if (!leader_) return;
@@ -33,7 +38,8 @@ void Maintenance::ConnectionLost() {
   metrics_.Leader(false);
 }
 
-void Maintenance::WatchDatabaseClock(store::Session& main, std::chrono::steady_clock::time_point now) {
+void Maintenance::WatchDatabaseClock(store::Session& main, std::chrono::steady_clock::time_point now,
+                                     std::size_t lanes) {
   const std::int64_t db_us = main.DatabaseNowMicros();
   const std::int64_t steady_us = std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count();
   const std::int64_t offset = db_us - steady_us;
@@ -48,12 +54,35 @@ void Maintenance::WatchDatabaseClock(store::Session& main, std::chrono::steady_c
                    step_ms, settings_.lease_duration.count());
       rescue_not_before_ = std::max(rescue_not_before_, now + settings_.lease_duration);
     } else if (step_ms < -bound_ms) {
-      spdlog::warn("the database clock jumped back by {} ms: leases last that much longer and scheduled retries "
-                   "wait that much longer (a daemon that dies now is rescued late)",
+      // Every due time and lease written before the step lies that much
+      // later on the new clock: moved back, batch by batch from the next
+      // turns on (rows written since the step are never moved:
+      // shift_schedules.sql).
+      spdlog::warn("the database clock jumped back by {} ms: moving the due times and leases written before the "
+                   "jump back by as much (what is written from now on is left as it is)",
                    -step_ms);
+      shift_.SteppedBack(std::chrono::milliseconds(-step_ms), lanes);
     }
   }
   clock_offset_us_ = offset;
+}
+
+void Maintenance::ShiftSchedules(const lanes::Stores& stores, const std::vector<lanes::Lane*>& lanes) {
+  for (int i = 0; i < kShiftBatchesPerTurn && shift_.pending(); ++i) {
+    lanes::Lane* lane = lanes.at(shift_.lane());
+    bool done = false;
+    Step("moving schedules back after the database clock's jump", lane->name(), [&] {
+      const auto batch = lane->ShiftSchedules(stores, shift_.Next());
+      metrics_.ClockShifted(lane->name(), batch.due_times, batch.leases);
+      if (const auto finished = shift_.Done(batch)) {
+        spdlog::warn("{}: moved back by {} ms (the database clock's jump back): {} due time(s) and {} lease(s) "
+                     "written before it",
+                     lane->name(), finished->step.count(), finished->due_times, finished->leases);
+      }
+      done = true;
+    });
+    if (!done) break;  // the same batch again at the next turn
+  }
 }
 
 void Maintenance::Tick(store::Session& main, const lanes::Stores& stores, const std::vector<lanes::Lane*>& lanes,
@@ -70,7 +99,9 @@ void Maintenance::Tick(store::Session& main, const lanes::Stores& stores, const 
         next_maintenance_ = now;
       }
     }
-    if (leader_) Step("watching the database clock", "all", [&] { WatchDatabaseClock(main, now); });
+    if (leader_) Step("watching the database clock", "all", [&] { WatchDatabaseClock(main, now, lanes.size()); });
+    // Before the rescue: a dead daemon's lease of the old clock is then taken back on time.
+    if (leader_ && shift_.pending()) ShiftSchedules(stores, lanes);
     if (leader_ && now >= rescue_not_before_) {
       for (auto* lane : lanes) {
         if (rescuing_.count(lane)) continue;  // the previous rescue is not written yet: it would find the same rows

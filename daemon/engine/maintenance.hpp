@@ -1,7 +1,9 @@
 // Maintenance: the work one daemon at a time does for everyone, the holder
 // of a session advisory lock on its main connection (it moves to another
 // daemon when the holder's connection closes): lease rescue every
-// rescue_interval; queue metrics, retention, connection probes and credential
+// rescue_interval, and a watch on the database's clock (a forward step
+// pauses the rescue, a backward one moves the old clock's schedules back:
+// WatchDatabaseClock); queue metrics, retention, connection probes and credential
 // rotations every maintenance_interval (each lane's Maintain and Prune).
 // Rescue reads and decides on the main session, then hands the fenced
 // outcomes to the writer like any result.
@@ -19,6 +21,7 @@
 
 #include "base/clock.hpp"
 #include "config/settings.hpp"
+#include "engine/clock_shift.hpp"
 #include "lanes/lane.hpp"
 #include "metrics/metrics.hpp"
 
@@ -64,7 +67,14 @@ class Maintenance {
   // The database's clock minus the steady clock, at the last look: a change
   // is a step of the database's clock (leases and schedules are its time).
   std::optional<std::int64_t> clock_offset_us_;
-  void WatchDatabaseClock(store::Session& main, std::chrono::steady_clock::time_point now);
+  // What is left to move back after backward steps (kept across a lost
+  // connection: the next turn as leader goes on; a new leader never saw the
+  // step, and what is left waits the step out).
+  ClockShift shift_;
+  static constexpr int kShiftBatch = 1000;
+  static constexpr int kShiftBatchesPerTurn = 10;  // bounded work per rescue turn; the rest waits for the next
+  void WatchDatabaseClock(store::Session& main, std::chrono::steady_clock::time_point now, std::size_t lanes);
+  void ShiftSchedules(const lanes::Stores& stores, const std::vector<lanes::Lane*>& lanes);
 };
 
 }  // namespace pgcourier::engine

@@ -123,6 +123,10 @@ class Lane {
   virtual int Prune(const Stores& main) = 0;
   // Held items made due again (after a reload or restart); returns how many.
   virtual int WakeHeld(const Stores& main) = 0;
+  // One batch of the pass that moves the lane's due times and leases of the
+  // old clock back after a backward step of the database clock
+  // (engine/clock_shift.hpp), on the main session.
+  virtual store::ShiftedSchedules ShiftSchedules(const Stores& main, const store::ScheduleShift& shift) = 0;
 };
 
 }  // namespace pgcourier::lanes

@@ -41,6 +41,8 @@ class Metrics {
   virtual void ConfigReload(bool success) = 0;
   virtual void Leader(bool is_leader) = 0;
   virtual void Pruned(int deliveries) = 0;
+  // Due times and leases of the old clock moved back after a backward step of the database clock.
+  virtual void ClockShifted(std::string_view lane, int due_times, int leases) = 0;
 
   // Integration runs.
   virtual void RunAttemptRecorded(std::string_view outcome, std::string_view error_class, double duration_seconds) = 0;
@@ -76,6 +78,7 @@ class NullMetrics final : public Metrics {
   void ConfigReload(bool) override {}
   void Leader(bool) override {}
   void Pruned(int) override {}
+  void ClockShifted(std::string_view, int, int) override {}
   void RunAttemptRecorded(std::string_view, std::string_view, double) override {}
   void RunFinished(std::string_view) override {}
   void RunQueueDepth(std::string_view, double) override {}

@@ -7,9 +7,16 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
 #include <mutex>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 namespace pgcourier::metrics {
 namespace {
@@ -89,6 +96,7 @@ class PrometheusMetrics final : public Metrics {
   void ConfigReload(bool success) override;
   void Leader(bool is_leader) override;
   void Pruned(int deliveries) override;
+  void ClockShifted(std::string_view lane, int due_times, int leases) override;
   void RunAttemptRecorded(std::string_view outcome, std::string_view error_class, double duration_seconds) override;
   void RunFinished(std::string_view status) override;
   void RunQueueDepth(std::string_view state, double runs) override;
@@ -107,6 +115,7 @@ struct PrometheusMetrics::Impl {
   std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
   Probes http{registry};
   std::unique_ptr<CivetServer> server;  // after http: stopped before it goes
+  std::string wake_host;                // where the destructor's connections reach the server
 
   prometheus::Family<prometheus::Gauge>& ready =
       BuildGauge().Name("pgcourier_ready").Help("1 while the daemon is ready (connected, schema current, not stopping)").Register(*registry);
@@ -147,6 +156,8 @@ struct PrometheusMetrics::Impl {
       BuildGauge().Name("pgcourier_maintenance_leader").Help("1 while this daemon runs maintenance").Register(*registry);
   prometheus::Family<prometheus::Counter>& pruned =
       BuildCounter().Name("pgcourier_pruned_deliveries_total").Help("Finished deliveries removed by retention").Register(*registry);
+  prometheus::Family<prometheus::Counter>& clock_shifted =
+      BuildCounter().Name("pgcourier_clock_shifted_total").Help("Due times and leases of the old clock moved back after the database clock stepped back (maintenance leader)").Register(*registry);
   prometheus::Family<prometheus::Counter>& run_attempts =
       BuildCounter().Name("pgcourier_run_attempts_total").Help("Integration run attempts by outcome and error class").Register(*registry);
   prometheus::Family<prometheus::Histogram>& run_attempt_duration =
@@ -177,6 +188,39 @@ struct PrometheusMetrics::Impl {
   }
 };
 
+namespace {
+
+// Where a connection to `port` reaches a server listening on
+// `listen_address` (civetweb's "[host:]port"; a wildcard host is reached on
+// the loopback address of its family).
+std::string WakeHost(const std::string& listen_address) {
+  const auto colon = listen_address.rfind(':');
+  std::string host = colon == std::string::npos ? "" : listen_address.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.empty() || host == "0.0.0.0") return "127.0.0.1";
+  if (host == "::") return "::1";
+  return host;
+}
+
+// One connection to host:port, closed at once; nothing is sent.
+void Knock(const std::string& host, int port) {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found) != 0) return;
+  for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
+    const int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+    if (fd < 0) continue;
+    const bool connected = ::connect(fd, a->ai_addr, a->ai_addrlen) == 0;
+    ::close(fd);
+    if (connected) break;
+  }
+  freeaddrinfo(found);
+}
+
+}  // namespace
+
 PrometheusMetrics::PrometheusMetrics(const std::string& listen_address, const std::string& version)
     : impl_(std::make_unique<Impl>()) {
   impl_->build_info.Add({{"version", version}}).Set(1);
@@ -206,11 +250,29 @@ PrometheusMetrics::PrometheusMetrics(const std::string& listen_address, const st
       throw std::runtime_error("cannot serve metrics on " + listen_address + ": " + e.what());
     }
     for (const char* uri : {"/metrics", "/healthz", "/readyz"}) impl_->server->addHandler(uri, impl_->http);
+    impl_->wake_host = WakeHost(listen_address);
   }
 }
 
 PrometheusMetrics::~PrometheusMetrics() {
-  if (impl_->server) impl_->server->close();
+  if (!impl_->server) return;
+  // civetweb (1.15) notices a stop only when the poll of its listening
+  // thread returns, which without a connection takes up to 2 s (its
+  // SOCKET_TIMEOUT_QUANTUM): that held every exit of the daemon past its
+  // shutdown_grace by up to 2 s. So while close() waits, connections of our
+  // own wake that poll (civetweb, once stopping, accepts none of them).
+  const std::vector<int> ports = impl_->server->getListeningPorts();
+  const std::string& host = impl_->wake_host;
+  std::atomic<bool> closed{false};
+  std::thread knocker([&] {
+    while (!closed.load()) {
+      for (const int port : ports) Knock(host, port);
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  });
+  impl_->server->close();
+  closed = true;
+  knocker.join();
 }
 
 std::string PrometheusMetrics::bound_address() const {
@@ -261,6 +323,11 @@ void PrometheusMetrics::ConfigReload(bool success) {
 }
 void PrometheusMetrics::Leader(bool is_leader) { impl_->leader.Add({}).Set(is_leader ? 1 : 0); }
 void PrometheusMetrics::Pruned(int deliveries) { impl_->pruned.Add({}).Increment(deliveries); }
+
+void PrometheusMetrics::ClockShifted(std::string_view lane, int due_times, int leases) {
+  impl_->clock_shifted.Add({{"lane", std::string(lane)}, {"what", "due_time"}}).Increment(due_times);
+  impl_->clock_shifted.Add({{"lane", std::string(lane)}, {"what", "lease"}}).Increment(leases);
+}
 
 void PrometheusMetrics::RunAttemptRecorded(std::string_view outcome, std::string_view error_class, double duration_seconds) {
   impl_->run_attempts.Add({{"outcome", std::string(outcome)}, {"error_class", std::string(error_class)}}).Increment();

@@ -5,6 +5,7 @@
 #include "store/pg/arrays.hpp"
 #include "store/pg/rows.hpp"
 #include "store/pg/session_impl.hpp"
+#include "store/pg/shift.hpp"
 #include "store/queries.hpp"
 
 namespace pgcourier::store {
@@ -185,6 +186,10 @@ class PgDeliveriesStore final : public DeliveriesStore {
     m.paused_subscriptions = r["paused_subscriptions"].as<long long>();
     m.oldest_due_seconds = r["oldest_due_seconds"].as<double>();
     return m;
+  }
+
+  ShiftedSchedules ShiftSchedules(const ScheduleShift& shift) override {
+    return pg::ExecShift(s_, query::kShiftSchedules, shift);
   }
 
   int Prune(std::chrono::milliseconds completed_retention, std::chrono::milliseconds dead_letter_retention,

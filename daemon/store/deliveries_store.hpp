@@ -57,6 +57,9 @@ class DeliveriesStore {
   // KPI snapshots and thresholds of the complete minutes since the last call (70_providers.sql);
   // returns the minutes summarised.
   virtual int MaintainKpis(int max_minutes) = 0;
+  // One batch of the pass that moves due times and leases of the old clock
+  // back after a backward step of the database clock (shift_schedules).
+  virtual ShiftedSchedules ShiftSchedules(const ScheduleShift& shift) = 0;
   // Removes up to `batch` finished deliveries past retention; returns how many.
   virtual int Prune(std::chrono::milliseconds completed_retention, std::chrono::milliseconds dead_letter_retention,
                     int batch) = 0;

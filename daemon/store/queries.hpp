@@ -32,6 +32,7 @@ inline constexpr const char* kDisableSubscription = "disable_subscription";
 inline constexpr const char* kQueueMetrics = "queue_metrics";
 inline constexpr const char* kPrune = "prune";
 inline constexpr const char* kRenewLeases = "renew_leases";
+inline constexpr const char* kShiftSchedules = "shift_schedules";
 // Integration runs.
 inline constexpr const char* kClaimRuns = "claim_runs";
 inline constexpr const char* kRecordRunOutcomes = "record_run_outcomes";
@@ -45,6 +46,7 @@ inline constexpr const char* kFinishRotation = "finish_rotation";
 inline constexpr const char* kRunQueueMetrics = "run_queue_metrics";
 inline constexpr const char* kPruneRuns = "prune_runs";
 inline constexpr const char* kRenewRunLeases = "renew_run_leases";
+inline constexpr const char* kShiftRunSchedules = "shift_run_schedules";
 inline constexpr const char* kStartDueRotations = "start_due_rotations";
 inline constexpr const char* kStoreRotationResult = "store_rotation_result";
 inline constexpr const char* kFailRotation = "fail_rotation";
@@ -64,7 +66,7 @@ inline constexpr const char* kAll[] = {
     kFindExpiredRunLeases, kReleaseRuns, kDegradeConnection, kConnectionsToProbe, kRecordProbe, kPendingRotations,
     kFinishRotation, kRunQueueMetrics, kPruneRuns, kRenewRunLeases, kStartDueRotations, kStoreRotationResult,
     kFailRotation, kMaintainKpis, kSchemaTableExists, kSchemaVersions, kTryLeadership, kNotifyOutbox,
-    kBeginOutcomes, kDatabaseNow};
+    kBeginOutcomes, kDatabaseNow, kShiftSchedules, kShiftRunSchedules};
 }  // namespace query
 
 }  // namespace pgcourier::store

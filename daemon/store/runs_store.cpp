@@ -5,6 +5,7 @@
 #include "store/pg/arrays.hpp"
 #include "store/pg/rows.hpp"
 #include "store/pg/session_impl.hpp"
+#include "store/pg/shift.hpp"
 #include "store/queries.hpp"
 
 namespace pgcourier::store {
@@ -264,6 +265,10 @@ class PgRunsStore final : public RunsStore {
     m.credentials_expiring = r["credentials_expiring"].as<long long>();
     m.open_escalations = r["open_escalations"].as<long long>();
     return m;
+  }
+
+  ShiftedSchedules ShiftSchedules(const ScheduleShift& shift) override {
+    return pg::ExecShift(s_, query::kShiftRunSchedules, shift);
   }
 
   int Prune(std::chrono::milliseconds completed_retention, std::chrono::milliseconds dead_letter_retention,

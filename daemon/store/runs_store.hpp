@@ -64,6 +64,8 @@ class RunsStore {
                                                  const std::string& sealed_secret, const std::string& fingerprint) = 0;
   virtual bool FailRotation(const std::string& credential_id, const std::string& worker, const std::string& reason) = 0;
   virtual RunQueueMetrics ReadQueueMetrics(std::chrono::milliseconds expiry_window) = 0;
+  // DeliveriesStore::ShiftSchedules for the runs (shift_run_schedules).
+  virtual ShiftedSchedules ShiftSchedules(const ScheduleShift& shift) = 0;
   virtual int Prune(std::chrono::milliseconds completed_retention, std::chrono::milliseconds dead_letter_retention,
                     int batch) = 0;
 };

@@ -46,6 +46,22 @@ struct Release {
   std::string reason;
 };
 
+// One batch of the pass that moves schedules back after a backward step of
+// the database clock (queries/shift_schedules.sql says what moves and why).
+struct ScheduleShift {
+  std::chrono::milliseconds step{0};          // how far the clock stepped back
+  std::chrono::milliseconds lease_margin{0};  // leases further away than this are of the old clock
+  std::string after;                          // the last id of the previous batch ("": from the start)
+  int batch = 0;                              // rows to visit
+};
+
+struct ShiftedSchedules {
+  std::string last_id;  // where the next batch starts
+  int visited = 0;      // fewer than the batch: the pass is over
+  int due_times = 0;
+  int leases = 0;
+};
+
 // A run lease that expired while its owner held it.
 struct ExpiredRunLease {
   std::string run_id;

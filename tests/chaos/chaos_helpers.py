@@ -1,5 +1,5 @@
 """Helpers for the chaos suite: a fast receiver (nginx, or a Python fallback), raw socket servers that
-misbehave on purpose, PostgreSQL stop/start, a primary with a synchronous standby, the daemon's
+misbehave on purpose, PostgreSQL stop/start/freeze, a primary with a synchronous standby, the daemon's
 backends, daemon restarts, and the run summary.
 
 Everything listens on 127.0.0.1 only; every loop here is bounded by a deadline."""
@@ -287,6 +287,37 @@ def pg_start():
 
 def pg_running():
     return subprocess.call([PG_LOCAL, "url", pgdir()], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) == 0
+
+
+def server_pids(data_dir):
+    """The postmaster of the cluster in data_dir and every process it forked (backends, checkpointer,
+    walwriter, walsenders...)."""
+    with open(os.path.join(data_dir, "postmaster.pid")) as f:
+        postmaster = int(f.readline())
+    children = subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True, text=True).stdout.split()
+    return [postmaster] + [int(p) for p in children]
+
+
+def freeze(data_dir, frozen):
+    """SIGSTOP on every server process of the cluster in data_dir (what a network partition or stuck
+    storage looks like to a client: connections stay open, nothing answers), appending each pid to frozen
+    (so a failure halfway still thaws them)."""
+    for pid in server_pids(data_dir):  # the postmaster first: it cannot fork a new backend while stopped
+        try:
+            os.kill(pid, signal.SIGSTOP)
+            frozen.append(pid)
+        except ProcessLookupError:  # a backend that ended since it was listed
+            pass
+
+
+def thaw(pids, kill=False):
+    """SIGCONT to every pid (after a SIGKILL when kill: a stopped process dies of it at once)."""
+    for pid in pids:
+        for sig in ((signal.SIGKILL,) if kill else ()) + (signal.SIGCONT,):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
 
 
 def connect_when_up(url, timeout=30.0):

@@ -3,38 +3,11 @@ looks like to a client). The daemons must notice within database_timeout, say so
 SIGTERM within shutdown_grace, and lose nothing once the server thaws."""
 import os
 import signal
-import subprocess
 import time
 
-from chaos_helpers import bulk_events, connect_when_up, lease_expired_events, pgdir, summary
+from chaos_helpers import bulk_events, connect_when_up, freeze, lease_expired_events, pgdir, summary, thaw
 from conftest import policy, wait_for
 from ops_helpers import metrics_daemon, metrics_port, probe
-
-
-def server_pids():
-    """The postmaster and every process it forked (backends, checkpointer, walwriter...)."""
-    with open(os.path.join(pgdir(), "data", "postmaster.pid")) as f:
-        postmaster = int(f.readline())
-    children = subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True, text=True).stdout.split()
-    return [postmaster] + [int(p) for p in children]
-
-
-def freeze(frozen):
-    """Stops the server's processes, appending each to frozen (so a failure halfway still thaws them)."""
-    for pid in server_pids():  # the postmaster first: it cannot fork a new backend while stopped
-        try:
-            os.kill(pid, signal.SIGSTOP)
-            frozen.append(pid)
-        except ProcessLookupError:  # a backend that ended since it was listed
-            pass
-
-
-def thaw(pids):
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGCONT)
-        except ProcessLookupError:
-            pass
 
 
 def test_frozen_database_is_detected_within_the_timeout_sigterm_is_honoured_and_nothing_is_lost(
@@ -60,7 +33,7 @@ def test_frozen_database_is_detected_within_the_timeout_sigterm_is_honoured_and_
     pids = []
     frozen_at = time.monotonic()
     try:
-        freeze(pids)
+        freeze(os.path.join(pgdir(), "data"), pids)
         # Detected within the deadline (plus a round of the loop and of the log).
         wait_for(lambda: all("no answer from the database within" in d.log() for d in (stays, leaves)),
                  timeout=timeout_s + 5, interval=0.1, what="both daemons to give up on the frozen database")

@@ -269,3 +269,48 @@ TEST_CASE("a run rescue applies to an expired run lease, but not to one renewed 
   CHECK(pgtest::Scalar<std::string>(conn, "SELECT status FROM courier.runs WHERE id = $1", expired) == "pending");
   CHECK(Count(conn, "SELECT count(*) FROM courier.run_attempts WHERE run_id = $1", renewed) == 0);
 }
+
+TEST_CASE("after the database clock steps back, the shift moves what the old clock wrote, nothing newer, once") {
+  TestDb db;
+  pqxx::connection conn(db.url());
+  const auto sub = AddSubscription(conn, "acme", {"*"}, true, "default");
+  std::vector<std::string> ids;
+  for (int i = 0; i < 4; ++i) ids.push_back(NewDelivery(conn, "acme", sub));
+  // The clock went back an hour: the old clock's rows lie an hour ahead of now().
+  Exec(conn, "UPDATE courier.deliveries SET next_attempt_at = now() + interval '1 hour', "
+             "updated_at = now() + interval '1 hour' WHERE id = $1", ids[0]);  // written before the step
+  Exec(conn, "UPDATE courier.deliveries SET next_attempt_at = now() + interval '1 hour' WHERE id = $1",
+       ids[1]);  // a retry an hour out, scheduled since the step: stays
+  Exec(conn, "UPDATE courier.delivery_queue SET lease_owner = 'w', "
+             "lease_expires_at = now() + interval '1 hour 3 seconds' WHERE delivery_id = $1", ids[2]);  // old clock
+  Exec(conn, "UPDATE courier.delivery_queue SET lease_owner = 'w', lease_expires_at = now() + interval '3 seconds' "
+             "WHERE delivery_id = $1", ids[3]);  // renewed since the step: stays
+
+  DaemonSession leader(db.url());
+  const pgcourier::store::ScheduleShift shift{std::chrono::hours(1), 6s, "", 3};
+  const auto first = leader.deliveries->ShiftSchedules(shift);
+  CHECK(first.visited == 3);  // a batch: 3 rows in id order
+  auto rest = shift;
+  rest.after = first.last_id;
+  const auto second = leader.deliveries->ShiftSchedules(rest);
+  CHECK(second.visited == 1);  // fewer than asked: the pass is over
+  CHECK(first.due_times + second.due_times == 1);
+  CHECK(first.leases + second.leases == 1);
+
+  auto moved = [&](const std::string& sql, const std::string& id) { return pgtest::Scalar<bool>(conn, sql, id); };
+  CHECK(moved("SELECT q.due_at <= now() + interval '1 second' AND d.next_attempt_at = q.due_at "
+              "AND d.updated_at <= now() + interval '1 second' "
+              "FROM courier.delivery_queue q JOIN courier.deliveries d ON d.id = q.delivery_id "
+              "WHERE q.delivery_id = $1", ids[0]));
+  CHECK(moved("SELECT due_at > now() + interval '59 minutes' FROM courier.delivery_queue WHERE delivery_id = $1",
+              ids[1]));
+  for (const auto& id : {ids[2], ids[3]}) {
+    CHECK(moved("SELECT lease_expires_at BETWEEN now() + interval '2 seconds' AND now() + interval '4 seconds' "
+                "FROM courier.delivery_queue WHERE delivery_id = $1", id));
+  }
+  // Once: what moved now reads as written on the new clock.
+  const auto again = leader.deliveries->ShiftSchedules(pgcourier::store::ScheduleShift{std::chrono::hours(1), 6s, "", 10});
+  CHECK(again.visited == 4);
+  CHECK(again.due_times == 0);
+  CHECK(again.leases == 0);
+}

@@ -1485,9 +1485,18 @@ TEST_CASE("the daemon role claims, records, releases, probes and rotates through
   CHECK(Scalar<int>(conn, "SELECT courier.prune_runs(now() - interval '1 day', now() - interval '1 day')") == 0);
   CHECK(Count(conn, "SELECT count(*) FROM courier.outbox") > 0);
 
-  // Only the claim's columns are writable directly.
+  // Only the claim's columns are writable directly, and (002_clock_shift) the due time, which the leader
+  // moves back after a backward step of the database clock: as this role, and only the old clock's.
   CHECK(Refused(conn, "UPDATE courier.runs SET attempts = 5 WHERE id = $1", b));
-  CHECK(Refused(conn, "UPDATE courier.runs SET next_attempt_at = now() WHERE id = $1", b));
+  Exec(admin, "UPDATE courier.runs SET next_attempt_at = now() + interval '1 hour', "
+              "updated_at = now() + interval '1 hour' WHERE id = $1", b);
+  pgtest::DaemonSession leader(daemon.url());
+  const pgcourier::store::ScheduleShift shift{std::chrono::hours(1), 6s, "", 100};
+  const auto shifted = leader.runs->ShiftSchedules(shift);
+  CHECK(shifted.visited == 2);
+  CHECK(shifted.due_times == 1);
+  CHECK(Scalar<bool>(conn, "SELECT next_attempt_at <= now() + interval '1 second' FROM courier.runs WHERE id = $1", b));
+  CHECK(leader.runs->ShiftSchedules(shift).due_times == 0);
   CHECK(Refused(conn, "DELETE FROM courier.runs WHERE id = $1", b));
   CHECK(Refused(conn,
                 "INSERT INTO courier.run_attempts (run_id, attempt, started_at, outcome, worker) "

@@ -300,6 +300,12 @@ class DeliveryLane final : public Lane {
     return total;
   }
 
+  store::ShiftedSchedules ShiftSchedules(const Stores& main, const store::ScheduleShift& shift) override {
+    auto shifted = main.deliveries.ShiftSchedules(shift);
+    if (shifted.due_times > 0) notified_ = true;  // what moved back is probably due now
+    return shifted;
+  }
+
   int WakeHeld(const Stores& main) override {
     const int woken = main.deliveries.WakeHeld();
     if (woken > 0) {

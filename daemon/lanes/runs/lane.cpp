@@ -202,6 +202,12 @@ class RunLane final : public Lane {
 
   int WakeHeld(const Stores& /*main*/) override { return 0; }  // held runs are found again by their delay
 
+  store::ShiftedSchedules ShiftSchedules(const Stores& main, const store::ScheduleShift& shift) override {
+    auto shifted = main.runs.ShiftSchedules(shift);
+    if (shifted.due_times > 0) notified_ = true;  // what moved back is probably due now
+    return shifted;
+  }
+
  private:
   // Credentials ---------------------------------------------------------------
 
