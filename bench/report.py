@@ -431,9 +431,9 @@ def main():
                 problems.append(f"filters: {r['variant']}: {r['deliveries']} deliveries for {events} events and {subs} "
                                 "subscriptions that every event matches")
 
-        def mean(variant, key):
-            v = [p[key] for p in publish if p["variant"] == variant and p[key] is not None]
-            return sum(v) / len(v) if v else None
+        def median(variant, key):
+            v = sorted(p[key] for p in publish if p["variant"] == variant and p[key] is not None)
+            return (v[(len(v) - 1) // 2] + v[len(v) // 2]) / 2 if v else None
         inserts = {}
         for variant in ("plain", "all"):
             r = rows.get(f"filters_insert_{variant}")
@@ -444,8 +444,8 @@ def main():
                                     "pg_cpu_us_per_event": (f(r, "pg_cpu1") - f(r, "pg_cpu0")) / events * 1e6,
                                     "others_cpu_pct": int(r.get("others_cpu_pct", -1))}
         filters = {"publish": publish, "bulk_insert": inserts,
-                   "mean_publish_per_s": {v: mean(v, "publish_per_s") for v in ("plain", "all", "half")},
-                   "mean_pg_cpu_us_per_event": {v: mean(v, "pg_cpu_us_per_event") for v in ("plain", "all", "half")}}
+                   "median_publish_per_s": {v: median(v, "publish_per_s") for v in ("plain", "all", "half")},
+                   "median_pg_cpu_us_per_event": {v: median(v, "pg_cpu_us_per_event") for v in ("plain", "all", "half")}}
     transfer = None
 
     def transfer_side(r, n_rows):
@@ -611,9 +611,9 @@ def main():
               + "; ".join(f"{p['variant']} {fmt(p['publish_per_s'], ',.0f')}/s, PG CPU {fmt(p['pg_cpu_us_per_event'], '.0f')} "
                           f"us/event, {fmt(p['deliveries_per_event'], '.2f')} deliveries/event "
                           f"({p['others_cpu_pct']} % other CPU)" for p in filters["publish"]))
-        mp, mc = filters["mean_publish_per_s"], filters["mean_pg_cpu_us_per_event"]
+        mp, mc = filters["median_publish_per_s"], filters["median_pg_cpu_us_per_event"]
         if mp["plain"] and mp["all"]:
-            print(f"  {subs} filters that every event matches vs none (mean of the runs of each): publishes/s "
+            print(f"  {subs} filters that every event matches vs none (median of the runs of each): publishes/s "
                   f"{mp['all']:,.0f} vs {mp['plain']:,.0f} ({mp['all'] / mp['plain']:.2f}x); PG CPU per event "
                   f"{mc['all']:.0f} vs {mc['plain']:.0f} us ({mc['all'] - mc['plain']:+.0f} us, "
                   f"{(mc['all'] - mc['plain']) / subs:+.1f} us per filter evaluated)")
