@@ -443,7 +443,15 @@ def main():
                                     "events_per_s": events / secs,
                                     "pg_cpu_us_per_event": (f(r, "pg_cpu1") - f(r, "pg_cpu0")) / events * 1e6,
                                     "others_cpu_pct": int(r.get("others_cpu_pct", -1))}
-        filters = {"publish": publish, "bulk_insert": inserts,
+        evaluation = None
+        if "filters_eval" in rows:
+            times = [float(t) for t in rows["filters_eval"]["times_ms"].split()]
+            n = int(rows["filters_eval"]["rows"])
+            if len(times) >= 2:
+                base, with_filter = min(times[0::2]), min(times[1::2])
+                evaluation = {"rows": n, "count_ms": base, "count_with_filter_ms": with_filter,
+                              "us_per_evaluation": (with_filter - base) * 1000 / n}
+        filters = {"publish": publish, "bulk_insert": inserts, "predicate_alone": evaluation,
                    "median_publish_per_s": {v: median(v, "publish_per_s") for v in ("plain", "all", "half")},
                    "median_pg_cpu_us_per_event": {v: median(v, "pg_cpu_us_per_event") for v in ("plain", "all", "half")}}
     transfer = None
@@ -617,6 +625,11 @@ def main():
                   f"{mp['all']:,.0f} vs {mp['plain']:,.0f} ({mp['all'] / mp['plain']:.2f}x); PG CPU per event "
                   f"{mc['all']:.0f} vs {mc['plain']:.0f} us ({mc['all'] - mc['plain']:+.0f} us, "
                   f"{(mc['all'] - mc['plain']) / subs:+.1f} us per filter evaluated)")
+        e = filters["predicate_alone"]
+        if e:
+            print(f"  the predicate alone ('$.amount > 0' on {e['rows']:,} such payloads): "
+                  f"{e['us_per_evaluation']:.2f} us per evaluation ({e['count_with_filter_ms']:.0f} ms against "
+                  f"{e['count_ms']:.0f} ms without it)")
         ins = filters["bulk_insert"]
         if ins:
             print(f"  bulk INSERT (2 sessions) of {settings.get('filter_events', 0):,} events: " + "; ".join(
