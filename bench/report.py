@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The table, the targets (of issues 6 and 15) and bench/results.json, from bench/run.
+"""The table, the targets (of issues 6, 15 and 17) and bench/results.json, from bench/run.
 
   bench/report.py RESULTS_TXT OUT_JSON T0 V_DAEMON V_PG V_NGINX V_CURL V_WRK COMMIT DIRTY SETTINGS
 
@@ -8,7 +8,8 @@ pairs (see `record` in bench/run). Scenarios that did not run are left out of
 the table and their targets are reported as "not measured". Exits 1 when a
 correctness check failed (lost or duplicated deliveries, a receiver count
 that does not match, a healthy tenant's events not arrived in the time the
-scenario allows), never because a performance target was missed.
+scenario allows, an export that imports as other events than it read), never
+because a performance target was missed.
 
 The machine limit is 1 / (1/DB + 1/HTTP): the DB limit (pgbench) and the
 HTTP limit (wrk) are each measured alone on the same two cores, and a
@@ -173,9 +174,11 @@ def main():
             problems.append(f"{label}: receiver counted {row['receiver_hits']}, {row['rows']} rows delivered, expected {n}")
         return row
 
-    for key, label in (("drain", "drain (1 sub)"), ("fanout", f"fan-out ({settings['fanout_subscriptions']} subs)")):
+    for key, label in (("drain", "drain (1 sub)"), ("fanout", f"fan-out ({settings['fanout_subscriptions']} subs)"),
+                       ("filters_plain", f"filters: {settings.get('filter_subscriptions', 10)} subs, none"),
+                       ("filters_all", f"filters: {settings.get('filter_subscriptions', 10)} subs, all")):
         if key in rows:
-            row = daemon_row(key, label)
+            row = daemon_row(key, label, run=key)
             if row["attempts"] != row["deliveries"]:
                 problems.append(f"{label}: {row['attempts']} attempts for {row['deliveries']} deliveries (duplicates)")
             scenarios.append(row)
@@ -406,6 +409,106 @@ def main():
         if r.get("holder_error", "").strip():
             problems.append(f"xmin: the snapshot-holding session failed: {r['holder_error']}")
 
+    # ------------------------------------------------------------ issue 17 scenarios
+    filters = None
+    pub_keys = sorted((k for k in rows if k.startswith("filters_pub_")), key=lambda k: int(k.rsplit("_", 1)[1]))
+    if pub_keys or any(k in rows for k in ("filters_plain", "filters_all")):
+        publish = []
+        for key in pub_keys:
+            r = rows[key]
+            secs, events, subs = f(r, "end") - f(r, "start"), int(r["events"]), int(r["subscriptions"])
+            p = {"variant": r["variant"], "filter": None if r["filter"] == "NULL" else r["filter"].strip("'"),
+                 "subscriptions": subs, "events": events, "seconds": secs,
+                 "publish_per_s": events / secs if secs > 0 else None,
+                 "pg_cpu_us_per_event": (f(r, "pg_cpu1") - f(r, "pg_cpu0")) / events * 1e6 if events else None,
+                 "txn_per_event": int(r["xacts"]) / events if events else None,
+                 "deliveries_per_event": int(r["deliveries"]) / events if events else None,
+                 "pgbench_tps": float(r["pgbench_tps"] or 0), "others_cpu_pct": int(r.get("others_cpu_pct", -1))}
+            publish.append(p)
+            if not events:
+                problems.append(f"filters: {r['variant']}: nothing published")
+            elif r["variant"] in ("plain", "all") and int(r["deliveries"]) != events * subs:
+                problems.append(f"filters: {r['variant']}: {r['deliveries']} deliveries for {events} events and {subs} "
+                                "subscriptions that every event matches")
+
+        def median(variant, key):
+            v = sorted(p[key] for p in publish if p["variant"] == variant and p[key] is not None)
+            return (v[(len(v) - 1) // 2] + v[len(v) // 2]) / 2 if v else None
+        inserts = {}
+        for variant in ("plain", "all"):
+            r = rows.get(f"filters_insert_{variant}")
+            if r:
+                secs, events = f(r, "end") - f(r, "start"), int(r["events"])
+                inserts[variant] = {"events": events, "deliveries": int(r["deliveries"]), "seconds": secs,
+                                    "events_per_s": events / secs,
+                                    "pg_cpu_us_per_event": (f(r, "pg_cpu1") - f(r, "pg_cpu0")) / events * 1e6,
+                                    "others_cpu_pct": int(r.get("others_cpu_pct", -1))}
+        evaluation = None
+        if "filters_eval" in rows:
+            times = [float(t) for t in rows["filters_eval"]["times_ms"].split()]
+            n = int(rows["filters_eval"]["rows"])
+            if len(times) >= 2:
+                base, with_filter = min(times[0::2]), min(times[1::2])
+                evaluation = {"rows": n, "count_ms": base, "count_with_filter_ms": with_filter,
+                              "us_per_evaluation": (with_filter - base) * 1000 / n}
+        filters = {"publish": publish, "bulk_insert": inserts, "predicate_alone": evaluation,
+                   "median_publish_per_s": {v: median(v, "publish_per_s") for v in ("plain", "all", "half")},
+                   "median_pg_cpu_us_per_event": {v: median(v, "pg_cpu_us_per_event") for v in ("plain", "all", "half")}}
+    transfer = None
+
+    def transfer_side(r, n_rows):
+        """One direction of the export scenario: rate, CPU, peak RSS, and RSS and rate by tenth of the file."""
+        secs = f(r, "seconds")
+        total = int(r["bytes"]) or 1
+        samples = []
+        for line in open(r["series"]):
+            parts = line.split()
+            if len(parts) == 3:
+                samples.append((float(parts[0]), int(parts[1]), int(parts[2])))
+        t_start = samples[0][0] if samples else 0.0
+        by_tenth, prev_t = [], t_start
+        for k in range(1, 11):
+            hit = next((s for s in samples if s[2] >= total * k / 10), None)
+            if hit is None:
+                break
+            by_tenth.append({"tenth": k, "second": round(hit[0] - t_start, 1), "rss_mib": round(hit[1] / 1024, 1),
+                             "rows_per_s": n_rows / 10 / (hit[0] - prev_t) if hit[0] > prev_t else None})
+            prev_t = hit[0]
+        after_first = [s[1] for s in samples if s[2] >= total / 10]
+        growth = None
+        if by_tenth and after_first:
+            growth = 100 * (max(after_first) / (by_tenth[0]["rss_mib"] * 1024) - 1)
+        cpu = f(r, "user_s") + f(r, "sys_s")
+        return {"rows": n_rows, "seconds": secs, "rows_per_s": n_rows / secs if secs > 0 else None,
+                "client_cpu_s_per_1k": cpu / n_rows * 1000 if n_rows else None,
+                "pg_cpu_s_per_1k": (f(r, "pg_cpu1") - f(r, "pg_cpu0")) / n_rows * 1000 if n_rows else None,
+                "client_peak_rss_mib": int(r["hwm_kib"]) / 1024, "wait4_maxrss_mib": int(r["maxrss_kib"]) / 1024, "samples": len(samples),
+                "rss_growth_after_first_tenth_pct": growth, "by_tenth_of_file": by_tenth,
+                "exit_code": int(r["rc"]), "others_cpu_pct": int(r.get("others_cpu_pct", -1))}
+    if "export" in rows:
+        r = rows["export"]
+        n = int(r["events"])
+        transfer = {"events": n, "insert_s": f(r, "insert_s"), "file_bytes": int(r["bytes"]), "lines": int(r["lines"])}
+        transfer["export"] = transfer_side(r, n)
+        transfer["export"]["message"] = r.get("message", "")
+        bare = f(r, "bare_s")
+        transfer["bare_copy"] = {"seconds": bare, "rows_per_s": n / bare if bare > 0 else None,
+                                 "pg_cpu_s_per_1k": f(r, "bare_pg_cpu") / n * 1000 if n else None}
+        if int(r["rc"]) != 0:
+            problems.append(f"export: pgcourierctl export exited {r['rc']}")
+        if int(r["lines"]) != n + 1:
+            problems.append(f"export: {r['lines']} lines written for {n} events (expected one a row and the cursor line)")
+        if "import" in rows:
+            r = rows["import"]
+            transfer["import"] = transfer_side(r, n)
+            transfer["import"].update({"summary": r["summary"], "rejected_lines": int(r["rejected_lines"] or 0)})
+            transfer["source_count_md5"], transfer["copy_count_md5"] = r["source_sum"], r["copy_sum"]
+            transfer["same_events"] = r["source_sum"] == r["copy_sum"] and r["source_sum"].startswith(f"{n}:")
+            if not transfer["same_events"]:
+                problems.append(f"export: the imported events differ: source {r['source_sum']}, copy {r['copy_sum']}")
+            if int(r["rc"]) != 0:
+                problems.append(f"export: pgcourierctl import exited {r['rc']} ({r['summary']})")
+
     # ------------------------------------------------------------ table
     def fmt(v, spec):
         return "-" if v is None else format(v, spec)
@@ -510,6 +613,51 @@ def main():
         print("  claim indexes KiB / dead tuples of delivery_queue every 10 s: " + ", ".join(
             f"{round(p['second']) + 0:d}s:{p['claim_indexes_kib']:,}/{p['dead_tuples']:,}" for p in xmin["sizes_every_10s"]))
 
+    if filters:
+        subs = settings.get("filter_subscriptions", 10)
+        print(f"filters ({subs} subscriptions of one tenant; pgbench -c 4 -j 2, one publish a transaction, no daemon): "
+              + "; ".join(f"{p['variant']} {fmt(p['publish_per_s'], ',.0f')}/s, PG CPU {fmt(p['pg_cpu_us_per_event'], '.0f')} "
+                          f"us/event, {fmt(p['deliveries_per_event'], '.2f')} deliveries/event "
+                          f"({p['others_cpu_pct']} % other CPU)" for p in filters["publish"]))
+        mp, mc = filters["median_publish_per_s"], filters["median_pg_cpu_us_per_event"]
+        if mp["plain"] and mp["all"]:
+            print(f"  {subs} filters that every event matches vs none (median of the runs of each): publishes/s "
+                  f"{mp['all']:,.0f} vs {mp['plain']:,.0f} ({mp['all'] / mp['plain']:.2f}x); PG CPU per event "
+                  f"{mc['all']:.0f} vs {mc['plain']:.0f} us ({mc['all'] - mc['plain']:+.0f} us, "
+                  f"{(mc['all'] - mc['plain']) / subs:+.1f} us per filter evaluated)")
+        e = filters["predicate_alone"]
+        if e:
+            print(f"  the predicate alone ('$.amount > 0' on {e['rows']:,} such payloads): "
+                  f"{e['us_per_evaluation']:.2f} us per evaluation ({e['count_with_filter_ms']:.0f} ms against "
+                  f"{e['count_ms']:.0f} ms without it)")
+        ins = filters["bulk_insert"]
+        if ins:
+            print(f"  bulk INSERT (2 sessions) of {settings.get('filter_events', 0):,} events: " + "; ".join(
+                f"{'no filter' if v == 'plain' else 'filters'} {x['events_per_s']:,.0f} events/s, PG CPU "
+                f"{x['pg_cpu_us_per_event']:.0f} us/event" for v, x in ins.items()))
+        d = {k: next((s for s in scenarios if s.get("run") == k), None) for k in ("filters_plain", "filters_all")}
+        if d["filters_plain"] and d["filters_all"]:
+            a, b = d["filters_plain"], d["filters_all"]
+            print(f"  drain by one daemon: no filter {a['deliveries_per_s']:,.0f}/s, filters {b['deliveries_per_s']:,.0f}/s "
+                  f"({b['deliveries_per_s'] / a['deliveries_per_s']:.2f}x; filters are evaluated at publish only)")
+    if transfer:
+        e, b = transfer["export"], transfer["bare_copy"]
+        tenths = lambda side: ", ".join(  # noqa: E731
+            f"{t['tenth'] * 10}%:{t['rss_mib']:.1f}MiB/{fmt(t['rows_per_s'], ',.0f')}" for t in side["by_tenth_of_file"])
+        print(f"export: {transfer['events']:,} events ({transfer['file_bytes'] / 1e6:,.0f} MB of NDJSON) in {e['seconds']:.1f} s: "
+              f"{fmt(e['rows_per_s'], ',.0f')} rows/s; pgcourierctl CPU {e['client_cpu_s_per_1k']:.3f} s/1k rows, "
+              f"PG CPU {e['pg_cpu_s_per_1k']:.3f} s/1k; peak RSS {e['client_peak_rss_mib']:.1f} MiB "
+              f"(other CPU {e['others_cpu_pct']} %); one COPY of the same lines: {fmt(b['rows_per_s'], ',.0f')} rows/s, "
+              f"PG CPU {b['pg_cpu_s_per_1k']:.3f} s/1k")
+        print(f"  by tenth of the file (RSS/rows per s): {tenths(e)}")
+        i = transfer.get("import")
+        if i:
+            print(f"import (fresh database, no subscriptions): {i['seconds']:.1f} s: {fmt(i['rows_per_s'], ',.0f')} rows/s; "
+                  f"pgcourierctl CPU {i['client_cpu_s_per_1k']:.3f} s/1k rows, PG CPU {i['pg_cpu_s_per_1k']:.3f} s/1k; "
+                  f"peak RSS {i['client_peak_rss_mib']:.1f} MiB (other CPU {i['others_cpu_pct']} %); {i['summary']}; "
+                  f"same events: {'yes' if transfer['same_events'] else 'NO'} ({transfer['copy_count_md5']})")
+            print(f"  by tenth of the file (RSS/rows per s): {tenths(i)}")
+
     # ------------------------------------------------------------ targets
     by_name = {s["scenario"]: s for s in scenarios}
     drain = by_name.get("drain (1 sub)")
@@ -564,6 +712,14 @@ def main():
     target("xmin released: back to 90 % of the before rate (10 s window)",
            v if v is not None or not xmin else "not within the run", "<= 30 s", v is not None and v <= 30,
            " s" if v is not None else "", issue=15)
+
+    print("targets of issue 17 (filters, export and import):")
+    for side in ("export", "import"):
+        s = transfer.get(side) if transfer else None
+        v = s["rss_growth_after_first_tenth_pct"] if s else None
+        target(f"{side}: pgcourierctl RSS after the first tenth of {transfer['events'] if transfer else 1_000_000:,} rows, "
+               "growth over its RSS then", v, "flat (<= 10 %)", v is not None and v <= 10, " %", issue=17)
+    print("  (filters: measured, no target; see the lines above)")
 
     print("targets of issue 6 (kept):")
     txn = drain.get("txn_per_delivery") if drain else None
@@ -620,6 +776,8 @@ def main():
         "memory": memory,
         "rescue": rescue,
         "xmin": xmin,
+        "filters": filters,
+        "transfer": transfer,
         "targets": targets,
         "checks_failed": problems,
         "runtime_seconds": round(runtime, 1),
