@@ -70,6 +70,8 @@ def test_the_file_list_holds_the_binaries_unit_sql_policies_settings_docs_and_ma
                 "/usr/share/doc/pgcourier/grafana-dashboard.json", "/usr/share/man/man1/pgcourierctl.1.gz",
                 "/usr/share/man/man8/pgcourierd.8.gz"}
     expected |= {f"/usr/share/pgcourier/sql/schema/{n}" for n in os.listdir(os.path.join(ROOT, "sql", "schema"))}
+    expected |= {f"/usr/share/pgcourier/sql/migrations/{n}"
+                 for n in os.listdir(os.path.join(ROOT, "sql", "migrations")) if n.endswith(".up.sql")}
     assert expected - files == set(), f"missing: {sorted(expected - files)}"
     assert files - expected == set(), f"not expected: {sorted(files - expected)}"
     # No secret in the package: the key and the password file are made per machine by postinst.
@@ -136,7 +138,10 @@ def test_the_packaged_pgcourierctl_migrates_a_database(extracted, cluster):
     url = cluster.rsplit("/", 1)[0] + "/deb_migrate"
     ctl = os.path.join(extracted, "usr", "bin", "pgcourierctl")
     first = run(ctl, "--database-url", url, "migrate")
-    assert (first.returncode, first.stdout) == (0, "applied 001_baseline\n"), first
+    migrations = sorted(n[: -len(".up.sql")] for n in os.listdir(os.path.join(ROOT, "sql", "migrations"))
+                        if n.endswith(".up.sql"))
+    want = "".join(f"applied {m}\n" for m in ["001_baseline", *migrations])
+    assert (first.returncode, first.stdout) == (0, want), first
     schema = run(ctl, "--database-url", url, "schema", "--json")
     assert schema.returncode == 0 and '"up_to_date": true' in schema.stdout, schema
 
