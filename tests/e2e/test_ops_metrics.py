@@ -147,14 +147,14 @@ def test_alert_rules_pass_promtool_and_dashboards_and_alerts_use_only_exported_m
 
 def test_probes_on_the_metrics_address_say_alive_and_ready_and_not_ready_once_draining(
         db, receiver, create_subscription, daemon_factory):
-    create_subscription(receiver.url("/hang/1"))
+    create_subscription(receiver.url("/hang/3"))
     d = metrics_daemon(daemon_factory, "probed", poll_interval="100ms", shutdown_grace="10s")
     port = metrics_port(d)
     assert probe(port, "/healthz") == (200, "alive\n")
     wait_for(lambda: probe(port, "/readyz") == (200, "ready\n"), timeout=5, what="/readyz 200 once connected")
     assert exact_sample(parse_samples(scrape(port)), "pgcourier_ready") == 1
     assert probe(port, "/nothing-here")[0] == 404
-    # A request in flight (the receiver answers after 1 s) keeps the daemon draining after SIGTERM:
+    # A request in flight (the receiver answers after 3 s) keeps the daemon draining after SIGTERM:
     # meanwhile it is alive but not ready, so a load balancer or orchestrator stops sending it work.
     db.publish("acme", "order.created", '{"n": 1}')
     wait_for(lambda: db.value("SELECT count(*) FROM courier.delivery_queue WHERE lease_owner IS NOT NULL") == 1,

@@ -3,13 +3,16 @@
 namespace pgcourier::lanes::runs {
 
 void RunWrites::Execute(const Stores& writer, const std::string& worker) {
-  if (!outcomes_written_) {
-    applied = writer.runs.Record(worker, outcomes);
-    outcomes_written_ = true;
-  }
+  // Degrades before outcomes: a refused credential's run goes back to pending and due at once (it
+  // waits on its connection, not on a backoff), so the connection must already read degraded when
+  // that outcome commits, or a claim in between sends the run again with the refused credential.
   while (degraded.size() < degrades.size()) {
     const auto& d = degrades[degraded.size()];
     degraded.push_back(writer.runs.DegradeConnection(d.connection_id, d.reason, d.credential_version));
+  }
+  if (!outcomes_written_) {
+    applied = writer.runs.Record(worker, outcomes);
+    outcomes_written_ = true;
   }
   if (!releases_written_) {
     writer.runs.Release(worker, releases);
