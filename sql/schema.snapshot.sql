@@ -125,6 +125,40 @@ $$;
 
 
 --
+-- Name: api_create_connection(text, jsonb, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.api_create_connection(scope text, body jsonb, idempotency_key text DEFAULT NULL::text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  tenant text := courier.api_tenant(scope, body);
+  earlier text;
+  created text;
+BEGIN
+  IF idempotency_key IS NOT NULL THEN
+    earlier := courier.api_idempotent_earlier(tenant, 'create_connection', idempotency_key);
+    IF earlier IS NOT NULL THEN
+      RETURN courier.api_connection(scope, earlier) || '{"replayed": true}'::jsonb;
+    END IF;
+  END IF;
+  IF body ->> 'credential_id' IS NOT NULL
+     AND NOT EXISTS (SELECT 1 FROM courier.credentials c WHERE c.id = body ->> 'credential_id' AND c.tenant_id = tenant) THEN
+    RAISE EXCEPTION 'no credential %', body ->> 'credential_id' USING ERRCODE = 'no_data_found';
+  END IF;
+  created := courier.create_connection(tenant, body - 'tenant_id');
+  IF idempotency_key IS NOT NULL THEN
+    INSERT INTO courier.api_idempotency_keys (tenant_id, operation, key, object_id)
+    VALUES (tenant, 'create_connection', idempotency_key, created);
+  END IF;
+  RETURN courier.api_connection(scope, created);
+END
+$$;
+
+
+--
 -- Name: api_create_credential(text, text, text, timestamp with time zone, text, text, text); Type: FUNCTION; Schema: courier; Owner: -
 --
 
@@ -165,11 +199,7 @@ DECLARE
   earlier text;
 BEGIN
   IF idempotency_key IS NOT NULL THEN
-    -- Serialises calls with the same key: the second waits for the first's commit.
-    PERFORM pg_advisory_xact_lock(hashtext('api_create_subscription'), hashtext(courier.api_tenant(scope, body) || ' ' || idempotency_key));
-    SELECT k.object_id INTO earlier FROM courier.api_idempotency_keys k
-    WHERE k.tenant_id = courier.api_tenant(scope, body) AND k.operation = 'create_subscription'
-      AND k.key = idempotency_key;
+    earlier := courier.api_idempotent_earlier(courier.api_tenant(scope, body), 'create_subscription', idempotency_key);
     IF earlier IS NOT NULL THEN
       RETURN courier.api_subscription(scope, earlier) || '{"replayed": true}'::jsonb;
     END IF;
@@ -302,7 +332,8 @@ BEGIN
     (SELECT jsonb_agg(jsonb_build_object('attempt', t.attempt, 'started_at', t.started_at,
                                          'duration_ms', t.duration_ms, 'status_code', t.status_code,
                                          'outcome', t.outcome, 'error_class', t.error_class,
-                                         'retryable', t.retryable, 'error_summary', t.error_summary)
+                                         'retryable', t.retryable, 'error_summary', t.error_summary,
+                                         'response_excerpt', t.response_excerpt)
                       ORDER BY t.attempt)
      FROM courier.delivery_timeline t WHERE t.delivery_id = api_delivery.delivery_id), '[]'::jsonb));
 END
@@ -391,6 +422,26 @@ BEGIN
           AND (event_type IS NULL OR x.event_type = event_type)
         ORDER BY x.id LIMIT n) e;
   RETURN courier.api_page(items, n);
+END
+$$;
+
+
+--
+-- Name: api_idempotent_earlier(text, text, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.api_idempotent_earlier(tenant_id text, operation text, idempotency_key text) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  earlier text;
+BEGIN
+  PERFORM pg_advisory_xact_lock(hashtext('api_' || operation), hashtext(tenant_id || ' ' || idempotency_key));
+  SELECT k.object_id INTO earlier FROM courier.api_idempotency_keys k
+  WHERE k.tenant_id = tenant_id AND k.operation = operation AND k.key = idempotency_key;
+  RETURN earlier;
 END
 $$;
 
@@ -820,6 +871,29 @@ CREATE FUNCTION courier.api_schema_version() RETURNS integer
     SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
     AS $$
   SELECT max(m.version) FROM courier.schema_migrations m
+$$;
+
+
+--
+-- Name: api_set_connection_status(text, text, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.api_set_connection_status(scope text, connection_id text, action text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  change jsonb;
+BEGIN
+  PERFORM 1 FROM courier.connections c
+  WHERE c.id = connection_id AND (scope IS NULL OR c.tenant_id = scope) FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'no connection %', connection_id USING ERRCODE = 'no_data_found';
+  END IF;
+  change := courier.set_connection_status(connection_id, action);
+  RETURN courier.api_connection(scope, connection_id) || change;
+END
 $$;
 
 
@@ -1838,6 +1912,71 @@ BEGIN
   id := new_id;
   token := new_token;
   RETURN NEXT;
+END
+$$;
+
+
+--
+-- Name: create_connection(text, jsonb, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.create_connection(tenant_id text, spec jsonb, connection_id text DEFAULT NULL::text) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  known constant text[] := ARRAY['provider', 'base_url', 'auth_mode', 'credential_id', 'api_key_header', 'token_url',
+    'client_id', 'scopes', 'health_check_method', 'health_check_path', 'health_check_expected_status', 'policy',
+    'status', 'max_in_flight', 'rate_limit_per_second', 'rate_limit_burst'];
+  unknown text;
+  cred courier.credentials;
+  id text;
+BEGIN
+  IF spec IS NULL OR jsonb_typeof(spec) <> 'object' THEN
+    RAISE EXCEPTION 'a connection is a JSON object of its settings' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  SELECT k INTO unknown FROM jsonb_object_keys(spec) k WHERE k <> ALL (known) ORDER BY k LIMIT 1;
+  IF unknown IS NOT NULL THEN
+    RAISE EXCEPTION '%: unknown field (known: %)', unknown, array_to_string(known, ', ')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  SELECT k INTO unknown FROM jsonb_each(spec) e(k, v)
+  WHERE k IN ('health_check_expected_status', 'max_in_flight', 'rate_limit_per_second', 'rate_limit_burst')
+    AND jsonb_typeof(v) NOT IN ('number', 'null')
+     OR k NOT IN ('health_check_expected_status', 'max_in_flight', 'rate_limit_per_second', 'rate_limit_burst')
+    AND jsonb_typeof(v) NOT IN ('string', 'null')
+  ORDER BY k LIMIT 1;
+  IF unknown IS NOT NULL THEN
+    RAISE EXCEPTION '%: must be a %', unknown,
+      CASE WHEN unknown IN ('health_check_expected_status', 'max_in_flight', 'rate_limit_per_second',
+                            'rate_limit_burst') THEN 'number' ELSE 'string' END
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF spec ->> 'credential_id' IS NOT NULL THEN
+    SELECT * INTO cred FROM courier.credentials c WHERE c.id = spec ->> 'credential_id' FOR SHARE;
+    IF NOT FOUND THEN
+      RAISE EXCEPTION 'no credential %', spec ->> 'credential_id' USING ERRCODE = 'no_data_found';
+    END IF;
+    IF cred.tenant_id IS DISTINCT FROM tenant_id THEN
+      RAISE EXCEPTION 'credential % belongs to tenant %; a connection uses a credential of its own tenant',
+        cred.id, cred.tenant_id USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF cred.status = 'revoked' THEN
+      RAISE EXCEPTION 'credential % is revoked', cred.id USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+  END IF;
+  INSERT INTO courier.connections AS x (id, tenant_id, provider, base_url, auth_mode, credential_id, api_key_header,
+    token_url, client_id, scopes, health_check_method, health_check_path, health_check_expected_status, policy,
+    status, max_in_flight, rate_limit_per_second, rate_limit_burst)
+  VALUES (coalesce(nullif(connection_id, ''), courier.new_id('conn_')), tenant_id, spec ->> 'provider',
+    spec ->> 'base_url', coalesce(spec ->> 'auth_mode', 'none'), spec ->> 'credential_id', spec ->> 'api_key_header',
+    spec ->> 'token_url', spec ->> 'client_id', spec ->> 'scopes', coalesce(spec ->> 'health_check_method', 'GET'),
+    spec ->> 'health_check_path', (spec ->> 'health_check_expected_status')::int,
+    coalesce(spec ->> 'policy', 'default'), coalesce(spec ->> 'status', 'active'), (spec ->> 'max_in_flight')::int,
+    (spec ->> 'rate_limit_per_second')::double precision, (spec ->> 'rate_limit_burst')::int)
+  RETURNING x.id INTO id;
+  RETURN id;
 END
 $$;
 
@@ -4069,6 +4208,39 @@ $$;
 
 
 --
+-- Name: set_connection_status(text, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.set_connection_status(connection_id text, action text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  before text;
+BEGIN
+  IF action NOT IN ('retire', 'activate') THEN
+    RAISE EXCEPTION 'action: retire or activate, not %', action USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  SELECT c.status INTO before FROM courier.connections c WHERE c.id = connection_id FOR UPDATE;
+  IF before IS NULL THEN
+    RETURN NULL;
+  END IF;
+  IF action = 'retire' AND before <> 'retired' THEN
+    UPDATE courier.connections c SET status = 'retired', status_reason = 'retired by an operator', updated_at = now()
+    WHERE c.id = connection_id;
+  ELSIF action = 'activate' AND before NOT IN ('active', 'retired') THEN
+    UPDATE courier.connections c SET status = 'active', status_reason = NULL, updated_at = now()
+    WHERE c.id = connection_id;
+  END IF;
+  RETURN jsonb_build_object('previous_status', before, 'pending_runs',
+    (SELECT count(*) FROM courier.runs r WHERE r.connection_id = set_connection_status.connection_id
+       AND r.status = 'pending'));
+END
+$$;
+
+
+--
 -- Name: set_provider_status(text, text, text, text); Type: FUNCTION; Schema: courier; Owner: -
 --
 
@@ -5064,7 +5236,8 @@ CREATE VIEW courier.delivery_timeline AS
     a.error_class,
     a.retryable,
     a.error_summary,
-    a.worker
+    a.worker,
+    a.response_excerpt
    FROM (courier.delivery_attempts a
      JOIN courier.deliveries d ON ((d.id = a.delivery_id)));
 
@@ -5518,7 +5691,8 @@ CREATE VIEW courier.run_timeline AS
     a.retryable,
     a.error_summary,
     a.credential_version,
-    a.worker
+    a.worker,
+    a.response_excerpt
    FROM (courier.run_attempts a
      JOIN courier.runs r ON ((r.id = a.run_id)));
 
@@ -6556,6 +6730,14 @@ GRANT ALL ON FUNCTION courier.api_connections(scope text, after text, lim intege
 
 
 --
+-- Name: FUNCTION api_create_connection(scope text, body jsonb, idempotency_key text); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.api_create_connection(scope text, body jsonb, idempotency_key text) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.api_create_connection(scope text, body jsonb, idempotency_key text) TO courier_gateway;
+
+
+--
 -- Name: FUNCTION api_create_credential(scope text, tenant_id text, name text, expires_at timestamp with time zone, credential_id text, sealed_secret text, fingerprint text); Type: ACL; Schema: courier; Owner: -
 --
 
@@ -6625,6 +6807,13 @@ GRANT ALL ON FUNCTION courier.api_escalations(scope text, filters jsonb, after t
 
 REVOKE ALL ON FUNCTION courier.api_events(scope text, after text, lim integer, event_type text) FROM PUBLIC;
 GRANT ALL ON FUNCTION courier.api_events(scope text, after text, lim integer, event_type text) TO courier_gateway;
+
+
+--
+-- Name: FUNCTION api_idempotent_earlier(tenant_id text, operation text, idempotency_key text); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.api_idempotent_earlier(tenant_id text, operation text, idempotency_key text) FROM PUBLIC;
 
 
 --
@@ -6751,6 +6940,14 @@ GRANT ALL ON FUNCTION courier.api_runs(scope text, filters jsonb, after text, li
 
 REVOKE ALL ON FUNCTION courier.api_schema_version() FROM PUBLIC;
 GRANT ALL ON FUNCTION courier.api_schema_version() TO courier_gateway;
+
+
+--
+-- Name: FUNCTION api_set_connection_status(scope text, connection_id text, action text); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.api_set_connection_status(scope text, connection_id text, action text) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.api_set_connection_status(scope text, connection_id text, action text) TO courier_gateway;
 
 
 --
@@ -6911,6 +7108,14 @@ GRANT ALL ON FUNCTION courier.create_api_client(provider text, name text, versio
 --
 
 REVOKE ALL ON FUNCTION courier.create_api_token(tenant_id text, name text, operator boolean) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION create_connection(tenant_id text, spec jsonb, connection_id text); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.create_connection(tenant_id text, spec jsonb, connection_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.create_connection(tenant_id text, spec jsonb, connection_id text) TO courier_operator;
 
 
 --
@@ -7417,6 +7622,14 @@ GRANT ALL ON FUNCTION courier.send_example(event_type text, subscription_id text
 
 REVOKE ALL ON FUNCTION courier.set_api_client_status(api_client text, status text, acting_tenant text) FROM PUBLIC;
 GRANT ALL ON FUNCTION courier.set_api_client_status(api_client text, status text, acting_tenant text) TO courier_operator;
+
+
+--
+-- Name: FUNCTION set_connection_status(connection_id text, action text); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.set_connection_status(connection_id text, action text) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.set_connection_status(connection_id text, action text) TO courier_operator;
 
 
 --

@@ -81,6 +81,16 @@ std::string Filters(const Request& r, std::initializer_list<const char*> names) 
 
 std::optional<std::string> IdempotencyKey(const Request& r) { return r.Header("idempotency-key"); }
 
+// What a creating call answers: 201 with the object; 200 and Idempotent-Replayed
+// when its idempotency key named an object an earlier call created.
+bool IsReplay(const std::string& created) { return created.find(R"("replayed": true)") != std::string::npos; }
+Response Created(std::string created) {
+  if (!IsReplay(created)) return Json(std::move(created), 201);
+  auto out = Json(std::move(created), 200);
+  out.headers.emplace_back("Idempotent-Replayed", "true");
+  return out;
+}
+
 }  // namespace
 
 Response ProblemFromStore(const std::exception& error) {
@@ -222,14 +232,9 @@ Response Api::Route(const Request& r, const store::api::TokenScope& token) {
           "api_create_subscription",
           {Text(scope), Jsonb(*body), Text(id), Text(sealed), Text(secret.substr(secret.size() - 4)),
            Text(IdempotencyKey(r))});
-      if (created.find(R"("replayed": true)") != std::string::npos) {
-        auto out = Json(created, 200);
-        out.headers.emplace_back("Idempotent-Replayed", "true");
-        return out;
-      }
       // The secret is shown once, here; the database keeps it sealed.
-      created.insert(created.size() - 1, R"(, "secret": )" + JsonString(secret));
-      return Json(created, 201);
+      if (!IsReplay(created)) created.insert(created.size() - 1, R"(, "secret": )" + JsonString(secret));
+      return Created(std::move(created));
     }
     const auto id = Text(seg[3]);
     if (n == 4) {
@@ -330,9 +335,21 @@ Response Api::Route(const Request& r, const store::api::TokenScope& token) {
   }
 
   if (collection == "connections") {
-    if (m != "GET") return not_allowed();
-    if (n == 3) return Json(pool_.CallJson("api_connections", {Text(scope), Text(after), Arg{limit, "integer"}}));
-    if (n == 4) return Json(pool_.CallJson("api_connection", {Text(scope), Text(seg[3])}));
+    if (n == 3) {
+      if (m == "GET") return Json(pool_.CallJson("api_connections", {Text(scope), Text(after), Arg{limit, "integer"}}));
+      if (m != "POST") return not_allowed();
+      auto body = JsonBody(r, problem);
+      if (!body) return *problem;
+      return Created(pool_.CallJson("api_create_connection", {Text(scope), Jsonb(*body), Text(IdempotencyKey(r))}));
+    }
+    if (n == 4) {
+      if (m != "GET") return not_allowed();
+      return Json(pool_.CallJson("api_connection", {Text(scope), Text(seg[3])}));
+    }
+    if (n == 5 && (seg[4] == "retire" || seg[4] == "activate")) {
+      if (m != "POST") return not_allowed();
+      return Json(pool_.CallJson("api_set_connection_status", {Text(scope), Text(seg[3]), Text(seg[4])}));
+    }
     return Problem(404);
   }
 

@@ -23,7 +23,7 @@ h1{font-size:1.3em;margin:.2em 0 .8em}h2{font-size:1.1em;margin:1.4em 0 .5em}
 .card{background:#fff;border-radius:8px;padding:.8em 1em;box-shadow:0 1px 2px #0002}.card b{display:block;font-size:1.6em}
 .scroll{overflow-x:auto;background:#fff;border-radius:8px;box-shadow:0 1px 2px #0002}
 table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.45em .7em;border-bottom:1px solid #e3e6ea;
-vertical-align:top;white-space:nowrap}td.wrap{white-space:normal;min-width:16em}th{background:#eef0f4;font-weight:600}
+vertical-align:top;white-space:nowrap}td.wrap{white-space:normal;min-width:16em}td.excerpt{font-family:monospace;font-size:.85em;max-width:32em;overflow-wrap:anywhere}th{background:#eef0f4;font-weight:600}
 .ok{color:#17753a}.bad{color:#b3261e}.warn{color:#9a6700}form.inline{display:inline}
 input,select{font:inherit;padding:.35em .5em;border:1px solid #b8bfca;border-radius:5px}
 button.act{font:inherit;padding:.35em .8em;border-radius:5px;border:1px solid #1c2a44;background:#1c2a44;color:#fff;cursor:pointer}
@@ -324,10 +324,11 @@ Response Console::Page(const Request& r, const std::string& token) {
       rows.push_back({Esc(Get(a, "attempt")), Esc(Time(Get(a, "started_at"))), Esc(Get(a, "duration_ms")),
                       Esc(Dash(Get(a, "status_code"))), Badge(Get(a, "outcome")), Esc(Dash(Get(a, "error_class"))),
                       Esc(Get(a, "retryable") == "true" ? "yes" : "no"),
-                      R"(<td class="wrap">)" + Esc(Dash(Get(a, "error_summary"))) + "</td>"});
+                      R"(<td class="wrap">)" + Esc(Dash(Get(a, "error_summary"))) + "</td>",
+                      R"(<td class="wrap excerpt">)" + Esc(Dash(Get(a, "response_excerpt"))) + "</td>"});
     }
     content += "<h2>Attempts</h2>" + Table({"#", "Started", "ms", "HTTP", "Outcome", "Class", "Retryable",
-                                            "Error (redacted)"},
+                                            "Error (redacted)", "Response (excerpt)"},
                                            rows, "No attempt yet.");
     return Html(Document("Delivery " + seg[2], content, csrf));
   }
@@ -424,9 +425,11 @@ Response Console::Page(const Request& r, const std::string& token) {
       rows.push_back({Esc(Get(a, "attempt")), Esc(Time(Get(a, "started_at"))), Esc(Dash(Get(a, "status_code"))),
                       Badge(Get(a, "outcome")), Esc(Dash(Get(a, "error_code"))),
                       Esc(Get(a, "retryable") == "true" ? "yes" : "no"),
-                      R"(<td class="wrap">)" + Esc(Dash(Get(a, "error_summary"))) + "</td>"});
+                      R"(<td class="wrap">)" + Esc(Dash(Get(a, "error_summary"))) + "</td>",
+                      R"(<td class="wrap excerpt">)" + Esc(Dash(Get(a, "response_excerpt"))) + "</td>"});
     }
-    content += "<h2>Attempts</h2>" + Table({"#", "Started", "HTTP", "Outcome", "Code", "Retryable", "Error (redacted)"},
+    content += "<h2>Attempts</h2>" + Table({"#", "Started", "HTTP", "Outcome", "Code", "Retryable", "Error (redacted)",
+                                            "Response (excerpt)"},
                                            rows, "No attempt yet.");
     std::vector<std::vector<std::string>> failures;
     for (const auto& f : json::ObjectsAt(doc, "/failures").value_or(std::vector<Fields>{})) {

@@ -40,7 +40,7 @@ GROUP BY 1;
 -- A delivery's timeline, one row per attempt (dashboards, pgcourierctl inspect).
 CREATE VIEW courier.delivery_timeline AS
 SELECT a.delivery_id, d.tenant_id, d.subscription_id, d.event_id, a.attempt, a.started_at, a.duration_ms,
-       a.status_code, a.outcome, a.error_class, a.retryable, a.error_summary, a.worker
+       a.status_code, a.outcome, a.error_class, a.retryable, a.error_summary, a.worker, a.response_excerpt
 FROM courier.delivery_attempts a
 JOIN courier.deliveries d ON d.id = a.delivery_id;
 

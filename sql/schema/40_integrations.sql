@@ -546,6 +546,105 @@ BEGIN
 END
 $$;
 
+-- An operator's connection, for pgcourierctl connection create and the API's
+-- POST /api/v1/connections alike (one set of rules). `spec` holds the
+-- columns by name (provider, base_url, auth_mode, credential_id,
+-- api_key_header, token_url, client_id, scopes, health_check_method,
+-- health_check_path, health_check_expected_status, policy, status,
+-- max_in_flight, rate_limit_per_second, rate_limit_burst); an unknown key,
+-- a value of the wrong type and every CHECK and trigger of the table (URLs,
+-- tenant ids, the provider registry's rules) are refused with their message.
+-- The credential must exist, be the tenant's own and not be revoked. The id.
+CREATE FUNCTION courier.create_connection(tenant_id text, spec jsonb, connection_id text DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  known constant text[] := ARRAY['provider', 'base_url', 'auth_mode', 'credential_id', 'api_key_header', 'token_url',
+    'client_id', 'scopes', 'health_check_method', 'health_check_path', 'health_check_expected_status', 'policy',
+    'status', 'max_in_flight', 'rate_limit_per_second', 'rate_limit_burst'];
+  unknown text;
+  cred courier.credentials;
+  id text;
+BEGIN
+  IF spec IS NULL OR jsonb_typeof(spec) <> 'object' THEN
+    RAISE EXCEPTION 'a connection is a JSON object of its settings' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  SELECT k INTO unknown FROM jsonb_object_keys(spec) k WHERE k <> ALL (known) ORDER BY k LIMIT 1;
+  IF unknown IS NOT NULL THEN
+    RAISE EXCEPTION '%: unknown field (known: %)', unknown, array_to_string(known, ', ')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  SELECT k INTO unknown FROM jsonb_each(spec) e(k, v)
+  WHERE k IN ('health_check_expected_status', 'max_in_flight', 'rate_limit_per_second', 'rate_limit_burst')
+    AND jsonb_typeof(v) NOT IN ('number', 'null')
+     OR k NOT IN ('health_check_expected_status', 'max_in_flight', 'rate_limit_per_second', 'rate_limit_burst')
+    AND jsonb_typeof(v) NOT IN ('string', 'null')
+  ORDER BY k LIMIT 1;
+  IF unknown IS NOT NULL THEN
+    RAISE EXCEPTION '%: must be a %', unknown,
+      CASE WHEN unknown IN ('health_check_expected_status', 'max_in_flight', 'rate_limit_per_second',
+                            'rate_limit_burst') THEN 'number' ELSE 'string' END
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF spec ->> 'credential_id' IS NOT NULL THEN
+    SELECT * INTO cred FROM courier.credentials c WHERE c.id = spec ->> 'credential_id' FOR SHARE;
+    IF NOT FOUND THEN
+      RAISE EXCEPTION 'no credential %', spec ->> 'credential_id' USING ERRCODE = 'no_data_found';
+    END IF;
+    IF cred.tenant_id IS DISTINCT FROM tenant_id THEN
+      RAISE EXCEPTION 'credential % belongs to tenant %; a connection uses a credential of its own tenant',
+        cred.id, cred.tenant_id USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF cred.status = 'revoked' THEN
+      RAISE EXCEPTION 'credential % is revoked', cred.id USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+  END IF;
+  INSERT INTO courier.connections AS x (id, tenant_id, provider, base_url, auth_mode, credential_id, api_key_header,
+    token_url, client_id, scopes, health_check_method, health_check_path, health_check_expected_status, policy,
+    status, max_in_flight, rate_limit_per_second, rate_limit_burst)
+  VALUES (coalesce(nullif(connection_id, ''), courier.new_id('conn_')), tenant_id, spec ->> 'provider',
+    spec ->> 'base_url', coalesce(spec ->> 'auth_mode', 'none'), spec ->> 'credential_id', spec ->> 'api_key_header',
+    spec ->> 'token_url', spec ->> 'client_id', spec ->> 'scopes', coalesce(spec ->> 'health_check_method', 'GET'),
+    spec ->> 'health_check_path', (spec ->> 'health_check_expected_status')::int,
+    coalesce(spec ->> 'policy', 'default'), coalesce(spec ->> 'status', 'active'), (spec ->> 'max_in_flight')::int,
+    (spec ->> 'rate_limit_per_second')::double precision, (spec ->> 'rate_limit_burst')::int)
+  RETURNING x.id INTO id;
+  RETURN id;
+END
+$$;
+
+-- An operator's change of a connection's status, for pgcourierctl and the
+-- API alike: 'retire' from any status; 'activate' from pending or degraded,
+-- clearing the reason (a retired connection stays retired, an active one is
+-- left as it is). {"previous_status", "pending_runs"}; NULL for no such
+-- connection.
+CREATE FUNCTION courier.set_connection_status(connection_id text, action text) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  before text;
+BEGIN
+  IF action NOT IN ('retire', 'activate') THEN
+    RAISE EXCEPTION 'action: retire or activate, not %', action USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  SELECT c.status INTO before FROM courier.connections c WHERE c.id = connection_id FOR UPDATE;
+  IF before IS NULL THEN
+    RETURN NULL;
+  END IF;
+  IF action = 'retire' AND before <> 'retired' THEN
+    UPDATE courier.connections c SET status = 'retired', status_reason = 'retired by an operator', updated_at = now()
+    WHERE c.id = connection_id;
+  ELSIF action = 'activate' AND before NOT IN ('active', 'retired') THEN
+    UPDATE courier.connections c SET status = 'active', status_reason = NULL, updated_at = now()
+    WHERE c.id = connection_id;
+  END IF;
+  RETURN jsonb_build_object('previous_status', before, 'pending_runs',
+    (SELECT count(*) FROM courier.runs r WHERE r.connection_id = set_connection_status.connection_id
+       AND r.status = 'pending'));
+END
+$$;
+
 -- A health probe's result. unhealthy_after consecutive failures make the
 -- connection unhealthy (its runs wait: the circuit is open) until a probe passes.
 CREATE FUNCTION courier.record_probe(connection_id text, ok boolean, status_code int, error_summary text,
@@ -658,7 +757,7 @@ LEFT JOIN courier.connections c ON c.id = r.connection_id;
 CREATE VIEW courier.run_timeline AS
 SELECT a.run_id, r.tenant_id, r.connection_id, r.operation, a.attempt, a.started_at, a.duration_ms,
        a.status_code, a.outcome, a.error_class, a.error_code, a.retryable, a.error_summary,
-       a.credential_version, a.worker
+       a.credential_version, a.worker, a.response_excerpt
 FROM courier.run_attempts a
 JOIN courier.runs r ON r.id = a.run_id;
 

@@ -220,6 +220,22 @@ CREATE TABLE courier.api_idempotency_keys (
   PRIMARY KEY (tenant_id, operation, key)
 );
 
+-- The object an earlier call with this idempotency key created (NULL: none
+-- yet). Serialises calls with the same key: the second waits for the
+-- first's commit, then finds what it created.
+CREATE FUNCTION courier.api_idempotent_earlier(tenant_id text, operation text, idempotency_key text) RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  earlier text;
+BEGIN
+  PERFORM pg_advisory_xact_lock(hashtext('api_' || operation), hashtext(tenant_id || ' ' || idempotency_key));
+  SELECT k.object_id INTO earlier FROM courier.api_idempotency_keys k
+  WHERE k.tenant_id = tenant_id AND k.operation = operation AND k.key = idempotency_key;
+  RETURN earlier;
+END
+$$;
+
 -- Create from a body {tenant_id?, url, event_types, policy?, description?};
 -- the gateway chose the id and sealed the secret for it. With an
 -- idempotency key seen before: the subscription it created, with
@@ -234,11 +250,7 @@ DECLARE
   earlier text;
 BEGIN
   IF idempotency_key IS NOT NULL THEN
-    -- Serialises calls with the same key: the second waits for the first's commit.
-    PERFORM pg_advisory_xact_lock(hashtext('api_create_subscription'), hashtext(courier.api_tenant(scope, body) || ' ' || idempotency_key));
-    SELECT k.object_id INTO earlier FROM courier.api_idempotency_keys k
-    WHERE k.tenant_id = courier.api_tenant(scope, body) AND k.operation = 'create_subscription'
-      AND k.key = idempotency_key;
+    earlier := courier.api_idempotent_earlier(courier.api_tenant(scope, body), 'create_subscription', idempotency_key);
     IF earlier IS NOT NULL THEN
       RETURN courier.api_subscription(scope, earlier) || '{"replayed": true}'::jsonb;
     END IF;
@@ -416,7 +428,8 @@ BEGIN
     (SELECT jsonb_agg(jsonb_build_object('attempt', t.attempt, 'started_at', t.started_at,
                                          'duration_ms', t.duration_ms, 'status_code', t.status_code,
                                          'outcome', t.outcome, 'error_class', t.error_class,
-                                         'retryable', t.retryable, 'error_summary', t.error_summary)
+                                         'retryable', t.retryable, 'error_summary', t.error_summary,
+                                         'response_excerpt', t.response_excerpt)
                       ORDER BY t.attempt)
      FROM courier.delivery_timeline t WHERE t.delivery_id = api_delivery.delivery_id), '[]'::jsonb));
 END
@@ -592,6 +605,56 @@ BEGIN
         WHERE (scope IS NULL OR x.tenant_id = scope) AND (after IS NULL OR x.id > after)
         ORDER BY x.id LIMIT n) d;
   RETURN courier.api_page(items, n);
+END
+$$;
+
+-- Create from a body {tenant_id? (operator tokens), provider, base_url, ...}:
+-- courier.create_connection's rules, with a credential of another tenant
+-- answered as an unknown one (its id does not leak). With an idempotency key
+-- seen before: the connection it created, with "replayed": true.
+CREATE FUNCTION courier.api_create_connection(scope text, body jsonb, idempotency_key text DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  tenant text := courier.api_tenant(scope, body);
+  earlier text;
+  created text;
+BEGIN
+  IF idempotency_key IS NOT NULL THEN
+    earlier := courier.api_idempotent_earlier(tenant, 'create_connection', idempotency_key);
+    IF earlier IS NOT NULL THEN
+      RETURN courier.api_connection(scope, earlier) || '{"replayed": true}'::jsonb;
+    END IF;
+  END IF;
+  IF body ->> 'credential_id' IS NOT NULL
+     AND NOT EXISTS (SELECT 1 FROM courier.credentials c WHERE c.id = body ->> 'credential_id' AND c.tenant_id = tenant) THEN
+    RAISE EXCEPTION 'no credential %', body ->> 'credential_id' USING ERRCODE = 'no_data_found';
+  END IF;
+  created := courier.create_connection(tenant, body - 'tenant_id');
+  IF idempotency_key IS NOT NULL THEN
+    INSERT INTO courier.api_idempotency_keys (tenant_id, operation, key, object_id)
+    VALUES (tenant, 'create_connection', idempotency_key, created);
+  END IF;
+  RETURN courier.api_connection(scope, created);
+END
+$$;
+
+-- Retire or activate within the scope (courier.set_connection_status): the
+-- connection as it is now, with its previous_status and pending_runs.
+CREATE FUNCTION courier.api_set_connection_status(scope text, connection_id text, action text) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  change jsonb;
+BEGIN
+  PERFORM 1 FROM courier.connections c
+  WHERE c.id = connection_id AND (scope IS NULL OR c.tenant_id = scope) FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'no connection %', connection_id USING ERRCODE = 'no_data_found';
+  END IF;
+  change := courier.set_connection_status(connection_id, action);
+  RETURN courier.api_connection(scope, connection_id) || change;
 END
 $$;
 

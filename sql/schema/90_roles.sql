@@ -223,7 +223,9 @@ BEGIN
     GRANT EXECUTE ON FUNCTION courier.create_subscription(text, text, text[], text, text, text, text, text),
                               courier.update_subscription(text, jsonb),
                               courier.rotate_subscription_secret(text, text, text, interval),
-                              courier.revoke_subscription_secrets(text, text)
+                              courier.revoke_subscription_secrets(text, text),
+                              courier.create_connection(text, jsonb, text),
+                              courier.set_connection_status(text, text)
       TO courier_operator;
   END IF;
   IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'courier_daemon') THEN
@@ -337,6 +339,8 @@ BEGIN
                             courier.api_enqueue_run(text, jsonb, text), courier.api_run(text, text),
                             courier.api_runs(text, jsonb, text, integer), courier.api_connection(text, text),
                             courier.api_connections(text, text, integer),
+                            courier.api_create_connection(text, jsonb, text),
+                            courier.api_set_connection_status(text, text, text),
                             courier.api_escalations(text, jsonb, text, integer),
                             courier.api_acknowledge_escalation(text, text),
                             courier.api_ingress_source(text), courier.api_ingress_accept(text, text, text, jsonb),

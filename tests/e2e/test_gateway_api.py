@@ -156,6 +156,7 @@ def test_published_event_is_delivered_by_the_daemon_and_its_timeline_is_served(
     assert status == 200 and detail["status"] == "delivered" and detail["event_id"] == published["id"]
     assert [(a["attempt"], a["status_code"], a["outcome"], a["retryable"]) for a in detail["attempts"]] == \
         [(1, 200, "delivered", False)]
+    assert detail["attempts"][0]["response_excerpt"] == '{"ok":true}', "the receiver's answer, as stored"
     feed = gateway.call("GET", "/api/v1/events", token=token)[2]
     assert [(e["id"], e["payload"], e["idempotency_key"]) for e in feed["items"]] == \
         [(published["id"], {"order_id": 7}, "order-7")]
@@ -320,6 +321,62 @@ def test_credentials_are_created_rotated_and_retired_sealed_and_only_within_the_
     assert status == 200 and retired["status"] == "revoked"
     assert {v["status"] for v in retired["versions"]} == {"revoked"}
     assert gateway.call("POST", f"/api/v1/credentials/{cred}/rotate", {"secret": "key-four"}, token=acme)[0] == 409
+
+
+def test_connections_are_created_retired_and_activated_only_within_the_tenant(gateway, api_token, db, ctl,
+                                                                             receiver):
+    acme, other, operator = api_token("acme"), api_token("globex"), api_token(None)
+    cred = gateway.call("POST", "/api/v1/credentials", {"name": "crm", "secret": "key-one"}, token=acme)[2]["id"]
+    foreign_cred = gateway.call("POST", "/api/v1/credentials", {"name": "crm", "secret": "key-g"}, token=other)[2]["id"]
+    body = {"provider": "crm", "base_url": receiver.url("/api"), "auth_mode": "bearer", "credential_id": cred,
+            "health_check_path": "/health", "max_in_flight": 4}
+    status, headers, created = gateway.call("POST", "/api/v1/connections", body, token=acme,
+                                            headers={"Idempotency-Key": "conn-1"})
+    assert status == 201 and created["tenant_id"] == "acme" and created["status"] == "active", created
+    conn = created["id"]
+    row = db.query("SELECT tenant_id, auth_mode, credential_id, health_check_path, max_in_flight, policy "
+                   "FROM courier.connections WHERE id = %s", conn)
+    assert row == [("acme", "bearer", cred, "/health", 4, "default")]
+    # The same key again: the same connection, no second row.
+    status, headers, again = gateway.call("POST", "/api/v1/connections", body, token=acme,
+                                          headers={"Idempotency-Key": "conn-1"})
+    assert status == 200 and headers.get("idempotent-replayed") == "true" and again["id"] == conn
+    assert db.value("SELECT count(*) FROM courier.connections") == 1
+
+    # Another tenant's credential is an unknown one (its id does not leak), and so is its connection.
+    status, _, problem = gateway.call("POST", "/api/v1/connections", {**body, "credential_id": foreign_cred},
+                                      token=acme)
+    assert status == 404 and foreign_cred not in problem.get("detail", ""), problem
+    for path in (f"/api/v1/connections/{conn}/retire", f"/api/v1/connections/{conn}/activate"):
+        assert gateway.call("POST", path, {}, token=other)[0] == 404, path
+    assert gateway.call("GET", f"/api/v1/connections/{conn}", token=other)[0] == 404
+    # A tenant token naming another tenant is refused the same way.
+    assert gateway.call("POST", "/api/v1/connections", {**body, "tenant_id": "globex"}, token=acme)[0] == 404
+    # Bad bodies: named field, nothing written.
+    for bad, field in [({**body, "bogus": 1}, "bogus"), ({**body, "max_in_flight": "four"}, "max_in_flight"),
+                       ({**body, "base_url": "ftp://x.example"}, ""), ({"provider": "crm"}, "")]:
+        status, _, problem = gateway.call("POST", "/api/v1/connections", bad, token=acme)
+        assert status == 422 and field in problem["detail"], (bad, problem)
+    assert db.value("SELECT count(*) FROM courier.connections") == 1, "a refused body wrote nothing"
+    # An operator token names the tenant; without one it is refused.
+    status, _, made = gateway.call("POST", "/api/v1/connections",
+                                   {"tenant_id": "globex", "provider": "crm", "base_url": receiver.url("/g")},
+                                   token=operator)
+    assert status == 201 and made["tenant_id"] == "globex"
+    assert gateway.call("POST", "/api/v1/connections", {"provider": "crm", "base_url": receiver.url("/g")},
+                        token=operator)[0] == 422
+
+    # Degraded -> activate -> active; retire; a retired one stays retired; the CLI sees the same rows.
+    db.query("UPDATE courier.connections SET status = 'degraded', status_reason = 'refused' WHERE id = %s "
+             "RETURNING id", conn)
+    status, _, activated = gateway.call("POST", f"/api/v1/connections/{conn}/activate", {}, token=acme)
+    assert status == 200 and activated["status"] == "active" and activated["previous_status"] == "degraded"
+    assert activated["status_reason"] is None
+    status, _, retired = gateway.call("POST", f"/api/v1/connections/{conn}/retire", {}, token=acme)
+    assert status == 200 and retired["status"] == "retired" and retired["previous_status"] == "active"
+    status, _, still = gateway.call("POST", f"/api/v1/connections/{conn}/activate", {}, token=acme)
+    assert status == 200 and still["status"] == "retired"
+    assert ctl("connection", "show", conn).stdout.count("retired") >= 1
 
 
 def test_refused_calls_keep_their_database_session(gateway_factory, api_token, db):

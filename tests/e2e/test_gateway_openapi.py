@@ -66,12 +66,13 @@ BODIES = {
     ("patch", "/api/v1/subscriptions/{id}"): lambda w: {"description": "changed"},
     ("post", "/api/v1/dead-letters/replay"): lambda w: {"dry_run": True},
     ("post", "/api/v1/credentials"): lambda w: {"name": "other", "secret": "s3cret-2"},
+    ("post", "/api/v1/connections"): lambda w: {"provider": "crm", "base_url": "https://example.com/api"},
     ("post", "/api/v1/credentials/{id}/rotate"): lambda w: {"secret": "s3cret-3"},
 }
 
 # Routes whose effect would take away what later routes need: run last, in this order.
 LAST = ["/api/v1/subscriptions/{id}/redeliver", "/api/v1/subscriptions/{id}/revoke-secret", "/api/v1/subscriptions/{id}/disable",
-        "/api/v1/credentials/{id}/retire"]
+        "/api/v1/connections/{id}/retire", "/api/v1/credentials/{id}/retire"]
 
 
 def operations():

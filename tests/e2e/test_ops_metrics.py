@@ -6,7 +6,7 @@ import re
 import signal
 import subprocess
 
-from conftest import ROOT, wait_for
+from conftest import ROOT, policy, wait_for
 from ops_helpers import (exact_sample, family_types, metrics_daemon, metrics_port, parse_samples, probe,
                          publish_together, sample_value, scrape)
 
@@ -146,9 +146,10 @@ def test_alert_rules_pass_promtool_and_dashboards_and_alerts_use_only_exported_m
 
 
 def test_probes_on_the_metrics_address_say_alive_and_ready_and_not_ready_once_draining(
-        db, receiver, create_subscription, daemon_factory):
+        db, receiver, create_subscription, daemon_factory, write_policies):
     create_subscription(receiver.url("/hang/3"))
-    d = metrics_daemon(daemon_factory, "probed", poll_interval="100ms", shutdown_grace="10s")
+    policies = write_policies({"default": policy(request="10s")})
+    d = metrics_daemon(daemon_factory, "probed", poll_interval="100ms", shutdown_grace="10s", policies_file=policies)
     port = metrics_port(d)
     assert probe(port, "/healthz") == (200, "alive\n")
     wait_for(lambda: probe(port, "/readyz") == (200, "ready\n"), timeout=5, what="/readyz 200 once connected")

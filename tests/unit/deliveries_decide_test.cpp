@@ -116,6 +116,19 @@ TEST_CASE("completion: 2xx delivers; 500 retries with backoff until the budget, 
         DeliveryStatus::kRetryScheduled);
 }
 
+TEST_CASE("completion: the response excerpt is bounded, valid UTF-8 and has URL credentials and queries redacted") {
+  auto policy = Policy();
+  policy.response_excerpt_bytes = 64;
+  auto r = Status(500);
+  r.body_excerpt = std::string("{\"retry\": \"https://admin:hunter2@api.example.com/v1?token=abc\"} \xff") +
+                   std::string(100, 'x');
+  const auto excerpt = lanes::deliveries::Complete(Sample(), policy, r, 0.5, kNowMs).outcome.response_excerpt;
+  CHECK(excerpt.find("hunter2") == std::string::npos);
+  CHECK(excerpt.find("token=abc") == std::string::npos);
+  CHECK(excerpt.rfind("{\"retry\": \"https://***@api.example.com/v1?***\"} \xEF\xBF\xBD", 0) == 0);
+  CHECK(excerpt.size() <= 64);
+}
+
 TEST_CASE("completion: 429 waits at least Retry-After, at most the backoff cap") {
   const auto policy = Policy();
   auto r = Status(429);

@@ -89,9 +89,6 @@ int Refused(Refusal refusal, const std::string& detail, const std::string& id) {
   switch (refusal) {
     case Refusal::kNone: return 0;
     case Refusal::kNotFound: return Fail("no credential " + id);
-    case Refusal::kOtherTenant:
-      return Fail("credential " + id + " belongs to tenant " + detail +
-                  "; a connection uses a credential of its own tenant");
     case Refusal::kRevoked: return Fail("credential " + id + " is revoked");
     case Refusal::kRotating:
       return Fail("refusing to rotate " + id + ": version " + detail +
@@ -128,9 +125,7 @@ int ConnectionCreate(const Invocation& inv) {
   }
   if (!context.CheckPolicy(c.policy)) return 1;
   store::admin::Connection db(context.DatabaseUrl());
-  const auto created = store::admin::Connections(db).Create(c);
-  if (created.refusal != Refusal::kNone) return Refused(created.refusal, created.detail, c.credential_id);
-  std::cout << created.value << "\n";
+  std::cout << store::admin::Connections(db).Create(c) << "\n";
   return 0;
 }
 

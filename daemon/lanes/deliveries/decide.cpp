@@ -82,7 +82,7 @@ Completed Complete(const model::ClaimedDelivery& d, const model::Policy& policy,
   o.failure_class = verdict.failure_class;
   o.retryable = verdict.retryable;
   if (!verdict.success) o.error_summary = retry::SafeSummary(verdict.summary);
-  o.response_excerpt = retry::SanitizeUtf8(r.body_excerpt, policy.response_excerpt_bytes);
+  o.response_excerpt = retry::SafeSummary(r.body_excerpt, policy.response_excerpt_bytes);
   o.started_us = r.started_us;
   o.duration_ms = r.duration_ms;
   return c;

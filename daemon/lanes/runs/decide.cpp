@@ -95,7 +95,7 @@ RunCompleted CompleteRun(const model::ClaimedRun& run, const model::Policy& poli
   o.failure_class = v.failure_class;
   o.retryable = v.retryable;
   o.duration_ms = r.duration_ms;
-  o.response_excerpt = retry::SanitizeUtf8(r.body_excerpt, policy.response_excerpt_bytes);
+  o.response_excerpt = retry::SafeSummary(r.body_excerpt, policy.response_excerpt_bytes);
   if (!v.success) {
     o.error_code = ErrorCode(r, v);
     o.error_summary = retry::SafeSummary(v.summary);

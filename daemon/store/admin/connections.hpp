@@ -19,7 +19,6 @@ namespace pgcourier::store::admin {
 enum class Refusal {
   kNone,
   kNotFound,     // no such credential
-  kOtherTenant,  // detail: the tenant the credential belongs to
   kRevoked,      // the credential is revoked
   kRotating,     // detail: the number of the version already rotating
   kSameSecret,   // detail: the number of the active version, whose secret it is
@@ -108,9 +107,10 @@ class Connections {
  public:
   explicit Connections(Connection& connection) : connection_(connection) {}
 
-  // Checks that the credential exists, is not revoked and belongs to the
-  // connection's tenant; the new id.
-  Checked<std::string> Create(const NewConnection& connection);
+  // courier.create_connection: the credential must exist, be the
+  // connection's tenant's and not be revoked (else a StoreError with the
+  // database's message). The new id.
+  std::string Create(const NewConnection& connection);
   std::vector<ConnectionInfo> List(const std::string& tenant_id);  // empty tenant: all
   std::optional<ConnectionInfo> Show(const std::string& id);
   // Retire: from any status. Activate: from pending or degraded, clearing the

@@ -71,16 +71,4 @@ inline std::vector<ConnectionInfo> ReadConnections(const pqxx::result& rows) {
   return out;
 }
 
-// Why a connection of `tenant_id` may not use the credential, if it may not;
-// the credential stays locked against changes until the transaction ends.
-inline Checked<std::string> CheckCredentialFor(pqxx::transaction_base& txn, const std::string& credential_id,
-                                               const std::string& tenant_id) {
-  const auto rows = txn.exec_params(
-      "SELECT c.tenant_id, c.status FROM courier.credentials c WHERE c.id = $1 FOR SHARE", credential_id);
-  if (rows.empty()) return Refuse<std::string>(Refusal::kNotFound);
-  if (Text(rows[0]["tenant_id"]) != tenant_id) return Refuse<std::string>(Refusal::kOtherTenant, Text(rows[0]["tenant_id"]));
-  if (Text(rows[0]["status"]) == "revoked") return Refuse<std::string>(Refusal::kRevoked);
-  return {};
-}
-
 }  // namespace pgcourier::store::admin
