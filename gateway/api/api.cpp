@@ -108,8 +108,8 @@ Response ProblemUnreachable(const std::vector<std::string>& shards) {
   if (shards.size() == 1 && shards.front().empty()) return Problem(503, "the database is unavailable");
   std::string names;
   for (const auto& name : shards) names += (names.empty() ? "" : ", ") + name;
-  return Problem(503, std::string(shards.size() == 1 ? "the database of shard " : "the databases of shards ") +
-                          names + (shards.size() == 1 ? " is" : " are") + " unreachable");
+  return Problem(503, std::string(shards.size() == 1 ? "the database of shard " : "the databases of shards ") + names +
+                          (shards.size() == 1 ? " is" : " are") + " unreachable");
 }
 
 Api::Api(ApiOptions options, Shards& shards, const signing::SecretBox* master_key)
@@ -142,10 +142,10 @@ Api::Caller Api::Authenticate(const std::string& token) {
     return caller;
   }
   if (!shards_.Holds(*found.shard, scope->tenant_id)) {
-    spdlog::warn("api: token {} of tenant {} is stored in shard {}, but the shard map puts the tenant in {}: "
-                 "refused (create the tenant's tokens in its shard)",
-                 scope->token_id, *scope->tenant_id, shards_.Name(*found.shard),
-                 shards_.ShardOfTenant(*scope->tenant_id));
+    spdlog::warn(
+        "api: token {} of tenant {} is stored in shard {}, but the shard map puts the tenant in {}: "
+        "refused (create the tenant's tokens in its shard)",
+        scope->token_id, *scope->tenant_id, shards_.Name(*found.shard), shards_.ShardOfTenant(*scope->tenant_id));
     caller.refusal = Problem(401, "a valid API token is required (Authorization: Bearer pgc_...)");
     return caller;
   }
@@ -175,7 +175,7 @@ std::string Readiness(store::api::Pool& pool, int required_version) {
   } catch (const std::exception& e) {
     const auto* se = dynamic_cast<const store::StoreError*>(&e);
     return se && se->kind() == store::StoreError::Kind::kConnectionLost ? "database unreachable"
-                                                                         : "database check failed";
+                                                                        : "database check failed";
   }
 }
 
@@ -232,7 +232,7 @@ std::optional<Response> Api::Handle(const Request& request) {
   }
 }
 
-Response Api::Route(const Request& r, const store::api::TokenScope& token, store::api::Pool& pool) {
+Response Api::Route(const Request& r, const store::api::TokenScope& token, store::api::Pool& shard) {
   const auto seg = Segments(r.path);  // "api", "v1", ...
   const auto scope = Scope(token);
   const std::string& m = r.method;
@@ -249,16 +249,16 @@ Response Api::Route(const Request& r, const store::api::TokenScope& token, store
 
   if (collection == "subscriptions") {
     if (n == 3) {
-      if (m == "GET") return Json(pool.CallJson("api_subscriptions", {Text(scope), Text(after), Arg{limit, "integer"}}));
+      if (m == "GET") return Json(shard.CallJson("api_subscriptions", {Text(scope), Text(after), Arg{limit, "integer"}}));
       if (m != "POST") return not_allowed();
       auto body = JsonBody(r, problem);
       if (!body) return *problem;
       if (master_key_ == nullptr) return Problem(503, "no master key is configured: secrets cannot be sealed");
       // The id is chosen here: the secret is sealed bound to it (secret_box.hpp).
-      const std::string id = pool.NewId("sub_");
+      const std::string id = shard.NewId("sub_");
       const std::string secret = signing::GenerateWebhookSecret(32);
       const std::string sealed = master_key_->Seal(secret, id);
-      auto created = pool.CallJson(
+      auto created = shard.CallJson(
           "api_create_subscription",
           {Text(scope), Jsonb(*body), Text(id), Text(sealed), Text(secret.substr(secret.size() - 4)),
            Text(IdempotencyKey(r))});
@@ -273,18 +273,18 @@ Response Api::Route(const Request& r, const store::api::TokenScope& token, store
     }
     const auto id = Text(seg[3]);
     if (n == 4) {
-      if (m == "GET") return Json(pool.CallJson("api_subscription", {Text(scope), id}));
+      if (m == "GET") return Json(shard.CallJson("api_subscription", {Text(scope), id}));
       if (m != "PATCH") return not_allowed();
       auto body = JsonBody(r, problem);
       if (!body) return *problem;
-      return Json(pool.CallJson("api_update_subscription", {Text(scope), id, Jsonb(*body)}));
+      return Json(shard.CallJson("api_update_subscription", {Text(scope), id, Jsonb(*body)}));
     }
     if (n == 5 && m != "POST") return not_allowed();
     if (n == 5 && (seg[4] == "pause" || seg[4] == "resume" || seg[4] == "disable")) {
       auto body = JsonBody(r, problem);
       if (!body) return *problem;
       std::optional<std::string> reason = json::ValueAtPointer(*body, "/reason");
-      return Json(pool.CallJson("api_set_subscription_state", {Text(scope), id, Text(seg[4]), Text(reason)}));
+      return Json(shard.CallJson("api_set_subscription_state", {Text(scope), id, Text(seg[4]), Text(reason)}));
     }
     if (n == 5 && seg[4] == "rotate-secret") {
       auto body = JsonBody(r, problem);
@@ -292,7 +292,7 @@ Response Api::Route(const Request& r, const store::api::TokenScope& token, store
       if (master_key_ == nullptr) return Problem(503, "no master key is configured: secrets cannot be sealed");
       const auto grace = json::ValueAtPointer(*body, "/grace");  // an interval: "24 hours", "0"
       const std::string secret = signing::GenerateWebhookSecret(32);
-      auto rotated = pool.CallJson("api_rotate_subscription_secret",
+      auto rotated = shard.CallJson("api_rotate_subscription_secret",
                                     {Text(scope), id, Text(master_key_->Seal(secret, seg[3])),
                                      Text(secret.substr(secret.size() - 4)), Arg{grace, "interval"}});
       rotated.insert(rotated.size() - 1, R"(, "secret": )" + JsonString(secret));
@@ -301,12 +301,12 @@ Response Api::Route(const Request& r, const store::api::TokenScope& token, store
     if (n == 5 && seg[4] == "redeliver") {
       auto body = JsonBody(r, problem);
       if (!body) return *problem;
-      return Json(pool.CallJson("api_redeliver", {Text(scope), id, Jsonb(*body)}));
+      return Json(shard.CallJson("api_redeliver", {Text(scope), id, Jsonb(*body)}));
     }
     if (n == 5 && seg[4] == "revoke-secret") {
       auto body = JsonBody(r, problem);
       if (!body) return *problem;
-      return Json(pool.CallJson("api_revoke_subscription_secrets",
+      return Json(shard.CallJson("api_revoke_subscription_secrets",
                                  {Text(scope), id, Text(json::ValueAtPointer(*body, "/secret_id"))}));
     }
     return Problem(404);
@@ -314,31 +314,31 @@ Response Api::Route(const Request& r, const store::api::TokenScope& token, store
 
   if (collection == "events" && n == 3) {
     if (m == "GET") {
-      return Json(pool.CallJson("api_events", {Text(scope), Text(after), Arg{limit, "integer"},
+      return Json(shard.CallJson("api_events", {Text(scope), Text(after), Arg{limit, "integer"},
                                                 Text(r.Query("event_type"))}));
     }
     if (m != "POST") return not_allowed();
     auto body = JsonBody(r, problem);
     if (!body) return *problem;
-    return Json(pool.CallJson("api_publish", {Text(scope), Jsonb(*body), Text(IdempotencyKey(r))}), 202);
+    return Json(shard.CallJson("api_publish", {Text(scope), Jsonb(*body), Text(IdempotencyKey(r))}), 202);
   }
 
   if (collection == "deliveries") {
     if (m != "GET") return not_allowed();
     if (n == 3) {
-      return Json(pool.CallJson("api_deliveries",
+      return Json(shard.CallJson("api_deliveries",
                                  {Text(scope), Jsonb(Filters(r, {"status", "subscription_id", "event_type", "since",
                                                                  "until"})),
                                   Text(after), Arg{limit, "integer"}}));
     }
-    if (n == 4) return Json(pool.CallJson("api_delivery", {Text(scope), Text(seg[3])}));
+    if (n == 4) return Json(shard.CallJson("api_delivery", {Text(scope), Text(seg[3])}));
     return Problem(404);
   }
 
   if (collection == "dead-letters") {
     if (n == 3) {
       if (m != "GET") return not_allowed();
-      return Json(pool.CallJson("api_dead_letters", {Text(scope), Jsonb(Filters(r, {"subscription_id", "event_type"})),
+      return Json(shard.CallJson("api_dead_letters", {Text(scope), Jsonb(Filters(r, {"subscription_id", "event_type"})),
                                                       Text(after), Arg{limit, "integer"}}));
     }
     if (n == 4 && seg[3] == "replay") {
@@ -347,32 +347,32 @@ Response Api::Route(const Request& r, const store::api::TokenScope& token, store
       if (!body) return *problem;
       // {"tenant_id"?, "subscription_id"?, "event_type"?, "since"?, "until"?, "dry_run"?}
       const auto dry_run = json::ValueAtPointer(*body, "/dry_run");
-      return Json(pool.CallJson("api_replay", {Text(scope), Jsonb(*body), Arg{dry_run, "boolean"}}));
+      return Json(shard.CallJson("api_replay", {Text(scope), Jsonb(*body), Arg{dry_run, "boolean"}}));
     }
     return Problem(404);
   }
   if (collection == "runs") {
     if (n == 3) {
       if (m == "GET") {
-        return Json(pool.CallJson("api_runs", {Text(scope), Jsonb(Filters(r, {"status", "connection_id"})),
+        return Json(shard.CallJson("api_runs", {Text(scope), Jsonb(Filters(r, {"status", "connection_id"})),
                                                 Text(after), Arg{limit, "integer"}}));
       }
       if (m != "POST") return not_allowed();
       auto body = JsonBody(r, problem);
       if (!body) return *problem;
-      return Json(pool.CallJson("api_enqueue_run", {Text(scope), Jsonb(*body), Text(IdempotencyKey(r))}), 202);
+      return Json(shard.CallJson("api_enqueue_run", {Text(scope), Jsonb(*body), Text(IdempotencyKey(r))}), 202);
     }
     if (n == 4) {
       if (m != "GET") return not_allowed();
-      return Json(pool.CallJson("api_run", {Text(scope), Text(seg[3])}));
+      return Json(shard.CallJson("api_run", {Text(scope), Text(seg[3])}));
     }
     return Problem(404);
   }
 
   if (collection == "connections") {
     if (m != "GET") return not_allowed();
-    if (n == 3) return Json(pool.CallJson("api_connections", {Text(scope), Text(after), Arg{limit, "integer"}}));
-    if (n == 4) return Json(pool.CallJson("api_connection", {Text(scope), Text(seg[3])}));
+    if (n == 3) return Json(shard.CallJson("api_connections", {Text(scope), Text(after), Arg{limit, "integer"}}));
+    if (n == 4) return Json(shard.CallJson("api_connection", {Text(scope), Text(seg[3])}));
     return Problem(404);
   }
 
@@ -388,11 +388,11 @@ Response Api::Route(const Request& r, const store::api::TokenScope& token, store
       if (!secret || secret->empty() || secret->find_first_of("\r\n") != std::string::npos) {
         return Problem(422, "secret: the credential's secret (a key, token or client secret) is required");
       }
-      const std::string id = pool.NewId("cred_");
+      const std::string id = shard.NewId("cred_");
       const std::string sealed = master_key_->Seal(*secret, id);
       const std::string fingerprint = master_key_->Fingerprint(*secret);
       base::Wipe(*secret);
-      return Json(pool.CallJson("api_create_credential",
+      return Json(shard.CallJson("api_create_credential",
                                  {Text(scope), Text(json::ValueAtPointer(*body, "/tenant_id")),
                                   Text(json::ValueAtPointer(*body, "/name")),
                                   Arg{json::ValueAtPointer(*body, "/expires_at"), "timestamptz"}, Text(id), Text(sealed),
@@ -401,7 +401,7 @@ Response Api::Route(const Request& r, const store::api::TokenScope& token, store
     }
     if (n == 4) {
       if (m != "GET") return not_allowed();
-      return Json(pool.CallJson("api_credential", {Text(scope), Text(seg[3])}));
+      return Json(shard.CallJson("api_credential", {Text(scope), Text(seg[3])}));
     }
     if (n == 5 && seg[4] == "rotate") {
       if (m != "POST") return not_allowed();
@@ -415,14 +415,14 @@ Response Api::Route(const Request& r, const store::api::TokenScope& token, store
       const std::string sealed = master_key_->Seal(*secret, seg[3]);
       const std::string fingerprint = master_key_->Fingerprint(*secret);
       base::Wipe(*secret);
-      return Json(pool.CallJson("api_rotate_credential",
+      return Json(shard.CallJson("api_rotate_credential",
                                  {Text(scope), Text(seg[3]), Text(sealed), Text(fingerprint),
                                   Arg{json::ValueAtPointer(*body, "/expires_at"), "timestamptz"}}),
                   202);
     }
     if (n == 5 && seg[4] == "retire") {
       if (m != "POST") return not_allowed();
-      return Json(pool.CallJson("api_retire_credential", {Text(scope), Text(seg[3])}));
+      return Json(shard.CallJson("api_retire_credential", {Text(scope), Text(seg[3])}));
     }
     return Problem(404);
   }
@@ -430,12 +430,12 @@ Response Api::Route(const Request& r, const store::api::TokenScope& token, store
   if (collection == "escalations") {
     if (n == 3) {
       if (m != "GET") return not_allowed();
-      return Json(pool.CallJson("api_escalations", {Text(scope), Jsonb(Filters(r, {"all"})), Text(after),
+      return Json(shard.CallJson("api_escalations", {Text(scope), Jsonb(Filters(r, {"all"})), Text(after),
                                                      Arg{limit, "integer"}}));
     }
     if (n == 5 && seg[4] == "acknowledge") {
       if (m != "POST") return not_allowed();
-      return Json(pool.CallJson("api_acknowledge_escalation", {Text(scope), Text(seg[3])}));
+      return Json(shard.CallJson("api_acknowledge_escalation", {Text(scope), Text(seg[3])}));
     }
     return Problem(404);
   }

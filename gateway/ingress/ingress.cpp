@@ -62,10 +62,10 @@ std::optional<Response> Ingress::Handle(const Request& r) {
     if (const auto tenant = json::ValueAtPointer(source, "/tenant_id"); !shards_.Holds(*found.shard, tenant)) {
       // Moving tenants: the source was not copied to the tenant's new shard yet. 503, so that providers
       // which retry do so (nothing is stored on the old shard).
-      spdlog::warn("ingress {}: the source is in shard {}, but the shard map puts its tenant {} in {}: refused "
-                   "(copy the source to the tenant's shard)",
-                   source_id, shards_.Name(*found.shard), tenant.value_or("?"),
-                   shards_.ShardOfTenant(tenant.value_or("")));
+      spdlog::warn(
+          "ingress {}: the source is in shard {}, but the shard map puts its tenant {} in {}: refused "
+          "(copy the source to the tenant's shard)",
+          source_id, shards_.Name(*found.shard), tenant.value_or("?"), shards_.ShardOfTenant(tenant.value_or("")));
       return Problem(503, "this source is not in its tenant's shard");
     }
     if (master_key_ == nullptr) return Problem(503, "no master key is configured");

@@ -18,10 +18,11 @@ using pgcourier::store::StoreError;
 namespace {
 
 Shards TwoShards(const std::string& extra = "") {
-  return Shards(ParseShardMap("shards:\n  one: postgresql://127.0.0.1:1/a\n  two: postgresql://127.0.0.1:1/b\n"
-                              "tenants:\n  acme: one\n  globex: two\n" + extra,
-                              "test.yaml"),
-                {});
+  const std::string yaml =
+      "shards:\n  one: postgresql://127.0.0.1:1/a\n  two: postgresql://127.0.0.1:1/b\n"
+      "tenants:\n  acme: one\n  globex: two\n" +
+      extra;
+  return Shards(ParseShardMap(yaml, "test.yaml"), {});
 }
 
 std::vector<std::string> Names(const Shards& shards, const std::vector<std::size_t>& order) {
@@ -79,9 +80,11 @@ TEST_CASE("shards: unknown everywhere with a shard down is not certain: the down
 
 TEST_CASE("shards: an error other than a lost connection is not skipped") {
   auto shards = TwoShards();
-  CHECK_THROWS_AS(shards.Find("k", [](pgcourier::store::api::Pool&) -> bool {
-    throw StoreError(StoreError::Kind::kStatement, "bad", "22023", "bad");
-  }), StoreError);
+  CHECK_THROWS_AS(shards.Find("k",
+                              [](pgcourier::store::api::Pool&) -> bool {
+                                throw StoreError(StoreError::Kind::kStatement, "bad", "22023", "bad");
+                              }),
+                  StoreError);
 }
 
 TEST_CASE("shards: a tenant's object belongs only to the shard the map puts the tenant in") {
