@@ -15,9 +15,10 @@ def token(master_key, shard_map, *args):
     return json.loads(out)["token"]
 
 
-def source(master_key, shard_map, tenant, secret_file):
-    return run_ctl(master_key, shard_map, "ingress-source", "create", "--tenant", tenant, "--scheme", "hmac-sha256",
-                   "--secret-file", secret_file).stdout.strip()
+def source(master_key, shard_map, tenant, secret_file, *where):
+    """A new hmac-sha256 ingress source of `tenant`, in its shard unless `where` says (--shard NAME)."""
+    return run_ctl(master_key, shard_map, *where, "ingress-source", "create", "--tenant", tenant, "--scheme",
+                   "hmac-sha256", "--secret-file", secret_file).stdout.strip()
 
 
 def ids(gateway, path, bearer):
@@ -87,6 +88,14 @@ def test_the_gateway_follows_the_shard_map_and_names_a_stopped_shard(
             assert cluster.value("SELECT tenant_id FROM courier.events WHERE id = %s AND direction = 'inbound'",
                                  accepted["id"]) == tenant
         assert gateway.call("POST", "/ingress/src_nowhere", raw=b"{}", headers=generic(b"{}"))[0] == 404
+        # A source left in a shard the map does not put its tenant in: 503 (providers retry), logged, nothing stored.
+        stray_src = source(master_key, shard_map, "globex", str(secret_file), "--shard", "one")
+        body = json.dumps({"stray": 1}).encode()
+        status, _, problem = gateway.call("POST", f"/ingress/{stray_src}", raw=body, headers=generic(body))
+        assert status == 503 and problem["detail"] == "this source is not in its tenant's shard", problem
+        assert f"ingress {stray_src}: the source is in shard one, but the shard map puts its tenant globex in two" \
+            in gateway.log()
+        assert db.value("SELECT count(*) FROM courier.events WHERE tenant_id = 'globex'") == 0
 
         assert gateway.call("GET", "/readyz")[:3:2] == (200, "one: ready\ntwo: ready\n")
         two.close()
