@@ -27,6 +27,7 @@ Shards TwoShards(const std::string& extra = "") {
 
 std::vector<std::string> Names(const Shards& shards, const std::vector<std::size_t>& order) {
   std::vector<std::string> out;
+  out.reserve(order.size());
   for (const auto i : order) out.push_back(shards.Name(i));
   return out;
 }
@@ -54,7 +55,7 @@ TEST_CASE("shards: Find goes past an unreachable shard, and remembers where the 
   auto shards = TwoShards();
   std::vector<std::string> asked;
   auto found = shards.Find("src_x", [&](pgcourier::store::api::Pool& pool) {
-    asked.push_back(&pool == &shards.PoolOf(0) ? "one" : "two");
+    asked.emplace_back(&pool == &shards.PoolOf(0) ? "one" : "two");
     if (&pool == &shards.PoolOf(0)) throw StoreError(StoreError::Kind::kConnectionLost, "refused");
     return true;
   });
