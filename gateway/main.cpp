@@ -6,7 +6,9 @@
 // master_key_file; the daemon-only keys are ignored here), then DATABASE_URL
 // and the libpq variables, then PGCOURIER_MASTER_KEY_FILE or systemd's
 // $CREDENTIALS_DIRECTORY/master-key, exactly as the daemon reads them
-// (config/settings.hpp, config/master_key.hpp). Signals are blocked before any
+// (config/settings.hpp, config/master_key.hpp). With a shard map (--shard-map,
+// else PGCOURIER_SHARD_MAP) the databases are the map's shards instead, one
+// pool each (shards.hpp). Signals are blocked before any
 // thread starts and taken with sigwait on this thread: SIGTERM or SIGINT stop
 // the server (civetweb finishes the requests in progress).
 #include <spdlog/spdlog.h>
@@ -16,6 +18,7 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -26,8 +29,10 @@
 #include "config/master_key.hpp"
 #include "config/policies.hpp"
 #include "config/settings.hpp"
+#include "config/shard_map.hpp"
 #include "router.hpp"
 #include "server.hpp"
+#include "shards.hpp"
 #include "store/migrations.hpp"
 
 namespace {
@@ -40,9 +45,12 @@ The HTTP API, operator console and probes of pgcourier (README: Gateway).
 
   --listen HOST:PORT        where to listen (default 127.0.0.1:8080)
   --config FILE             pgcourierd's settings file: database_url, master_key_file, log_level, log_format
+  --shard-map FILE          tenants spread over several databases: the shard map (default: PGCOURIER_SHARD_MAP);
+                            one pool per shard, each request goes to the shard that stores its API token or
+                            ingress source; database_url and DATABASE_URL are then not used (README: Tenant shards)
   --tls-certificate FILE    serve HTTPS; FILE holds the PEM certificate (chain) and its private key
   --threads N               worker threads, one connection each (default 8)
-  --pool-size N             database connections (default: --threads)
+  --pool-size N             database connections, per shard with a shard map (default: --threads)
   --statement-timeout-ms N  deadline of every database statement (default 5000)
   --request-timeout-ms N    the whole time a request may take to arrive (default 10000)
   --max-body-bytes N        larger request bodies are refused with 413 (default 1048576)
@@ -54,13 +62,14 @@ The HTTP API, operator console and probes of pgcourier (README: Gateway).
   --version, --help
 
 Environment: DATABASE_URL (overrides database_url; when both are empty the libpq
-variables PGHOST, PGPORT, PGDATABASE, PGUSER... apply), PGCOURIER_MASTER_KEY_FILE,
+variables PGHOST, PGPORT, PGDATABASE, PGUSER... apply), PGCOURIER_SHARD_MAP, PGCOURIER_MASTER_KEY_FILE,
 CREDENTIALS_DIRECTORY (systemd: master-key is read from it when no key file is set).
 )";
 
 struct CommandLine {
   std::string listen = "127.0.0.1:8080";
   std::string config_file;
+  std::optional<std::string> shard_map_file;  // the option; nullopt: PGCOURIER_SHARD_MAP decides
   std::string tls_certificate;
   std::string openapi_file;
   int threads = 8;
@@ -116,6 +125,7 @@ CommandLine Parse(const std::vector<std::string>& args, bool& exit_now) {
     }
     if (name == "--listen") cl.listen = value;
     else if (name == "--config") cl.config_file = value;
+    else if (name == "--shard-map") cl.shard_map_file = value;
     else if (name == "--tls-certificate") cl.tls_certificate = value;
     else if (name == "--openapi") cl.openapi_file = value;
     else if (name == "--threads") cl.threads = static_cast<int>(Number(name, value, 1, 512));
@@ -147,10 +157,16 @@ int main(int argc, char** argv) {
   bool exit_now = false;
   CommandLine cl;
   config::Settings settings;
+  std::optional<config::ShardMap> shard_map;
+  std::string shard_map_file;
   try {
     cl = Parse(std::vector<std::string>(argv + 1, argv + argc), exit_now);
     if (exit_now) return 0;
     if (!cl.config_file.empty()) settings = config::LoadSettingsFile(cl.config_file);
+    // As pgcourierctl: the option, else the environment; empty means none.
+    const char* env_map = std::getenv("PGCOURIER_SHARD_MAP");
+    shard_map_file = cl.shard_map_file.value_or(env_map ? env_map : "");
+    if (!shard_map_file.empty()) shard_map = config::LoadShardMapFile(shard_map_file);
   } catch (const std::exception& e) {
     std::cerr << "pgcourier-gateway: " << e.what() << "\n";
     return 2;
@@ -186,13 +202,18 @@ int main(int argc, char** argv) {
     pool_options.database_url = settings.database_url;
     pool_options.size = cl.pool_size;
     pool_options.statement_timeout = std::chrono::milliseconds(cl.statement_timeout_ms);
-    store::api::Pool pool(pool_options);
-    gateway::Api api(api_options, pool, master_key.get());
+    if (shard_map) {
+      std::string names;
+      for (const auto& [name, url] : shard_map->shards) names += (names.empty() ? "" : ", ") + name;
+      spdlog::info("shard map {}: shards {} (database_url and DATABASE_URL are not used)", shard_map_file, names);
+    }
+    gateway::Shards shards(std::move(shard_map), pool_options);
+    gateway::Api api(api_options, shards, master_key.get());
     gateway::ingress::IngressOptions ingress_options;
     ingress_options.rate_per_second = cl.ingress_rate_limit;
     ingress_options.rate_burst = cl.ingress_rate_burst;
-    gateway::ingress::Ingress ingress(ingress_options, pool, master_key.get());
-    gateway::console::Console console(api, pool, master_key.get(), !cl.tls_certificate.empty());
+    gateway::ingress::Ingress ingress(ingress_options, shards, master_key.get());
+    gateway::console::Console console(api, master_key.get(), !cl.tls_certificate.empty());
     gateway::Router router(api, ingress, console);
 
     gateway::ServerOptions server_options;

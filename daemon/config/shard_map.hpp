@@ -1,8 +1,8 @@
 // The shard map: which PostgreSQL cluster holds which tenant's work, when one
-// cluster is not enough. A YAML file read by pgcourierctl (--shard-map) and
-// meant for the gateway; each cluster has its own daemons (their `tenants`
-// setting may name the tenants of their shard, or be left empty: a daemon
-// serves the database it is given).
+// cluster is not enough. A YAML file read by pgcourierctl and
+// pgcourier-gateway (--shard-map; gateway/shards.hpp); each cluster has its
+// own daemons (their `tenants` setting may name the tenants of their shard,
+// or be left empty: a daemon serves the database it is given).
 //
 //   shards:                      # name -> libpq URL, at least one
 //     eu-1: postgresql://courier@db-eu-1/pgcourier

@@ -114,8 +114,16 @@ Response ProblemFromStore(const std::exception& error) {
   return Problem(500);
 }
 
-Api::Api(ApiOptions options, store::api::Pool& pool, const signing::SecretBox* master_key)
-    : options_(std::move(options)), pool_(pool), master_key_(master_key),
+Response ProblemUnreachable(const std::vector<std::string>& shards) {
+  if (shards.size() == 1 && shards.front().empty()) return Problem(503, "the database is unavailable");
+  std::string names;
+  for (const auto& name : shards) names += (names.empty() ? "" : ", ") + name;
+  return Problem(503, std::string(shards.size() == 1 ? "the database of shard " : "the databases of shards ") + names +
+                          (shards.size() == 1 ? " is" : " are") + " unreachable");
+}
+
+Api::Api(ApiOptions options, Shards& shards, const signing::SecretBox* master_key)
+    : options_(std::move(options)), shards_(shards), master_key_(master_key),
       limiter_(options_.rate_per_second, options_.rate_burst) {}
 
 Api::Caller Api::Authenticate(const std::string& token) {
@@ -125,17 +133,35 @@ Api::Caller Api::Authenticate(const std::string& token) {
     caller.refusal = Problem(401, "a valid API token is required (Authorization: Bearer pgc_...)");
     return caller;
   }
+  std::optional<store::api::TokenScope> scope;
+  Shards::Found found;
   try {
-    auto scope = pool_.VerifyToken(token);
-    if (!scope) {
-      caller.refusal = Problem(401, "a valid API token is required (Authorization: Bearer pgc_...)");
-      return caller;
-    }
-    caller.scope = std::move(*scope);
+    found = shards_.Find(token, [&](store::api::Pool& pool) {
+      scope = pool.VerifyToken(token);
+      return scope.has_value();
+    });
   } catch (const std::exception& e) {
     caller.refusal = ProblemFromStore(e);
     return caller;
   }
+  if (!found.shard) {
+    // Unknown to every shard that answered: 401 only when every shard answered.
+    caller.refusal = found.unreachable.empty()
+                         ? Problem(401, "a valid API token is required (Authorization: Bearer pgc_...)")
+                         : ProblemUnreachable(found.unreachable);
+    return caller;
+  }
+  if (!shards_.Holds(*found.shard, scope->tenant_id)) {
+    spdlog::warn(
+        "api: token {} of tenant {} is stored in shard {}, but the shard map puts the tenant in {}: "
+        "refused (create the tenant's tokens in its shard)",
+        scope->token_id, *scope->tenant_id, shards_.Name(*found.shard), shards_.ShardOfTenant(*scope->tenant_id));
+    caller.refusal = Problem(401, "a valid API token is required (Authorization: Bearer pgc_...)");
+    return caller;
+  }
+  caller.scope = std::move(*scope);
+  caller.pool = &shards_.PoolOf(*found.shard);
+  caller.shard = shards_.Name(*found.shard);
   int retry_after = 1;
   if (!limiter_.Allow(caller.scope.token_id, &retry_after)) {
     caller.refusal = Problem(429, "this token's rate limit is reached");
@@ -144,31 +170,36 @@ Api::Caller Api::Authenticate(const std::string& token) {
   return caller;
 }
 
+namespace {
+
+// One database's readiness: "ready", or why not.
+std::string Readiness(store::api::Pool& pool, int required_version) {
+  try {
+    const auto migrated = pool.SchemaVersion();
+    if (!migrated) return "schema not migrated";
+    if (*migrated != required_version) {
+      return "schema version " + std::to_string(*migrated) + ", this build needs " + std::to_string(required_version) +
+             " (pgcourierctl migrate)";
+    }
+    return "ready";
+  } catch (const std::exception& e) {
+    const auto* se = dynamic_cast<const store::StoreError*>(&e);
+    return se && se->kind() == store::StoreError::Kind::kConnectionLost ? "database unreachable"
+                                                                        : "database check failed";
+  }
+}
+
+}  // namespace
+
+// Ready when every shard is: one line a shard ("one: ready"), or without a map the one line of before.
 Response Api::Ready() {
   Response r;
   r.content_type = "text/plain; charset=utf-8";
-  try {
-    const auto migrated = pool_.SchemaVersion();
-    if (!migrated) {
-      r.status = 503;
-      r.body = "schema not migrated\n";
-      return r;
-    }
-    const int version = *migrated;
-    if (version != options_.required_schema_version) {
-      r.status = 503;
-      r.body = "schema version " + std::to_string(version) + ", this build needs " +
-               std::to_string(options_.required_schema_version) + " (pgcourierctl migrate)\n";
-      return r;
-    }
-  } catch (const std::exception& e) {
-    r.status = 503;
-    const auto* se = dynamic_cast<const store::StoreError*>(&e);
-    r.body = se && se->kind() == store::StoreError::Kind::kConnectionLost ? "database unreachable\n"
-                                                                           : "database check failed\n";
-    return r;
+  for (std::size_t i = 0; i < shards_.Size(); ++i) {
+    const std::string state = Readiness(shards_.PoolOf(i), options_.required_schema_version);
+    if (state != "ready") r.status = 503;
+    r.body += (shards_.Sharded() ? shards_.Name(i) + ": " : std::string()) + state + "\n";
   }
-  r.body = "ready\n";
   return r;
 }
 
@@ -195,14 +226,23 @@ std::optional<Response> Api::Handle(const Request& request) {
     if (caller.refusal->status == 401) caller.refusal->headers.emplace_back("WWW-Authenticate", "Bearer");
     return *caller.refusal;
   }
+  // An operator token names the tenant it writes for (tenant_id in the body): with a shard map, only a
+  // tenant that the map puts in the token's shard, so nothing of a tenant is written in another shard.
+  if (shards_.Sharded() && !caller.scope.tenant_id && !request.body.empty()) {
+    const auto tenant = json::ValueAtPointer(request.body, "/tenant_id");
+    if (tenant && shards_.ShardOfTenant(*tenant) != caller.shard) {
+      return Problem(422, "tenant_id: the shard map puts " + *tenant + " in " + shards_.ShardOfTenant(*tenant) +
+                              ", and this token is shard " + caller.shard + "'s");
+    }
+  }
   try {
-    return Route(request, caller.scope);
+    return Route(request, caller.scope, *caller.pool);
   } catch (const std::exception& e) {
     return ProblemFromStore(e);
   }
 }
 
-Response Api::Route(const Request& r, const store::api::TokenScope& token) {
+Response Api::Route(const Request& r, const store::api::TokenScope& token, store::api::Pool& shard) {
   const auto seg = Segments(r.path);  // "api", "v1", ...
   const auto scope = Scope(token);
   const std::string& m = r.method;
@@ -219,16 +259,16 @@ Response Api::Route(const Request& r, const store::api::TokenScope& token) {
 
   if (collection == "subscriptions") {
     if (n == 3) {
-      if (m == "GET") return Json(pool_.CallJson("api_subscriptions", {Text(scope), Text(after), Arg{limit, "integer"}}));
+      if (m == "GET") return Json(shard.CallJson("api_subscriptions", {Text(scope), Text(after), Arg{limit, "integer"}}));
       if (m != "POST") return not_allowed();
       auto body = JsonBody(r, problem);
       if (!body) return *problem;
       if (master_key_ == nullptr) return Problem(503, "no master key is configured: secrets cannot be sealed");
       // The id is chosen here: the secret is sealed bound to it (secret_box.hpp).
-      const std::string id = pool_.NewId("sub_");
+      const std::string id = shard.NewId("sub_");
       const std::string secret = signing::GenerateWebhookSecret(32);
       const std::string sealed = master_key_->Seal(secret, id);
-      auto created = pool_.CallJson(
+      auto created = shard.CallJson(
           "api_create_subscription",
           {Text(scope), Jsonb(*body), Text(id), Text(sealed), Text(secret.substr(secret.size() - 4)),
            Text(IdempotencyKey(r))});
@@ -238,18 +278,18 @@ Response Api::Route(const Request& r, const store::api::TokenScope& token) {
     }
     const auto id = Text(seg[3]);
     if (n == 4) {
-      if (m == "GET") return Json(pool_.CallJson("api_subscription", {Text(scope), id}));
+      if (m == "GET") return Json(shard.CallJson("api_subscription", {Text(scope), id}));
       if (m != "PATCH") return not_allowed();
       auto body = JsonBody(r, problem);
       if (!body) return *problem;
-      return Json(pool_.CallJson("api_update_subscription", {Text(scope), id, Jsonb(*body)}));
+      return Json(shard.CallJson("api_update_subscription", {Text(scope), id, Jsonb(*body)}));
     }
     if (n == 5 && m != "POST") return not_allowed();
     if (n == 5 && (seg[4] == "pause" || seg[4] == "resume" || seg[4] == "disable")) {
       auto body = JsonBody(r, problem);
       if (!body) return *problem;
       std::optional<std::string> reason = json::ValueAtPointer(*body, "/reason");
-      return Json(pool_.CallJson("api_set_subscription_state", {Text(scope), id, Text(seg[4]), Text(reason)}));
+      return Json(shard.CallJson("api_set_subscription_state", {Text(scope), id, Text(seg[4]), Text(reason)}));
     }
     if (n == 5 && seg[4] == "rotate-secret") {
       auto body = JsonBody(r, problem);
@@ -257,7 +297,7 @@ Response Api::Route(const Request& r, const store::api::TokenScope& token) {
       if (master_key_ == nullptr) return Problem(503, "no master key is configured: secrets cannot be sealed");
       const auto grace = json::ValueAtPointer(*body, "/grace");  // an interval: "24 hours", "0"
       const std::string secret = signing::GenerateWebhookSecret(32);
-      auto rotated = pool_.CallJson("api_rotate_subscription_secret",
+      auto rotated = shard.CallJson("api_rotate_subscription_secret",
                                     {Text(scope), id, Text(master_key_->Seal(secret, seg[3])),
                                      Text(secret.substr(secret.size() - 4)), Arg{grace, "interval"}});
       rotated.insert(rotated.size() - 1, R"(, "secret": )" + JsonString(secret));
@@ -266,12 +306,12 @@ Response Api::Route(const Request& r, const store::api::TokenScope& token) {
     if (n == 5 && seg[4] == "redeliver") {
       auto body = JsonBody(r, problem);
       if (!body) return *problem;
-      return Json(pool_.CallJson("api_redeliver", {Text(scope), id, Jsonb(*body)}));
+      return Json(shard.CallJson("api_redeliver", {Text(scope), id, Jsonb(*body)}));
     }
     if (n == 5 && seg[4] == "revoke-secret") {
       auto body = JsonBody(r, problem);
       if (!body) return *problem;
-      return Json(pool_.CallJson("api_revoke_subscription_secrets",
+      return Json(shard.CallJson("api_revoke_subscription_secrets",
                                  {Text(scope), id, Text(json::ValueAtPointer(*body, "/secret_id"))}));
     }
     return Problem(404);
@@ -279,31 +319,31 @@ Response Api::Route(const Request& r, const store::api::TokenScope& token) {
 
   if (collection == "events" && n == 3) {
     if (m == "GET") {
-      return Json(pool_.CallJson("api_events", {Text(scope), Text(after), Arg{limit, "integer"},
+      return Json(shard.CallJson("api_events", {Text(scope), Text(after), Arg{limit, "integer"},
                                                 Text(r.Query("event_type"))}));
     }
     if (m != "POST") return not_allowed();
     auto body = JsonBody(r, problem);
     if (!body) return *problem;
-    return Json(pool_.CallJson("api_publish", {Text(scope), Jsonb(*body), Text(IdempotencyKey(r))}), 202);
+    return Json(shard.CallJson("api_publish", {Text(scope), Jsonb(*body), Text(IdempotencyKey(r))}), 202);
   }
 
   if (collection == "deliveries") {
     if (m != "GET") return not_allowed();
     if (n == 3) {
-      return Json(pool_.CallJson("api_deliveries",
+      return Json(shard.CallJson("api_deliveries",
                                  {Text(scope), Jsonb(Filters(r, {"status", "subscription_id", "event_type", "since",
                                                                  "until"})),
                                   Text(after), Arg{limit, "integer"}}));
     }
-    if (n == 4) return Json(pool_.CallJson("api_delivery", {Text(scope), Text(seg[3])}));
+    if (n == 4) return Json(shard.CallJson("api_delivery", {Text(scope), Text(seg[3])}));
     return Problem(404);
   }
 
   if (collection == "dead-letters") {
     if (n == 3) {
       if (m != "GET") return not_allowed();
-      return Json(pool_.CallJson("api_dead_letters", {Text(scope), Jsonb(Filters(r, {"subscription_id", "event_type"})),
+      return Json(shard.CallJson("api_dead_letters", {Text(scope), Jsonb(Filters(r, {"subscription_id", "event_type"})),
                                                       Text(after), Arg{limit, "integer"}}));
     }
     if (n == 4 && seg[3] == "replay") {
@@ -312,43 +352,43 @@ Response Api::Route(const Request& r, const store::api::TokenScope& token) {
       if (!body) return *problem;
       // {"tenant_id"?, "subscription_id"?, "event_type"?, "since"?, "until"?, "dry_run"?}
       const auto dry_run = json::ValueAtPointer(*body, "/dry_run");
-      return Json(pool_.CallJson("api_replay", {Text(scope), Jsonb(*body), Arg{dry_run, "boolean"}}));
+      return Json(shard.CallJson("api_replay", {Text(scope), Jsonb(*body), Arg{dry_run, "boolean"}}));
     }
     return Problem(404);
   }
   if (collection == "runs") {
     if (n == 3) {
       if (m == "GET") {
-        return Json(pool_.CallJson("api_runs", {Text(scope), Jsonb(Filters(r, {"status", "connection_id"})),
+        return Json(shard.CallJson("api_runs", {Text(scope), Jsonb(Filters(r, {"status", "connection_id"})),
                                                 Text(after), Arg{limit, "integer"}}));
       }
       if (m != "POST") return not_allowed();
       auto body = JsonBody(r, problem);
       if (!body) return *problem;
-      return Json(pool_.CallJson("api_enqueue_run", {Text(scope), Jsonb(*body), Text(IdempotencyKey(r))}), 202);
+      return Json(shard.CallJson("api_enqueue_run", {Text(scope), Jsonb(*body), Text(IdempotencyKey(r))}), 202);
     }
     if (n == 4) {
       if (m != "GET") return not_allowed();
-      return Json(pool_.CallJson("api_run", {Text(scope), Text(seg[3])}));
+      return Json(shard.CallJson("api_run", {Text(scope), Text(seg[3])}));
     }
     return Problem(404);
   }
 
   if (collection == "connections") {
     if (n == 3) {
-      if (m == "GET") return Json(pool_.CallJson("api_connections", {Text(scope), Text(after), Arg{limit, "integer"}}));
+      if (m == "GET") return Json(shard.CallJson("api_connections", {Text(scope), Text(after), Arg{limit, "integer"}}));
       if (m != "POST") return not_allowed();
       auto body = JsonBody(r, problem);
       if (!body) return *problem;
-      return Created(pool_.CallJson("api_create_connection", {Text(scope), Jsonb(*body), Text(IdempotencyKey(r))}));
+      return Created(shard.CallJson("api_create_connection", {Text(scope), Jsonb(*body), Text(IdempotencyKey(r))}));
     }
     if (n == 4) {
       if (m != "GET") return not_allowed();
-      return Json(pool_.CallJson("api_connection", {Text(scope), Text(seg[3])}));
+      return Json(shard.CallJson("api_connection", {Text(scope), Text(seg[3])}));
     }
     if (n == 5 && (seg[4] == "retire" || seg[4] == "activate")) {
       if (m != "POST") return not_allowed();
-      return Json(pool_.CallJson("api_set_connection_status", {Text(scope), Text(seg[3]), Text(seg[4])}));
+      return Json(shard.CallJson("api_set_connection_status", {Text(scope), Text(seg[3]), Text(seg[4])}));
     }
     return Problem(404);
   }
@@ -365,11 +405,11 @@ Response Api::Route(const Request& r, const store::api::TokenScope& token) {
       if (!secret || secret->empty() || secret->find_first_of("\r\n") != std::string::npos) {
         return Problem(422, "secret: the credential's secret (a key, token or client secret) is required");
       }
-      const std::string id = pool_.NewId("cred_");
+      const std::string id = shard.NewId("cred_");
       const std::string sealed = master_key_->Seal(*secret, id);
       const std::string fingerprint = master_key_->Fingerprint(*secret);
       base::Wipe(*secret);
-      return Json(pool_.CallJson("api_create_credential",
+      return Json(shard.CallJson("api_create_credential",
                                  {Text(scope), Text(json::ValueAtPointer(*body, "/tenant_id")),
                                   Text(json::ValueAtPointer(*body, "/name")),
                                   Arg{json::ValueAtPointer(*body, "/expires_at"), "timestamptz"}, Text(id), Text(sealed),
@@ -378,7 +418,7 @@ Response Api::Route(const Request& r, const store::api::TokenScope& token) {
     }
     if (n == 4) {
       if (m != "GET") return not_allowed();
-      return Json(pool_.CallJson("api_credential", {Text(scope), Text(seg[3])}));
+      return Json(shard.CallJson("api_credential", {Text(scope), Text(seg[3])}));
     }
     if (n == 5 && seg[4] == "rotate") {
       if (m != "POST") return not_allowed();
@@ -392,14 +432,14 @@ Response Api::Route(const Request& r, const store::api::TokenScope& token) {
       const std::string sealed = master_key_->Seal(*secret, seg[3]);
       const std::string fingerprint = master_key_->Fingerprint(*secret);
       base::Wipe(*secret);
-      return Json(pool_.CallJson("api_rotate_credential",
+      return Json(shard.CallJson("api_rotate_credential",
                                  {Text(scope), Text(seg[3]), Text(sealed), Text(fingerprint),
                                   Arg{json::ValueAtPointer(*body, "/expires_at"), "timestamptz"}}),
                   202);
     }
     if (n == 5 && seg[4] == "retire") {
       if (m != "POST") return not_allowed();
-      return Json(pool_.CallJson("api_retire_credential", {Text(scope), Text(seg[3])}));
+      return Json(shard.CallJson("api_retire_credential", {Text(scope), Text(seg[3])}));
     }
     return Problem(404);
   }
@@ -407,12 +447,12 @@ Response Api::Route(const Request& r, const store::api::TokenScope& token) {
   if (collection == "escalations") {
     if (n == 3) {
       if (m != "GET") return not_allowed();
-      return Json(pool_.CallJson("api_escalations", {Text(scope), Jsonb(Filters(r, {"all"})), Text(after),
+      return Json(shard.CallJson("api_escalations", {Text(scope), Jsonb(Filters(r, {"all"})), Text(after),
                                                      Arg{limit, "integer"}}));
     }
     if (n == 5 && seg[4] == "acknowledge") {
       if (m != "POST") return not_allowed();
-      return Json(pool_.CallJson("api_acknowledge_escalation", {Text(scope), Text(seg[3])}));
+      return Json(shard.CallJson("api_acknowledge_escalation", {Text(scope), Text(seg[3])}));
     }
     return Problem(404);
   }

@@ -234,7 +234,7 @@ std::optional<Response> Console::Handle(const Request& r) {
         return out;
       }
     }
-    return Page(r, session->second);
+    return Page(r, session->second, caller);
   } catch (const std::exception& e) {
     const auto problem = ProblemFromStore(e);
     return Html(Document(ReasonPhrase(problem.status), R"(<p class="error">)" +
@@ -244,8 +244,9 @@ std::optional<Response> Console::Handle(const Request& r) {
   }
 }
 
-Response Console::Page(const Request& r, const std::string& token) {
+Response Console::Page(const Request& r, const std::string& token, const Api::Caller& caller) {
   const std::string csrf = Csrf(token);
+  store::api::Pool& shard = *caller.pool;  // the pool of the token's shard
   std::vector<std::string> seg;
   {
     std::size_t start = 1;
@@ -263,7 +264,7 @@ Response Console::Page(const Request& r, const std::string& token) {
   }
 
   if (n == 1 && r.method == "GET") {
-    const Fields o = One(pool_.CallJson("api_overview", {all}));
+    const Fields o = One(shard.CallJson("api_overview", {all}));
     auto card = [&](const char* label, const std::string& value, const char* href) {
       return std::string(R"(<a class="card" href=")") + href + R"(" style="color:inherit;text-decoration:none">)" +
              label + "<b>" + Esc(Dash(value)) + "</b></a>";
@@ -275,12 +276,13 @@ Response Console::Page(const Request& r, const std::string& token) {
                           card("Unhealthy connections", Get(o, "unhealthy_connections"), "/console/runs") +
                           card("Open escalations", Get(o, "open_escalations"), "/console/runs") +
                           card("Dead-lettered runs", Get(o, "runs_dead_lettered"), "/console/runs") + "</div>";
-    return Html(Document("Overview", content, csrf));
+    // With a shard map the token's shard is the console's: say which.
+    return Html(Document(caller.shard.empty() ? "Overview" : "Overview of shard " + caller.shard, content, csrf));
   }
 
   if (n == 2 && seg[1] == "subscriptions") {
     std::vector<std::vector<std::string>> rows;
-    for (const auto& s : Items(pool_.CallJson("api_subscriptions", {all, Arg{r.Query("after")}, Arg{"500", "integer"}}))) {
+    for (const auto& s : Items(shard.CallJson("api_subscriptions", {all, Arg{r.Query("after")}, Arg{"500", "integer"}}))) {
       rows.push_back({Link("/console/subscriptions/" + Get(s, "id"), Get(s, "id")), Esc(Get(s, "tenant_id")),
                       R"(<td class="wrap">)" + Esc(Get(s, "url")) + "</td>", Badge(Get(s, "state")),
                       Esc(Get(s, "consecutive_failures")), Esc(Get(s, "held_deliveries")),
@@ -294,11 +296,11 @@ Response Console::Page(const Request& r, const std::string& token) {
   }
 
   if (n == 3 && seg[1] == "subscriptions") {
-    const Fields s = One(pool_.CallJson("api_subscription", {all, Arg{seg[2]}}));
+    const Fields s = One(shard.CallJson("api_subscription", {all, Arg{seg[2]}}));
     std::string content = "<p>" + Esc(Get(s, "tenant_id")) + " · " + Esc(Get(s, "url")) + " · " +
                           Badge(Get(s, "state")) + " · events " + Esc(Get(s, "event_types")) + "</p>";
     std::vector<std::vector<std::string>> rows;
-    for (const auto& d : Items(pool_.CallJson("api_deliveries", {all, Arg{FilterJson({{"subscription_id", seg[2]},
+    for (const auto& d : Items(shard.CallJson("api_deliveries", {all, Arg{FilterJson({{"subscription_id", seg[2]},
                                                                                           {"status", r.Query("status").value_or("")}}),
                                                                           "jsonb"},
                                                                   Arg{r.Query("after")}, Arg{"200", "integer"}}))) {
@@ -313,7 +315,7 @@ Response Console::Page(const Request& r, const std::string& token) {
   }
 
   if (n == 3 && seg[1] == "deliveries") {
-    const std::string doc = pool_.CallJson("api_delivery", {all, Arg{seg[2]}});
+    const std::string doc = shard.CallJson("api_delivery", {all, Arg{seg[2]}});
     const Fields d = One(doc);
     std::string content = "<p>" + Badge(Get(d, "status")) + " · " + Esc(Get(d, "event_type")) + " · event " +
                           Esc(Get(d, "event_id")) + " · " +
@@ -346,7 +348,7 @@ Response Console::Page(const Request& r, const std::string& token) {
                R"(placeholder="event type" value=")" + Esc(type) + R"("><button class="act" type="submit">Filter)"
                "</button></form>";
     std::vector<std::vector<std::string>> rows;
-    for (const auto& d : Items(pool_.CallJson("api_dead_letters", {all, Arg{FilterJson({{"subscription_id", sub},
+    for (const auto& d : Items(shard.CallJson("api_dead_letters", {all, Arg{FilterJson({{"subscription_id", sub},
                                                                                             {"event_type", type}}),
                                                                             "jsonb"},
                                                                     Arg{r.Query("after")}, Arg{"200", "integer"}}))) {
@@ -365,7 +367,7 @@ Response Console::Page(const Request& r, const std::string& token) {
                      rows, "No dead letters.");
     if (!rows.empty()) {
       const std::string count = Get(
-          One(pool_.CallJson("api_replay", {all, Arg{FilterJson({{"subscription_id", sub}, {"event_type", type}}), "jsonb"},
+          One(shard.CallJson("api_replay", {all, Arg{FilterJson({{"subscription_id", sub}, {"event_type", type}}), "jsonb"},
                                             Arg{"true", "boolean"}})),
           "deliveries");
       content += R"(<h2>Replay every one of these</h2><form method="post" action="/console/dead-letters/replay">)" +
@@ -382,14 +384,14 @@ Response Console::Page(const Request& r, const std::string& token) {
     const std::string filters = FilterJson({{"delivery_id", field("delivery_id")},
                                             {"subscription_id", field("subscription_id")},
                                             {"event_type", field("event_type")}});
-    const Fields done = One(pool_.CallJson("api_replay", {all, Arg{filters, "jsonb"}, Arg{"false", "boolean"}}));
+    const Fields done = One(shard.CallJson("api_replay", {all, Arg{filters, "jsonb"}, Arg{"false", "boolean"}}));
     spdlog::info("console: replayed {} dead letter(s)", Get(done, "deliveries"));
     return Redirect("/console/dead-letters?replayed=" + UrlEncode(Get(done, "deliveries")));
   }
 
   if (n == 2 && seg[1] == "runs") {
     std::vector<std::vector<std::string>> rows;
-    for (const auto& x : Items(pool_.CallJson("api_runs", {all, Arg{FilterJson({{"status", r.Query("status").value_or("")}}),
+    for (const auto& x : Items(shard.CallJson("api_runs", {all, Arg{FilterJson({{"status", r.Query("status").value_or("")}}),
                                                                     "jsonb"},
                                                            Arg{r.Query("after")}, Arg{"200", "integer"}}))) {
       rows.push_back({Link("/console/runs/" + Get(x, "id"), Get(x, "id")), Esc(Get(x, "tenant_id")),
@@ -400,7 +402,7 @@ Response Console::Page(const Request& r, const std::string& token) {
                                  "Created"},
                                 rows, "No runs.");
     std::vector<std::vector<std::string>> escalations;
-    for (const auto& e : Items(pool_.CallJson("api_escalations", {all, Arg{"{}", "jsonb"}, Arg{std::nullopt},
+    for (const auto& e : Items(shard.CallJson("api_escalations", {all, Arg{"{}", "jsonb"}, Arg{std::nullopt},
                                                                   Arg{"200", "integer"}}))) {
       escalations.push_back({Esc(Get(e, "id")), Esc(Get(e, "tenant_id")), Esc(Get(e, "source")),
                              Esc(Get(e, "source_id")), R"(<td class="wrap">)" + Esc(Get(e, "reason")) + "</td>",
@@ -415,7 +417,7 @@ Response Console::Page(const Request& r, const std::string& token) {
   }
 
   if (n == 3 && seg[1] == "runs") {
-    const std::string doc = pool_.CallJson("api_run", {all, Arg{seg[2]}});
+    const std::string doc = shard.CallJson("api_run", {all, Arg{seg[2]}});
     const Fields x = One(doc);
     std::string content = "<p>" + Badge(Get(x, "status")) + " · " + Esc(Get(x, "provider")) + " " +
                           Esc(Get(x, "operation")) + " · " + Esc(Get(x, "method")) + " " + Esc(Get(x, "path")) +
@@ -443,7 +445,7 @@ Response Console::Page(const Request& r, const std::string& token) {
   }
 
   if (n == 4 && seg[1] == "escalations" && seg[3] == "acknowledge" && r.method == "POST") {
-    pool_.CallJson("api_acknowledge_escalation", {all, Arg{seg[2]}});
+    shard.CallJson("api_acknowledge_escalation", {all, Arg{seg[2]}});
     return Redirect("/console/runs");
   }
   return Html(Document("Not found", "<p>Nothing here.</p>", csrf), 404);

@@ -14,7 +14,10 @@
 // attempt timeline, dead letters with filters and replay, runs with their
 // attempts and failures, escalations.
 //
-// Borrows the API, the pool and the master key; thread-safe.
+// With a shard map an operator token belongs to one shard (the one that
+// stores it: Api::Authenticate), and the console shows that shard's objects.
+//
+// Borrows the API and the master key; thread-safe.
 #pragma once
 
 #include <optional>
@@ -29,19 +32,18 @@ namespace pgcourier::gateway::console {
 
 class Console {
  public:
-  Console(Api& api, store::api::Pool& pool, const signing::SecretBox* master_key, bool secure_cookies)
-      : api_(api), pool_(pool), master_key_(master_key), secure_(secure_cookies) {}
+  Console(Api& api, const signing::SecretBox* master_key, bool secure_cookies)
+      : api_(api), master_key_(master_key), secure_(secure_cookies) {}
   // nullopt unless the path is /console or under it.
   std::optional<Response> Handle(const Request& request);
 
  private:
   Response SignInPage(const std::string& error, int status = 200);
   Response SignIn(const Request& r);
-  Response Page(const Request& r, const std::string& token);
+  Response Page(const Request& r, const std::string& token, const Api::Caller& caller);
   std::string Csrf(const std::string& token) const;
 
   Api& api_;
-  store::api::Pool& pool_;
   const signing::SecretBox* const master_key_;
   const bool secure_;
 };

@@ -6,6 +6,7 @@
 #include "base/file.hpp"
 #include "ingress/verify.hpp"
 #include "json/json.hpp"
+#include "store/errors.hpp"
 
 namespace pgcourier::gateway::ingress {
 namespace {
@@ -25,8 +26,8 @@ Response Refused(int status) { return Problem(status); }
 
 }  // namespace
 
-Ingress::Ingress(IngressOptions options, store::api::Pool& pool, const signing::SecretBox* master_key, UnixClock now)
-    : pool_(pool), master_key_(master_key), limiter_(options.rate_per_second, options.rate_burst),
+Ingress::Ingress(IngressOptions options, Shards& shards, const signing::SecretBox* master_key, UnixClock now)
+    : shards_(shards), master_key_(master_key), limiter_(options.rate_per_second, options.rate_burst),
       now_(now ? std::move(now) : UnixClock([] {
         return static_cast<std::int64_t>(
             std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -46,7 +47,27 @@ std::optional<Response> Ingress::Handle(const Request& r) {
     return p;
   }
   try {
-    const std::string source = pool_.CallJson("api_ingress_source", {Arg{source_id}});
+    std::string source;
+    const auto found = shards_.Find(source_id, [&](store::api::Pool& pool) {
+      try {
+        source = pool.CallJson("api_ingress_source", {Arg{source_id}});
+        return true;
+      } catch (const store::StoreError& e) {
+        if (e.sqlstate() == "P0002") return false;  // not in this shard (or disabled)
+        throw;
+      }
+    });
+    if (!found.shard) return found.unreachable.empty() ? Problem(404) : ProblemUnreachable(found.unreachable);
+    store::api::Pool& pool = shards_.PoolOf(*found.shard);
+    if (const auto tenant = json::ValueAtPointer(source, "/tenant_id"); !shards_.Holds(*found.shard, tenant)) {
+      // Moving tenants: the source was not copied to the tenant's new shard yet. 503, so that providers
+      // which retry do so (nothing is stored on the old shard).
+      spdlog::warn(
+          "ingress {}: the source is in shard {}, but the shard map puts its tenant {} in {}: refused "
+          "(copy the source to the tenant's shard)",
+          source_id, shards_.Name(*found.shard), tenant.value_or("?"), shards_.ShardOfTenant(tenant.value_or("")));
+      return Problem(503, "this source is not in its tenant's shard");
+    }
     if (master_key_ == nullptr) return Problem(503, "no master key is configured");
     const auto sealed = json::ValueAtPointer(source, "/sealed_secret").value_or("");
     auto secret = master_key_->Open(sealed, source_id);
@@ -66,12 +87,12 @@ std::optional<Response> Ingress::Handle(const Request& r) {
       verdict.reason = "the body is not JSON";
     }
     if (!verdict.accepted) {
-      pool_.CallJson("api_ingress_reject", {Arg{source_id}, Arg{verdict.reason}, Arg{verdict.delivery_id}});
+      pool.CallJson("api_ingress_reject", {Arg{source_id}, Arg{verdict.reason}, Arg{verdict.delivery_id}});
       spdlog::info("ingress {}: refused ({})", source_id, verdict.reason);
       return Refused(verdict.status);
     }
     std::string event_type = verdict.event_type.empty() ? "ingress.received" : verdict.event_type;
-    const auto accepted = pool_.CallJson("api_ingress_accept", {Arg{source_id}, Arg{verdict.delivery_id},
+    const auto accepted = pool.CallJson("api_ingress_accept", {Arg{source_id}, Arg{verdict.delivery_id},
                                                                 Arg{event_type}, Arg{r.body, "jsonb"}});
     return Json(accepted, 202);
   } catch (const std::exception& e) {

@@ -7,7 +7,12 @@
 // (courier.api_ingress_accept, idempotent on the provider's delivery id) and
 // is answered 202. The body limit is the server's (server.hpp).
 //
-// Borrows the pool and the master key; thread-safe.
+// With a shard map the source is looked for in every shard (the one
+// remembered for its id first: shards.hpp) and the request is handled by the
+// shard that holds it; a source whose tenant the map puts in another shard
+// is answered 503 and logged (README: Tenant shards).
+//
+// Borrows the shards and the master key; thread-safe.
 #pragma once
 
 #include <chrono>
@@ -16,8 +21,8 @@
 
 #include "http_types.hpp"
 #include "rate_limit.hpp"
+#include "shards.hpp"
 #include "signing/secret_box.hpp"
-#include "store/api/pool.hpp"
 
 namespace pgcourier::gateway::ingress {
 
@@ -29,13 +34,13 @@ struct IngressOptions {
 class Ingress {
  public:
   using UnixClock = std::function<std::int64_t()>;
-  Ingress(IngressOptions options, store::api::Pool& pool, const signing::SecretBox* master_key,
+  Ingress(IngressOptions options, Shards& shards, const signing::SecretBox* master_key,
           UnixClock now = nullptr);
   // nullopt unless the path is /ingress/...
   std::optional<Response> Handle(const Request& request);
 
  private:
-  store::api::Pool& pool_;
+  Shards& shards_;
   const signing::SecretBox* const master_key_;
   RateLimiter limiter_;
   UnixClock now_;

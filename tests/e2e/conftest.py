@@ -364,6 +364,39 @@ def make_vendor():
 
 
 PGCOURIER_GATEWAY = os.path.join(BUILD_DIR, "pgcourier-gateway")
+PG_LOCAL = os.path.join(ROOT, "tools", "pg-local")
+
+
+class Cluster:
+    """A throwaway cluster of tools/pg-local in `folder`, reached at `url`; stop() and start() keep its port."""
+
+    def __init__(self, folder):
+        self.folder = folder
+        self.url = self.start()
+
+    def start(self):
+        return subprocess.check_output([PG_LOCAL, "start", self.folder, "--fast"], text=True).strip()
+
+    def stop(self):
+        subprocess.check_call([PG_LOCAL, "stop", self.folder])
+
+
+@pytest.fixture
+def second_pg():
+    """A second throwaway cluster (its own port), migrated: a Cluster (tests of shards)."""
+    folder = tempfile.mkdtemp(prefix="pgcourier-shard2-")
+    os.chmod(folder, 0o755)
+    cluster = Cluster(folder)
+    subprocess.check_call([PGCOURIERCTL, "migrate"], env={**os.environ, "DATABASE_URL": cluster.url},
+                          stdout=subprocess.DEVNULL)
+    yield cluster
+    subprocess.call([PG_LOCAL, "destroy", folder], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@pytest.fixture
+def second_cluster(second_pg):
+    """The second cluster's URL."""
+    return second_pg.url
 
 
 def free_port():

@@ -4,26 +4,10 @@ to the other (drain, copy, switch) with nothing lost (README: Tenant shards)."""
 import io
 import os
 import subprocess
-import tempfile
 
 import psycopg2
-import pytest
 
-from conftest import PGCOURIERCTL, ROOT, Daemon, Database, wait_for
-
-PG_LOCAL = os.path.join(ROOT, "tools", "pg-local")
-
-
-@pytest.fixture
-def second_cluster():
-    """A second throwaway cluster (its own port), migrated; its URL."""
-    folder = tempfile.mkdtemp(prefix="pgcourier-shard2-")
-    os.chmod(folder, 0o755)
-    url = subprocess.check_output([PG_LOCAL, "start", folder, "--fast"], text=True).strip()
-    subprocess.check_call([PGCOURIERCTL, "migrate"], env={**os.environ, "DATABASE_URL": url},
-                          stdout=subprocess.DEVNULL)
-    yield url
-    subprocess.call([PG_LOCAL, "destroy", folder], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+from conftest import PGCOURIERCTL, Daemon, Database, wait_for
 
 
 def run_ctl(master_key, shard_map, *args, check=True):
