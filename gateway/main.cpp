@@ -8,9 +8,12 @@
 // $CREDENTIALS_DIRECTORY/master-key, exactly as the daemon reads them
 // (config/settings.hpp, config/master_key.hpp). With a shard map (--shard-map,
 // else PGCOURIER_SHARD_MAP) the databases are the map's shards instead, one
-// pool each (shards.hpp). Signals are blocked before any
-// thread starts and taken with sigwait on this thread: SIGTERM or SIGINT stop
-// the server (civetweb finishes the requests in progress).
+// pool each (shards.hpp). The URLs the API is given are checked against the
+// policies file (--policies, else PGCOURIER_POLICIES_FILE, else the settings'
+// policies_file; api/url_check.hpp). Signals are blocked before any thread
+// starts and taken with sigwait on this thread: SIGTERM or SIGINT stop the
+// server (civetweb finishes the requests in progress), SIGHUP re-reads the
+// policies file.
 #include <spdlog/spdlog.h>
 
 #include <csignal>
@@ -48,6 +51,9 @@ The HTTP API, operator console and probes of pgcourier (README: Gateway).
   --shard-map FILE          tenants spread over several databases: the shard map (default: PGCOURIER_SHARD_MAP);
                             one pool per shard, each request goes to the shard that stores its API token or
                             ingress source; database_url and DATABASE_URL are then not used (README: Tenant shards)
+  --policies FILE           the policies whose endpoint rules API URLs are checked against, as the daemon
+                            applies them (default: PGCOURIER_POLICIES_FILE, else policies_file of --config's
+                            settings, /etc/pgcourier/policies.yaml); '' checks their syntax only; SIGHUP re-reads it
   --tls-certificate FILE    serve HTTPS; FILE holds the PEM certificate (chain) and its private key
   --threads N               worker threads, one connection each (default 8)
   --pool-size N             database connections, per shard with a shard map (default: --threads)
@@ -62,7 +68,8 @@ The HTTP API, operator console and probes of pgcourier (README: Gateway).
   --version, --help
 
 Environment: DATABASE_URL (overrides database_url; when both are empty the libpq
-variables PGHOST, PGPORT, PGDATABASE, PGUSER... apply), PGCOURIER_SHARD_MAP, PGCOURIER_MASTER_KEY_FILE,
+variables PGHOST, PGPORT, PGDATABASE, PGUSER... apply), PGCOURIER_SHARD_MAP, PGCOURIER_POLICIES_FILE,
+PGCOURIER_MASTER_KEY_FILE,
 CREDENTIALS_DIRECTORY (systemd: master-key is read from it when no key file is set).
 )";
 
@@ -70,6 +77,7 @@ struct CommandLine {
   std::string listen = "127.0.0.1:8080";
   std::string config_file;
   std::optional<std::string> shard_map_file;  // the option; nullopt: PGCOURIER_SHARD_MAP decides
+  std::optional<std::string> policies_file;   // the option; nullopt: PGCOURIER_POLICIES_FILE, then the settings
   std::string tls_certificate;
   std::string openapi_file;
   int threads = 8;
@@ -126,6 +134,7 @@ CommandLine Parse(const std::vector<std::string>& args, bool& exit_now) {
     if (name == "--listen") cl.listen = value;
     else if (name == "--config") cl.config_file = value;
     else if (name == "--shard-map") cl.shard_map_file = value;
+    else if (name == "--policies") cl.policies_file = value;
     else if (name == "--tls-certificate") cl.tls_certificate = value;
     else if (name == "--openapi") cl.openapi_file = value;
     else if (name == "--threads") cl.threads = static_cast<int>(Number(name, value, 1, 512));
@@ -208,7 +217,9 @@ int main(int argc, char** argv) {
       spdlog::info("shard map {}: shards {} (database_url and DATABASE_URL are not used)", shard_map_file, names);
     }
     gateway::Shards shards(std::move(shard_map), pool_options);
-    gateway::Api api(api_options, shards, master_key.get());
+    const char* env_policies = std::getenv("PGCOURIER_POLICIES_FILE");
+    gateway::UrlCheck urls(cl.policies_file.value_or(env_policies ? env_policies : settings.policies_file));
+    gateway::Api api(api_options, shards, master_key.get(), urls);
     gateway::ingress::IngressOptions ingress_options;
     ingress_options.rate_per_second = cl.ingress_rate_limit;
     ingress_options.rate_burst = cl.ingress_rate_burst;
@@ -233,6 +244,7 @@ int main(int argc, char** argv) {
         spdlog::info("stopping ({})", signo == SIGTERM ? "SIGTERM" : "SIGINT");
         break;
       }
+      if (signo == SIGHUP) urls.Reload();
     }
     server.Stop();
   } catch (const std::exception& e) {

@@ -387,16 +387,6 @@ UrlCheck ParseEndpointUrl(std::string_view text) {
   return UrlCheck{std::move(url), {}};
 }
 
-netguard::EndpointRules RulesOf(const model::Policy::Endpoint& endpoint) {
-  netguard::EndpointRules rules;
-  rules.require_https = endpoint.require_https;
-  for (const auto& text : endpoint.allow_cidrs) {
-    if (auto cidr = netguard::ParseCidr(text)) rules.allow_cidrs.push_back(*cidr);
-  }
-  rules.allow_hosts = endpoint.allow_hosts;
-  return rules;
-}
-
 std::optional<std::string> CheckDestination(const EndpointUrl& url, const netguard::EndpointRules& rules) {
   return netguard::CheckUrlTarget(url.scheme, url.host, rules);
 }

@@ -58,11 +58,8 @@ std::string QuoteUntrusted(std::string_view text);
 // The checks above; `text` is what the operator typed.
 UrlCheck ParseEndpointUrl(std::string_view text);
 
-// A policy's endpoint section as netguard's rules (its allow_cidrs are
-// validated when the policies file is loaded; an invalid one is skipped).
-netguard::EndpointRules RulesOf(const model::Policy::Endpoint& endpoint);
-
-// Whether the daemon would contact the URL under `rules`: nullopt when it
+// Whether the daemon would contact the URL under `rules` (a policy's:
+// netguard::CompileEndpointRules, the daemon's own, allow_only_hosts included): nullopt when it
 // would, else netguard's reason ("https is required by the policy",
 // "127.0.0.1 is loopback (127.0.0.0/8); not in the policy's allow list").
 // Host names are checked for syntax only: their addresses are checked by the

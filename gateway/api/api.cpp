@@ -122,9 +122,24 @@ Response ProblemUnreachable(const std::vector<std::string>& shards) {
                           (shards.size() == 1 ? " is" : " are") + " unreachable");
 }
 
-Api::Api(ApiOptions options, Shards& shards, const signing::SecretBox* master_key)
-    : options_(std::move(options)), shards_(shards), master_key_(master_key),
+Api::Api(ApiOptions options, Shards& shards, const signing::SecretBox* master_key, const UrlCheck& urls)
+    : options_(std::move(options)), shards_(shards), master_key_(master_key), urls_(urls),
       limiter_(options_.rate_per_second, options_.rate_burst) {}
+
+std::optional<Response> Api::RefusedUrls(const std::string& body, std::initializer_list<const char*> fields,
+                                         const std::string& current_policy) const {
+  const std::string policy = json::ValueAtPointer(body, "/policy").value_or(current_policy);
+  for (const char* field : fields) {
+    const auto url = json::ValueAtPointer(body, std::string("/") + field);
+    if (!url) continue;
+    if (auto refused = urls_.Check(field, *url, policy)) {
+      auto problem = Problem(422, refused->detail);
+      problem.body.insert(problem.body.size() - 1, R"(,"field":)" + JsonString(refused->field));
+      return problem;
+    }
+  }
+  return std::nullopt;
+}
 
 Api::Caller Api::Authenticate(const std::string& token) {
   Caller caller;
@@ -263,6 +278,7 @@ Response Api::Route(const Request& r, const store::api::TokenScope& token, store
       if (m != "POST") return not_allowed();
       auto body = JsonBody(r, problem);
       if (!body) return *problem;
+      if (auto refused = RefusedUrls(*body, {"url"}, "default")) return *refused;
       if (master_key_ == nullptr) return Problem(503, "no master key is configured: secrets cannot be sealed");
       // The id is chosen here: the secret is sealed bound to it (secret_box.hpp).
       const std::string id = shard.NewId("sub_");
@@ -282,6 +298,11 @@ Response Api::Route(const Request& r, const store::api::TokenScope& token, store
       if (m != "PATCH") return not_allowed();
       auto body = JsonBody(r, problem);
       if (!body) return *problem;
+      if (json::ValueAtPointer(*body, "/url")) {
+        // A new URL under the policy it will have: the body's, else the subscription's own.
+        const auto current = json::ValueAtPointer(shard.CallJson("api_subscription", {Text(scope), id}), "/policy");
+        if (auto refused = RefusedUrls(*body, {"url"}, current.value_or("default"))) return *refused;
+      }
       return Json(shard.CallJson("api_update_subscription", {Text(scope), id, Jsonb(*body)}));
     }
     if (n == 5 && m != "POST") return not_allowed();
@@ -380,6 +401,7 @@ Response Api::Route(const Request& r, const store::api::TokenScope& token, store
       if (m != "POST") return not_allowed();
       auto body = JsonBody(r, problem);
       if (!body) return *problem;
+      if (auto refused = RefusedUrls(*body, {"base_url", "token_url"}, "default")) return *refused;
       return Created(shard.CallJson("api_create_connection", {Text(scope), Jsonb(*body), Text(IdempotencyKey(r))}));
     }
     if (n == 4) {

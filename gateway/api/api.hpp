@@ -19,6 +19,7 @@
 #include "http_types.hpp"
 #include "rate_limit.hpp"
 #include "shards.hpp"
+#include "api/url_check.hpp"
 #include "signing/secret_box.hpp"
 #include "store/api/pool.hpp"
 
@@ -34,7 +35,8 @@ struct ApiOptions {
 class Api {
  public:
   // master_key may be null: creating and rotating subscription secrets then answer 503.
-  Api(ApiOptions options, Shards& shards, const signing::SecretBox* master_key);
+  // `urls` checks the URLs of subscriptions and connections at the door (url_check.hpp).
+  Api(ApiOptions options, Shards& shards, const signing::SecretBox* master_key, const UrlCheck& urls);
 
   // Routes /healthz, /readyz and /api/v1/...; nullopt for any other path.
   std::optional<Response> Handle(const Request& request);
@@ -52,10 +54,15 @@ class Api {
  private:
   Response Ready();
   Response Route(const Request& request, const store::api::TokenScope& scope, store::api::Pool& pool);
+  // 422 naming the field when a URL of `body` is refused by its policy (for a
+  // subscription update without a policy in the body: `current_policy`).
+  std::optional<Response> RefusedUrls(const std::string& body, std::initializer_list<const char*> fields,
+                                      const std::string& current_policy) const;
 
   const ApiOptions options_;
   Shards& shards_;
   const signing::SecretBox* const master_key_;
+  const UrlCheck& urls_;
   RateLimiter limiter_;
 };
 

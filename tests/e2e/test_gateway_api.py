@@ -1,6 +1,8 @@
 """End to end: pgcourier-gateway's management API against a real PostgreSQL, a real pgcourierd and real
 receivers: tokens and their scope (a foreign tenant's ids are 404), round trips of every implemented
 route, idempotency keys, cursor pagination, limits (body size, rate, slowloris) and what is never logged."""
+import os
+import signal
 import socket
 import time
 
@@ -412,3 +414,53 @@ def test_redeliver_from_a_cursor_stays_within_the_tenant(gateway, api_token, rec
                         token=acme)[0] == 404
     assert gateway.call("POST", f"/api/v1/subscriptions/{sub}/redeliver", {}, token=other)[0] == 404
     assert db.value("SELECT count(*) FROM courier.deliveries WHERE status = 'pending'") == 0
+
+
+def test_urls_are_checked_at_the_door_against_the_policies_and_reloaded_on_sighup(
+        gateway_factory, api_token, db, receiver, write_policies):
+    """The endpoint rules the daemon applies before every request (the policies file) refuse a URL when it is
+    created through the API, with 422 naming the field, before anything is written; SIGHUP re-reads the file
+    and an invalid one keeps the previous rules."""
+    local = policy()  # plain http to 127.0.0.0/8 only
+    egress = policy(endpoint={"require_https": False, "allow_cidrs": ["127.0.0.0/8"],
+                              "allow_only_hosts": ["127.0.0.1"]})
+    path = write_policies({"default": local, "egress": egress})
+    gateway = gateway_factory("--policies", path)
+    token = api_token("acme")
+
+    def create(url, **extra):
+        return gateway.call("POST", "/api/v1/subscriptions", {"url": url, "event_types": ["*"], **extra}, token=token)
+
+    assert create(receiver.url("/ok"))[0] == 201
+    for url, extra, field, words in [
+            ("http://10.1.2.3/hook", {}, "url", "private"),                      # not in allow_cidrs
+            ("http://169.254.169.254/latest", {}, "url", "link-local"),          # the metadata service
+            ("http://hooks.example.com/x", {"policy": "egress"}, "url", "allow_only"),  # allow_only_hosts narrows
+            (receiver.url("/ok"), {"policy": "nope"}, "policy", "'nope'"),
+            ("gopher://example.com/", {}, "url", "http")]:
+        status, _, problem = create(url, **extra)
+        assert (status, problem.get("field")) == (422, field) and words in problem["detail"], (url, problem)
+    assert db.value("SELECT count(*) FROM courier.subscriptions") == 1, "a refused URL wrote nothing"
+    assert create(receiver.url("/egress"), policy="egress")[0] == 201
+
+    sub = db.value("SELECT id FROM courier.subscriptions WHERE policy = 'default'")
+    status, _, problem = gateway.call("PATCH", f"/api/v1/subscriptions/{sub}", {"url": "http://10.9.9.9/"},
+                                      token=token)
+    assert (status, problem["field"]) == (422, "url"), problem
+    assert db.value("SELECT url FROM courier.subscriptions WHERE id = %s", sub) == receiver.url("/ok")
+    status, _, problem = gateway.call("POST", "/api/v1/connections",
+                                      {"provider": "crm", "base_url": "http://10.1.2.3/api"}, token=token)
+    assert (status, problem["field"]) == (422, "base_url"), problem
+    assert db.value("SELECT count(*) FROM courier.connections") == 0
+
+    # SIGHUP: 10.0.0.0/8 is allowed from now on; then an invalid file is refused and the rules stay.
+    write_policies({"default": policy(endpoint={"require_https": False, "allow_cidrs": ["127.0.0.0/8", "10.0.0.0/8"]}),
+                    "egress": egress}, name=os.path.basename(path))
+    gateway.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: create("http://10.1.2.3/hook")[0] == 201, timeout=10, what="the reloaded rules")
+    with open(path, "w") as f:
+        f.write("policies: [not, a, map]\n")
+    gateway.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "the previous policies stay" in gateway.log(), timeout=10, what="the refusal in the log")
+    assert create("http://10.1.2.4/hook")[0] == 201
+    assert create("http://169.254.169.254/")[0] == 422

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "netguard/egress.hpp"
 #include "validate/endpoint_url.hpp"
 #include "validate/identifiers.hpp"
 
@@ -119,8 +120,8 @@ TEST_CASE("the policy's endpoint rules decide with netguard, as the daemon does"
   local.require_https = false;
   local.allow_cidrs = {"127.0.0.0/8"};
   const auto url = [](const std::string& text) { return *validate::ParseEndpointUrl(text).url; };
-  const auto strict_rules = validate::RulesOf(strict);
-  const auto local_rules = validate::RulesOf(local);
+  const auto strict_rules = netguard::CompileEndpointRules(strict);
+  const auto local_rules = netguard::CompileEndpointRules(local);
   CHECK(validate::CheckDestination(url("http://hooks.example.com/"), strict_rules) == "https is required by the policy");
   CHECK_FALSE(validate::CheckDestination(url("https://hooks.example.com/"), strict_rules));
   CHECK(Contains(*validate::CheckDestination(url("https://169.254.169.254/latest"), strict_rules), "link-local"));
@@ -129,6 +130,13 @@ TEST_CASE("the policy's endpoint rules decide with netguard, as the daemon does"
   CHECK(Contains(*validate::CheckDestination(url("https://127.0.0.1/"), strict_rules), "loopback"));
   CHECK_FALSE(validate::CheckDestination(url("http://127.0.0.1:8080/hook"), local_rules));
   CHECK(Contains(*validate::CheckDestination(url("http://10.0.0.1/"), local_rules), "private"));
+  // Controlled egress narrows: with allow_only_hosts only those hosts pass, however global the others are
+  // (the CLI and the gateway used a copy of these rules that forgot allow_only_hosts).
+  model::Policy::Endpoint egress;
+  egress.allow_only_hosts = {"api.vendor.example"};
+  const auto egress_rules = netguard::CompileEndpointRules(egress);
+  CHECK_FALSE(validate::CheckDestination(url("https://api.vendor.example/v1"), egress_rules));
+  REQUIRE(validate::CheckDestination(url("https://hooks.example.com/"), egress_rules));
 }
 
 TEST_CASE("tenant ids follow the documented grammar") {

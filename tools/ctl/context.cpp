@@ -7,6 +7,7 @@
 
 #include "config/settings.hpp"
 #include "config/shard_map.hpp"
+#include "netguard/egress.hpp"
 
 namespace pgcourier::ctl {
 namespace {
@@ -195,7 +196,7 @@ std::optional<validate::EndpointUrl> Context::CheckUrl(const std::string& option
     exit_code = 1;
     return std::nullopt;
   }
-  if (auto refused = validate::CheckDestination(*checked.url, validate::RulesOf(p->endpoint))) {
+  if (auto refused = validate::CheckDestination(*checked.url, netguard::CompileEndpointRules(p->endpoint))) {
     Fail(flag + ": the endpoint rules of policy '" + policy + "' (" + policies_file_ + ") refuse it: " + *refused +
          "; the daemon would fail every delivery with blocked_destination");
     exit_code = 1;
