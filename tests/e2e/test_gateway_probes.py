@@ -62,3 +62,22 @@ def test_not_ready_when_the_schema_is_missing_or_not_this_builds(gateway_factory
         with admin.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         admin.close()
+
+
+def test_sessions_the_server_closed_while_idle_are_replaced_without_failing_a_request(gateway_factory, api_token,
+                                                                                       db):
+    """Every pooled session terminated by the server (as a restart or an idle timeout does): the next
+    requests open new ones instead of answering 503 once per dead session."""
+    gateway = gateway_factory("--threads", "2", "--pool-size", "2")
+    token = api_token("acme")
+    sessions = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgcourier-gateway'"
+    for _ in range(20):
+        assert gateway.call("GET", "/api/v1/events", token=token)[0] == 200
+    wait_for(lambda: db.value(sessions) >= 1, what="the pool's sessions")
+    killed = db.value("SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                      "WHERE application_name = 'pgcourier-gateway') t")
+    assert killed >= 1
+    wait_for(lambda: db.value(sessions) == 0, what="the sessions to be gone")
+    statuses = [gateway.call("GET", "/api/v1/events", token=token)[0] for _ in range(10)]
+    assert statuses == [200] * 10, statuses
+    assert gateway.call("GET", "/readyz")[0] == 200

@@ -1,5 +1,7 @@
 #include "store/api/pool.hpp"
 
+#include <poll.h>
+
 #include <condition_variable>
 #include <mutex>
 #include <pqxx/pqxx>
@@ -8,6 +10,21 @@
 #include "store/pg/errors.hpp"
 
 namespace pgcourier::store::api {
+namespace {
+
+// A session the server closed while it sat idle in the pool (a restart, a
+// terminated backend, idle_session_timeout) has a readable socket: the
+// server's FATAL message, then EOF. Nothing else arrives on an idle session
+// of ours (no LISTEN), so a readable socket is one to replace before use,
+// rather than a request that fails with 503 once per pooled connection.
+bool ClosedWhileIdle(const pqxx::connection& conn) {
+  pollfd p{};
+  p.fd = conn.sock();
+  p.events = POLLIN;
+  return p.fd < 0 || ::poll(&p, 1, 0) != 0;
+}
+
+}  // namespace
 
 struct Pool::Impl {
   PoolOptions options;
@@ -49,7 +66,7 @@ struct Pool::Impl {
     auto conn = Acquire();
     try {
       auto result = pg::Translate(what, [&] {
-        if (!conn || !conn->is_open()) conn = Open();
+        if (!conn || !conn->is_open() || ClosedWhileIdle(*conn)) conn = Open();
         return fn(*conn);
       });
       Release(std::move(conn));
