@@ -167,19 +167,9 @@ CREATE FUNCTION courier.api_create_credential(scope text, tenant_id text, name t
     SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
     AS $$
 #variable_conflict use_variable
-DECLARE
-  tenant text := courier.api_tenant(scope, jsonb_build_object('tenant_id', tenant_id));
 BEGIN
-  IF expires_at IS NOT NULL AND expires_at <= now() THEN
-    RAISE EXCEPTION 'expires_at: not in the future' USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  IF name ~ '[[:cntrl:]]' THEN
-    RAISE EXCEPTION 'name: no control characters' USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  INSERT INTO courier.credentials (id, tenant_id, name) VALUES (credential_id, tenant, nullif(name, ''));
-  INSERT INTO courier.credential_versions (credential_id, version, sealed_secret, fingerprint, status, expires_at,
-                                           activated_at)
-  VALUES (credential_id, 1, sealed_secret, fingerprint, 'active', expires_at, now());
+  PERFORM courier.create_credential(courier.api_tenant(scope, jsonb_build_object('tenant_id', tenant_id)), name,
+                                    expires_at, credential_id, sealed_secret, fingerprint);
   RETURN courier.api_credential(scope, credential_id);
 END
 $$;
@@ -754,33 +744,14 @@ CREATE FUNCTION courier.api_rotate_credential(scope text, credential_id text, se
     AS $$
 #variable_conflict use_variable
 DECLARE
-  cred courier.credentials;
   next_version int;
 BEGIN
-  SELECT * INTO cred FROM courier.credentials c
+  PERFORM 1 FROM courier.credentials c
   WHERE c.id = credential_id AND (scope IS NULL OR c.tenant_id = scope) FOR UPDATE;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'no credential %', credential_id USING ERRCODE = 'no_data_found';
   END IF;
-  IF cred.status = 'revoked' THEN
-    RAISE EXCEPTION 'credential % is retired', credential_id USING ERRCODE = 'object_not_in_prerequisite_state';
-  END IF;
-  IF EXISTS (SELECT 1 FROM courier.credential_versions v WHERE v.credential_id = cred.id AND v.status = 'rotating') THEN
-    RAISE EXCEPTION 'credential % has a version rotating already (the daemon verifies it, then activates it or marks it failed)',
-      credential_id USING ERRCODE = 'object_not_in_prerequisite_state';
-  END IF;
-  IF EXISTS (SELECT 1 FROM courier.credential_versions v
-             WHERE v.credential_id = cred.id AND v.status = 'active' AND v.fingerprint = api_rotate_credential.fingerprint) THEN
-    RAISE EXCEPTION 'the new secret is the active version''s' USING ERRCODE = 'object_not_in_prerequisite_state';
-  END IF;
-  IF expires_at IS NOT NULL AND expires_at <= now() THEN
-    RAISE EXCEPTION 'expires_at: not in the future' USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  INSERT INTO courier.credential_versions AS x (credential_id, version, sealed_secret, fingerprint, status, expires_at)
-  SELECT cred.id, max(v.version) + 1, sealed_secret, fingerprint, 'rotating', expires_at
-  FROM courier.credential_versions v WHERE v.credential_id = cred.id
-  RETURNING x.version INTO next_version;
-  UPDATE courier.credentials c SET status = 'rotating', updated_at = now() WHERE c.id = cred.id;
+  next_version := courier.rotate_credential(credential_id, sealed_secret, fingerprint, expires_at);
   RETURN courier.api_credential(scope, credential_id) || jsonb_build_object('rotating_version', next_version);
 END
 $$;
@@ -1977,6 +1948,31 @@ BEGIN
     (spec ->> 'rate_limit_per_second')::double precision, (spec ->> 'rate_limit_burst')::int)
   RETURNING x.id INTO id;
   RETURN id;
+END
+$$;
+
+
+--
+-- Name: create_credential(text, text, timestamp with time zone, text, text, text); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.create_credential(tenant_id text, name text, expires_at timestamp with time zone, credential_id text, sealed_secret text, fingerprint text) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+BEGIN
+  IF expires_at IS NOT NULL AND expires_at <= now() THEN
+    RAISE EXCEPTION 'expires_at is not in the future' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF name ~ '[[:cntrl:]]' THEN
+    RAISE EXCEPTION 'name: no control characters' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  INSERT INTO courier.credentials (id, tenant_id, name) VALUES (credential_id, tenant_id, nullif(name, ''));
+  INSERT INTO courier.credential_versions (credential_id, version, sealed_secret, fingerprint, status, expires_at,
+                                           activated_at)
+  VALUES (credential_id, 1, sealed_secret, fingerprint, 'active', expires_at, now());
+  RETURN credential_id;
 END
 $$;
 
@@ -4014,6 +4010,52 @@ BEGIN
   SELECT x.id, x.last4, x.created_at, x.expires_at, 'active'::text FROM courier.subscription_secrets x
   WHERE x.subscription_id = sub_id AND x.revoked_at IS NULL AND (x.expires_at IS NULL OR x.expires_at > now())
   ORDER BY x.created_at DESC, x.id DESC;
+END
+$$;
+
+
+--
+-- Name: rotate_credential(text, text, text, timestamp with time zone); Type: FUNCTION; Schema: courier; Owner: -
+--
+
+CREATE FUNCTION courier.rotate_credential(credential_id text, sealed_secret text, fingerprint text, expires_at timestamp with time zone) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'courier', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  cred courier.credentials;
+  busy int;
+  next_version int;
+BEGIN
+  SELECT * INTO cred FROM courier.credentials c WHERE c.id = credential_id FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'no credential %', credential_id USING ERRCODE = 'no_data_found';
+  END IF;
+  IF cred.status = 'revoked' THEN
+    RAISE EXCEPTION 'credential % is revoked', credential_id USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  SELECT v.version INTO busy FROM courier.credential_versions v
+  WHERE v.credential_id = cred.id AND v.status = 'rotating';
+  IF busy IS NOT NULL THEN
+    RAISE EXCEPTION 'refusing to rotate %: version % is already rotating (the daemon verifies it with a health check, then activates it or marks it failed)',
+      credential_id, busy USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  SELECT v.version INTO busy FROM courier.credential_versions v
+  WHERE v.credential_id = cred.id AND v.status = 'active' AND v.fingerprint = rotate_credential.fingerprint;
+  IF busy IS NOT NULL THEN
+    RAISE EXCEPTION 'refusing to rotate %: the new secret is the same secret as the active version (%)',
+      credential_id, busy USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  IF expires_at IS NOT NULL AND expires_at <= now() THEN
+    RAISE EXCEPTION 'expires_at is not in the future' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  INSERT INTO courier.credential_versions AS x (credential_id, version, sealed_secret, fingerprint, status, expires_at)
+  SELECT cred.id, max(v.version) + 1, sealed_secret, fingerprint, 'rotating', expires_at
+  FROM courier.credential_versions v WHERE v.credential_id = cred.id
+  RETURNING x.version INTO next_version;
+  UPDATE courier.credentials c SET status = 'rotating', updated_at = now() WHERE c.id = cred.id;
+  RETURN next_version;
 END
 $$;
 
@@ -7119,6 +7161,14 @@ GRANT ALL ON FUNCTION courier.create_connection(tenant_id text, spec jsonb, conn
 
 
 --
+-- Name: FUNCTION create_credential(tenant_id text, name text, expires_at timestamp with time zone, credential_id text, sealed_secret text, fingerprint text); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.create_credential(tenant_id text, name text, expires_at timestamp with time zone, credential_id text, sealed_secret text, fingerprint text) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.create_credential(tenant_id text, name text, expires_at timestamp with time zone, credential_id text, sealed_secret text, fingerprint text) TO courier_operator;
+
+
+--
 -- Name: FUNCTION create_event_type(name text, tenant_id text, description text, schema jsonb, specimen jsonb, replace boolean); Type: ACL; Schema: courier; Owner: -
 --
 
@@ -7574,6 +7624,14 @@ REVOKE ALL ON FUNCTION courier.revoke_api_token(token_id text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION courier.revoke_subscription_secrets(subscription_id text, secret_id text) FROM PUBLIC;
 GRANT ALL ON FUNCTION courier.revoke_subscription_secrets(subscription_id text, secret_id text) TO courier_operator;
+
+
+--
+-- Name: FUNCTION rotate_credential(credential_id text, sealed_secret text, fingerprint text, expires_at timestamp with time zone); Type: ACL; Schema: courier; Owner: -
+--
+
+REVOKE ALL ON FUNCTION courier.rotate_credential(credential_id text, sealed_secret text, fingerprint text, expires_at timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION courier.rotate_credential(credential_id text, sealed_secret text, fingerprint text, expires_at timestamp with time zone) TO courier_operator;
 
 
 --

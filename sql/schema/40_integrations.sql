@@ -546,6 +546,74 @@ BEGIN
 END
 $$;
 
+-- A credential and its version 1, active, in one transaction: for
+-- pgcourierctl credential create and POST /api/v1/credentials alike (one set
+-- of rules). The caller chose the id (the secret is sealed bound to it) and
+-- sealed the secret; only the sealed form and its fingerprint arrive here.
+CREATE FUNCTION courier.create_credential(tenant_id text, name text, expires_at timestamptz, credential_id text,
+                                          sealed_secret text, fingerprint text) RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_variable
+BEGIN
+  IF expires_at IS NOT NULL AND expires_at <= now() THEN
+    RAISE EXCEPTION 'expires_at is not in the future' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF name ~ '[[:cntrl:]]' THEN
+    RAISE EXCEPTION 'name: no control characters' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  INSERT INTO courier.credentials (id, tenant_id, name) VALUES (credential_id, tenant_id, nullif(name, ''));
+  INSERT INTO courier.credential_versions (credential_id, version, sealed_secret, fingerprint, status, expires_at,
+                                           activated_at)
+  VALUES (credential_id, 1, sealed_secret, fingerprint, 'active', expires_at, now());
+  RETURN credential_id;
+END
+$$;
+
+-- The next version of a credential, rotating (the daemon verifies it with the
+-- connection's health check, then activates it or marks it failed:
+-- finish_rotation), for pgcourierctl credential rotate and the API alike.
+-- Refused (object_not_in_prerequisite_state) while revoked, while another
+-- version is rotating, or with the active version's own secret. Its number.
+CREATE FUNCTION courier.rotate_credential(credential_id text, sealed_secret text, fingerprint text,
+                                          expires_at timestamptz) RETURNS int
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  cred courier.credentials;
+  busy int;
+  next_version int;
+BEGIN
+  SELECT * INTO cred FROM courier.credentials c WHERE c.id = credential_id FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'no credential %', credential_id USING ERRCODE = 'no_data_found';
+  END IF;
+  IF cred.status = 'revoked' THEN
+    RAISE EXCEPTION 'credential % is revoked', credential_id USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  SELECT v.version INTO busy FROM courier.credential_versions v
+  WHERE v.credential_id = cred.id AND v.status = 'rotating';
+  IF busy IS NOT NULL THEN
+    RAISE EXCEPTION 'refusing to rotate %: version % is already rotating (the daemon verifies it with a health check, then activates it or marks it failed)',
+      credential_id, busy USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  SELECT v.version INTO busy FROM courier.credential_versions v
+  WHERE v.credential_id = cred.id AND v.status = 'active' AND v.fingerprint = rotate_credential.fingerprint;
+  IF busy IS NOT NULL THEN
+    RAISE EXCEPTION 'refusing to rotate %: the new secret is the same secret as the active version (%)',
+      credential_id, busy USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  IF expires_at IS NOT NULL AND expires_at <= now() THEN
+    RAISE EXCEPTION 'expires_at is not in the future' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  INSERT INTO courier.credential_versions AS x (credential_id, version, sealed_secret, fingerprint, status, expires_at)
+  SELECT cred.id, max(v.version) + 1, sealed_secret, fingerprint, 'rotating', expires_at
+  FROM courier.credential_versions v WHERE v.credential_id = cred.id
+  RETURNING x.version INTO next_version;
+  UPDATE courier.credentials c SET status = 'rotating', updated_at = now() WHERE c.id = cred.id;
+  RETURN next_version;
+END
+$$;
+
 -- An operator's connection, for pgcourierctl connection create and the API's
 -- POST /api/v1/connections alike (one set of rules). `spec` holds the
 -- columns by name (provider, base_url, auth_mode, credential_id,

@@ -841,9 +841,9 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, courier, pg_t
                            WHERE r.status = 'dead_lettered' AND (scope IS NULL OR r.tenant_id = scope)))
 $$;
 
--- Credentials through the API: the rules pgcourierctl's credential create
--- and rotate follow (daemon/store/admin/credentials.cpp), as functions with
--- the caller's scope. The secret is sealed by the gateway, bound to the
+-- Credentials through the API: pgcourierctl's credential create and rotate
+-- call the same functions (create_credential, rotate_credential in
+-- 40_integrations.sql); these add the caller's scope. The secret is sealed by the gateway, bound to the
 -- credential id, and never read back: only fingerprints and metadata.
 CREATE FUNCTION courier.api_credential(scope text, credential_id text) RETURNS jsonb
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
@@ -874,65 +874,34 @@ BEGIN
 END
 $$;
 
--- A credential and its version 1, active, in one transaction.
+-- A credential and its version 1, active (courier.create_credential) for the
+-- token's tenant, or the one an operator token names.
 CREATE FUNCTION courier.api_create_credential(scope text, tenant_id text, name text, expires_at timestamptz,
                                               credential_id text, sealed_secret text, fingerprint text)
 RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
 #variable_conflict use_variable
-DECLARE
-  tenant text := courier.api_tenant(scope, jsonb_build_object('tenant_id', tenant_id));
 BEGIN
-  IF expires_at IS NOT NULL AND expires_at <= now() THEN
-    RAISE EXCEPTION 'expires_at: not in the future' USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  IF name ~ '[[:cntrl:]]' THEN
-    RAISE EXCEPTION 'name: no control characters' USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  INSERT INTO courier.credentials (id, tenant_id, name) VALUES (credential_id, tenant, nullif(name, ''));
-  INSERT INTO courier.credential_versions (credential_id, version, sealed_secret, fingerprint, status, expires_at,
-                                           activated_at)
-  VALUES (credential_id, 1, sealed_secret, fingerprint, 'active', expires_at, now());
+  PERFORM courier.create_credential(courier.api_tenant(scope, jsonb_build_object('tenant_id', tenant_id)), name,
+                                    expires_at, credential_id, sealed_secret, fingerprint);
   RETURN courier.api_credential(scope, credential_id);
 END
 $$;
 
--- The next version, rotating (the daemon verifies it with the connection's
--- health check, then activates it or marks it failed: finish_rotation).
--- Refused (object_not_in_prerequisite_state) while revoked, while another
--- version is rotating, or with the active version's own secret.
+-- The next version, rotating (courier.rotate_credential), within the scope.
 CREATE FUNCTION courier.api_rotate_credential(scope text, credential_id text, sealed_secret text, fingerprint text,
                                               expires_at timestamptz) RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, courier, pg_temp AS $$
 #variable_conflict use_variable
 DECLARE
-  cred courier.credentials;
   next_version int;
 BEGIN
-  SELECT * INTO cred FROM courier.credentials c
+  PERFORM 1 FROM courier.credentials c
   WHERE c.id = credential_id AND (scope IS NULL OR c.tenant_id = scope) FOR UPDATE;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'no credential %', credential_id USING ERRCODE = 'no_data_found';
   END IF;
-  IF cred.status = 'revoked' THEN
-    RAISE EXCEPTION 'credential % is retired', credential_id USING ERRCODE = 'object_not_in_prerequisite_state';
-  END IF;
-  IF EXISTS (SELECT 1 FROM courier.credential_versions v WHERE v.credential_id = cred.id AND v.status = 'rotating') THEN
-    RAISE EXCEPTION 'credential % has a version rotating already (the daemon verifies it, then activates it or marks it failed)',
-      credential_id USING ERRCODE = 'object_not_in_prerequisite_state';
-  END IF;
-  IF EXISTS (SELECT 1 FROM courier.credential_versions v
-             WHERE v.credential_id = cred.id AND v.status = 'active' AND v.fingerprint = api_rotate_credential.fingerprint) THEN
-    RAISE EXCEPTION 'the new secret is the active version''s' USING ERRCODE = 'object_not_in_prerequisite_state';
-  END IF;
-  IF expires_at IS NOT NULL AND expires_at <= now() THEN
-    RAISE EXCEPTION 'expires_at: not in the future' USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  INSERT INTO courier.credential_versions AS x (credential_id, version, sealed_secret, fingerprint, status, expires_at)
-  SELECT cred.id, max(v.version) + 1, sealed_secret, fingerprint, 'rotating', expires_at
-  FROM courier.credential_versions v WHERE v.credential_id = cred.id
-  RETURNING x.version INTO next_version;
-  UPDATE courier.credentials c SET status = 'rotating', updated_at = now() WHERE c.id = cred.id;
+  next_version := courier.rotate_credential(credential_id, sealed_secret, fingerprint, expires_at);
   RETURN courier.api_credential(scope, credential_id) || jsonb_build_object('rotating_version', next_version);
 END
 $$;

@@ -225,6 +225,8 @@ BEGIN
                               courier.rotate_subscription_secret(text, text, text, interval),
                               courier.revoke_subscription_secrets(text, text),
                               courier.create_connection(text, jsonb, text),
+                              courier.create_credential(text, text, timestamptz, text, text, text),
+                              courier.rotate_credential(text, text, text, timestamptz),
                               courier.set_connection_status(text, text)
       TO courier_operator;
   END IF;

@@ -313,7 +313,7 @@ def test_credential_create_refuses_a_missing_file_and_an_expiry_in_the_past(db, 
     assert missing.returncode == 1 and "cannot read" in missing.stderr, missing
     past = ctl("credential", "create", "--tenant", "acme", "--from-file", secret_file(tmp_path, "x"),
                "--expires-at", "2001-01-01T00:00:00Z", check=False)
-    assert past.returncode == 1 and "--expires-at is not in the future" in past.stderr, past
+    assert past.returncode == 1 and "expires_at is not in the future" in past.stderr, past
     no_tenant = ctl("credential", "create", "--from-file", secret_file(tmp_path, "x"), check=False)
     assert (no_tenant.returncode, no_tenant.stderr) == (2, "pgcourierctl: --tenant is required\n")
     assert db.value("SELECT count(*) FROM courier.credentials") == 0

@@ -16,7 +16,6 @@ namespace pgcourier::ctl {
 namespace {
 
 using store::admin::ConnectionInfo;
-using store::admin::Refusal;
 
 // A credential is a key, a token or a client secret: a few hundred bytes at most.
 constexpr std::size_t kMaxSecretFileBytes = std::size_t{64} * 1024;
@@ -82,24 +81,6 @@ std::string ReadSettings(const Invocation& inv, store::admin::NewConnection& c) 
   if (inv.Has("max-in-flight")) c.max_in_flight = static_cast<int>(*inv.Int("max-in-flight"));
   if (c.expected_status && c.health_check_path.empty()) return "--expect-status goes with --health-check";
   return "";
-}
-
-// Why a command about credential `id` was refused; exit 1.
-int Refused(Refusal refusal, const std::string& detail, const std::string& id) {
-  switch (refusal) {
-    case Refusal::kNone: return 0;
-    case Refusal::kNotFound: return Fail("no credential " + id);
-    case Refusal::kRevoked: return Fail("credential " + id + " is revoked");
-    case Refusal::kRotating:
-      return Fail("refusing to rotate " + id + ": version " + detail +
-                  " is already rotating (the daemon verifies it with a health check, then activates it or "
-                  "marks it failed)");
-    case Refusal::kSameSecret:
-      return Fail("refusing to rotate " + id + ": the file holds the same secret as the active version (" + detail +
-                  ")");
-    case Refusal::kExpiryPast: return Fail("--expires-at is not in the future");
-  }
-  return 1;
 }
 
 int NoConnection(const std::string& id) { return Fail("no connection " + id); }
@@ -299,13 +280,12 @@ int CredentialCreate(const Invocation& inv) {
                                                .name = inv.Text("name"),
                                                .expires_at = inv.Text("expires-at")};
   store::admin::Connection db(context.DatabaseUrl());
-  const auto created = store::admin::Credentials(db).Create(
+  const std::string created = store::admin::Credentials(db).Create(
       credential, [&](const std::string& id) { return SealCredential(*box, *secret, id); });
-  if (created.refusal != Refusal::kNone) return Refused(created.refusal, created.detail, credential.id);
   if (inv.Has("rotate-every")) {
-    store::admin::RotationPolicies(db).Set(created.value, *inv.Duration("rotate-every"), inv.Text("rotation-command"));
+    store::admin::RotationPolicies(db).Set(created, *inv.Duration("rotate-every"), inv.Text("rotation-command"));
   }
-  std::cout << created.value << "\n";
+  std::cout << created << "\n";
   return 0;
 }
 
@@ -350,9 +330,7 @@ int CredentialRotate(const Invocation& inv) {
   if (!secret) return 1;
   const auto [sealed, fingerprint] = SealCredential(*box, *secret, id);
   store::admin::Connection db(context.DatabaseUrl());
-  const auto rotated = store::admin::Credentials(db).Rotate(id, sealed, fingerprint, inv.Text("expires-at"));
-  if (rotated.refusal != Refusal::kNone) return Refused(rotated.refusal, rotated.detail, id);
-  std::cout << rotated.value << "\n";
+  std::cout << store::admin::Credentials(db).Rotate(id, sealed, fingerprint, inv.Text("expires-at")) << "\n";
   return 0;
 }
 

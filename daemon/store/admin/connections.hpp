@@ -1,7 +1,6 @@
 // admin::Connections: the connections of integration runs
 // (sql/schema/40_integrations.sql) for the operator: create, list, show,
-// retire, activate. Also what the other integration topics share: Refusal
-// and Checked (what a command found instead of doing its work) and
+// retire, activate. Also what the other integration topics share:
 // ConnectionInfo. Borrows an admin::Connection; not thread-safe. Throws
 // StoreError (a URL or tenant refused by 50_management.sql's triggers keeps
 // its SQLSTATE 22023).
@@ -14,31 +13,6 @@
 #include "store/admin/connection.hpp"
 
 namespace pgcourier::store::admin {
-
-// What an integration command found instead of doing its work; the caller words it.
-enum class Refusal {
-  kNone,
-  kNotFound,     // no such credential
-  kRevoked,      // the credential is revoked
-  kRotating,     // detail: the number of the version already rotating
-  kSameSecret,   // detail: the number of the active version, whose secret it is
-  kExpiryPast,   // expires_at is not in the future
-};
-
-template <typename T>
-struct Checked {
-  Refusal refusal = Refusal::kNone;
-  std::string detail;
-  T value{};  // set when refusal is kNone
-};
-
-template <typename T>
-Checked<T> Refuse(Refusal refusal, const std::string& detail = "") {
-  Checked<T> out;
-  out.refusal = refusal;
-  out.detail = detail;
-  return out;
-}
 
 // A row of courier.connections; empty strings are NULL.
 struct NewConnection {

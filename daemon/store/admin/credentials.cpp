@@ -48,66 +48,33 @@ const pg::RowMapping<CredentialVersionInfo> kVersion = {
     {"verification_error", &CredentialVersionInfo::verification_error},
 };
 
-// True when expires_at (timestamptz text; empty: never) is not in the future.
-bool ExpiryInPast(pqxx::transaction_base& txn, const std::string& expires_at) {
-  return txn.exec_params1("SELECT coalesce(nullif($1, '')::timestamptz <= now(), false) AS past", expires_at)["past"]
-      .as<bool>();
-}
-
 }  // namespace
 
-Checked<std::string> Credentials::Create(
+std::string Credentials::Create(
     const NewCredential& credential,
     const std::function<std::pair<std::string, std::string>(const std::string&)>& seal) {
   return pg::Translate("create credential", [&] {
     pqxx::work txn(connection_.impl().conn);
-    if (ExpiryInPast(txn, credential.expires_at)) return Refuse<std::string>(Refusal::kExpiryPast);
-    const auto row = txn.exec_params1(
-        "INSERT INTO courier.credentials (id, tenant_id, name) "
-        "VALUES (coalesce(nullif($1, ''), courier.new_id('cred_')), $2, nullif($3, '')) RETURNING id",
-        credential.id, credential.tenant_id, credential.name);
-    Checked<std::string> out;
-    out.value = Text(row["id"]);
-    const auto [sealed, fingerprint] = seal(out.value);
-    txn.exec_params(
-        "INSERT INTO courier.credential_versions "
-        "  (credential_id, version, sealed_secret, fingerprint, status, expires_at, activated_at) "
-        "VALUES ($1, 1, $2, $3, 'active', nullif($4, '')::timestamptz, now())",
-        out.value, sealed, fingerprint, credential.expires_at);
+    std::string id = credential.id.empty() ? Text(txn.exec1("SELECT courier.new_id('cred_') AS id")["id"])
+                                           : credential.id;
+    const auto [sealed, fingerprint] = seal(id);
+    txn.exec_params("SELECT courier.create_credential($1, $2, nullif($3, '')::timestamptz, $4, $5, $6)",
+                    credential.tenant_id, credential.name, credential.expires_at, id, sealed, fingerprint);
     txn.commit();
-    return out;
+    return id;
   });
 }
 
-Checked<int> Credentials::Rotate(const std::string& credential_id, const std::string& sealed_secret,
-                                 const std::string& fingerprint, const std::string& expires_at) {
+int Credentials::Rotate(const std::string& credential_id, const std::string& sealed_secret,
+                        const std::string& fingerprint, const std::string& expires_at) {
   return pg::Translate("rotate credential", [&] {
     pqxx::work txn(connection_.impl().conn);
-    const auto rows = txn.exec_params(R"(
-SELECT c.status,
-       (SELECT v.version::text FROM courier.credential_versions v
-        WHERE v.credential_id = c.id AND v.status = 'rotating') AS rotating_version,
-       (SELECT v.version::text FROM courier.credential_versions v
-        WHERE v.credential_id = c.id AND v.status = 'active' AND v.fingerprint = $2) AS same_secret_version
-FROM courier.credentials c WHERE c.id = $1 FOR UPDATE)",
-                                      credential_id, fingerprint);
-    if (rows.empty()) return Refuse<int>(Refusal::kNotFound);
-    const auto& r = rows[0];
-    if (Text(r["status"]) == "revoked") return Refuse<int>(Refusal::kRevoked);
-    if (!r["rotating_version"].is_null()) return Refuse<int>(Refusal::kRotating, Text(r["rotating_version"]));
-    if (!r["same_secret_version"].is_null()) return Refuse<int>(Refusal::kSameSecret, Text(r["same_secret_version"]));
-    if (ExpiryInPast(txn, expires_at)) return Refuse<int>(Refusal::kExpiryPast);
-    Checked<int> out;
-    out.value = txn.exec_params1(R"(
-INSERT INTO courier.credential_versions (credential_id, version, sealed_secret, fingerprint, status, expires_at)
-SELECT $1, max(v.version) + 1, $2, $3, 'rotating', nullif($4, '')::timestamptz
-FROM courier.credential_versions v WHERE v.credential_id = $1 RETURNING version)",
-                                 credential_id, sealed_secret, fingerprint, expires_at)["version"]
-                    .as<int>();
-    txn.exec_params("UPDATE courier.credentials SET status = 'rotating', updated_at = now() WHERE id = $1",
-                    credential_id);
+    const int version = txn.exec_params1("SELECT courier.rotate_credential($1, $2, $3, nullif($4, '')::timestamptz) "
+                                         "AS version",
+                                         credential_id, sealed_secret, fingerprint, expires_at)["version"]
+                            .as<int>();
     txn.commit();
-    return out;
+    return version;
   });
 }
 

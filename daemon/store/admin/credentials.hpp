@@ -58,14 +58,18 @@ class Credentials {
  public:
   explicit Credentials(Connection& connection) : connection_(connection) {}
 
-  // In one transaction: the credential and its version 1, active. `seal`
-  // gets the credential id and returns (sealed secret, fingerprint).
-  Checked<std::string> Create(const NewCredential& credential,
-                              const std::function<std::pair<std::string, std::string>(const std::string&)>& seal);
-  // In one transaction: the next version, rotating, and the credential
-  // rotating. Returns the new version number.
-  Checked<int> Rotate(const std::string& credential_id, const std::string& sealed_secret,
-                      const std::string& fingerprint, const std::string& expires_at);
+  // courier.create_credential (the API's rules too): the credential and its
+  // version 1, active, in one transaction. `seal` gets the credential id (the
+  // given one, else a new one) and returns (sealed secret, fingerprint).
+  // Refusals (an expiry not in the future, ...) are StoreErrors with the
+  // database's message. The id.
+  std::string Create(const NewCredential& credential,
+                     const std::function<std::pair<std::string, std::string>(const std::string&)>& seal);
+  // courier.rotate_credential: the next version, rotating, and the credential
+  // rotating; refused while revoked, while a version is rotating, or with the
+  // active version's secret. The new version number.
+  int Rotate(const std::string& credential_id, const std::string& sealed_secret, const std::string& fingerprint,
+             const std::string& expires_at);
   std::vector<CredentialInfo> List(const std::string& tenant_id);  // empty tenant: all; soonest expiry first
   std::optional<CredentialDetail> Show(const std::string& id);
 
