@@ -13,7 +13,7 @@ CXX=${FUZZ_CXX:-clang++}
 FLAGS=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I"$ROOT/daemon")
 
 declare -A SOURCES=(
-  [fuzz_policies]="daemon/config/policies.cpp daemon/config/settings.cpp daemon/config/duration.cpp daemon/config/yaml_support.cpp daemon/netguard/ip_address.cpp daemon/netguard/address_policy.cpp daemon/netguard/egress.cpp daemon/base/file.cpp daemon/model/delivery.cpp"
+  [fuzz_policies]="daemon/config/policies.cpp daemon/config/policy_endpoint.cpp daemon/config/settings.cpp daemon/config/duration.cpp daemon/config/yaml_support.cpp daemon/netguard/ip_address.cpp daemon/netguard/address_policy.cpp daemon/netguard/egress.cpp daemon/base/file.cpp daemon/model/delivery.cpp"
   [fuzz_netguard]="daemon/netguard/ip_address.cpp daemon/netguard/address_policy.cpp"
   [fuzz_retry_after]="daemon/retry/retry_after.cpp"
   [fuzz_secrets]="daemon/signing/secret_box.cpp daemon/signing/webhook_signature.cpp daemon/base/file.cpp"
