@@ -118,6 +118,8 @@ std::string SanitizeUtf8(std::string_view bytes, std::size_t max_bytes) {
 }
 
 std::string RedactUrls(std::string_view text) {
+  // Most texts (response bodies, error messages) hold no URL: one search instead of the walk below.
+  if (text.find("://") == std::string_view::npos) return std::string(text);
   std::string out;
   out.reserve(text.size());
   std::size_t pos = 0;
