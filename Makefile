@@ -13,7 +13,7 @@ UNITDIR ?= $(PREFIX)/lib/systemd/system
 
 DEB_PACKAGES := build-essential cmake pkg-config libpqxx-dev libcurl4-openssl-dev libssl-dev \
   libyaml-cpp-dev libsimdjson-dev libspdlog-dev libfmt-dev prometheus-cpp-dev doctest-dev \
-  libsystemd-dev libidn2-dev postgresql postgresql-client pgbouncer libfaketime python3 python3-psycopg2 python3-pytest \
+  libsystemd-dev libidn2-dev postgresql postgresql-client pgbouncer libfaketime python3 python3-psycopg2 python3-pytest python3-pytest-xdist \
   prometheus systemd clang libclang-rt-14-dev clang-tidy cppcheck nginx-light wrk squid \
   libcivetweb-dev chromium chromium-driver python3-selenium
 # For make deb / make test-deb only: dpkg-buildflags, dpkg-shlibdeps, dpkg-deb, lintian.
@@ -21,7 +21,7 @@ DEB_PACKAGING := dpkg-dev lintian
 
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: all deps build test test-unit test-pg test-e2e test-sanitize test-asan test-tsan test-chaos fuzz lint bench soak run clean install install-files uninstall schema-snapshot deb test-deb
+.PHONY: all deps build build-asan build-tsan test test-unit test-pg test-e2e test-sanitize test-asan test-tsan test-chaos fuzz lint bench soak run clean install install-files uninstall schema-snapshot deb test-deb
 
 all: build
 
@@ -72,16 +72,20 @@ test-chaos: build
 # daemon's log).
 test-sanitize: test-asan test-tsan
 
-test-asan: deps
+build-asan: deps
 	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DPGCOURIER_SANITIZE=address,undefined >/dev/null
 	cmake --build build-asan -j$(JOBS)
+
+test-asan: build-asan
 	ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
 	  BUILD_DIR=build-asan tests/run all
 
-test-tsan: deps
+build-tsan: deps
 	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DPGCOURIER_SANITIZE=thread >/dev/null
 	cmake --build build-tsan -j$(JOBS)
+
+test-tsan: build-tsan
 	TSAN_OPTIONS="halt_on_error=0 second_deadlock_stack=1" BUILD_DIR=build-tsan tests/run all
 
 # libFuzzer (clang) over the policy loader, the SSRF checks, the Retry-After
@@ -100,7 +104,8 @@ LINT_SOURCES = $(shell find daemon tools/ctl gateway -name '*.cpp' | sort) bench
 CLANG_TIDY ?= clang-tidy
 CPPCHECK ?= cppcheck
 
-lint: build
+LINT_DEPS ?= build
+lint: $(LINT_DEPS)
 	@echo "lint: clang-tidy over $(words $(LINT_SOURCES)) files, $(LINT_JOBS) at a time"
 	@status=0; \
 	printf '%s\n' $(LINT_SOURCES) | xargs -P$(LINT_JOBS) -n1 sh -c \

@@ -493,3 +493,17 @@ def api_token(ctl):
         import json as _json
         return _json.loads(out)["token"]
     return make
+
+
+def wait_feed_settled(db, timeout=30.0):
+    """The change feed and the exports show an event once every transaction older than it has ended
+    on the whole cluster (pg_snapshot_xmin is shared by every database): a transaction open in
+    another test's database (tests/run runs several at once) holds them back. Waits until every event
+    of db is behind that horizon."""
+    wait_for(lambda: db.value("SELECT coalesce(max(feed_xid), '0'::xid8) < pg_snapshot_xmin(pg_current_snapshot()) "
+                              "FROM courier.events"), timeout=timeout, what="the change feed to show every event")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "serial: stops or restarts the shared PostgreSQL cluster; tests/run runs "
+                                       "these alone, after the others")

@@ -2,7 +2,13 @@
 import os
 import subprocess
 
+import pytest
+
 from conftest import ROOT, policy, wait_for
+
+
+# They stop the cluster every test shares: run alone (tests/run runs serial tests after the others).
+pytestmark = pytest.mark.serial
 
 
 def restart_postgres(fast_stop=True):

@@ -5,7 +5,7 @@ import time
 
 import psycopg2
 
-from conftest import wait_for
+from conftest import wait_feed_settled, wait_for
 
 
 def error_of(db, sql, *args):
@@ -151,6 +151,7 @@ def test_the_catalog_holds_payloads_to_their_schema_and_sends_the_specimen_to_on
 def test_the_change_feed_pages_with_a_cursor_and_filters(db, ctl):
     ids = [db.publish("acme", "order.created" if i % 2 else "invoice.sent", json.dumps({"i": i})) for i in range(5)]
     db.publish("globex", "order.created")
+    wait_feed_settled(db)
     seen, after = [], None
     for _ in range(10):
         args = ["events", "--tenant", "acme", "--limit", "2", "--json"] + (["--after", after] if after else [])

@@ -4,10 +4,12 @@ import os
 import subprocess
 
 import psycopg2
+import pytest
 
 from conftest import ROOT, free_port, wait_for
 
 
+@pytest.mark.serial   # stops the cluster every test shares
 def test_ready_while_the_database_answers_and_not_during_an_outage(gateway, db):
     assert gateway.call("GET", "/healthz")[:3:2] == (200, "alive\n")
     assert gateway.call("GET", "/readyz")[:3:2] == (200, "ready\n")
@@ -70,12 +72,14 @@ def test_sessions_the_server_closed_while_idle_are_replaced_without_failing_a_re
     requests open new ones instead of answering 503 once per dead session."""
     gateway = gateway_factory("--threads", "2", "--pool-size", "2")
     token = api_token("acme")
-    sessions = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgcourier-gateway'"
+    # This test's database only: other tests' gateways may run beside it (tests/run's workers).
+    sessions = ("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgcourier-gateway' "
+                "AND datname = current_database()")
     for _ in range(20):
         assert gateway.call("GET", "/api/v1/events", token=token)[0] == 200
     wait_for(lambda: db.value(sessions) >= 1, what="the pool's sessions")
     killed = db.value("SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                      "WHERE application_name = 'pgcourier-gateway') t")
+                      "WHERE application_name = 'pgcourier-gateway' AND datname = current_database()) t")
     assert killed >= 1
     wait_for(lambda: db.value(sessions) == 0, what="the sessions to be gone")
     statuses = [gateway.call("GET", "/api/v1/events", token=token)[0] for _ in range(10)]

@@ -540,6 +540,8 @@ def test_oauth2_a_second_401_with_a_fresh_token_degrades_the_connection(courier,
     run_id = courier.enqueue(conn, operation="refund", path="/v1/refunds", body="{}")
     courier.until(lambda: courier.connection_row(conn)["status"] == "degraded", "the connection to be degraded",
                   ids=[run_id, conn])
+    # The degrade commits before the run's outcome (lanes/runs/writes.cpp): wait for the second attempt too.
+    courier.until(lambda: len(courier.attempt_rows(run_id)) == 2, "the refused attempt on record", ids=[run_id, conn])
     assert len(vendor.token_requests()) == 2, "one token, then one refresh"
     rows = courier.attempt_rows(run_id)
     assert [(a["status_code"], a["error_code"]) for a in rows][:1] == [(401, "auth_refresh")], rows

@@ -8,7 +8,7 @@ import uuid
 import psycopg2
 import pytest
 
-from conftest import PGCOURIERCTL, Database, policy, wait_for
+from conftest import PGCOURIERCTL, Database, policy, wait_feed_settled, wait_for
 
 COLUMNS = "id, event_type, payload::text, labels::text, idempotency_key, trace_id, ordering_key, created_at"
 
@@ -44,6 +44,7 @@ def test_an_interrupted_export_continued_and_imported_into_a_fresh_database_give
                   "order.created" if i % 3 else "invoice.sent", json.dumps({"i": i, "text": "caf\u00e9 \"q\"\n"}),
                   f"key-{i}" if i % 4 == 0 else None, None, f"order-{i % 5}", labels)
     src.publish("globex", "order.created", '{"other": "tenant"}')
+    wait_feed_settled(src)
 
     # Interrupted: the first run stops after 10 events, gracefully (its last line is the cursor) ...
     first = tmp_path / "part1.ndjson"
@@ -103,6 +104,7 @@ def test_deliveries_and_dead_letters_export_and_the_dead_letters_commands(
     events = [db.publish("acme", "order.created", json.dumps({"n": n})) for n in range(3)]
     wait_for(lambda: db.value("SELECT count(*) FROM courier.deliveries WHERE status = 'dead_lettered'") == 3,
              timeout=30, what="three dead letters")
+    wait_feed_settled(db)
 
     listed = json.loads(ctl("dead-letters", "list", "--tenant", "acme", "--json").stdout)
     assert sorted(d["event"]["id"] for d in listed["dead_letters"]) == sorted(events)
