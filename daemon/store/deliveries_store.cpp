@@ -87,17 +87,22 @@ class PgDeliveriesStore final : public DeliveriesStore {
 
   ClaimedDeliveries Claim(const DeliveryClaimRequest& request) override {
     const auto& c = request.claim;
-    pg::ArrayBuilder slots;
+    pg::ArrayBuilder slots, floors;
     for (const int n : request.window_slots) slots.AddNumber(n);
+    for (const std::int64_t us : request.floor_due_us) floors.AddNumber(us);
+    const std::optional<long long> other_floor =
+        request.other_floor_us ? std::optional<long long>(*request.other_floor_us) : std::nullopt;
     const pqxx::result rows =
         s_.ExecCommitted(query::kClaimDue, c.worker, c.limit, static_cast<long long>(c.lease.count()),
                          pg::TextArray(c.tenants), static_cast<long long>(request.max_bytes),
                          pg::TextArray(request.window_subscriptions), slots.Finish(), request.default_slots,
                          pg::TextArray(request.excluded_subscriptions), pg::TextArray(request.excluded_tenants),
-                         request.resume_after, static_cast<long long>(request.max_first_bytes));
+                         request.resume_after, static_cast<long long>(request.max_first_bytes),
+                         pg::TextArray(request.floor_subscriptions), floors.Finish(), other_floor);
     ClaimedDeliveries claimed;
     claimed.rows = kClaimedColumns.ReadAll(rows);
-    const auto secrets = rows.column_number("sealed_secrets"), payload = rows.column_number("payload_json");
+    const auto secrets = rows.column_number("sealed_secrets"), payload = rows.column_number("payload_json"),
+               retry = rows.column_number("retry"), due = rows.column_number("due_us");
     for (std::size_t i = 0; i < claimed.rows.size(); ++i) {
       const pqxx::row row = rows[static_cast<pqxx::result::size_type>(i)];
       auto& d = claimed.rows[i];
@@ -106,6 +111,7 @@ class PgDeliveriesStore final : public DeliveriesStore {
       const pqxx::field p = row[payload];
       d.payload_json.reserve(p.size() + model::EnvelopeRoom(d.event_type.size()));
       d.payload_json.append(p.c_str(), p.size());
+      if (!row[retry].as<bool>()) claimed.first_attempts.emplace_back(d.subscription_id, row[due].as<std::int64_t>());
     }
     if (!rows.empty()) claimed.candidates = rows[0]["candidates"].as<int>();
     return claimed;

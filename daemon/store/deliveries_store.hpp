@@ -26,6 +26,9 @@ class Session;
 struct ClaimedDeliveries {
   std::vector<model::ClaimedDelivery> rows;
   int candidates = 0;
+  // (subscription, due time in unix microseconds) of each first attempt
+  // among the rows: where the next claim may start (lanes/deliveries/scan_floors.hpp).
+  std::vector<std::pair<std::string, std::int64_t>> first_attempts;
 };
 
 class DeliveriesStore {

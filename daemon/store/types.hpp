@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -100,6 +101,12 @@ struct DeliveryClaimRequest {
   // First attempts: the subscriptions are visited in id order from just after
   // this one (where the previous claim stopped), round to it again.
   std::string resume_after;
+  // First attempts: not due before floor_due_us[i] (unix microseconds) in
+  // subscription floor_subscriptions[i], nor before other_floor_us in the
+  // others (none: anywhere). lanes/deliveries/scan_floors.hpp says why.
+  std::vector<std::string> floor_subscriptions;
+  std::vector<std::int64_t> floor_due_us;
+  std::optional<std::int64_t> other_floor_us;
 };
 
 

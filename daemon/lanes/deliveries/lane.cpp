@@ -10,6 +10,7 @@
 #include "lanes/deliveries/decide.hpp"
 #include "lanes/deliveries/fairness.hpp"
 #include "lanes/deliveries/request.hpp"
+#include "lanes/deliveries/scan_floors.hpp"
 #include "lanes/leases.hpp"
 #include "lanes/deliveries/signing_keys.hpp"
 #include "lanes/hold_log.hpp"
@@ -91,7 +92,8 @@ class DeliveryLane final : public Lane {
         settings_(context.settings),
         keys_(context.secret_box),
         holds_(context.clock, "delivery(ies)", "subscription"),
-        fairness_(context.clock, context.settings.concurrency) {}
+        fairness_(context.clock, context.settings.concurrency),
+        floors_(context.clock) {}
 
   const char* name() const override { return "deliveries"; }
   const char* channel() const override { return "courier_deliveries"; }
@@ -99,14 +101,18 @@ class DeliveryLane final : public Lane {
   void Notified() override { notified_ = true; }
 
   bool WantsClaim(Steady now, bool poll_due) const override {
-    return notified_ || poll_due || backlog_ || (!own_retries_due_.empty() && own_retries_due_.top() <= now);
+    if (notified_ || poll_due || backlog_ || (!own_retries_due_.empty() && own_retries_due_.top() <= now)) return true;
+    // A bounded claim ran: the full scan that finds what its floors hid is due.
+    const auto full = floors_.full_scan_due();
+    return full && *full <= now;
   }
 
   bool backlog() const override { return backlog_; }
 
   std::optional<Steady> NextWake() const override {
-    if (own_retries_due_.empty()) return std::nullopt;
-    return own_retries_due_.top();
+    std::optional<Steady> wake = floors_.full_scan_due();
+    if (!own_retries_due_.empty() && (!wake || own_retries_due_.top() < *wake)) wake = own_retries_due_.top();
+    return wake;
   }
 
   ClaimResult Claim(const Stores& main, int slots) override {
@@ -133,7 +139,9 @@ class DeliveryLane final : public Lane {
     request.max_first_bytes = large_id_.empty() ? std::numeric_limits<std::int64_t>::max() : bytes_left;
     fairness_.Tidy();
     fairness_.Bound(request);
+    floors_.Bound(request);
     auto batch = main.deliveries.Claim(request);
+    floors_.Claimed(batch.first_attempts);
     auto& claimed = batch.rows;
     // Only a batch's first row can be beyond the budget (the others fit in it).
     for (const auto& d : claimed) {
@@ -302,7 +310,10 @@ class DeliveryLane final : public Lane {
 
   store::ShiftedSchedules ShiftSchedules(const Stores& main, const store::ScheduleShift& shift) override {
     auto shifted = main.deliveries.ShiftSchedules(shift);
-    if (shifted.due_times > 0) notified_ = true;  // what moved back is probably due now
+    if (shifted.due_times > 0) {
+      notified_ = true;  // what moved back is probably due now, and below the floors
+      floors_.Reset();
+    }
     return shifted;
   }
 
@@ -495,6 +506,7 @@ class DeliveryLane final : public Lane {
   deliveries::SigningKeys keys_;
   HoldLog holds_;
   deliveries::Fairness fairness_;
+  deliveries::ScanFloors floors_;
   std::int64_t bytes_in_flight_ = 0;  // payload bytes of the claimed deliveries not finished yet
   bool memory_full_ = false;          // the last claim found no bytes left in the budget
   std::string large_id_;              // the one delivery held beyond the budget (see Claim), if any

@@ -16,31 +16,47 @@
 --     first attempts go first, and the batch takes the first row of every
 --     subscription, then the second of each, and so on;
 --   * FIFO subscriptions: nothing overtakes an unfinished earlier delivery
---     with the same key.
+--     with the same key;
+--   * where the look for first attempts starts (lanes/deliveries/
+--     scan_floors.hpp): not before due time $14[i] (unix microseconds) in
+--     subscription $13[i], not before $15 in the others and in the visit
+--     ($15 NULL: anywhere). The rows before a floor are the ones claims
+--     already took: under a snapshot held open they stay in the index, and
+--     a look from the floor on passes over none of them (the index descends
+--     to it). The daemon passes no floors at all in one claim a second,
+--     which finds whatever a floor hid (a row committed late, with an early
+--     due time).
 -- The rows are locked with SKIP LOCKED, so several daemons claim side by side
 -- without waiting; the lease is written to the queue row only
 -- (courier.deliveries is not touched until the attempt's result). Each row
 -- comes back with its event, subscription and sealed secrets: one round trip
 -- per batch.
-WITH RECURSIVE after_cursor AS (
-  -- A skip scan of delivery_queue_first: one probe per subscription.
+WITH RECURSIVE floors AS (
+  SELECT coalesce(to_timestamp($15::bigint / 1e6), '-infinity'::timestamptz) AS at
+), after_cursor AS (
+  -- A skip scan of delivery_queue_first: one probe per subscription (the
+  -- index holds a subscription's newest rows first, so a probe meets a live
+  -- row at once when the oldest ones have been claimed).
   SELECT (SELECT min(q.subscription_id) FROM courier.delivery_queue q
-          WHERE q.lease_owner IS NULL AND NOT q.retry AND q.due_at <> 'infinity' AND q.subscription_id > $11)
+          WHERE q.lease_owner IS NULL AND NOT q.retry AND q.due_at <> 'infinity' AND q.due_at >= floors.at
+            AND q.subscription_id > $11)
     AS subscription_id
+  FROM floors
   UNION ALL
   SELECT (SELECT min(q.subscription_id) FROM courier.delivery_queue q
-          WHERE q.lease_owner IS NULL AND NOT q.retry AND q.due_at <> 'infinity'
+          WHERE q.lease_owner IS NULL AND NOT q.retry AND q.due_at <> 'infinity' AND q.due_at >= floors.at
             AND q.subscription_id > a.subscription_id)
-  FROM after_cursor a WHERE a.subscription_id IS NOT NULL
+  FROM after_cursor a, floors WHERE a.subscription_id IS NOT NULL
 ), up_to_cursor AS (
   SELECT (SELECT min(q.subscription_id) FROM courier.delivery_queue q
-          WHERE q.lease_owner IS NULL AND NOT q.retry AND q.due_at <> 'infinity')
+          WHERE q.lease_owner IS NULL AND NOT q.retry AND q.due_at <> 'infinity' AND q.due_at >= floors.at)
     AS subscription_id
+  FROM floors
   UNION ALL
   SELECT (SELECT min(q.subscription_id) FROM courier.delivery_queue q
-          WHERE q.lease_owner IS NULL AND NOT q.retry AND q.due_at <> 'infinity'
+          WHERE q.lease_owner IS NULL AND NOT q.retry AND q.due_at <> 'infinity' AND q.due_at >= floors.at
             AND q.subscription_id > u.subscription_id)
-  FROM up_to_cursor u WHERE u.subscription_id <= $11
+  FROM up_to_cursor u, floors WHERE u.subscription_id <= $11
 ), visited AS (
   SELECT subscription_id FROM after_cursor WHERE subscription_id IS NOT NULL
   UNION ALL
@@ -50,11 +66,14 @@ WITH RECURSIVE after_cursor AS (
   SELECT f.*
   FROM visited v
   LEFT JOIN unnest($6::text[], $7::int[]) AS w(subscription_id, slots) ON w.subscription_id = v.subscription_id
+  LEFT JOIN unnest($13::text[], $14::bigint[]) AS fl(subscription_id, due_us) ON fl.subscription_id = v.subscription_id
+  CROSS JOIN floors
   CROSS JOIN LATERAL (
     SELECT q.ctid AS row_id, q.delivery_id, q.subscription_id, q.due_at, q.payload_bytes, 0 AS class
     FROM courier.delivery_queue q
     WHERE q.subscription_id = v.subscription_id
       AND q.lease_owner IS NULL AND NOT q.retry AND q.due_at <> 'infinity' AND q.due_at <= now()
+      AND q.due_at >= coalesce(to_timestamp(fl.due_us / 1e6), floors.at)
       AND (cardinality($4::text[]) = 0 OR q.tenant_id = ANY ($4::text[])) AND q.tenant_id <> ALL ($10::text[])
       AND (q.ordering_key IS NULL OR NOT EXISTS (
             SELECT 1 FROM courier.delivery_queue p
@@ -103,7 +122,7 @@ WITH RECURSIVE after_cursor AS (
   SET lease_owner = $1, lease_expires_at = now() + $3::bigint * interval '1 millisecond'
   FROM picked WHERE q.ctid = picked.row_id
   RETURNING q.delivery_id AS id, q.tenant_id, q.event_id, q.subscription_id, q.attempts, q.attempt_budget_base,
-            q.ordering_key
+            q.ordering_key, q.retry, q.due_at
 )
 SELECT c.id, c.tenant_id, c.event_id, c.subscription_id, c.attempts AS previous_attempts,
        e.event_type, e.payload::text AS payload_json, e.trace_id,
@@ -117,7 +136,8 @@ SELECT c.id, c.tenant_id, c.event_id, c.subscription_id, c.attempts AS previous_
        s.paused_at IS NOT NULL AS subscription_paused, c.attempt_budget_base, c.ordering_key,
        s.max_in_flight, s.rate_limit_per_second AS rate_per_second, s.rate_limit_burst AS rate_burst,
        s.tenant_id = c.tenant_id AND e.tenant_id = c.tenant_id AS tenant_consistent,
-       e.payload_bytes, (SELECT count(*) FROM candidates) AS candidates
+       e.payload_bytes, (SELECT count(*) FROM candidates) AS candidates,
+       c.retry, (extract(epoch FROM c.due_at) * 1000000)::bigint AS due_us
 FROM claimed c
 JOIN courier.events e ON e.id = c.event_id
 JOIN courier.subscriptions s ON s.id = c.subscription_id
