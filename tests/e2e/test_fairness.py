@@ -62,3 +62,31 @@ def test_silent_endpoints_of_one_tenant_do_not_hold_up_another_tenants_deliverie
     print(f"globex publish-to-arrival while acme's 20 endpoints hang: p50 {latencies[len(latencies) // 2] * 1000:.0f} ms, "
           f"max {latencies[-1] * 1000:.0f} ms")
     d.stop()
+
+
+def test_an_event_committed_late_below_the_claims_floor_is_still_delivered(
+        db, receiver, create_subscription, daemon_factory):
+    """A claim looks for a subscription's rows from the due time of the oldest row its last claim took
+    (less a second: lanes/deliveries/scan_floors.hpp). An event whose transaction began before that and
+    committed after has an earlier due time (its transaction's): one claim a second looks everywhere."""
+    import psycopg2
+    create_subscription(receiver.url("/ok"), events="order.*", tenant="acme")
+    daemon_factory("d1", poll_interval="30s")
+    late = psycopg2.connect(db.url)
+    try:
+        with late.cursor() as cur:
+            cur.execute("SELECT courier.publish('acme', 'order.late', '{\"late\": true}')")
+            late_id = cur.fetchone()[0]
+        time.sleep(1.5)  # the others are due more than the floor's slack after it
+        others = []
+        for i in range(30):
+            others.append(db.publish("acme", "order.created", f'{{"n": {i}}}'))
+            time.sleep(0.02)
+        wait_for(lambda: len(receiver.hits) >= len(others), timeout=15, what="the other events to arrive")
+        late.commit()  # its NOTIFY wakes the daemon; its row is due 1.5 s before the floor
+    finally:
+        late.close()
+    wait_for(lambda: len(receiver.hits) >= len(others) + 1, timeout=10, what="the late event to arrive")
+    ids = [h["headers"]["webhook-id"] for h in receiver.hits]
+    assert sorted(ids) == sorted(others + [late_id]), "an event arrived twice or not at all"
+    assert ids[-1] == late_id

@@ -6,9 +6,11 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "store/queries.hpp"
 #include "test_db.hpp"
 
 namespace {
@@ -21,6 +23,7 @@ using pgtest::Count;
 using pgtest::DaemonSession;
 using pgtest::Exec;
 using pgtest::NewDelivery;
+using pgtest::Scalar;
 using pgtest::TestDb;
 
 DeliveryClaimRequest Request(int limit) {
@@ -181,4 +184,144 @@ TEST_CASE("a payload beyond the budget does not keep smaller ones behind it out 
     r.max_first_bytes = std::int64_t{1} << 40;
     CHECK(PerSubscription(d.deliveries->Claim(r).rows) == std::map<std::string, int>{{big, 1}, {small, 3}});
   }
+}
+
+namespace {
+
+// n deliveries for `sub`, due `apart_ms` apart from an hour ago, the oldest first.
+void QueueSpread(pqxx::connection& conn, const std::string& sub, int n, int apart_ms = 1000) {
+  Exec(conn,
+       "INSERT INTO courier.events (tenant_id, event_type, payload) "
+       "SELECT 'acme', 'spread.e', jsonb_build_object('n', g) FROM generate_series(1, $1) g",
+       n);
+  Exec(conn,
+       "UPDATE courier.deliveries d SET next_attempt_at = now() - interval '1 hour' + o.n * $2 * interval '1 millisecond' "
+       "FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM courier.deliveries WHERE subscription_id = $1) o "
+       "WHERE d.id = o.id",
+       sub, apart_ms);
+}
+
+std::int64_t DueUs(pqxx::connection& conn, const std::string& delivery_id) {
+  return Scalar<std::int64_t>(
+      conn, "SELECT (extract(epoch FROM due_at) * 1000000)::bigint FROM courier.delivery_queue WHERE delivery_id = $1",
+      delivery_id);
+}
+
+// The shared buffers (hit and read) that one claim of `limit` rows by
+// `worker` reads, floors as given; rolled back, so it claims nothing.
+long long ClaimBuffers(pqxx::connection& conn, const std::string& worker, int limit,
+                       const std::string& floor_subscriptions, const std::string& floor_due_us,
+                       std::optional<long long> other_floor) {
+  std::string sql;
+  for (const auto& q : pgcourier::store::EmbeddedQueries()) {
+    if (std::string(q.name) == pgcourier::store::query::kClaimDue) sql = q.sql;
+  }
+  REQUIRE(!sql.empty());
+  pqxx::work txn(conn);
+  txn.exec("PREPARE c(text, int, bigint, text[], bigint, text[], int[], int, text[], text[], text, bigint, text[], "
+           "bigint[], bigint) AS " + sql);
+  const std::string plan =
+      txn.exec1("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE c(" + txn.quote(worker) + ", " +
+                std::to_string(limit) + ", 60000, '{}', 1099511627776, '{}', '{}', " + std::to_string(limit) +
+                ", '{}', '{}', '', 1099511627776, " + txn.quote(floor_subscriptions) + ", " +
+                txn.quote(floor_due_us) + ", " + (other_floor ? std::to_string(*other_floor) : "NULL") + ")")[0]
+          .as<std::string>();
+  txn.exec("DEALLOCATE c");  // a session's prepared statement outlives the transaction
+  txn.abort();
+  // The plan's first buffer counts are its top node's: the whole statement.
+  auto field = [&](const std::string& name) {
+    const auto at = plan.find("\"" + name + "\": ");
+    REQUIRE(at != std::string::npos);
+    return std::stoll(plan.substr(at + name.size() + 4));
+  };
+  return field("Shared Hit Blocks") + field("Shared Read Blocks");
+}
+
+}  // namespace
+
+TEST_CASE("a claim from a subscription's floor takes none of its first attempts due before it; a full scan does") {
+  TestDb db;
+  pqxx::connection conn(db.url());
+  const auto sub = AddSubscription(conn, "acme", {"spread.*"});
+  const auto other = AddSubscription(conn, "globex", {"other.*"});
+  QueueSpread(conn, sub, 10);
+  const auto other_id = NewDelivery(conn, "globex", other, "other.e");
+  Exec(conn, "UPDATE courier.deliveries SET next_attempt_at = now() - interval '2 hours' WHERE id = $1", other_id);
+  DaemonSession d(db.url());
+  auto ids = [&](const std::vector<ClaimedDelivery>& rows) {
+    std::vector<std::int64_t> due;
+    for (const auto& c : rows) due.push_back(DueUs(conn, c.id));
+    std::sort(due.begin(), due.end());
+    return due;
+  };
+  const auto all = Count(conn, "SELECT count(*) FROM courier.delivery_queue WHERE subscription_id = $1", sub);
+  REQUIRE(all == 10);
+  const std::int64_t fifth = Scalar<std::int64_t>(
+      conn,
+      "SELECT (extract(epoch FROM due_at) * 1000000)::bigint FROM courier.delivery_queue WHERE subscription_id = $1 "
+      "ORDER BY due_at OFFSET 4 LIMIT 1",
+      sub);
+  auto r = Request(100);
+  r.floor_subscriptions = {sub};
+  r.floor_due_us = {fifth};
+  SUBCASE("the floor's subscription from the floor on; the others from the lowest floor on") {
+    r.other_floor_us = fifth;
+    const auto claimed = d.deliveries->Claim(r);
+    REQUIRE(claimed.rows.size() == 6);
+    const auto due = ids(claimed.rows);
+    CHECK(due.front() == fifth);  // the four before it and the other tenant's old row stay
+    // The claim says where each first attempt was due, for the next floors.
+    REQUIRE(claimed.first_attempts.size() == 6);
+    for (const auto& [s, us] : claimed.first_attempts) {
+      CHECK(s == sub);
+      CHECK(us >= fifth);
+    }
+    CHECK(Count(conn, "SELECT count(*) FROM courier.delivery_queue WHERE lease_owner IS NULL") == 5);
+  }
+  SUBCASE("a subscription without a floor, with no floor for the others, is looked at everywhere") {
+    const auto claimed = d.deliveries->Claim(r);
+    CHECK(PerSubscription(claimed.rows) == std::map<std::string, int>{{sub, 6}, {other, 1}});
+  }
+  SUBCASE("a full scan (no floors) takes everything due") {
+    const auto claimed = d.deliveries->Claim(Request(100));
+    CHECK(PerSubscription(claimed.rows) == std::map<std::string, int>{{sub, 10}, {other, 1}});
+    CHECK(claimed.first_attempts.size() == 11);
+  }
+}
+
+TEST_CASE("under a snapshot held open, a claim from the floor reads past none of the rows claims already took") {
+  TestDb db;
+  pqxx::connection conn(db.url());
+  const auto sub = AddSubscription(conn, "acme", {"spread.*"});
+  QueueSpread(conn, sub, 20000, 10);
+  {
+    pqxx::nontransaction vacuum(conn);
+    vacuum.exec("VACUUM ANALYZE courier.delivery_queue");
+  }
+  // Another session's snapshot, as a long report or pg_dump holds it: from
+  // now on no row version that claims leave behind can be removed.
+  pqxx::connection holder_conn(db.url());
+  pqxx::transaction<pqxx::isolation_level::repeatable_read> holder(holder_conn);
+  holder.exec("SELECT count(*) FROM courier.events");
+  DaemonSession d(db.url());
+  std::int64_t floor = 0;
+  for (int i = 0; i < 78; ++i) {  // 19,968 of the 20,000, oldest first, as a drain would
+    const auto claimed = d.deliveries->Claim(Request(256));
+    REQUIRE(claimed.rows.size() == 256);
+    floor = claimed.first_attempts.front().second;
+    for (const auto& [s, us] : claimed.first_attempts) floor = std::min(floor, us);
+  }
+  REQUIRE(Count(conn, "SELECT count(*) FROM courier.delivery_queue WHERE lease_owner IS NULL") == 32);
+  const std::string subs = "{" + sub + "}";
+  const std::string at = "{" + std::to_string(floor - 1'000'000) + "}";
+  const long long full = ClaimBuffers(conn, "w2", 8, "{}", "{}", std::nullopt);
+  const long long bounded = ClaimBuffers(conn, "w2", 8, subs, at, floor - 1'000'000);
+  const long long full_again = ClaimBuffers(conn, "w2", 8, "{}", "{}", std::nullopt);
+  MESSAGE("claim of 8 behind 19,968 claimed rows under a held snapshot: " << full << " buffers from the start, "
+          << bounded << " from the floor (" << full_again << " from the start again)");
+  // From the start the claim reads the index entry and the heap behind each
+  // of the 19,968 claimed rows; from the floor, only those of its last second.
+  CHECK(full > 5 * bounded);
+  CHECK(full_again > 5 * bounded);
+  holder.abort();
 }
