@@ -13,6 +13,7 @@
 #include "base/fd.hpp"
 #include "engine/backoff.hpp"
 #include "engine/maintenance.hpp"
+#include "engine/retention.hpp"
 #include "engine/shutdown.hpp"
 #include "engine/writer.hpp"
 #include "http/executor.hpp"
@@ -63,6 +64,7 @@ struct Engine::Impl {
   // Owned by the engine's thread.
   http::Executor executor;
   Writer writer;
+  Retention retention;
   lanes::Policies policies;
   lanes::OutboxNotifier outbox;
   std::mt19937_64 rng{std::random_device{}()};
@@ -92,6 +94,8 @@ struct Engine::Impl {
         executor(http::ExecutorOptions{settings.concurrency, settings.user_agent, 1 << 20, settings.concurrency,
                                        settings.lease_duration}),
         writer(WriterOptions{SessionOptions(/*main_session=*/false), settings.worker_id, settings.delivery_events}),
+        retention(RetentionOptions{SessionOptions(/*main_session=*/false), settings.delivery_events,
+                                   settings.maintenance_interval}),
         policies(options.policies),
         maintenance(settings, clock, metrics),
         shutdown(settings.shutdown_grace) {
@@ -420,6 +424,7 @@ struct Engine::Impl {
     bool left_unwritten = false;
     executor.Start();
     writer.Start();
+    retention.Start({lane_ptrs.begin(), lane_ptrs.end()});
     int exit_code = 0;
     while (true) {
       if (!EnsureConnected()) {
@@ -463,6 +468,7 @@ struct Engine::Impl {
         MaybeWakeHeld();
         MaybeClaim();
       }
+      retention.SetLeader(main.session && maintenance.leader() && shutdown.claiming());
       WaitForWork();
     }
     // Leaving with results unwritten means the database does not answer:
@@ -476,6 +482,7 @@ struct Engine::Impl {
     // Whatever the database does, the writer's thread (perhaps waiting for a
     // hung one) is released now: what it could not write is in the log above.
     watchdog->Interrupt();
+    retention.Stop();
     writer.Stop();
     executor.Stop();
     spdlog::info("engine stopped");

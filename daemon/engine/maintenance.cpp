@@ -118,7 +118,6 @@ void Maintenance::Tick(store::Session& main, const lanes::Stores& stores, const 
     next_maintenance_ = now + settings_.maintenance_interval;
     for (auto* lane : lanes) {
       Step("refreshing metrics, probes and rotations", lane->name(), [&] { lane->Maintain(stores); });
-      Step("retention", lane->name(), [&] { lane->Prune(stores); });
     }
   }
 }

@@ -4,7 +4,9 @@
 // rescue_interval, and a watch on the database's clock (a forward step
 // pauses the rescue, a backward one moves the old clock's schedules back:
 // WatchDatabaseClock); queue metrics, retention, connection probes and credential
-// rotations every maintenance_interval (each lane's Maintain and Prune).
+// rotations every maintenance_interval (each lane's Maintain). Retention
+// (each lane's Prune) runs at the same cadence on a thread of its own while
+// this daemon leads (engine/retention.hpp).
 // Rescue reads and decides on the main session, then hands the fenced
 // outcomes to the writer like any result.
 //

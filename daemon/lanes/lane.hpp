@@ -119,8 +119,11 @@ class Lane {
   virtual std::unique_ptr<WriteJob> Rescue(const Stores& main) = 0;
   // Queue metrics, probes, rotations: what the lane does at the maintenance cadence.
   virtual void Maintain(const Stores& main) = 0;
-  // Retention; returns how many finished items were removed.
-  virtual int Prune(const Stores& main) = 0;
+  // Retention; returns how many finished items were removed. Called on the
+  // retention thread with its own stores (engine/retention.hpp), so it reads
+  // no lane state: only the settings, the metrics and the log, which are
+  // thread-safe.
+  virtual int Prune(const Stores& retention) const = 0;
   // Held items made due again (after a reload or restart); returns how many.
   virtual int WakeHeld(const Stores& main) = 0;
   // One batch of the pass that moves the lane's due times and leases of the

@@ -71,3 +71,34 @@ def test_retention_drops_whole_daily_attempt_partitions_past_the_longest_window(
     # Partitions keep being created a week ahead.
     ahead = db.value("SELECT 'delivery_attempts_p' || to_char((now() AT TIME ZONE 'UTC')::date + 7, 'YYYYMMDD')")
     assert db.value("SELECT to_regclass('courier.' || %s) IS NOT NULL", ahead)
+
+
+def test_a_retention_sweep_that_waits_does_not_hold_up_delivery(db, receiver, create_subscription, daemon_factory):
+    """Retention runs on a thread and session of its own (engine/retention.hpp): a sweep that waits (here
+    on a lock; under a held snapshot, on re-reading what earlier sweeps removed) delays only itself. On
+    the engine's thread, as before, every claim waited behind it until its statement timed out (12 s)."""
+    import psycopg2
+    create_subscription(receiver.url("/ok"), events="order.*")
+    d = daemon_factory("d1", maintenance_interval="200ms", rescue_interval="200ms", poll_interval="100ms")
+    blocker = psycopg2.connect(db.url)
+    try:
+        with blocker.cursor() as cur:
+            cur.execute("SELECT * FROM courier.prune_cursor FOR UPDATE")
+
+        def sweep_waiting():
+            return db.value("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                            "AND query LIKE '%%courier.prune(%%'") == 1
+        wait_for(sweep_waiting, timeout=10, what="the daemon's retention sweep to wait for the lock")
+        started = time.monotonic()
+        events = [db.publish("acme", "order.created", f'{{"n": {i}}}') for i in range(20)]
+        wait_for(lambda: len(receiver.hits) >= len(events), timeout=5, what="the events to arrive")
+        took = time.monotonic() - started
+        assert sweep_waiting(), "the sweep stopped waiting: the test proved nothing"
+        assert sorted(h["headers"]["webhook-id"] for h in receiver.hits) == sorted(events)
+        print(f"20 events delivered in {took * 1000:.0f} ms while the retention sweep waited")
+    finally:
+        blocker.rollback()
+        blocker.close()
+    # The sweep then completes: no error, and the daemon keeps pruning.
+    wait_for(lambda: not sweep_waiting(), timeout=5, what="the sweep to finish")
+    assert "retention (deliveries) failed" not in d.log()

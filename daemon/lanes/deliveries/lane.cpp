@@ -292,12 +292,12 @@ class DeliveryLane final : public Lane {
     main.deliveries.MaintainKpis(kKpiMinutesPerTick);
   }
 
-  int Prune(const Stores& main) override {
+  int Prune(const Stores& retention) const override {
     constexpr int kBatch = 5000;
     constexpr int kBatchesPerTick = 10;  // bounded work per tick; the rest waits for the next one
     int total = 0;
     for (int i = 0; i < kBatchesPerTick; ++i) {
-      const int removed = main.deliveries.Prune(settings_.retention_completed, settings_.retention_dead_lettered, kBatch);
+      const int removed = retention.deliveries.Prune(settings_.retention_completed, settings_.retention_dead_lettered, kBatch);
       total += removed;
       if (removed < kBatch) break;
     }

@@ -194,8 +194,8 @@ class RunLane final : public Lane {
     m.OpenEscalations(static_cast<double>(q.open_escalations));
   }
 
-  int Prune(const Stores& main) override {
-    const int removed = main.runs.Prune(settings_.retention_completed, settings_.retention_dead_lettered, 5000);
+  int Prune(const Stores& retention) const override {
+    const int removed = retention.runs.Prune(settings_.retention_completed, settings_.retention_dead_lettered, 5000);
     if (removed > 0) spdlog::info("retention: removed {} finished run(s) and their attempts", removed);
     return removed;
   }
