@@ -405,7 +405,12 @@ def main():
                 "recovery_s": recovery, "windows": windows, "sizes_every_10s": sizes,
                 "queued": int(r["queued"]), "delivered": int(r["delivered"]), "peak_rss_mib": int(r["rss_kib"] or 0) / 1024,
                 "daemon_log_error_lines": int(r["log_errors"]), "holder_error": r.get("holder_error", ""),
-                "others_cpu_pct": int(r.get("others_cpu_pct", -1))}
+                "others_cpu_pct": int(r.get("others_cpu_pct", -1)),
+                "producer_polls": int(r.get("polls", 0)), "producer_polls_under_1000_waiting": int(r.get("low_polls", 0))}
+        if xmin["producer_polls_under_1000_waiting"]:
+            problems.append(f"xmin: fewer than 1,000 deliveries waited at {xmin['producer_polls_under_1000_waiting']} of "
+                            f"{xmin['producer_polls']} polls: the producer fell behind, so the windows there are a "
+                            f"lower bound of the drain's rate")
         if r.get("holder_error", "").strip():
             problems.append(f"xmin: the snapshot-holding session failed: {r['holder_error']}")
 
