@@ -6238,7 +6238,7 @@ CREATE INDEX delivery_queue_fifo ON courier.delivery_queue USING btree (subscrip
 -- Name: delivery_queue_first; Type: INDEX; Schema: courier; Owner: -
 --
 
-CREATE INDEX delivery_queue_first ON courier.delivery_queue USING btree (subscription_id, due_at DESC) WHERE ((lease_owner IS NULL) AND (NOT retry) AND (due_at <> 'infinity'::timestamp with time zone));
+CREATE INDEX delivery_queue_first ON courier.delivery_queue USING btree (subscription_id, due_at DESC, delivery_id DESC) WHERE ((lease_owner IS NULL) AND (NOT retry) AND (due_at <> 'infinity'::timestamp with time zone));
 
 
 --

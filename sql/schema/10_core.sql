@@ -259,7 +259,7 @@ CREATE TABLE courier.delivery_queue (
 -- skip scan of this index), so a subscription's backlog cannot hide another's
 -- new event. Retries by due time (a scheduled retry is due later; held rows
 -- are 'infinity'). Migration 003 turns delivery_queue_first newest first
--- (due_at DESC): see sql/migrations/003_queue_newest_first.up.sql.
+-- (due_at DESC, delivery_id DESC): see sql/migrations/003_queue_newest_first.up.sql.
 CREATE INDEX delivery_queue_first ON courier.delivery_queue (subscription_id, due_at)
   WHERE lease_owner IS NULL AND NOT retry AND due_at <> 'infinity';
 CREATE INDEX delivery_queue_retry ON courier.delivery_queue (due_at) WHERE lease_owner IS NULL AND retry;

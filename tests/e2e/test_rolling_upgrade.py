@@ -4,7 +4,7 @@ are then replaced one by one with nothing lost and nothing sent twice.
 
 The next release does not exist yet, so its migration is written here in the form the rules allow (a
 nullable column, a new index built under a lock timeout, a new function, a new view, a constraint NOT
-VALID) and recorded as version 3 (the one after this build's last, 002), as `pgcourierctl migrate` of that release would. The daemons are this
+VALID) and recorded as the version after this build's last, as `pgcourierctl migrate` of that release would. The daemons are this
 build: against the newer schema they are the "old" daemons of the upgrade."""
 import threading
 import time
@@ -26,13 +26,15 @@ ALTER TABLE courier.events ADD CONSTRAINT events_source_check CHECK (source IN (
 CREATE FUNCTION courier.delivery_region(id text) RETURNS text LANGUAGE sql STABLE
   SET search_path = pg_catalog, courier, pg_temp AS $$ SELECT region FROM courier.deliveries WHERE deliveries.id = $1 $$;
 CREATE VIEW courier.deliveries_by_region AS SELECT region, count(*) FROM courier.deliveries GROUP BY region;
-INSERT INTO courier.schema_migrations (version, name) VALUES (3, 'next_release_expand');
+INSERT INTO courier.schema_migrations (version, name)
+  SELECT max(version) + 1, 'next_release_expand' FROM courier.schema_migrations;
 """
 
 
 def test_next_release_migration_applied_under_load_then_daemons_replaced_one_by_one(
         db, db_url, receiver, create_subscription, daemon_factory):
     create_subscription(receiver.url("/ok"))
+    this_release = db.value("SELECT max(version) FROM courier.schema_migrations")
     settings = dict(poll_interval="200ms", rescue_interval="200ms", lease_duration="3s")
     old = [daemon_factory("old1", **settings), daemon_factory("old2", **settings)]
 
@@ -78,7 +80,7 @@ def test_next_release_migration_applied_under_load_then_daemons_replaced_one_by_
         wait_for(lambda: len(receiver.hits) >= at_migration + 200, timeout=30,
                  what="the old daemons delivering on the expanded schema")
 
-        # Replace the daemons one by one (SIGTERM drains; the new one starts against version 3).
+        # Replace the daemons one by one (SIGTERM drains; the new one starts against the next version).
         for i, d in enumerate(old):
             d.stop()
             assert d.proc.returncode == 0, d.log()[-2000:]
@@ -94,6 +96,6 @@ def test_next_release_migration_applied_under_load_then_daemons_replaced_one_by_
              what=f"all {len(published)} deliveries delivered")
     seen = [h["headers"]["webhook-id"] for h in receiver.hits]
     assert sorted(seen) == sorted(published), "each event exactly once across the upgrade"
-    assert db.value("SELECT max(version) FROM courier.schema_migrations") == 3
+    assert db.value("SELECT max(version) FROM courier.schema_migrations") == this_release + 1
     # The new objects are there and usable, the old daemons' statements never needed them.
     assert db.value("SELECT count(*) FROM courier.deliveries_by_region") >= 1

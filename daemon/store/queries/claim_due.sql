@@ -79,7 +79,7 @@ WITH RECURSIVE floors AS (
             SELECT 1 FROM courier.delivery_queue p
             WHERE p.subscription_id = q.subscription_id AND p.ordering_key = q.ordering_key
               AND (p.created_at, p.delivery_id) < (q.created_at, q.delivery_id)))
-    ORDER BY q.due_at
+    ORDER BY q.due_at, q.delivery_id  -- in publish order within a transaction (migration 003)
     LIMIT coalesce(w.slots, $8)
     FOR UPDATE SKIP LOCKED) f
   WHERE v.subscription_id <> ALL ($9::text[])
