@@ -10,6 +10,10 @@
 // itself, and what it removes during such a hold frees nothing before the
 // hold ends anyway.
 //
+// A sweep starts maintenance_interval after the previous one ended, or as
+// long after as that one took if longer: at most half of this thread's time
+// (each lane's Prune is bounded per call, so a sweep is too).
+//
 // Only the maintenance leader prunes (SetLeader, from the engine's thread,
 // which holds the leadership lock on its main session). A sweep begun before
 // the leadership moved may overlap the new leader's first: the prune
