@@ -101,3 +101,30 @@ TEST_CASE("floors not renewed for a minute are forgotten, and Reset forgets them
   CHECK(after.floor_subscriptions.empty());
   CHECK_FALSE(after.other_floor_us.has_value());  // no floor at all: the bounded claim looks everywhere
 }
+
+TEST_CASE("a slow full scan stretches the period of the next, up to 5 s, and a fast one shrinks it back") {
+  ManualClock clock;
+  ScanFloors floors(clock);
+  DeliveryClaimRequest r;
+  REQUIRE(floors.Bound(r));
+  floors.FullScanTook(10ms);  // 20 x 10 ms is less than the 1 s minimum
+  CHECK(floors.full_scan_every() == ScanFloors::kFullScanEvery);
+  floors.Claimed({{"s1", 5'000'000}});
+
+  floors.FullScanTook(150ms);  // 20 x 150 ms
+  CHECK(floors.full_scan_every() == 3000ms);
+  clock.Advance(2900ms);
+  DeliveryClaimRequest bounded;
+  CHECK_FALSE(floors.Bound(bounded));  // still inside the stretched period
+  CHECK(FloorOf(bounded, "s1") == 5'000'000 - kSlackUs);
+  REQUIRE(floors.full_scan_due().has_value());
+  CHECK(*floors.full_scan_due() == clock.Now() - 2900ms + 3000ms);
+  clock.Advance(100ms);
+  DeliveryClaimRequest full;
+  CHECK(floors.Bound(full));
+
+  floors.FullScanTook(2s);  // capped: a late row waits at most 5 s longer
+  CHECK(floors.full_scan_every() == ScanFloors::kFullScanEveryMax);
+  floors.FullScanTook(20ms);
+  CHECK(floors.full_scan_every() == ScanFloors::kFullScanEvery);
+}

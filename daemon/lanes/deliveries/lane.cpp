@@ -139,8 +139,10 @@ class DeliveryLane final : public Lane {
     request.max_first_bytes = large_id_.empty() ? std::numeric_limits<std::int64_t>::max() : bytes_left;
     fairness_.Tidy();
     fairness_.Bound(request);
-    floors_.Bound(request);
+    const bool full_scan = floors_.Bound(request);
+    const auto claim_started = ctx_.clock.Now();
     auto batch = main.deliveries.Claim(request);
+    if (full_scan) floors_.FullScanTook(ctx_.clock.Now() - claim_started);
     floors_.Claimed(batch.first_attempts);
     auto& claimed = batch.rows;
     // Only a batch's first row can be beyond the budget (the others fit in it).

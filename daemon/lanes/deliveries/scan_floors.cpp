@@ -7,7 +7,7 @@ namespace pgcourier::lanes::deliveries {
 
 bool ScanFloors::Bound(store::DeliveryClaimRequest& request) {
   const auto now = clock_.Now();
-  if (!last_full_ || now - *last_full_ >= kFullScanEvery) {
+  if (!last_full_ || now - *last_full_ >= full_every_) {
     last_full_ = now;
     bounded_since_full_ = false;
     request.floor_subscriptions.clear();
@@ -50,7 +50,11 @@ void ScanFloors::Claimed(const std::vector<std::pair<std::string, std::int64_t>>
 
 std::optional<base::Clock::Steady> ScanFloors::full_scan_due() const {
   if (!bounded_since_full_ || !last_full_) return std::nullopt;
-  return *last_full_ + kFullScanEvery;
+  return *last_full_ + full_every_;
+}
+
+void ScanFloors::FullScanTook(base::Clock::Steady::duration took) {
+  full_every_ = std::clamp<base::Clock::Steady::duration>(took * kFullScanShare, kFullScanEvery, kFullScanEveryMax);
 }
 
 }  // namespace pgcourier::lanes::deliveries
