@@ -47,7 +47,11 @@ class Maintenance {
   // the other daemons, whose connections come back within that, first write
   // the results they kept through the outage and renew their leases (so an
   // outage longer than a lease does not turn into duplicate deliveries).
-  void Connected() { rescue_not_before_ = clock_.Now() + settings_.lease_duration + kReconnectBound; }
+  // The leadership is tried for at once (in the next Tick).
+  void Connected() {
+    rescue_not_before_ = clock_.Now() + settings_.lease_duration + kReconnectBound;
+    next_rescue_ = clock_.Now();
+  }
   static constexpr std::chrono::milliseconds kReconnectBound{5000};
   // A rescue job of `lane` came back from the writer: the lane may rescue again.
   void RescueWritten(const lanes::Lane* lane) { rescuing_.erase(lane); }

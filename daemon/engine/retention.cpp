@@ -42,11 +42,30 @@ void Retention::Run() {
   auto next = std::chrono::steady_clock::time_point{};  // the first sweep as soon as this daemon leads
   while (!stop_) {
     if (!leader_) {
+      if (session_) {  // another daemon sweeps now: no connection held for nothing
+        lock.unlock();
+        runs_.reset();
+        deliveries_.reset();
+        session_.reset();
+        lock.lock();
+        continue;
+      }
       wake_.wait(lock);
       continue;
     }
-    if (std::chrono::steady_clock::now() < next) {
-      wake_.wait_until(lock, next);
+    const auto now = std::chrono::steady_clock::now();
+    if (!session_ && now >= next_connect_) {  // just became the leader, or lost the session: connect now
+      lock.unlock();
+      EnsureSession();
+      lock.lock();
+      continue;
+    }
+    if (now < next) {
+      wake_.wait_until(lock, std::min({next, now + kLivenessCheck, session_ ? next : next_connect_}));
+      if (stop_ || !leader_) continue;
+      lock.unlock();
+      EnsureSession();
+      lock.lock();
       continue;
     }
     const auto started = std::chrono::steady_clock::now();
@@ -62,23 +81,44 @@ void Retention::Run() {
   }
 }
 
+bool Retention::EnsureSession() {
+  try {
+    if (session_) {
+      session_->TakeNotifications();  // none are listened for: this only reads, and fails if the server closed it
+      return true;
+    }
+    if (std::chrono::steady_clock::now() < next_connect_) return false;
+    if (options_.session.watchdog && options_.session.watchdog->interrupted()) return false;
+    session_ = std::make_unique<store::Session>(options_.session);
+    deliveries_ = store::NewDeliveriesStore(*session_, options_.delivery_events);
+    runs_ = store::NewRunsStore(*session_);
+    reconnect_.Reset();
+    return true;
+  } catch (const store::StoreError& e) {
+    LoseSession(e);
+    return false;
+  }
+}
+
+void Retention::LoseSession(const store::StoreError& e) {
+  const bool had = session_ != nullptr;
+  runs_.reset();
+  deliveries_.reset();
+  session_.reset();
+  const auto delay = had ? std::chrono::milliseconds(0) : reconnect_.Next();  // a lost one is replaced at once
+  next_connect_ = std::chrono::steady_clock::now() + delay;
+  spdlog::warn("retention: database connection {} ({}); trying again in {} ms", had ? "lost" : "failed", e.what(),
+               delay.count());
+}
+
 void Retention::Sweep() {
   for (const auto* lane : lanes_) {
+    if (!EnsureSession()) return;
     try {
-      if (!session_) {
-        if (options_.session.watchdog && options_.session.watchdog->interrupted()) return;
-        session_ = std::make_unique<store::Session>(options_.session);
-        deliveries_ = store::NewDeliveriesStore(*session_, options_.delivery_events);
-        runs_ = store::NewRunsStore(*session_);
-      }
       lane->Prune(lanes::Stores{*deliveries_, *runs_});
     } catch (const store::StoreError& e) {
-      if (e.kind() == store::StoreError::Kind::kConnectionLost || !session_) {
-        runs_.reset();
-        deliveries_.reset();
-        session_.reset();
-        spdlog::warn("retention: database unreachable ({}); trying again in {} ms", e.what(),
-                     options_.interval.count());
+      if (e.kind() == store::StoreError::Kind::kConnectionLost) {
+        LoseSession(e);
         return;
       }
       // One lane's failed statement does not stop the other's retention.

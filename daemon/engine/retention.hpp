@@ -14,6 +14,12 @@
 // long after as that one took if longer: at most half of this thread's time
 // (each lane's Prune is bounded per call, so a sweep is too).
 //
+// While this daemon leads, the session is kept open (and closed when it
+// stops leading) and looked at every
+// kLivenessCheck (a non-blocking read): one the server closed (a restart,
+// pg_terminate_backend) is replaced at once, not at the next sweep, with
+// engine/backoff.hpp between failed attempts.
+//
 // Only the maintenance leader prunes (SetLeader, from the engine's thread,
 // which holds the leadership lock on its main session). A sweep begun before
 // the leadership moved may overlap the new leader's first: the prune
@@ -32,6 +38,7 @@
 #include <thread>
 #include <vector>
 
+#include "engine/backoff.hpp"
 #include "lanes/lane.hpp"
 #include "store/deliveries_store.hpp"
 #include "store/runs_store.hpp"
@@ -60,15 +67,23 @@ class Retention {
   // one starts a sweep at once.
   void SetLeader(bool leader);
 
+  static constexpr std::chrono::milliseconds kLivenessCheck{200};
+
  private:
   void Run();
   void Sweep();
+  // Opens the session if there is none (not before next_connect_), or reads
+  // what arrived on it; false, with the session dropped, if it is lost.
+  bool EnsureSession();
+  void LoseSession(const store::StoreError& e);
 
   RetentionOptions options_;
   std::vector<const lanes::Lane*> lanes_;  // set before the thread starts
   std::unique_ptr<store::Session> session_;  // the thread's
   std::unique_ptr<store::DeliveriesStore> deliveries_;
   std::unique_ptr<store::RunsStore> runs_;
+  Backoff reconnect_;                                   // the thread's
+  std::chrono::steady_clock::time_point next_connect_{};  // the thread's
 
   std::mutex mu_;
   std::condition_variable wake_;
