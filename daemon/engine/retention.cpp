@@ -44,9 +44,7 @@ void Retention::Run() {
     if (!leader_) {
       if (session_) {  // another daemon sweeps now: no connection held for nothing
         lock.unlock();
-        runs_.reset();
-        deliveries_.reset();
-        session_.reset();
+        DropSession();
         lock.lock();
         continue;
       }
@@ -100,11 +98,15 @@ bool Retention::EnsureSession() {
   }
 }
 
-void Retention::LoseSession(const store::StoreError& e) {
-  const bool had = session_ != nullptr;
-  runs_.reset();
+void Retention::DropSession() {
+  runs_.reset();  // the stores first: they refer to the session
   deliveries_.reset();
   session_.reset();
+}
+
+void Retention::LoseSession(const store::StoreError& e) {
+  const bool had = session_ != nullptr;
+  DropSession();
   const auto delay = had ? std::chrono::milliseconds(0) : reconnect_.Next();  // a lost one is replaced at once
   next_connect_ = std::chrono::steady_clock::now() + delay;
   spdlog::warn("retention: database connection {} ({}); trying again in {} ms", had ? "lost" : "failed", e.what(),

@@ -14,11 +14,11 @@
 // long after as that one took if longer: at most half of this thread's time
 // (each lane's Prune is bounded per call, so a sweep is too).
 //
-// While this daemon leads, the session is kept open (and closed when it
-// stops leading) and looked at every
+// While this daemon leads, the session is kept open and looked at every
 // kLivenessCheck (a non-blocking read): one the server closed (a restart,
 // pg_terminate_backend) is replaced at once, not at the next sweep, with
-// engine/backoff.hpp between failed attempts.
+// engine/backoff.hpp between failed attempts. It is closed when this daemon
+// stops leading.
 //
 // Only the maintenance leader prunes (SetLeader, from the engine's thread,
 // which holds the leadership lock on its main session). A sweep begun before
@@ -76,6 +76,7 @@ class Retention {
   // what arrived on it; false, with the session dropped, if it is lost.
   bool EnsureSession();
   void LoseSession(const store::StoreError& e);
+  void DropSession();
 
   RetentionOptions options_;
   std::vector<const lanes::Lane*> lanes_;  // set before the thread starts
